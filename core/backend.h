@@ -1,0 +1,34 @@
+// The one CPU/CUDA seam: what an engine must provide to run a session. The session owns the
+// token history, position and validation; a backend owns its activations and K/V cache and runs
+// steps. CPU: forward_cpu.c; CUDA: kernels/forward_cuda.cu (when built).
+#ifndef G4_BACKEND_H
+#define G4_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+struct g4_model;
+struct g4_session;
+
+struct g4_backend {
+    const char *name;
+    // Per-model device state (weights upload); may be NULL for the CPU.
+    g4_status (*model_init)(struct g4_model *m);
+    void (*model_free)(struct g4_model *m);
+    // Per-session state: K/V cache and activations for s->n_ctx positions, s->n_batch per step.
+    g4_status (*session_init)(struct g4_session *s);
+    void (*session_free)(struct g4_session *s);
+    // Runs tokens (n <= s->n_batch) at positions [s->n_past, s->n_past + n); does not advance
+    // n_past. logits: NULL, or (n, vocab) when all_logits, else (vocab,) for the last token.
+    g4_status (*forward)(struct g4_session *s, const int32_t *tokens, int n, float *logits,
+                         bool all_logits);
+    // Bytes of this session's K/V cache.
+    size_t (*kv_bytes)(const struct g4_session *s);
+};
+
+extern const struct g4_backend g4_backend_cpu;
+
+#endif

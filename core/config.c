@@ -1,0 +1,399 @@
+// config.json -> struct g4_config and its per-layer table. Validates every value before any
+// allocation or compute; see config.h. Defaults mirror transformers' Gemma4TextConfig.
+#include "config.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// Reads integer key `key` of object o into *out (default when absent or null).
+static g4_status get_int(const cJSON *o, const char *key, int dflt, int *out, const char *what) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!it || cJSON_IsNull(it)) {
+        *out = dflt;
+        return G4_OK;
+    }
+    if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) ||
+        fabs(it->valuedouble) > 2147483647.0)
+        return g4_fail(G4_ERR_FORMAT, "%s: \"%s\" must be an integer", what, key);
+    *out = (int)it->valuedouble;
+    return G4_OK;
+}
+
+static g4_status get_float(const cJSON *o, const char *key, float dflt, float *out,
+                           const char *what) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!it || cJSON_IsNull(it)) {
+        *out = dflt;
+        return G4_OK;
+    }
+    if (!cJSON_IsNumber(it)) return g4_fail(G4_ERR_FORMAT, "%s: \"%s\" must be a number", what, key);
+    *out = (float)it->valuedouble;
+    return G4_OK;
+}
+
+static g4_status get_bool(const cJSON *o, const char *key, bool dflt, bool *out,
+                          const char *what) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!it || cJSON_IsNull(it)) {
+        *out = dflt;
+        return G4_OK;
+    }
+    if (!cJSON_IsBool(it)) return g4_fail(G4_ERR_FORMAT, "%s: \"%s\" must be a boolean", what, key);
+    *out = cJSON_IsTrue(it);
+    return G4_OK;
+}
+
+// "sliding_attention" / "full_attention" rope parameters -> layer fields (head_dim set already).
+static g4_status parse_rope(const cJSON *rope, const char *type, struct g4_layer *ly,
+                            const char *what) {
+    const cJSON *p = rope ? cJSON_GetObjectItemCaseSensitive(rope, type) : NULL;
+    bool full = strcmp(type, "full_attention") == 0;
+    const char *rt = full ? "proportional" : "default";
+    float theta = full ? 1e6f : 1e4f, partial = full ? 0.25f : 1.0f, factor = 1.0f;
+    if (p) {
+        if (!cJSON_IsObject(p))
+            return g4_fail(G4_ERR_FORMAT, "%s: rope_parameters.%s must be an object", what, type);
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "rope_type");
+        if (t && !cJSON_IsString(t))
+            return g4_fail(G4_ERR_FORMAT, "%s: rope_parameters.%s.rope_type must be a string", what,
+                           type);
+        rt = t ? t->valuestring : "default";
+        G4_TRY(get_float(p, "rope_theta", 1e4f, &theta, what));
+        G4_TRY(get_float(p, "partial_rotary_factor", 1.0f, &partial, what));
+        G4_TRY(get_float(p, "factor", 1.0f, &factor, what));
+    }
+    if (!(theta > 1.0f) || !isfinite(theta))
+        return g4_fail(G4_ERR_CONFIG, "%s: rope_parameters.%s.rope_theta %g out of range", what,
+                       type, theta);
+    if (factor != 1.0f)
+        return g4_fail(G4_ERR_UNSUPPORTED, "%s: rope_parameters.%s.factor %g (only 1.0)", what,
+                       type, factor);
+    ly->rope_theta = theta;
+    if (strcmp(rt, "default") == 0) {
+        // transformers' default RoPE ignores partial_rotary_factor: every pair rotates.
+        ly->rope_type = G4_ROPE_DEFAULT;
+        ly->n_rope_pairs = ly->head_dim / 2;
+    } else if (strcmp(rt, "proportional") == 0) {
+        if (!(partial > 0.0f && partial <= 1.0f))
+            return g4_fail(G4_ERR_CONFIG, "%s: partial_rotary_factor %g not in (0, 1]", what,
+                           partial);
+        // modeling_rope_utils._compute_proportional_rope_parameters: int(p * head_dim // 2)
+        ly->rope_type = G4_ROPE_PROPORTIONAL;
+        ly->n_rope_pairs = (int)floor((double)partial * ly->head_dim / 2.0);
+    } else {
+        return g4_fail(G4_ERR_UNSUPPORTED, "%s: rope_type \"%s\" for %s", what, rt, type);
+    }
+    return G4_OK;
+}
+
+// per_layer_config (transformers >= 5.2x serialisation): {"<layer>": {"head_dim": .., ...}}.
+static g4_status apply_per_layer_config(const cJSON *plc, struct g4_config *cfg,
+                                        const char *what) {
+    if (!plc || cJSON_IsNull(plc)) return G4_OK;
+    if (!cJSON_IsObject(plc)) return g4_fail(G4_ERR_FORMAT, "%s: per_layer_config must be an object", what);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, plc) {
+        char *end;
+        long il = strtol(e->string, &end, 10);
+        if (*end || il < 0 || il >= cfg->num_hidden_layers || !cJSON_IsObject(e))
+            return g4_fail(G4_ERR_CONFIG, "%s: per_layer_config key \"%s\" is not a layer index",
+                           what, e->string);
+        struct g4_layer *ly = &cfg->layer[il];
+        const cJSON *f;
+        cJSON_ArrayForEach(f, e) {
+            int v;
+            if (!cJSON_IsNumber(f) || f->valuedouble != floor(f->valuedouble))
+                return g4_fail(G4_ERR_FORMAT, "%s: per_layer_config.%s.%s must be an integer", what,
+                               e->string, f->string);
+            v = (int)f->valuedouble;
+            if (strcmp(f->string, "head_dim") == 0) ly->head_dim = v;
+            else if (strcmp(f->string, "num_key_value_heads") == 0) ly->n_kv_heads = v;
+            else if (strcmp(f->string, "intermediate_size") == 0) ly->intermediate_size = v;
+            else
+                return g4_fail(G4_ERR_UNSUPPORTED, "%s: per_layer_config.%s.%s", what, e->string,
+                               f->string);
+        }
+    }
+    return G4_OK;
+}
+
+static const char *detect_variant(const struct g4_config *c) {
+    static const struct { const char *name; int layers, hidden; } known[] = {
+        {"e2b", 35, 1536}, {"e4b", 42, 2560}, {"26b-a4b", 30, 2816}, {"31b", 60, 5376}};
+    for (size_t i = 0; i < G4_COUNT(known); i++)
+        if (c->num_hidden_layers == known[i].layers && c->hidden_size == known[i].hidden)
+            return known[i].name;
+    return "custom";
+}
+
+// Builds layer[].writes_kv / kv_slot / kv_donor and slot[] (transformers' kv_sharing_modes:
+// a shared layer reads the last non-shared layer of its own attention type).
+static g4_status build_kv_table(struct g4_config *cfg, const char *what) {
+    int first_shared = cfg->num_hidden_layers - cfg->num_kv_shared_layers;
+    cfg->n_kv_slots = 0;
+    for (int il = 0; il < cfg->num_hidden_layers; il++) {
+        struct g4_layer *ly = &cfg->layer[il];
+        ly->writes_kv = il < first_shared;
+        if (ly->writes_kv) {
+            struct g4_kv_slot_info *s = &cfg->slot[cfg->n_kv_slots];
+            s->layer = il;
+            s->is_sliding = ly->is_sliding;
+            s->head_dim = ly->head_dim;
+            s->n_kv_heads = ly->n_kv_heads;
+            s->window = ly->window;
+            ly->kv_slot = cfg->n_kv_slots++;
+            ly->kv_donor = il;
+            continue;
+        }
+        int donor = -1;
+        for (int j = first_shared - 1; j >= 0 && donor < 0; j--)
+            if (cfg->layer[j].is_sliding == ly->is_sliding) donor = j;
+        if (donor < 0)
+            return g4_fail(G4_ERR_CONFIG,
+                           "%s: KV-shared layer %d (%s) has no earlier non-shared layer of its type",
+                           what, il, ly->is_sliding ? "sliding_attention" : "full_attention");
+        const struct g4_layer *d = &cfg->layer[donor];
+        if (d->head_dim != ly->head_dim || d->n_kv_heads != ly->n_kv_heads)
+            return g4_fail(G4_ERR_CONFIG, "%s: KV-shared layer %d does not match its donor %d", what,
+                           il, donor);
+        ly->kv_slot = d->kv_slot;
+        ly->kv_donor = donor;
+    }
+    return G4_OK;
+}
+
+static g4_status validate(const struct g4_config *c, const char *what) {
+    static const struct { const char *name; size_t off; int min, max; } ranges[] = {
+#define R(f, lo, hi) {#f, offsetof(struct g4_config, f), lo, hi}
+        R(vocab_size, 1, 1 << 24), R(hidden_size, 1, 1 << 16), R(intermediate_size, 1, 1 << 20),
+        R(num_hidden_layers, 1, G4_MAX_LAYERS), R(num_attention_heads, 1, 1024),
+        R(num_key_value_heads, 1, 1024), R(head_dim, 2, 4096), R(global_head_dim, 2, 4096),
+        R(num_global_key_value_heads, 0, 1024), R(max_position_embeddings, 1, 1 << 30),
+        R(sliding_window, 1, 1 << 30), R(hidden_size_per_layer_input, 0, 1 << 16),
+        R(num_kv_shared_layers, 0, G4_MAX_LAYERS),
+#undef R
+    };
+    for (size_t i = 0; i < G4_COUNT(ranges); i++) {
+        int v = *(const int *)((const char *)c + ranges[i].off);
+        if (v < ranges[i].min || v > ranges[i].max)
+            return g4_fail(G4_ERR_CONFIG, "%s: %s = %d out of range [%d, %d]", what, ranges[i].name,
+                           v, ranges[i].min, ranges[i].max);
+    }
+    if (c->num_kv_shared_layers >= c->num_hidden_layers)
+        return g4_fail(G4_ERR_CONFIG, "%s: num_kv_shared_layers = %d must be < num_hidden_layers = %d",
+                       what, c->num_kv_shared_layers, c->num_hidden_layers);
+    if (c->hidden_size_per_layer_input > 0 &&
+        (c->vocab_size_per_layer_input < 1 || c->vocab_size_per_layer_input > c->vocab_size))
+        return g4_fail(G4_ERR_CONFIG, "%s: vocab_size_per_layer_input = %d out of range [1, %d]",
+                       what, c->vocab_size_per_layer_input, c->vocab_size);
+    if (!(c->rms_norm_eps > 0.0f && c->rms_norm_eps < 1.0f))
+        return g4_fail(G4_ERR_CONFIG, "%s: rms_norm_eps = %g out of range", what, c->rms_norm_eps);
+    if (c->final_logit_softcapping < 0.0f || !isfinite(c->final_logit_softcapping))
+        return g4_fail(G4_ERR_CONFIG, "%s: final_logit_softcapping = %g out of range", what,
+                       c->final_logit_softcapping);
+    if (c->enable_moe_block &&
+        (c->num_experts < 1 || c->num_experts > 4096 || c->top_k_experts < 1 ||
+         c->top_k_experts > c->num_experts || c->moe_intermediate_size < 1))
+        return g4_fail(G4_ERR_CONFIG,
+                       "%s: MoE needs 1 <= top_k_experts (%d) <= num_experts (%d) and "
+                       "moe_intermediate_size (%d) >= 1",
+                       what, c->top_k_experts, c->num_experts, c->moe_intermediate_size);
+    if (c->bos_token_id < 0 || c->bos_token_id >= c->vocab_size)
+        return g4_fail(G4_ERR_CONFIG, "%s: bos_token_id = %d outside the vocabulary", what,
+                       c->bos_token_id);
+    for (int i = 0; i < c->n_eos; i++)
+        if (c->eos_token_id[i] < 0 || c->eos_token_id[i] >= c->vocab_size)
+            return g4_fail(G4_ERR_CONFIG, "%s: eos_token_id %d outside the vocabulary", what,
+                           c->eos_token_id[i]);
+    for (int il = 0; il < c->num_hidden_layers; il++) {
+        const struct g4_layer *ly = &c->layer[il];
+        if (ly->head_dim < 2 || ly->head_dim % 2 || ly->head_dim > 4096)
+            return g4_fail(G4_ERR_CONFIG, "%s: layer %d head_dim = %d must be even in [2, 4096]",
+                           what, il, ly->head_dim);
+        if (ly->n_kv_heads < 1 || c->num_attention_heads % ly->n_kv_heads)
+            return g4_fail(G4_ERR_CONFIG,
+                           "%s: layer %d num_attention_heads %d not divisible by %d KV heads", what,
+                           il, c->num_attention_heads, ly->n_kv_heads);
+        if (ly->intermediate_size < 1 || ly->intermediate_size > (1 << 21))
+            return g4_fail(G4_ERR_CONFIG, "%s: layer %d intermediate_size = %d out of range", what,
+                           il, ly->intermediate_size);
+    }
+    return G4_OK;
+}
+
+static g4_status parse_text(struct g4_config *c, const cJSON *t, const char *what) {
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(t, "hidden_activation");
+    if (act && !cJSON_IsNull(act) &&
+        (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu_pytorch_tanh") != 0))
+        return g4_fail(G4_ERR_UNSUPPORTED, "%s: hidden_activation must be \"gelu_pytorch_tanh\"",
+                       what);
+    bool attention_bias;
+    G4_TRY(get_bool(t, "attention_bias", false, &attention_bias, what));
+    if (attention_bias) return g4_fail(G4_ERR_UNSUPPORTED, "%s: attention_bias = true", what);
+    const cJSON *bidi = cJSON_GetObjectItemCaseSensitive(t, "use_bidirectional_attention");
+    if (cJSON_IsString(bidi) && strcmp(bidi->valuestring, "all") == 0)
+        return g4_fail(G4_ERR_UNSUPPORTED, "%s: use_bidirectional_attention = \"all\"", what);
+
+    G4_TRY(get_int(t, "vocab_size", 262144, &c->vocab_size, what));
+    G4_TRY(get_int(t, "hidden_size", 2304, &c->hidden_size, what));
+    G4_TRY(get_int(t, "intermediate_size", 9216, &c->intermediate_size, what));
+    G4_TRY(get_int(t, "num_hidden_layers", 30, &c->num_hidden_layers, what));
+    G4_TRY(get_int(t, "num_attention_heads", 8, &c->num_attention_heads, what));
+    G4_TRY(get_int(t, "num_key_value_heads", 4, &c->num_key_value_heads, what));
+    G4_TRY(get_int(t, "head_dim", 256, &c->head_dim, what));
+    G4_TRY(get_int(t, "global_head_dim", 512, &c->global_head_dim, what));
+    G4_TRY(get_int(t, "num_global_key_value_heads", 0, &c->num_global_key_value_heads, what));
+    G4_TRY(get_int(t, "max_position_embeddings", 131072, &c->max_position_embeddings, what));
+    G4_TRY(get_int(t, "sliding_window", 512, &c->sliding_window, what));
+    G4_TRY(get_int(t, "vocab_size_per_layer_input", 262144, &c->vocab_size_per_layer_input, what));
+    G4_TRY(get_int(t, "hidden_size_per_layer_input", 256, &c->hidden_size_per_layer_input, what));
+    G4_TRY(get_int(t, "num_kv_shared_layers", 0, &c->num_kv_shared_layers, what));
+    G4_TRY(get_int(t, "num_experts", 0, &c->num_experts, what));
+    G4_TRY(get_int(t, "top_k_experts", 0, &c->top_k_experts, what));
+    G4_TRY(get_int(t, "moe_intermediate_size", 0, &c->moe_intermediate_size, what));
+    G4_TRY(get_int(t, "bos_token_id", 2, &c->bos_token_id, what));
+    G4_TRY(get_int(t, "pad_token_id", 0, &c->pad_token_id, what));
+    G4_TRY(get_float(t, "rms_norm_eps", 1e-6f, &c->rms_norm_eps, what));
+    G4_TRY(get_float(t, "final_logit_softcapping", 0.0f, &c->final_logit_softcapping, what));
+    G4_TRY(get_bool(t, "attention_k_eq_v", false, &c->attention_k_eq_v, what));
+    G4_TRY(get_bool(t, "enable_moe_block", false, &c->enable_moe_block, what));
+    G4_TRY(get_bool(t, "use_double_wide_mlp", false, &c->use_double_wide_mlp, what));
+    G4_TRY(get_bool(t, "tie_word_embeddings", true, &c->tie_word_embeddings, what));
+
+    const cJSON *eos = cJSON_GetObjectItemCaseSensitive(t, "eos_token_id");
+    c->n_eos = 0;
+    if (!eos || cJSON_IsNull(eos)) {
+        c->eos_token_id[c->n_eos++] = 1;
+    } else if (cJSON_IsNumber(eos)) {
+        c->eos_token_id[c->n_eos++] = eos->valueint;
+    } else if (cJSON_IsArray(eos)) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, eos) {
+            if (!cJSON_IsNumber(e) || c->n_eos == G4_MAX_EOS)
+                return g4_fail(G4_ERR_FORMAT, "%s: eos_token_id must be up to %d integers", what,
+                               G4_MAX_EOS);
+            c->eos_token_id[c->n_eos++] = e->valueint;
+        }
+    } else {
+        return g4_fail(G4_ERR_FORMAT, "%s: eos_token_id must be an integer or a list", what);
+    }
+    if (c->num_hidden_layers < 1 || c->num_hidden_layers > G4_MAX_LAYERS)
+        return g4_fail(G4_ERR_CONFIG, "%s: num_hidden_layers = %d out of range [1, %d]", what,
+                       c->num_hidden_layers, G4_MAX_LAYERS);
+
+    // layer_types: explicit list, or transformers' default 5:1 pattern; the last layer is full.
+    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(t, "layer_types");
+    if (lt && !cJSON_IsNull(lt)) {
+        if (!cJSON_IsArray(lt) || cJSON_GetArraySize(lt) != c->num_hidden_layers)
+            return g4_fail(G4_ERR_CONFIG, "%s: layer_types must list %d entries (num_hidden_layers), has %d",
+                           what, c->num_hidden_layers, cJSON_IsArray(lt) ? cJSON_GetArraySize(lt) : -1);
+        int il = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, lt) {
+            if (!cJSON_IsString(e) || (strcmp(e->valuestring, "sliding_attention") != 0 &&
+                                       strcmp(e->valuestring, "full_attention") != 0))
+                return g4_fail(G4_ERR_CONFIG, "%s: layer_types[%d] must be \"sliding_attention\" or \"full_attention\"",
+                               what, il);
+            c->layer[il++].is_sliding = strcmp(e->valuestring, "sliding_attention") == 0;
+        }
+    } else {
+        for (int il = 0; il < c->num_hidden_layers; il++) c->layer[il].is_sliding = (il + 1) % 6 != 0;
+    }
+    c->layer[c->num_hidden_layers - 1].is_sliding = false;
+
+    for (int il = 0; il < c->num_hidden_layers; il++) {
+        struct g4_layer *ly = &c->layer[il];
+        ly->head_dim = ly->is_sliding ? c->head_dim : c->global_head_dim;
+        ly->n_kv_heads = c->num_key_value_heads;
+        // Gemma4TextConfig: num_global_key_value_heads applies to full layers of k_eq_v models.
+        if (!ly->is_sliding && c->attention_k_eq_v && c->num_global_key_value_heads > 0)
+            ly->n_kv_heads = c->num_global_key_value_heads;
+        ly->intermediate_size = c->intermediate_size;
+    }
+    G4_TRY(apply_per_layer_config(cJSON_GetObjectItemCaseSensitive(t, "per_layer_config"), c, what));
+
+    const cJSON *rope = cJSON_GetObjectItemCaseSensitive(t, "rope_parameters");
+    if (rope && !cJSON_IsNull(rope) && !cJSON_IsObject(rope))
+        return g4_fail(G4_ERR_FORMAT, "%s: rope_parameters must be an object", what);
+    int first_shared = c->num_hidden_layers - c->num_kv_shared_layers;
+    for (int il = 0; il < c->num_hidden_layers; il++) {
+        struct g4_layer *ly = &c->layer[il];
+        ly->window = ly->is_sliding ? c->sliding_window : 0;
+        ly->k_eq_v = c->attention_k_eq_v && !ly->is_sliding;
+        if (c->use_double_wide_mlp && il >= first_shared) ly->intermediate_size *= 2;
+        if (ly->head_dim >= 2)
+            G4_TRY(parse_rope(rope, ly->is_sliding ? "sliding_attention" : "full_attention", ly,
+                              what));
+    }
+    if (!c->enable_moe_block) c->num_experts = c->top_k_experts = c->moe_intermediate_size = 0;
+    G4_TRY(validate(c, what));
+    G4_TRY(build_kv_table(c, what));
+    c->variant = detect_variant(c);
+    return G4_OK;
+}
+
+g4_status g4_config_parse(struct g4_config *cfg, const char *json, size_t n, const char *what) {
+    memset(cfg, 0, sizeof *cfg);
+    cJSON *root = cJSON_ParseWithLength(json, n);
+    if (!root) return g4_fail(G4_ERR_FORMAT, "%s: not valid JSON", what);
+    g4_status st;
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(root, "text_config");
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    if (!cJSON_IsObject(root)) {
+        st = g4_fail(G4_ERR_FORMAT, "%s: not a JSON object", what);
+        goto done;
+    }
+    if (text && !cJSON_IsNull(text)) {
+        if (!cJSON_IsObject(text)) {
+            st = g4_fail(G4_ERR_FORMAT, "%s: text_config must be an object", what);
+            goto done;
+        }
+        cfg->is_multimodal = true;
+        mt = cJSON_GetObjectItemCaseSensitive(text, "model_type");
+    } else {
+        text = root;
+    }
+    if (mt && (!cJSON_IsString(mt) || (strcmp(mt->valuestring, "gemma4_text") != 0 &&
+                                      strcmp(mt->valuestring, "gemma4") != 0))) {
+        st = g4_fail(G4_ERR_UNSUPPORTED, "%s: model_type \"%s\" is not a Gemma 4 text model", what,
+                     cJSON_IsString(mt) ? mt->valuestring : "?");
+        goto done;
+    }
+    st = parse_text(cfg, text, what);
+done:
+    cJSON_Delete(root);
+    return st;
+}
+
+g4_status g4_config_load(struct g4_config *cfg, const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) return g4_fail(G4_ERR_IO, "%s: cannot open (is this a model directory?)", path);
+    char *buf = NULL;
+    long len = -1;
+    if (fseek(f, 0, SEEK_END) == 0) len = ftell(f);
+    if (len >= 0 && len < (1L << 24) && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc(len + 1)) &&
+        fread(buf, 1, len, f) != (size_t)len) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (!buf) return g4_fail(G4_ERR_IO, "%s: cannot read (%ld bytes)", path, len);
+    g4_status st = g4_config_parse(cfg, buf, (size_t)len, path);
+    free(buf);
+    return st;
+}
+
+size_t g4_config_kv_bytes(const struct g4_config *cfg, int64_t n_ctx, size_t elem_bytes) {
+    size_t total = 0;
+    for (int s = 0; s < cfg->n_kv_slots; s++) {
+        const struct g4_kv_slot_info *si = &cfg->slot[s];
+        int64_t rows = si->is_sliding && si->window < n_ctx ? si->window : n_ctx;
+        total += 2 * (size_t)rows * si->n_kv_heads * si->head_dim * elem_bytes;
+    }
+    return total;
+}

@@ -1,0 +1,260 @@
+// CPU decoder for Gemma 4, built only from ops_cpu and kv_cache. Reads top to bottom like
+// transformers' Gemma4TextModel.forward + Gemma4TextDecoderLayer.forward, in fp32. This is the
+// reference engine the golden tests compare with transformers and the CUDA engine with.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv_cache.h"
+#include "mem.h"
+#include "session.h"
+
+struct cpu_state {
+    struct g4_kv_cache kv;
+    float *arena;          // one allocation, carved below
+    float *x, *h, *t;      // (B, hidden) residual stream, normed input, sub-block output
+    float *q, *att;        // (B, n_heads * max_head_dim)
+    float *gate, *up;      // (B, max_intermediate)
+    float *ple;            // (B, n_layers, ple_dim) per-layer inputs
+    float *g;              // (B, ple_dim)
+    float *h2, *moe;       // (B, hidden) expert input and expert sum
+    float *eg, *eo;        // (2 * moe_intermediate,), (hidden,) one expert's activations
+    float *rnorm, *probs;  // (hidden,), (n_experts,) router scratch
+    float *ew;             // (top_k,) routing weights
+    int32_t *ei;           // (top_k,) routed experts
+    float *scores;         // (n_ctx,) attention scores of one head
+};
+
+static struct cpu_state *state(struct g4_session *s) { return s->backend_state; }
+
+static g4_status cpu_session_init(struct g4_session *s) {
+    const struct g4_config *c = &s->model->cfg;
+    struct cpu_state *cs;
+    G4_TRY(g4_calloc((void **)&cs, 1, sizeof *cs, "cpu session"));
+    s->backend_state = cs;
+    G4_TRY(g4_kv_cache_init(&cs->kv, c, s->n_ctx, s->n_batch));
+    size_t B = (size_t)s->n_batch, H = c->hidden_size, max_hd = 0, max_i = 0;
+    for (int il = 0; il < c->num_hidden_layers; il++) {
+        if ((size_t)c->layer[il].head_dim > max_hd) max_hd = c->layer[il].head_dim;
+        if ((size_t)c->layer[il].intermediate_size > max_i) max_i = c->layer[il].intermediate_size;
+    }
+    size_t nq = (size_t)c->num_attention_heads * max_hd;
+    size_t LP = (size_t)c->num_hidden_layers * c->hidden_size_per_layer_input;
+    size_t P = c->hidden_size_per_layer_input, E = c->num_experts, K = c->top_k_experts;
+    size_t Im = c->moe_intermediate_size;
+    size_t sizes[] = {B * H, B * H, B * H, B * nq, B * nq, B * max_i, B * max_i, B * LP, B * P,
+                      B * H, B * H, 2 * Im, H, H, E, K, K, (size_t)s->n_ctx};
+    float **ptrs[] = {&cs->x, &cs->h, &cs->t, &cs->q, &cs->att, &cs->gate, &cs->up, &cs->ple,
+                      &cs->g, &cs->h2, &cs->moe, &cs->eg, &cs->eo, &cs->rnorm, &cs->probs,
+                      &cs->ew, (float **)&cs->ei, &cs->scores};
+    size_t total = 0;
+    for (size_t i = 0; i < G4_COUNT(sizes); i++) total += sizes[i];
+    G4_TRY(g4_calloc((void **)&cs->arena, total, sizeof(float), "cpu activations"));
+    float *p = cs->arena;
+    for (size_t i = 0; i < G4_COUNT(sizes); i++) {
+        *ptrs[i] = p;
+        p += sizes[i];
+    }
+    return G4_OK;
+}
+
+static void cpu_session_free(struct g4_session *s) {
+    struct cpu_state *cs = state(s);
+    if (!cs) return;
+    g4_kv_cache_free(&cs->kv);
+    free(cs->arena);
+    free(cs);
+    s->backend_state = NULL;
+}
+
+static size_t cpu_kv_bytes(const struct g4_session *s) {
+    return ((const struct cpu_state *)s->backend_state)->kv.cache_bytes;
+}
+
+// Row `id` of an embedding table, times scale (Gemma4TextScaledWordEmbedding).
+static void embed_row(float *out, struct g4_weight table, int32_t id, float scale) {
+    g4_to_f32(out, (const char *)table.data + (size_t)id * table.cols * g4_dtype_size(table.dtype),
+              table.dtype, (size_t)table.cols);
+    for (int64_t i = 0; i < table.cols; i++) out[i] *= scale;
+}
+
+// Gemma4TextModel.get_per_layer_inputs + project_per_layer_inputs -> cs->ple (n, L, P).
+static void per_layer_inputs(struct g4_session *s, const int32_t *tokens, int n) {
+    const struct g4_model *m = s->model;
+    const struct g4_config *c = &m->cfg;
+    struct cpu_state *cs = state(s);
+    const int L = c->num_hidden_layers, P = c->hidden_size_per_layer_input;
+    const size_t LP = (size_t)L * P;
+    // context part: RMSNorm(per_layer_model_projection(embeds) * hidden^-0.5) per (token, layer)
+    g4_matmul_cpu(cs->ple, cs->x, m->w.per_layer_model_projection, n, m->n_threads);
+    const float proj_scale = powf((float)c->hidden_size, -0.5f);
+    for (size_t i = 0; i < (size_t)n * LP; i++) cs->ple[i] *= proj_scale;
+    g4_rmsnorm_cpu(cs->ple, cs->ple, m->w.per_layer_projection_norm, n * L, P, c->rms_norm_eps);
+    // token part: embed_tokens_per_layer(ids) * sqrt(P); sum times 1/sqrt(2)
+    const float tok_scale = sqrtf((float)P), mix = 0.70710678118654752f; // 2^-0.5
+    for (int t = 0; t < n; t++) {
+        float *dst = cs->ple + (size_t)t * LP;
+        const char *src = (const char *)m->w.embed_tokens_per_layer.data +
+                          (size_t)tokens[t] * LP * g4_dtype_size(m->w.embed_tokens_per_layer.dtype);
+        for (size_t i = 0; i < LP; i += 256) {
+            float tmp[256];
+            size_t k = LP - i < 256 ? LP - i : 256;
+            g4_to_f32(tmp, src + i * g4_dtype_size(m->w.embed_tokens_per_layer.dtype),
+                      m->w.embed_tokens_per_layer.dtype, k);
+            for (size_t j = 0; j < k; j++) dst[i + j] = (dst[i + j] + tmp[j] * tok_scale) * mix;
+        }
+    }
+}
+
+// Gemma4TextAttention.forward for n tokens at positions [pos0, pos0 + n); reads cs->h, writes cs->t.
+static void attention(struct g4_session *s, int il, int64_t pos0, int n) {
+    const struct g4_model *m = s->model;
+    const struct g4_config *c = &m->cfg;
+    const struct g4_layer *ly = &c->layer[il];
+    const struct g4_layer_weights *lw = &m->w.layer[il];
+    struct cpu_state *cs = state(s);
+    const int nh = c->num_attention_heads, hd = ly->head_dim, nkv = ly->n_kv_heads;
+    const size_t qrow = (size_t)nh * hd, kvrow = (size_t)nkv * hd;
+
+    // q = RoPE(q_norm(q_proj(h)))   (transformers: q_norm before RoPE)
+    g4_matmul_cpu(cs->q, cs->h, lw->q_proj, n, m->n_threads);
+    g4_rmsnorm_cpu(cs->q, cs->q, lw->q_norm, n * nh, hd, c->rms_norm_eps);
+    for (int t = 0; t < n; t++)
+        g4_rope_cpu(cs->q + t * qrow, nh, hd, ly->n_rope_pairs, ly->rope_theta, pos0 + t);
+
+    if (ly->writes_kv) {
+        float *k = g4_kv_cache_new_k(&cs->kv, ly->kv_slot, pos0);
+        float *v = g4_kv_cache_new_v(&cs->kv, ly->kv_slot, pos0);
+        g4_matmul_cpu(k, cs->h, lw->k_proj, n, m->n_threads);
+        // k_eq_v: V is the k_proj output before k_norm and RoPE
+        if (ly->k_eq_v)
+            memcpy(v, k, (size_t)n * kvrow * sizeof(float));
+        else
+            g4_matmul_cpu(v, cs->h, lw->v_proj, n, m->n_threads);
+        g4_rmsnorm_cpu(k, k, lw->k_norm, n * nkv, hd, c->rms_norm_eps);
+        for (int t = 0; t < n; t++)
+            g4_rope_cpu(k + t * kvrow, nkv, hd, ly->n_rope_pairs, ly->rope_theta, pos0 + t);
+        g4_rmsnorm_cpu(v, v, NULL, n * nkv, hd, c->rms_norm_eps); // v_norm has no weight
+    }
+    // KV-shared layers read their donor's slot, written earlier in this same step.
+    struct g4_kv_view view = g4_kv_cache_view(&cs->kv, ly->kv_slot, pos0);
+    for (int t = 0; t < n; t++)
+        g4_attention_cpu(cs->att + t * qrow, cs->q + t * qrow, &view, pos0 + t, nh, ly->window,
+                         cs->scores);
+    g4_matmul_cpu(cs->t, cs->att, lw->o_proj, n, m->n_threads);
+}
+
+// Gemma4TextMLP: down(gelu_tanh(gate(x)) * up(x)); reads in (n, hidden), writes out.
+static void mlp(struct g4_session *s, const struct g4_layer_weights *lw, int I, const float *in,
+                float *out, int n) {
+    struct cpu_state *cs = state(s);
+    int nt = s->model->n_threads;
+    g4_matmul_cpu(cs->gate, in, lw->gate_proj, n, nt);
+    g4_matmul_cpu(cs->up, in, lw->up_proj, n, nt);
+    g4_gelu_tanh_cpu(cs->gate, (size_t)n * I);
+    for (size_t i = 0; i < (size_t)n * I; i++) cs->gate[i] *= cs->up[i];
+    g4_matmul_cpu(out, cs->gate, lw->down_proj, n, nt);
+}
+
+// Gemma4TextRouter + Gemma4TextExperts for n tokens: router reads `resid`, experts read
+// pre_feedforward_layernorm_2(resid); result into cs->moe (n, hidden).
+static void moe(struct g4_session *s, const struct g4_layer_weights *lw, const float *resid, int n) {
+    const struct g4_config *c = &s->model->cfg;
+    struct cpu_state *cs = state(s);
+    const int H = c->hidden_size, Im = c->moe_intermediate_size, K = c->top_k_experts;
+    g4_rmsnorm_cpu(cs->h2, resid, lw->pre_feedforward_layernorm_2, n, H, c->rms_norm_eps);
+    for (int t = 0; t < n; t++) {
+        const float *rt = resid + (size_t)t * H;
+        float *acc = cs->moe + (size_t)t * H;
+        g4_moe_route_cpu(cs->ew, cs->ei, rt, lw->router_scale, lw->router_proj,
+                         lw->router_per_expert_scale, H, c->num_experts, K, c->rms_norm_eps,
+                         cs->rnorm, cs->probs);
+        memset(acc, 0, (size_t)H * sizeof(float));
+        for (int k = 0; k < K; k++) {
+            const int e = cs->ei[k];
+            g4_matmul_cpu(cs->eg, cs->h2 + (size_t)t * H,
+                          g4_weight_rows(lw->experts_gate_up, (int64_t)e * 2 * Im, 2 * Im), 1,
+                          s->model->n_threads);
+            g4_gelu_tanh_cpu(cs->eg, Im);
+            for (int i = 0; i < Im; i++) cs->eg[i] *= cs->eg[Im + i]; // gate half, then up half
+            g4_matmul_cpu(cs->eo, cs->eg, g4_weight_rows(lw->experts_down, (int64_t)e * H, H), 1,
+                          s->model->n_threads);
+            for (int i = 0; i < H; i++) acc[i] += cs->ew[k] * cs->eo[i];
+        }
+    }
+}
+
+static g4_status cpu_forward(struct g4_session *s, const int32_t *tokens, int n, float *logits,
+                             bool all_logits) {
+    const struct g4_model *m = s->model;
+    const struct g4_config *c = &m->cfg;
+    const struct g4_weights *w = &m->w;
+    struct cpu_state *cs = state(s);
+    const int H = c->hidden_size, P = c->hidden_size_per_layer_input;
+    const size_t nH = (size_t)n * H;
+    const int64_t pos0 = s->n_past;
+    const float eps = c->rms_norm_eps;
+
+    // inputs_embeds = embed_tokens(ids) * sqrt(hidden)  (fp32 scale: the fp32 reference path)
+    const float embed_scale = sqrtf((float)H);
+    for (int t = 0; t < n; t++) embed_row(cs->x + (size_t)t * H, w->embed_tokens, tokens[t], embed_scale);
+    if (P) per_layer_inputs(s, tokens, n);
+
+    for (int il = 0; il < c->num_hidden_layers; il++) {
+        const struct g4_layer *ly = &c->layer[il];
+        const struct g4_layer_weights *lw = &w->layer[il];
+
+        // h = x + post_attention_layernorm(attn(input_layernorm(x)))
+        g4_rmsnorm_cpu(cs->h, cs->x, lw->input_layernorm, n, H, eps);
+        attention(s, il, pos0, n);
+        g4_rmsnorm_cpu(cs->t, cs->t, lw->post_attention_layernorm, n, H, eps);
+        for (size_t i = 0; i < nH; i++) cs->x[i] += cs->t[i];
+
+        // h = h + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(h)) [+ MoE])
+        g4_rmsnorm_cpu(cs->h, cs->x, lw->pre_feedforward_layernorm, n, H, eps);
+        mlp(s, lw, ly->intermediate_size, cs->h, cs->t, n);
+        if (c->enable_moe_block) {
+            g4_rmsnorm_cpu(cs->t, cs->t, lw->post_feedforward_layernorm_1, n, H, eps);
+            moe(s, lw, cs->x, n);
+            g4_rmsnorm_cpu(cs->moe, cs->moe, lw->post_feedforward_layernorm_2, n, H, eps);
+            for (size_t i = 0; i < nH; i++) cs->t[i] += cs->moe[i];
+        }
+        g4_rmsnorm_cpu(cs->t, cs->t, lw->post_feedforward_layernorm, n, H, eps);
+        for (size_t i = 0; i < nH; i++) cs->x[i] += cs->t[i];
+
+        // PLE: h = h + post_per_layer_input_norm(proj(gelu(gate(h)) * per_layer_input[il]))
+        if (P) {
+            g4_matmul_cpu(cs->g, cs->x, lw->per_layer_input_gate, n, m->n_threads);
+            g4_gelu_tanh_cpu(cs->g, (size_t)n * P);
+            for (int t = 0; t < n; t++) {
+                const float *pl = cs->ple + ((size_t)t * c->num_hidden_layers + il) * P;
+                for (int i = 0; i < P; i++) cs->g[(size_t)t * P + i] *= pl[i];
+            }
+            g4_matmul_cpu(cs->t, cs->g, lw->per_layer_projection, n, m->n_threads);
+            g4_rmsnorm_cpu(cs->t, cs->t, lw->post_per_layer_input_norm, n, H, eps);
+            for (size_t i = 0; i < nH; i++) cs->x[i] += cs->t[i];
+        }
+        for (size_t i = 0; i < nH; i++) cs->x[i] *= lw->layer_scalar;
+    }
+    g4_kv_cache_commit(&cs->kv, pos0, n);
+
+    if (logits) {
+        // final norm -> tied LM head -> softcap, for every token or only the last
+        const int first = all_logits ? 0 : n - 1, n_out = n - first;
+        g4_rmsnorm_cpu(cs->h, cs->x + (size_t)first * H, w->norm, n_out, H, eps);
+        g4_matmul_cpu(logits, cs->h, w->lm_head, n_out, m->n_threads);
+        if (c->final_logit_softcapping > 0.0f)
+            g4_softcap_cpu(logits, (size_t)n_out * c->vocab_size, c->final_logit_softcapping);
+    }
+    return G4_OK;
+}
+
+const struct g4_backend g4_backend_cpu = {
+    .name = "cpu",
+    .model_init = NULL,
+    .model_free = NULL,
+    .session_init = cpu_session_init,
+    .session_free = cpu_session_free,
+    .forward = cpu_forward,
+    .kv_bytes = cpu_kv_bytes,
+};

@@ -1,0 +1,82 @@
+// Model loading and lifetime; see model.h. Order: config -> checkpoint -> weights -> tokenizer
+// -> backend, each validated before the next, with one cleanup path.
+#include "model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mem.h"
+
+static void model_destroy(struct g4_model *m) {
+    if (!m) return;
+    if (m->backend && m->backend->model_free) m->backend->model_free(m);
+    g4_tokenizer_free(m->tok);
+    g4_weights_free(&m->w);
+    g4_safetensors_free(&m->st);
+    free(m);
+}
+
+g4_status g4_model_load(struct g4_model **out, const char *dir, enum g4_device device,
+                        int device_index, int64_t n_ctx, int n_threads) {
+    *out = NULL;
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return g4_fail(G4_ERR_IO, "%s: not a directory", dir);
+    struct g4_model *m;
+    G4_TRY(g4_calloc((void **)&m, 1, sizeof *m, "model"));
+    g4_status st;
+    if ((st = g4_config_load(&m->cfg, dir)) != G4_OK) goto fail;
+    if (n_ctx <= 0) n_ctx = m->cfg.max_position_embeddings < 8192 ? m->cfg.max_position_embeddings : 8192;
+    if (n_ctx > m->cfg.max_position_embeddings) {
+        st = g4_fail(G4_ERR_INVALID_ARGUMENT, "n_ctx %lld exceeds max_position_embeddings %d",
+                     (long long)n_ctx, m->cfg.max_position_embeddings);
+        goto fail;
+    }
+    m->n_ctx = n_ctx;
+    if (n_threads <= 0) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        n_threads = ncpu > 0 ? (int)(ncpu > 64 ? 64 : ncpu) : 1;
+    }
+    m->n_threads = n_threads;
+    m->device = device;
+    m->device_index = device_index;
+    if ((st = g4_safetensors_open(&m->st, dir)) != G4_OK) goto fail;
+    if ((st = g4_weights_bind(&m->w, &m->cfg, &m->st, dir)) != G4_OK) goto fail;
+
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    if (access(path, F_OK) == 0 && (st = g4_tokenizer_load(&m->tok, path)) != G4_OK) goto fail;
+    if (m->tok && g4_tokenizer_vocab_size(m->tok) > m->cfg.vocab_size) {
+        st = g4_fail(G4_ERR_FORMAT, "%s: tokenizer has %d tokens, model vocab_size is %d", path,
+                     g4_tokenizer_vocab_size(m->tok), m->cfg.vocab_size);
+        goto fail;
+    }
+
+    if (device == G4_DEVICE_CPU) {
+        m->backend = &g4_backend_cpu;
+    } else {
+#ifdef G4_WITH_CUDA
+        extern const struct g4_backend g4_backend_cuda;
+        m->backend = &g4_backend_cuda;
+#else
+        st = g4_fail(G4_ERR_UNSUPPORTED, "this gemma4 build has no CUDA engine");
+        goto fail;
+#endif
+    }
+    if (m->backend->model_init && (st = m->backend->model_init(m)) != G4_OK) goto fail;
+    atomic_init(&m->refs, 1);
+    *out = m;
+    return G4_OK;
+fail:
+    model_destroy(m);
+    return st;
+}
+
+void g4_model_retain(struct g4_model *m) { atomic_fetch_add(&m->refs, 1); }
+
+void g4_model_release(struct g4_model *m) {
+    if (m && atomic_fetch_sub(&m->refs, 1) == 1) model_destroy(m);
+}

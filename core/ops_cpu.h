@@ -1,0 +1,70 @@
+// Reference math for the Gemma 4 decoder, in fp32. Two jobs: the CPU engine's building blocks and
+// the oracle the CUDA kernels are tested against (there is no second copy in the tests).
+// Each function names the transformers code it is equivalent to.
+#ifndef G4_OPS_CPU_H
+#define G4_OPS_CPU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "safetensors.h"
+
+// A row-major matrix (rows, cols) in checkpoint dtype, usually pointing into the mapping.
+struct g4_weight {
+    const void *data;
+    enum g4_dtype dtype;
+    int64_t rows, cols;
+};
+
+// Rows [row0, row0 + n) of w as a matrix of its own (e.g. one expert of a 3-D expert tensor).
+struct g4_weight g4_weight_rows(struct g4_weight w, int64_t row0, int64_t n);
+// Converts n elements of dtype at src to fp32.
+void g4_to_f32(float *dst, const void *src, enum g4_dtype dtype, size_t n);
+
+// Gemma4RMSNorm: out = x * (mean(x^2) + eps)^-0.5 * w, per row; w == NULL: no scale (V norm,
+// router norm). x: (n_rows, dim). out may alias x.
+void g4_rmsnorm_cpu(float *out, const float *x, const float *w, int n_rows, int dim, float eps);
+
+// nn.Linear without bias: out (n_tokens, w.rows) = x (n_tokens, w.cols) @ w^T, fp32 accumulate.
+// Multithreaded over output rows with up to n_threads threads (<= 1: calling thread only).
+void g4_matmul_cpu(float *out, const float *x, struct g4_weight w, int n_tokens, int n_threads);
+
+// apply_rotary_pos_emb (rotate-half convention: pair i is (x[i], x[i + head_dim/2])) to
+// x (n_heads, head_dim) at position pos. Pairs >= n_rope_pairs have frequency 0 (identity), which
+// is how transformers' "proportional" RoPE builds inv_freq; "default" RoPE rotates every pair.
+// inv_freq[i] = 1 / theta^(2i / head_dim), computed in fp32 as transformers does.
+void g4_rope_cpu(float *x, int n_heads, int head_dim, int n_rope_pairs, float theta, int64_t pos);
+
+// gelu_pytorch_tanh, in place.
+void g4_gelu_tanh_cpu(float *x, size_t n);
+// Final logit softcapping: x = cap * tanh(x / cap), in place (cap > 0).
+void g4_softcap_cpu(float *x, size_t n, float cap);
+
+// Where attention finds K/V rows for one cache slot. Rows for positions
+// [new_pos0, new_pos0 + n_new) (this step's tokens) are in new_k/new_v; older positions are in
+// k/v at row (ring ? p % capacity : p). Row layout: (n_kv_heads, head_dim).
+struct g4_kv_view {
+    const float *k, *v;         // (capacity, n_kv_heads, head_dim)
+    const float *new_k, *new_v; // (n_new, n_kv_heads, head_dim)
+    int64_t new_pos0;
+    int capacity;
+    bool ring;
+    int n_kv_heads, head_dim;
+};
+
+// eager_attention_forward for one query token at position pos, scaling 1.0 (q/k norms replace
+// 1/sqrt(d)), causal, GQA (query head h reads KV head h / (n_heads / n_kv_heads)), and for
+// window > 0 the sliding mask of masking_utils.sliding_window_overlay: key j is visible iff
+// pos - window < j <= pos. q, out: (n_heads, head_dim). scores: scratch of >= pos + 1 floats.
+void g4_attention_cpu(float *out, const float *q, const struct g4_kv_view *kv, int64_t pos,
+                      int n_heads, int window, float *scores);
+
+// Gemma4TextRouter: weights (top_k,) and experts (top_k,) for one token's residual x (hidden,).
+// norm without scale -> * scale * hidden^-0.5 -> proj -> softmax -> top-k -> renormalise ->
+// * per_expert_scale. probs: scratch (n_experts,).
+void g4_moe_route_cpu(float *weights, int32_t *experts, const float *x, const float *scale,
+                      struct g4_weight proj, const float *per_expert_scale, int hidden,
+                      int n_experts, int top_k, float eps, float *normed, float *probs);
+
+#endif

@@ -1,0 +1,59 @@
+// Safetensors checkpoints: header parsing (pure, fuzzable, from a byte buffer), memory-mapped
+// shards, and the sharded index (model.safetensors.index.json). Tensors are found by their full
+// checkpoint name. Data is never read here: mmap keeps untouched tensors (vision, audio) on disk.
+#ifndef G4_SAFETENSORS_H
+#define G4_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+enum g4_dtype { G4_DTYPE_F32 = 0, G4_DTYPE_F16 = 1, G4_DTYPE_BF16 = 2 };
+#define G4_MAX_DIMS 8
+
+struct g4_tensor {
+    char *name;           // full checkpoint name, e.g. "model.language_model.layers.0.mlp.up_proj.weight"
+    enum g4_dtype dtype;
+    int n_dims;
+    int64_t shape[G4_MAX_DIMS];
+    const void *data;     // points into the shard mapping (NULL for a header parsed without a file)
+    size_t n_bytes;       // == product(shape) * dtype size, validated
+    int shard;            // index into g4_safetensors.shard_*
+    size_t data_offset;   // offset of the data inside its shard's data section
+};
+
+struct g4_safetensors {
+    int n_shards;
+    void **shard_map;        // (n_shards,) mmap base of each file
+    size_t *shard_bytes;     // (n_shards,) file size
+    struct g4_tensor *tensors; // (n_tensors,) sorted by name
+    int n_tensors;
+};
+
+size_t g4_dtype_size(enum g4_dtype dt);
+const char *g4_dtype_name(enum g4_dtype dt);
+
+// Parses one safetensors file image `buf` of `n` bytes (8-byte little-endian header length, JSON
+// header, data). Validates: header length within the file, JSON well-formed, every entry has a
+// known dtype ("F32", "F16", "BF16"; others -> G4_ERR_UNSUPPORTED naming the tensor), shape of at
+// most G4_MAX_DIMS non-negative dims with overflow-checked product, data_offsets [begin, end]
+// inside the data section, end - begin == product * dtype size, no two tensors overlapping.
+// "__metadata__" is ignored. Appends the tensors to st->tensors (tagged with `shard`; data points
+// into buf). `what` names the file in messages. On error st keeps what it had before the call.
+g4_status g4_safetensors_parse(struct g4_safetensors *st, const uint8_t *buf, size_t n, int shard,
+                               const char *what);
+
+// Opens the checkpoint in directory `dir`: model.safetensors, or model.safetensors.index.json and
+// every shard it names (each shard mapped once; the index must list only tensors that the shard
+// really holds). Files are mmap'ed read-only. Tensors are sorted by name afterwards; a name present
+// twice is G4_ERR_FORMAT. On error everything is released and *st is zeroed.
+g4_status g4_safetensors_open(struct g4_safetensors *st, const char *dir);
+
+// Binary search by exact name; NULL when absent.
+const struct g4_tensor *g4_safetensors_find(const struct g4_safetensors *st, const char *name);
+
+// Releases mappings and tables. Accepts a zeroed or partially built struct; zeroes it.
+void g4_safetensors_free(struct g4_safetensors *st);
+
+#endif

@@ -1,0 +1,74 @@
+// Session lifetime and stepping; see session.h. The backend does the math; this file owns
+// validation, micro-batching and the token history.
+#include "session.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "mem.h"
+
+enum { DEFAULT_N_BATCH = 128 };
+
+g4_status g4_session_init(struct g4_session **out, struct g4_model *m, int64_t n_ctx) {
+    *out = NULL;
+    if (n_ctx <= 0) n_ctx = m->n_ctx;
+    if (n_ctx > m->cfg.max_position_embeddings)
+        return g4_fail(G4_ERR_INVALID_ARGUMENT, "n_ctx %lld exceeds max_position_embeddings %d",
+                       (long long)n_ctx, m->cfg.max_position_embeddings);
+    struct g4_session *s;
+    G4_TRY(g4_calloc((void **)&s, 1, sizeof *s, "session"));
+    g4_model_retain(m);
+    s->model = m;
+    s->n_ctx = n_ctx;
+    s->n_batch = n_ctx < DEFAULT_N_BATCH ? (int)n_ctx : DEFAULT_N_BATCH;
+    g4_status st = g4_calloc((void **)&s->history, (size_t)n_ctx, sizeof(int32_t), "token history");
+    if (st == G4_OK) st = m->backend->session_init(s);
+    if (st != G4_OK) {
+        g4_session_free(s);
+        return st;
+    }
+    *out = s;
+    return G4_OK;
+}
+
+void g4_session_free(struct g4_session *s) {
+    if (!s) return;
+    if (s->model) {
+        s->model->backend->session_free(s);
+        g4_model_release(s->model);
+    }
+    free(s->history);
+    free(s);
+}
+
+g4_status g4_session_step(struct g4_session *s, const int32_t *tokens, int64_t n, float *logits,
+                          bool all_logits) {
+    const int32_t V = s->model->cfg.vocab_size;
+    if (n < 1) return g4_fail(G4_ERR_INVALID_ARGUMENT, "step: n_tokens %lld must be >= 1", (long long)n);
+    for (int64_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return g4_fail(G4_ERR_INVALID_TOKEN, "step: token %d at index %lld is outside [0, %d)",
+                           tokens[i], (long long)i, V);
+    if (n > s->n_ctx - s->n_past)
+        return g4_fail(G4_ERR_CONTEXT_FULL,
+                       "step: %lld tokens at position %lld exceed the context of %lld",
+                       (long long)n, (long long)s->n_past, (long long)s->n_ctx);
+    for (int64_t done = 0; done < n;) {
+        int chunk = n - done < s->n_batch ? (int)(n - done) : s->n_batch;
+        bool last = done + chunk == n;
+        float *lg = NULL;
+        if (logits && all_logits) lg = logits + (size_t)done * V;
+        else if (logits && last) lg = logits;
+        g4_status st = s->model->backend->forward(s, tokens + done, chunk, lg, all_logits);
+        // A failed chunk commits nothing (rings are written only at its end), so the session
+        // stays valid at the end of the previous chunk.
+        if (st != G4_OK) return st;
+        memcpy(s->history + s->n_past, tokens + done, (size_t)chunk * sizeof(int32_t));
+        s->n_past += chunk;
+        s->n_evaluated += (uint64_t)chunk;
+        done += chunk;
+    }
+    return G4_OK;
+}
+
+void g4_session_reset(struct g4_session *s) { s->n_past = 0; }

@@ -1,0 +1,32 @@
+// struct g4_session: one conversation's state (token history, position, backend K/V cache and
+// activations). Used by one thread at a time. Validates tokens and context before any compute.
+#ifndef G4_SESSION_H
+#define G4_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "model.h"
+
+struct g4_session {
+    struct g4_model *model;  // holds a reference
+    int64_t n_ctx;
+    int64_t n_past;          // positions already in the cache
+    int n_batch;             // micro-batch: most tokens one backend forward runs
+    int32_t *history;        // (n_ctx,) tokens at positions [0, n_past)
+    uint64_t n_evaluated;    // tokens run through the model since creation (for tests, stats)
+    void *backend_state;
+};
+
+g4_status g4_session_init(struct g4_session **out, struct g4_model *m, int64_t n_ctx);
+void g4_session_free(struct g4_session *s); // NULL fine
+
+// Appends n tokens and runs them (micro-batched). logits: NULL, or (n, vocab) when all_logits,
+// else (vocab,) for the last token. Invalid token: G4_ERR_INVALID_TOKEN; n_past + n > n_ctx:
+// G4_ERR_CONTEXT_FULL; both before anything runs, so the session is unchanged.
+g4_status g4_session_step(struct g4_session *s, const int32_t *tokens, int64_t n, float *logits,
+                          bool all_logits);
+// Empties the cache (position 0).
+void g4_session_reset(struct g4_session *s);
+
+#endif

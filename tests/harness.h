@@ -1,0 +1,21 @@
+// Shared test helpers: fixture paths, whole-file reads, array comparison with a printed report.
+// Used by every tests/test_*.c; cmocka must be included by the test before this header.
+#ifndef G4_HARNESS_H
+#define G4_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// Path under the source tree, e.g. g4_src_path("tests/golden/e2b"). Static buffer per call slot (8).
+const char *g4_src_path(const char *rel);
+// Fresh temporary directory (removed by g4_rm_rf). Returns a static buffer per call slot (8).
+const char *g4_tmpdir(const char *tag);
+void g4_rm_rf(const char *path);
+// Reads a whole file; returns malloc'd bytes (NUL-terminated) or NULL. *n gets the byte count.
+char *g4_read_file(const char *path, size_t *n);
+int g4_write_file(const char *path, const void *data, size_t n);
+
+// max |a-b| / max |ref|, printing max abs error, the ratio and the first mismatches over tol.
+double g4_compare_rel(const float *got, const float *ref, size_t n, double tol, const char *what);
+
+#endif
