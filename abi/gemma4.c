@@ -1,2 +1,288 @@
-// Public ABI implementation (filled in by the ABI work); placeholder so the build has its unit.
-#include "status.h"
+// The public ABI: the only file with exported symbols. Argument checks, then calls into core/;
+// statuses and thread-local messages come back unchanged. Public handles are the core structs
+// themselves behind opaque typedefs.
+#include "gemma4.h"
+
+#include <string.h>
+
+#include "chat.h"
+#include "generate.h"
+#include "log.h"
+#include "model.h"
+#include "session.h"
+
+#define MODEL(p) ((struct g4_model *)(p))
+#define SESSION(p) ((struct g4_session *)(p))
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) return g4_fail(G4_ERR_INVALID_ARGUMENT, __VA_ARGS__);                         \
+    } while (0)
+
+// Every public call starts here: the message describes this call's failure, not an older one.
+#define BEGIN() g4_clear_error()
+
+GEMMA4_API const char *gemma4_version(void) { return GEMMA4_VERSION_STRING; }
+GEMMA4_API int32_t gemma4_abi_version(void) { return GEMMA4_ABI_VERSION; }
+GEMMA4_API const char *gemma4_last_error(void) { return g4_last_error(); }
+GEMMA4_API const char *gemma4_status_name(gemma4_status status) {
+    return g4_status_name((g4_status)status);
+}
+
+GEMMA4_API gemma4_status gemma4_set_log_callback(gemma4_log_fn fn, void *user_data) {
+    BEGIN();
+    g4_log_set((g4_log_fn)fn, user_data);
+    return GEMMA4_OK;
+}
+
+GEMMA4_API gemma4_status gemma4_load(const char *model_dir, int32_t device, int32_t device_index,
+                                     int64_t n_ctx, int32_t n_threads, gemma4_model **out) {
+    BEGIN();
+    CHECK(out, "gemma4_load: out is NULL");
+    *out = NULL;
+    CHECK(model_dir, "gemma4_load: model_dir is NULL");
+    CHECK(device == GEMMA4_DEVICE_CPU || device == GEMMA4_DEVICE_CUDA,
+          "gemma4_load: device %d is neither GEMMA4_DEVICE_CPU nor GEMMA4_DEVICE_CUDA", device);
+    CHECK(device_index >= 0, "gemma4_load: device_index %d < 0", device_index);
+    struct g4_model *m;
+    G4_TRY(g4_model_load(&m, model_dir, (enum g4_device)device, device_index, n_ctx, n_threads));
+    g4_log(G4_LOG_INFO, "loaded %s: %s, %d layers, %zu weight bytes", model_dir, m->cfg.variant,
+           m->cfg.num_hidden_layers, m->w.n_bytes);
+    *out = (gemma4_model *)m;
+    return GEMMA4_OK;
+}
+
+GEMMA4_API void gemma4_model_free(gemma4_model *model) { g4_model_release(MODEL(model)); }
+
+GEMMA4_API gemma4_status gemma4_model_info(const gemma4_model *model, int32_t key, int64_t *value) {
+    BEGIN();
+    CHECK(model && value, "gemma4_model_info: NULL argument");
+    const struct g4_model *m = MODEL(model);
+    const struct g4_config *c = &m->cfg;
+    switch (key) {
+    case GEMMA4_INFO_VOCAB_SIZE: *value = c->vocab_size; break;
+    case GEMMA4_INFO_CONTEXT_LENGTH: *value = c->max_position_embeddings; break;
+    case GEMMA4_INFO_N_LAYERS: *value = c->num_hidden_layers; break;
+    case GEMMA4_INFO_BOS_ID: *value = c->bos_token_id; break;
+    case GEMMA4_INFO_EOS_ID: *value = c->eos_token_id[0]; break;
+    case GEMMA4_INFO_WEIGHT_BYTES: *value = (int64_t)m->w.n_bytes; break;
+    case GEMMA4_INFO_HIDDEN_SIZE: *value = c->hidden_size; break;
+    case GEMMA4_INFO_N_CTX: *value = m->n_ctx; break;
+    case GEMMA4_INFO_END_OF_TURN_ID: *value = m->tok ? g4_tokenizer_find(m->tok, "<turn|>") : -1; break;
+    case GEMMA4_INFO_DEVICE: *value = m->device; break;
+    default: return g4_fail(G4_ERR_INVALID_ARGUMENT, "gemma4_model_info: unknown key %d", key);
+    }
+    return GEMMA4_OK;
+}
+
+// Copies a NUL-terminated string out under the buffer convention.
+static g4_status copy_out(const char *src, char *buf, size_t capacity, size_t *n_out) {
+    size_t n = strlen(src);
+    *n_out = n;
+    if (!buf) return G4_OK;
+    if (capacity < n)
+        return g4_fail(G4_ERR_BUFFER_TOO_SMALL, "buffer of %zu bytes, %zu needed", capacity, n);
+    memcpy(buf, src, n);
+    if (capacity > n) buf[n] = '\0';
+    return G4_OK;
+}
+
+GEMMA4_API gemma4_status gemma4_model_variant(const gemma4_model *model, char *buf,
+                                              size_t capacity, size_t *n_out) {
+    BEGIN();
+    CHECK(model && n_out, "gemma4_model_variant: NULL argument");
+    return copy_out(MODEL(model)->cfg.variant, buf, capacity, n_out);
+}
+
+static g4_status need_tokenizer(const gemma4_model *model, const char *fn) {
+    if (!model) return g4_fail(G4_ERR_INVALID_ARGUMENT, "%s: model is NULL", fn);
+    if (!MODEL(model)->tok)
+        return g4_fail(G4_ERR_NO_TOKENIZER, "%s: the model directory has no tokenizer.json", fn);
+    return G4_OK;
+}
+
+GEMMA4_API gemma4_status gemma4_tokenize(const gemma4_model *model, const char *text, size_t len,
+                                         int32_t flags, int32_t *ids, size_t capacity,
+                                         size_t *n_out) {
+    BEGIN();
+    G4_TRY(need_tokenizer(model, "gemma4_tokenize"));
+    CHECK(n_out && (text || len == 0), "gemma4_tokenize: NULL argument");
+    CHECK(!(flags & ~GEMMA4_TOKENIZE_ADD_BOS), "gemma4_tokenize: unknown flags 0x%x", flags);
+    return g4_tokenizer_encode(MODEL(model)->tok, text ? text : "", len,
+                               flags & GEMMA4_TOKENIZE_ADD_BOS, ids, capacity, n_out);
+}
+
+GEMMA4_API gemma4_status gemma4_detokenize(const gemma4_model *model, const int32_t *ids,
+                                           size_t n_ids, int32_t flags, char *buf,
+                                           size_t capacity, size_t *n_out) {
+    BEGIN();
+    G4_TRY(need_tokenizer(model, "gemma4_detokenize"));
+    CHECK(n_out && (ids || n_ids == 0), "gemma4_detokenize: NULL argument");
+    CHECK(!(flags & ~GEMMA4_DETOKENIZE_SKIP_SPECIAL), "gemma4_detokenize: unknown flags 0x%x", flags);
+    return g4_tokenizer_decode(MODEL(model)->tok, ids, n_ids,
+                               flags & GEMMA4_DETOKENIZE_SKIP_SPECIAL, buf, capacity, n_out);
+}
+
+GEMMA4_API gemma4_status gemma4_token_piece(const gemma4_model *model, int32_t token, char *buf,
+                                            size_t capacity, size_t *n_out) {
+    BEGIN();
+    G4_TRY(need_tokenizer(model, "gemma4_token_piece"));
+    CHECK(n_out, "gemma4_token_piece: n_out is NULL");
+    return g4_tokenizer_piece(MODEL(model)->tok, token, buf, capacity, n_out);
+}
+
+GEMMA4_API gemma4_status gemma4_chat_apply(const gemma4_model *model, const char *const *roles,
+                                           const char *const *contents, size_t n_messages,
+                                           int32_t add_generation_prompt, char *buf,
+                                           size_t capacity, size_t *n_out) {
+    BEGIN();
+    (void)model;
+    CHECK(n_out && ((roles && contents) || n_messages == 0), "gemma4_chat_apply: NULL argument");
+    return g4_chat_render(roles, contents, n_messages, add_generation_prompt != 0, buf, capacity,
+                          n_out);
+}
+
+GEMMA4_API gemma4_status gemma4_session_new(gemma4_model *model, int64_t n_ctx,
+                                            gemma4_session **out) {
+    BEGIN();
+    CHECK(out, "gemma4_session_new: out is NULL");
+    *out = NULL;
+    CHECK(model, "gemma4_session_new: model is NULL");
+    struct g4_session *s;
+    G4_TRY(g4_session_init(&s, MODEL(model), n_ctx));
+    *out = (gemma4_session *)s;
+    return GEMMA4_OK;
+}
+
+GEMMA4_API void gemma4_session_free(gemma4_session *session) { g4_session_free(SESSION(session)); }
+
+GEMMA4_API gemma4_status gemma4_session_step(gemma4_session *session, const int32_t *tokens,
+                                             size_t n_tokens, float *logits, size_t capacity,
+                                             size_t *n_logits) {
+    BEGIN();
+    CHECK(session && tokens, "gemma4_session_step: NULL argument");
+    CHECK(n_tokens > 0, "gemma4_session_step: n_tokens is 0");
+    struct g4_session *s = SESSION(session);
+    const size_t V = (size_t)s->model->cfg.vocab_size;
+    if (n_logits) *n_logits = V;
+    if (logits && capacity < V)
+        return g4_fail(G4_ERR_BUFFER_TOO_SMALL,
+                       "gemma4_session_step: logits buffer of %zu floats, vocab size is %zu",
+                       capacity, V);
+    if (n_tokens > (size_t)INT64_MAX / 2)
+        return g4_fail(G4_ERR_CONTEXT_FULL, "gemma4_session_step: %zu tokens", n_tokens);
+    atomic_store(&s->cancel, false);
+    return g4_session_step(s, tokens, (int64_t)n_tokens, logits, false);
+}
+
+GEMMA4_API gemma4_status gemma4_kv_reset(gemma4_session *session) {
+    BEGIN();
+    CHECK(session, "gemma4_kv_reset: session is NULL");
+    g4_session_reset(SESSION(session));
+    return GEMMA4_OK;
+}
+
+GEMMA4_API gemma4_status gemma4_session_truncate(gemma4_session *session, int64_t n_keep) {
+    BEGIN();
+    CHECK(session, "gemma4_session_truncate: session is NULL");
+    atomic_store(&SESSION(session)->cancel, false);
+    return g4_session_truncate(SESSION(session), n_keep);
+}
+
+GEMMA4_API gemma4_status gemma4_session_info(const gemma4_session *session, int32_t key,
+                                             int64_t *value) {
+    BEGIN();
+    CHECK(session && value, "gemma4_session_info: NULL argument");
+    const struct g4_session *s = SESSION(session);
+    switch (key) {
+    case GEMMA4_SESSION_N_PAST: *value = s->n_past; break;
+    case GEMMA4_SESSION_N_CTX: *value = s->n_ctx; break;
+    case GEMMA4_SESSION_KV_BYTES: *value = (int64_t)s->model->backend->kv_bytes(s); break;
+    case GEMMA4_SESSION_N_EVALUATED: *value = (int64_t)s->n_evaluated; break;
+    case GEMMA4_SESSION_LAST_PROMPT_TOKENS: *value = s->last_prompt_tokens; break;
+    case GEMMA4_SESSION_LAST_GEN_TOKENS: *value = s->last_gen_tokens; break;
+    case GEMMA4_SESSION_LAST_PROMPT_US: *value = s->last_prompt_us; break;
+    case GEMMA4_SESSION_LAST_GEN_US: *value = s->last_gen_us; break;
+    default: return g4_fail(G4_ERR_INVALID_ARGUMENT, "gemma4_session_info: unknown key %d", key);
+    }
+    return GEMMA4_OK;
+}
+
+GEMMA4_API gemma4_status gemma4_session_set_greedy(gemma4_session *session) {
+    BEGIN();
+    CHECK(session, "gemma4_session_set_greedy: session is NULL");
+    struct g4_sampler *sp = &SESSION(session)->sampler;
+    return g4_sampler_set(sp, 0.0f, 0, 1.0f, 0.0f, sp->repeat_penalty, sp->repeat_last_n);
+}
+
+GEMMA4_API gemma4_status gemma4_session_set_sampling(gemma4_session *session, float temperature,
+                                                     int32_t top_k, float top_p, float min_p) {
+    BEGIN();
+    CHECK(session, "gemma4_session_set_sampling: session is NULL");
+    struct g4_sampler *sp = &SESSION(session)->sampler;
+    return g4_sampler_set(sp, temperature, top_k, top_p, min_p, sp->repeat_penalty,
+                          sp->repeat_last_n);
+}
+
+GEMMA4_API gemma4_status gemma4_session_set_repetition_penalty(gemma4_session *session,
+                                                               float penalty, int32_t last_n) {
+    BEGIN();
+    CHECK(session, "gemma4_session_set_repetition_penalty: session is NULL");
+    struct g4_sampler *sp = &SESSION(session)->sampler;
+    return g4_sampler_set(sp, sp->temperature, sp->top_k, sp->top_p, sp->min_p, penalty, last_n);
+}
+
+GEMMA4_API gemma4_status gemma4_session_set_seed(gemma4_session *session, uint64_t seed) {
+    BEGIN();
+    CHECK(session, "gemma4_session_set_seed: session is NULL");
+    g4_sampler_set_seed(&SESSION(session)->sampler, seed);
+    return GEMMA4_OK;
+}
+
+GEMMA4_API gemma4_status gemma4_session_sample(gemma4_session *session, int32_t *token) {
+    BEGIN();
+    CHECK(session && token, "gemma4_session_sample: NULL argument");
+    struct g4_session *s = SESSION(session);
+    CHECK(s->has_logits, "gemma4_session_sample: no logits yet (step the session first)");
+    *token = g4_sampler_sample(&s->sampler, s->logits, s->history, (size_t)s->n_past);
+    return GEMMA4_OK;
+}
+
+GEMMA4_API gemma4_status gemma4_session_add_stop(gemma4_session *session, const char *stop) {
+    BEGIN();
+    CHECK(session && stop, "gemma4_session_add_stop: NULL argument");
+    return g4_session_add_stop(SESSION(session), stop);
+}
+
+GEMMA4_API gemma4_status gemma4_session_clear_stops(gemma4_session *session) {
+    BEGIN();
+    CHECK(session, "gemma4_session_clear_stops: session is NULL");
+    g4_session_clear_stops(SESSION(session));
+    return GEMMA4_OK;
+}
+
+GEMMA4_API gemma4_status gemma4_generate(gemma4_session *session, const char *prompt,
+                                         int32_t max_tokens, gemma4_token_fn on_token,
+                                         void *user_data) {
+    BEGIN();
+    CHECK(session && prompt, "gemma4_generate: NULL argument");
+    CHECK(max_tokens >= 0, "gemma4_generate: max_tokens %d < 0", max_tokens);
+    return g4_generate(SESSION(session), prompt, max_tokens, on_token, user_data);
+}
+
+GEMMA4_API gemma4_status gemma4_chat_generate(gemma4_session *session, const char *const *roles,
+                                              const char *const *contents, size_t n_messages,
+                                              int32_t max_tokens, gemma4_token_fn on_token,
+                                              void *user_data) {
+    BEGIN();
+    CHECK(session && roles && contents && n_messages > 0, "gemma4_chat_generate: NULL argument");
+    CHECK(max_tokens >= 0, "gemma4_chat_generate: max_tokens %d < 0", max_tokens);
+    return g4_chat_generate(SESSION(session), roles, contents, n_messages, max_tokens, on_token,
+                            user_data);
+}
+
+GEMMA4_API gemma4_status gemma4_session_cancel(gemma4_session *session) {
+    // No BEGIN(): may run on another thread while the session works; touches only the flag.
+    if (!session) return g4_fail(G4_ERR_INVALID_ARGUMENT, "gemma4_session_cancel: session is NULL");
+    atomic_store(&SESSION(session)->cancel, true);
+    return GEMMA4_OK;
+}

@@ -21,7 +21,11 @@ g4_status g4_session_init(struct g4_session **out, struct g4_model *m, int64_t n
     s->model = m;
     s->n_ctx = n_ctx;
     s->n_batch = n_ctx < DEFAULT_N_BATCH ? (int)n_ctx : DEFAULT_N_BATCH;
+    atomic_init(&s->cancel, false);
     g4_status st = g4_calloc((void **)&s->history, (size_t)n_ctx, sizeof(int32_t), "token history");
+    if (st == G4_OK)
+        st = g4_calloc((void **)&s->logits, (size_t)m->cfg.vocab_size, sizeof(float), "logits");
+    if (st == G4_OK) st = g4_sampler_init(&s->sampler, m->cfg.vocab_size);
     if (st == G4_OK) st = m->backend->session_init(s);
     if (st != G4_OK) {
         g4_session_free(s);
@@ -37,6 +41,9 @@ void g4_session_free(struct g4_session *s) {
         s->model->backend->session_free(s);
         g4_model_release(s->model);
     }
+    g4_session_clear_stops(s);
+    g4_sampler_free(&s->sampler);
+    free(s->logits);
     free(s->history);
     free(s);
 }
@@ -53,22 +60,70 @@ g4_status g4_session_step(struct g4_session *s, const int32_t *tokens, int64_t n
         return g4_fail(G4_ERR_CONTEXT_FULL,
                        "step: %lld tokens at position %lld exceed the context of %lld",
                        (long long)n, (long long)s->n_past, (long long)s->n_ctx);
+    s->has_logits = false;
     for (int64_t done = 0; done < n;) {
+        if (atomic_load(&s->cancel))
+            return g4_fail(G4_ERR_CANCELLED, "step: cancelled after %lld of %lld tokens",
+                           (long long)done, (long long)n);
         int chunk = n - done < s->n_batch ? (int)(n - done) : s->n_batch;
         bool last = done + chunk == n;
         float *lg = NULL;
         if (logits && all_logits) lg = logits + (size_t)done * V;
-        else if (logits && last) lg = logits;
-        g4_status st = s->model->backend->forward(s, tokens + done, chunk, lg, all_logits);
+        else if (last) lg = s->logits;
+        g4_status st = s->model->backend->forward(s, tokens + done, chunk, lg, all_logits && logits);
         // A failed chunk commits nothing (rings are written only at its end), so the session
         // stays valid at the end of the previous chunk.
         if (st != G4_OK) return st;
-        memcpy(s->history + s->n_past, tokens + done, (size_t)chunk * sizeof(int32_t));
+        memmove(s->history + s->n_past, tokens + done, (size_t)chunk * sizeof(int32_t));
         s->n_past += chunk;
         s->n_evaluated += (uint64_t)chunk;
         done += chunk;
     }
+    if (logits && all_logits)
+        memcpy(s->logits, logits + (size_t)(n - 1) * V, (size_t)V * sizeof(float));
+    else if (logits)
+        memcpy(logits, s->logits, (size_t)V * sizeof(float));
+    s->has_logits = true;
     return G4_OK;
 }
 
-void g4_session_reset(struct g4_session *s) { s->n_past = 0; }
+void g4_session_reset(struct g4_session *s) {
+    s->n_past = 0;
+    s->has_logits = false;
+}
+
+g4_status g4_session_truncate(struct g4_session *s, int64_t n_keep) {
+    if (n_keep < 0 || n_keep > s->n_past)
+        return g4_fail(G4_ERR_INVALID_ARGUMENT, "truncate: n_keep %lld outside [0, %lld]",
+                       (long long)n_keep, (long long)s->n_past);
+    // Rings hold positions [n_past - window, n_past); the query at n_keep needs
+    // [n_keep - window + 1, n_keep), which they still hold iff n_keep >= n_past - 1.
+    bool rings = false;
+    const struct g4_config *c = &s->model->cfg;
+    for (int i = 0; i < c->n_kv_slots; i++)
+        rings |= c->slot[i].is_sliding && c->slot[i].window < s->n_ctx;
+    int64_t old = s->n_past;
+    s->has_logits = false;
+    if (!rings || n_keep >= old - 1 || n_keep == 0) {
+        s->n_past = n_keep;
+        return G4_OK;
+    }
+    // Re-run the kept tokens from the start; history[0, n_keep) is unchanged by the re-run.
+    s->n_past = 0;
+    return g4_session_step(s, s->history, n_keep, NULL, false);
+}
+
+g4_status g4_session_add_stop(struct g4_session *s, const char *stop) {
+    if (s->n_stops == G4_MAX_STOPS)
+        return g4_fail(G4_ERR_INVALID_ARGUMENT, "add_stop: at most %d stop strings", G4_MAX_STOPS);
+    if (!stop[0]) return g4_fail(G4_ERR_INVALID_ARGUMENT, "add_stop: empty stop string");
+    char *copy = strdup(stop);
+    if (!copy) return g4_fail(G4_ERR_OUT_OF_MEMORY, "add_stop");
+    s->stops[s->n_stops++] = copy;
+    return G4_OK;
+}
+
+void g4_session_clear_stops(struct g4_session *s) {
+    for (int i = 0; i < s->n_stops; i++) free(s->stops[i]);
+    s->n_stops = 0;
+}

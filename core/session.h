@@ -3,10 +3,14 @@
 #ifndef G4_SESSION_H
 #define G4_SESSION_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "model.h"
+#include "sampler.h"
+
+#define G4_MAX_STOPS 16
 
 struct g4_session {
     struct g4_model *model;  // holds a reference
@@ -16,17 +20,32 @@ struct g4_session {
     int32_t *history;        // (n_ctx,) tokens at positions [0, n_past)
     uint64_t n_evaluated;    // tokens run through the model since creation (for tests, stats)
     void *backend_state;
+    float *logits;           // (vocab,) logits of the last position of the last step
+    bool has_logits;
+    struct g4_sampler sampler;
+    char *stops[G4_MAX_STOPS];
+    int n_stops;
+    atomic_bool cancel;      // set by any thread; checked between micro-batches and tokens
+    // Statistics of the last g4_generate.
+    int64_t last_prompt_tokens, last_gen_tokens, last_prompt_us, last_gen_us;
 };
 
 g4_status g4_session_init(struct g4_session **out, struct g4_model *m, int64_t n_ctx);
 void g4_session_free(struct g4_session *s); // NULL fine
 
 // Appends n tokens and runs them (micro-batched). logits: NULL, or (n, vocab) when all_logits,
-// else (vocab,) for the last token. Invalid token: G4_ERR_INVALID_TOKEN; n_past + n > n_ctx:
-// G4_ERR_CONTEXT_FULL; both before anything runs, so the session is unchanged.
+// else (vocab,) for the last token; the last position's logits are also kept in s->logits.
+// Invalid token: G4_ERR_INVALID_TOKEN; n_past + n > n_ctx: G4_ERR_CONTEXT_FULL; both before
+// anything runs, so the session is unchanged. A cancel request stops between micro-batches
+// (G4_ERR_CANCELLED; the chunks already run stay).
 g4_status g4_session_step(struct g4_session *s, const int32_t *tokens, int64_t n, float *logits,
                           bool all_logits);
 // Empties the cache (position 0).
 void g4_session_reset(struct g4_session *s);
+// Rewinds to the first n_keep tokens, exactly (see gemma4_session_truncate in abi/gemma4.h).
+g4_status g4_session_truncate(struct g4_session *s, int64_t n_keep);
+// Adds a stop string (copied) / removes all.
+g4_status g4_session_add_stop(struct g4_session *s, const char *stop);
+void g4_session_clear_stops(struct g4_session *s);
 
 #endif

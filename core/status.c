@@ -33,6 +33,7 @@ const char *g4_status_name(g4_status st) {
         "GEMMA4_ERR_INVALID_TOKEN",
         "GEMMA4_ERR_CANCELLED",
         "GEMMA4_ERR_CONFIG",
+        "GEMMA4_ERR_NO_TOKENIZER",
     };
     if ((int)st < 0 || (int)st >= G4_STATUS_COUNT) return "GEMMA4_ERR_UNKNOWN";
     return names[st];

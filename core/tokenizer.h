@@ -22,10 +22,14 @@ int32_t g4_tokenizer_find(const struct g4_tokenizer *tok, const char *token);
 // 1 if id is a special (control) token that decode(skip_special=1) drops.
 int g4_tokenizer_is_special(const struct g4_tokenizer *tok, int32_t id);
 
-// Encodes UTF-8 `text` of `len` bytes. add_bos: prepend <bos> as the HF post-processor does when
-// add_special_tokens=True. Special-token strings in the text are matched as the added tokens
-// are in HF. Buffer convention: ids == NULL asks for the count (OK, *n_out set); cap too small
-// gives G4_ERR_BUFFER_TOO_SMALL with *n_out = needed. Invalid UTF-8 is handled like HF (lossy).
+// Encodes UTF-8 `text` of `len` bytes (text may be NULL when len is 0) exactly like HF
+// encode(text, add_special_tokens=add_bos): add_bos applies the post-processor's single template
+// (Gemma: "<bos> $A"; nothing without a post_processor). Added-token strings in the text
+// (<bos>, <|turn>, "\n", ...) are matched as HF matches them, whatever their `special` flag.
+// Bytes that are not valid UTF-8 (HF never sees them: Python str) are byte-fallback encoded one
+// byte at a time, so pieces still give back the exact input bytes. Buffer convention: ids == NULL
+// asks for the count (OK, *n_out set); cap too small gives G4_ERR_BUFFER_TOO_SMALL with
+// *n_out = needed and nothing written. Thread-safe: all scratch memory is per call.
 g4_status g4_tokenizer_encode(const struct g4_tokenizer *tok, const char *text, size_t len,
                               int add_bos, int32_t *ids, size_t cap, size_t *n_out);
 
@@ -36,8 +40,10 @@ g4_status g4_tokenizer_decode(const struct g4_tokenizer *tok, const int32_t *ids
                               int skip_special, char *buf, size_t cap, size_t *n_out);
 
 // The raw bytes one token contributes when streaming (byte-fallback tokens give their single
-// byte, "▁" becomes a space). Concatenating pieces of a sequence equals decode(skip_special=0)
-// of it (ignoring any leading-space stripping the HF decoder does, which Gemma's does not).
+// byte, "▁" becomes a space; special tokens give their text). Concatenating the pieces of a
+// sequence equals decode(skip_special=0) of it, except where a run of byte tokens is not valid
+// UTF-8 (HF's ByteFallback decoder then emits U+FFFD per byte; pieces keep the raw bytes) or the
+// decoder has a Strip step (Gemma's has none). Same buffer convention; bad id: INVALID_TOKEN.
 g4_status g4_tokenizer_piece(const struct g4_tokenizer *tok, int32_t id, char *buf, size_t cap,
                              size_t *n_out);
 

@@ -1,0 +1,285 @@
+// gemma4.h: the public C API of gemma4, a runtime for Google's Gemma 4 text models
+// (E2B, E4B, 26B-A4B, 31B) loaded straight from Hugging Face checkpoint directories.
+//
+// Only opaque handles, scalars, strings and caller-owned buffers cross this boundary: no struct
+// is ever passed, so bindings never mirror a layout. Every function returns a gemma4_status;
+// gemma4_last_error() explains the last failure on the calling thread. The library never
+// aborts, exits or prints (install a log callback to see progress messages).
+//
+// Typical use:
+//
+//     gemma4_model *model;
+//     if (gemma4_load("path/to/gemma-4-E2B-it", GEMMA4_DEVICE_CPU, 0, 4096, 0, &model)) {
+//         fprintf(stderr, "%s\n", gemma4_last_error());
+//         return 1;
+//     }
+//     gemma4_session *chat;
+//     gemma4_session_new(model, 0, &chat);
+//     const char *roles[] = {"user"}, *contents[] = {"Why is the sky blue?"};
+//     size_t n;
+//     gemma4_chat_apply(model, roles, contents, 1, 1, NULL, 0, &n);   // size query
+//     char *prompt = malloc(n + 1);
+//     gemma4_chat_apply(model, roles, contents, 1, 1, prompt, n + 1, &n);
+//     gemma4_generate(chat, prompt, 256, print_piece, NULL);           // streams pieces
+//     gemma4_session_free(chat);
+//     gemma4_model_free(model);
+//
+// Buffers: functions that produce text, tokens or logits take (buf, capacity, size_t *n_out).
+// buf == NULL asks for the size: the call returns GEMMA4_OK with *n_out = the size needed.
+// A buffer that is too small gives GEMMA4_ERR_BUFFER_TOO_SMALL with *n_out = the size needed.
+// Text outputs are UTF-8 and NUL-terminated when capacity > *n_out (the NUL is not counted).
+//
+// Threads: a gemma4_model is immutable after load and may be used by any number of threads and
+// sessions at once. A gemma4_session must be used by one thread at a time, except
+// gemma4_session_cancel, which any thread may call at any time while the session is alive.
+// gemma4_last_error() is per thread.
+//
+// Lifetimes: sessions hold a reference to their model, so gemma4_model_free may be called
+// before the sessions are freed; the weights go when the last session is freed. Every _free
+// accepts NULL. Freeing a handle twice is undefined behaviour (bindings prevent it).
+#ifndef GEMMA4_H
+#define GEMMA4_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(GEMMA4_BUILDING_LIBRARY)
+#define GEMMA4_API __attribute__((visibility("default")))
+#else
+#define GEMMA4_API
+#endif
+
+// ---- Versions --------------------------------------------------------------------------------
+
+#define GEMMA4_VERSION_MAJOR 0
+#define GEMMA4_VERSION_MINOR 1
+#define GEMMA4_VERSION_PATCH 0
+#define GEMMA4_VERSION_STRING "0.1.0"
+// The ABI major version: the shared library's soname is libgemma4.so.<GEMMA4_ABI_VERSION>.
+#define GEMMA4_ABI_VERSION 0
+
+// "0.1.0" of the loaded library (may differ from GEMMA4_VERSION_STRING of the header).
+GEMMA4_API const char *gemma4_version(void);
+// GEMMA4_ABI_VERSION of the loaded library; a binding compares it with its own.
+GEMMA4_API int32_t gemma4_abi_version(void);
+
+// ---- Status codes (fixed numbers, never reused; new codes are appended) ------------------------
+
+typedef int32_t gemma4_status;
+#define GEMMA4_OK 0
+#define GEMMA4_ERR_INVALID_ARGUMENT 1 // NULL pointer, bad enum or range
+#define GEMMA4_ERR_IO 2               // file or directory missing or unreadable
+#define GEMMA4_ERR_FORMAT 3           // malformed checkpoint, tokenizer or tensor
+#define GEMMA4_ERR_UNSUPPORTED 4      // valid input this build does not implement
+#define GEMMA4_ERR_OUT_OF_MEMORY 5
+#define GEMMA4_ERR_DEVICE 6           // CUDA failure, or no such device
+#define GEMMA4_ERR_CONTEXT_FULL 7     // the tokens do not fit in the session's context
+#define GEMMA4_ERR_BUFFER_TOO_SMALL 8 // *n_out holds the size needed
+#define GEMMA4_ERR_INTERNAL 9
+#define GEMMA4_ERR_INVALID_TOKEN 10   // token id outside [0, vocab size)
+#define GEMMA4_ERR_CANCELLED 11       // generation stopped by gemma4_session_cancel
+#define GEMMA4_ERR_CONFIG 12          // config.json value missing, out of range or inconsistent
+#define GEMMA4_ERR_NO_TOKENIZER 13    // the model directory has no tokenizer.json
+
+// Message for the last failed call on this thread ("" if none). Valid until the next gemma4
+// call on this thread. Never NULL.
+GEMMA4_API const char *gemma4_last_error(void);
+// "GEMMA4_ERR_IO" etc.; "GEMMA4_ERR_UNKNOWN" for other values. Static storage.
+GEMMA4_API const char *gemma4_status_name(gemma4_status status);
+
+// ---- Logging --------------------------------------------------------------------------------
+
+#define GEMMA4_LOG_ERROR 0
+#define GEMMA4_LOG_WARN 1
+#define GEMMA4_LOG_INFO 2
+#define GEMMA4_LOG_DEBUG 3
+// Receives progress and warning messages (never errors: those are statuses). May be called from
+// any thread that calls into gemma4. Without a callback the library prints nothing.
+typedef void (*gemma4_log_fn)(int32_t level, const char *message, void *user_data);
+// Installs (or with fn == NULL removes) the log callback; atomic with respect to other threads.
+GEMMA4_API gemma4_status gemma4_set_log_callback(gemma4_log_fn fn, void *user_data);
+
+// ---- Models ---------------------------------------------------------------------------------
+
+typedef struct gemma4_model gemma4_model;
+typedef struct gemma4_session gemma4_session;
+
+#define GEMMA4_DEVICE_CPU 0
+#define GEMMA4_DEVICE_CUDA 1
+
+// Loads a Hugging Face Gemma 4 checkpoint directory: config.json (Gemma4TextConfig, or a
+// multimodal Gemma4Config whose text part is used), model.safetensors or sharded
+// model-*.safetensors with model.safetensors.index.json, and tokenizer.json if present
+// (without it, text functions return GEMMA4_ERR_NO_TOKENIZER). Every tensor is checked before
+// anything runs. device: GEMMA4_DEVICE_CPU or _CUDA; device_index: CUDA ordinal (0 on CPU).
+// n_ctx: default context of new sessions (<= 0: min(8192, the model's maximum)).
+// n_threads: CPU threads (<= 0: all online processors).
+// Errors: INVALID_ARGUMENT (NULL dir/out, bad device), IO, FORMAT, CONFIG, UNSUPPORTED,
+// OUT_OF_MEMORY, DEVICE. On error *out is NULL and nothing is left allocated.
+GEMMA4_API gemma4_status gemma4_load(const char *model_dir, int32_t device, int32_t device_index,
+                                     int64_t n_ctx, int32_t n_threads, gemma4_model **out);
+// Drops the caller's reference. Sessions keep the model alive until they are freed. NULL is fine.
+GEMMA4_API void gemma4_model_free(gemma4_model *model);
+
+#define GEMMA4_INFO_VOCAB_SIZE 0
+#define GEMMA4_INFO_CONTEXT_LENGTH 1 // max_position_embeddings
+#define GEMMA4_INFO_N_LAYERS 2
+#define GEMMA4_INFO_BOS_ID 3
+#define GEMMA4_INFO_EOS_ID 4         // first eos_token_id of config.json
+#define GEMMA4_INFO_WEIGHT_BYTES 5   // bytes of all text-model tensors, in checkpoint dtype
+#define GEMMA4_INFO_HIDDEN_SIZE 6
+#define GEMMA4_INFO_N_CTX 7          // default context of new sessions
+#define GEMMA4_INFO_END_OF_TURN_ID 8 // "<turn|>" id, or -1 without a tokenizer
+#define GEMMA4_INFO_DEVICE 9
+// One integer property of the model. Errors: INVALID_ARGUMENT (NULL, unknown key).
+GEMMA4_API gemma4_status gemma4_model_info(const gemma4_model *model, int32_t key,
+                                           int64_t *value /* out */);
+// "e2b", "e4b", "26b-a4b", "31b" when the shapes match a released model, else "custom".
+GEMMA4_API gemma4_status gemma4_model_variant(const gemma4_model *model, char *buf,
+                                              size_t capacity, size_t *n_out /* out */);
+
+// ---- Tokenizer and chat format -----------------------------------------------------------------
+
+#define GEMMA4_TOKENIZE_ADD_BOS 1 // prepend <bos>, as Hugging Face add_special_tokens=True
+// Encodes UTF-8 text exactly like the checkpoint's Hugging Face tokenizer. Special-token text
+// such as "<|turn>" becomes its single token. flags: GEMMA4_TOKENIZE_*. text may be NULL only
+// when len == 0. Errors: INVALID_ARGUMENT, NO_TOKENIZER, BUFFER_TOO_SMALL.
+GEMMA4_API gemma4_status gemma4_tokenize(const gemma4_model *model, const char *text, size_t len,
+                                         int32_t flags, int32_t *ids, size_t capacity,
+                                         size_t *n_out /* out */);
+
+#define GEMMA4_DETOKENIZE_SKIP_SPECIAL 1 // drop control tokens, as skip_special_tokens=True
+// Decodes ids to UTF-8 text exactly like Hugging Face decode(). Errors: INVALID_ARGUMENT,
+// NO_TOKENIZER, INVALID_TOKEN, BUFFER_TOO_SMALL.
+GEMMA4_API gemma4_status gemma4_detokenize(const gemma4_model *model, const int32_t *ids,
+                                           size_t n_ids, int32_t flags, char *buf,
+                                           size_t capacity, size_t *n_out /* out */);
+// The bytes one token adds to a stream of text (a byte-fallback token gives one byte, which may
+// be part of a UTF-8 sequence). Errors as gemma4_detokenize.
+GEMMA4_API gemma4_status gemma4_token_piece(const gemma4_model *model, int32_t token, char *buf,
+                                            size_t capacity, size_t *n_out /* out */);
+
+// Renders a conversation in Gemma 4's chat format (<|turn>role ... <turn|>), byte-identical to
+// transformers' apply_chat_template. roles[i]: "system", "user", "assistant" or "model";
+// contents[i]: its text. add_generation_prompt != 0 opens the model's turn. The text starts
+// with "<bos>". model may be NULL (the format does not depend on it).
+// Errors: INVALID_ARGUMENT (NULL arrays, unknown role), BUFFER_TOO_SMALL.
+GEMMA4_API gemma4_status gemma4_chat_apply(const gemma4_model *model, const char *const *roles,
+                                           const char *const *contents, size_t n_messages,
+                                           int32_t add_generation_prompt, char *buf,
+                                           size_t capacity, size_t *n_out /* out */);
+
+// ---- Sessions ---------------------------------------------------------------------------------
+
+// A conversation: its own KV cache for n_ctx positions (<= 0: the model's n_ctx), sampler and
+// stop strings. Errors: INVALID_ARGUMENT, OUT_OF_MEMORY, DEVICE.
+GEMMA4_API gemma4_status gemma4_session_new(gemma4_model *model, int64_t n_ctx,
+                                            gemma4_session **out);
+// NULL is fine. Must not race with other calls on the same session.
+GEMMA4_API void gemma4_session_free(gemma4_session *session);
+
+// Appends n_tokens tokens to the context and runs them (a prefill when n_tokens > 1).
+// logits: NULL, or a buffer for the last position's logits (capacity >= vocab size); *n_logits
+// (may be NULL) gets the vocab size. The logits also become the sampler's input for
+// gemma4_session_sample. Checks come first and leave the session unchanged: INVALID_ARGUMENT,
+// INVALID_TOKEN (any id outside the vocabulary), CONTEXT_FULL (n_past + n_tokens > n_ctx),
+// BUFFER_TOO_SMALL. Also CANCELLED (see gemma4_session_cancel) and DEVICE.
+GEMMA4_API gemma4_status gemma4_session_step(gemma4_session *session, const int32_t *tokens,
+                                             size_t n_tokens, float *logits, size_t capacity,
+                                             size_t *n_logits /* out */);
+// Empties the session's KV cache: the next step starts at position 0. Sampler settings, seed
+// state and stop strings are kept.
+GEMMA4_API gemma4_status gemma4_kv_reset(gemma4_session *session);
+// Rewinds the context to its first n_keep tokens (0 <= n_keep <= n_past), e.g. to regenerate a
+// reply. Afterwards the session behaves exactly as if only those n_keep tokens had been run.
+// Full-attention layers simply keep their first n_keep rows. Sliding-window layers keep only the
+// last sliding_window positions in a ring, and recomputing an overwritten row would need the
+// rows before it in turn, so: dropping 0 or 1 token is free; dropping more makes the session
+// re-run its first n_keep tokens (it remembers them) before returning, which costs a prefill of
+// n_keep tokens. Errors: INVALID_ARGUMENT (range), and those of gemma4_session_step.
+GEMMA4_API gemma4_status gemma4_session_truncate(gemma4_session *session, int64_t n_keep);
+
+#define GEMMA4_SESSION_N_PAST 0        // positions in the KV cache
+#define GEMMA4_SESSION_N_CTX 1
+#define GEMMA4_SESSION_KV_BYTES 2      // bytes of this session's KV cache
+#define GEMMA4_SESSION_N_EVALUATED 3   // tokens run through the model since creation
+#define GEMMA4_SESSION_LAST_PROMPT_TOKENS 4 // of the last gemma4_generate
+#define GEMMA4_SESSION_LAST_GEN_TOKENS 5
+#define GEMMA4_SESSION_LAST_PROMPT_US 6     // microseconds spent on the prompt
+#define GEMMA4_SESSION_LAST_GEN_US 7        // microseconds spent generating
+GEMMA4_API gemma4_status gemma4_session_info(const gemma4_session *session, int32_t key,
+                                             int64_t *value /* out */);
+
+// ---- Sampling ---------------------------------------------------------------------------------
+
+// Greedy decoding (argmax; the default).
+GEMMA4_API gemma4_status gemma4_session_set_greedy(gemma4_session *session);
+// Sampling with temperature > 0; top_k <= 0, top_p >= 1 and min_p <= 0 disable those filters.
+// Applied in Hugging Face order: repetition penalty, temperature, top-k, top-p, min-p.
+// Errors: INVALID_ARGUMENT naming the parameter (temperature < 0, top_p outside (0, 1],
+// min_p outside [0, 1]).
+GEMMA4_API gemma4_status gemma4_session_set_sampling(gemma4_session *session, float temperature,
+                                                     int32_t top_k, float top_p, float min_p);
+// Hugging Face repetition penalty (> 0; 1 disables) over the last last_n context tokens
+// (<= 0: the whole context).
+GEMMA4_API gemma4_status gemma4_session_set_repetition_penalty(gemma4_session *session,
+                                                               float penalty, int32_t last_n);
+// Seeds the sampler's RNG: the same seed, settings and context give the same tokens.
+GEMMA4_API gemma4_status gemma4_session_set_seed(gemma4_session *session, uint64_t seed);
+// Samples the next token from the logits of the last step (does not append it).
+// Errors: INVALID_ARGUMENT (no step has produced logits yet).
+GEMMA4_API gemma4_status gemma4_session_sample(gemma4_session *session,
+                                               int32_t *token /* out */);
+
+// ---- Generation -------------------------------------------------------------------------------
+
+// Adds a stop string: generation ends when the generated text contains it (the stop string
+// itself is not streamed). Up to 16 per session. Errors: INVALID_ARGUMENT.
+GEMMA4_API gemma4_status gemma4_session_add_stop(gemma4_session *session, const char *stop);
+GEMMA4_API gemma4_status gemma4_session_clear_stops(gemma4_session *session);
+
+// Receives each generated piece of text (piece is not NUL-terminated; len may be 0 when a
+// token only completes part of a UTF-8 sequence, which is held back until complete) and the
+// token id (-1 for a final flush of text held back at the end). Return 0 to continue,
+// non-zero to stop generation (gemma4_generate then returns GEMMA4_OK).
+typedef int32_t (*gemma4_token_fn)(const char *piece, size_t len, int32_t token,
+                                   void *user_data);
+
+// Appends the prompt text to the session's context (tokenized with special-token text
+// recognised; when the session is empty and the prompt does not start with <bos>, <bos> is
+// prepended), runs it, then samples up to max_tokens tokens, streaming each to on_token (may
+// be NULL). Stops at an end-of-sequence id, at "<turn|>" (end of the model's turn), at a stop
+// string, at max_tokens, when on_token returns non-zero, or on gemma4_session_cancel
+// (-> GEMMA4_ERR_CANCELLED). Generated tokens stay in the context, so the next call continues
+// the conversation and only runs its new tokens. Errors: INVALID_ARGUMENT, NO_TOKENIZER,
+// CONTEXT_FULL (prompt does not fit: nothing is run; if the context fills while generating,
+// generation stops there with GEMMA4_OK), CANCELLED, DEVICE.
+GEMMA4_API gemma4_status gemma4_generate(gemma4_session *session, const char *prompt,
+                                         int32_t max_tokens, gemma4_token_fn on_token,
+                                         void *user_data);
+// Chat with cache reuse: renders the whole conversation (as gemma4_chat_apply with the
+// generation prompt), keeps the longest prefix of the session's context that equals it, runs
+// only the rest, then generates as gemma4_generate. Pass the full message list on every turn,
+// including the model's previous replies: when they are unchanged, only the new turns run.
+// If an earlier message changed, the context is rewound (see gemma4_session_truncate).
+// Errors: as gemma4_generate and gemma4_chat_apply.
+GEMMA4_API gemma4_status gemma4_chat_generate(gemma4_session *session, const char *const *roles,
+                                              const char *const *contents, size_t n_messages,
+                                              int32_t max_tokens, gemma4_token_fn on_token,
+                                              void *user_data);
+
+// Asks a running gemma4_generate or gemma4_session_step on this session to stop at the next
+// token or micro-batch boundary; the call then returns GEMMA4_ERR_CANCELLED and the tokens
+// already run stay in the context (GEMMA4_SESSION_N_PAST tells how many). Safe from any thread
+// while the session is alive. The request is cleared when the next generate or step begins.
+GEMMA4_API gemma4_status gemma4_session_cancel(gemma4_session *session);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // GEMMA4_H

@@ -1,0 +1,216 @@
+// The public ABI: error codes and messages for misuse, buffer convention, lifetimes (model freed
+// before its session), context overflow, truncation exactness, cancellation, and the exported
+// symbol table of libgemma4.so being exactly the gemma4_* functions of abi/gemma4.h.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemma4.h"
+#include "harness.h"
+
+#define EXPECT_ERR(call, code, substr)                                                             \
+    do {                                                                                           \
+        gemma4_status st_ = (call);                                                                \
+        printf("%-60.60s -> %s: %s\n", #call, gemma4_status_name(st_), gemma4_last_error());       \
+        assert_int_equal(st_, code);                                                               \
+        assert_non_null(strstr(gemma4_last_error(), substr));                                      \
+    } while (0)
+
+static gemma4_model *load_e2b(int64_t n_ctx) {
+    gemma4_model *m = NULL;
+    gemma4_status st = gemma4_load(g4_src_path("tests/golden/e2b"), GEMMA4_DEVICE_CPU, 0, n_ctx, 2, &m);
+    if (st) print_error("%s\n", gemma4_last_error());
+    assert_int_equal(st, GEMMA4_OK);
+    return m;
+}
+
+static void test_version(void **state) {
+    (void)state;
+    assert_string_equal(gemma4_version(), GEMMA4_VERSION_STRING);
+    assert_int_equal(gemma4_abi_version(), GEMMA4_ABI_VERSION);
+    assert_string_equal(gemma4_status_name(GEMMA4_ERR_CONTEXT_FULL), "GEMMA4_ERR_CONTEXT_FULL");
+    assert_string_equal(gemma4_status_name(9999), "GEMMA4_ERR_UNKNOWN");
+}
+
+static void test_load_errors(void **state) {
+    (void)state;
+    gemma4_model *m = (gemma4_model *)0x1;
+    EXPECT_ERR(gemma4_load(NULL, 0, 0, 0, 0, &m), GEMMA4_ERR_INVALID_ARGUMENT, "model_dir");
+    assert_null(m);
+    EXPECT_ERR(gemma4_load("/x", 0, 0, 0, 0, NULL), GEMMA4_ERR_INVALID_ARGUMENT, "out");
+    EXPECT_ERR(gemma4_load("/x", 7, 0, 0, 0, &m), GEMMA4_ERR_INVALID_ARGUMENT, "device 7");
+    EXPECT_ERR(gemma4_load("/nonexistent/model", 0, 0, 0, 0, &m), GEMMA4_ERR_IO, "/nonexistent/model");
+    EXPECT_ERR(gemma4_load(g4_src_path("tests"), 0, 0, 0, 0, &m), GEMMA4_ERR_IO, "config.json");
+    assert_null(m);
+    gemma4_model_free(NULL);
+    gemma4_session_free(NULL);
+}
+
+static void test_info(void **state) {
+    (void)state;
+    gemma4_model *m = load_e2b(64);
+    int64_t v;
+    assert_int_equal(gemma4_model_info(m, GEMMA4_INFO_VOCAB_SIZE, &v), GEMMA4_OK);
+    assert_int_equal(v, 512);
+    assert_int_equal(gemma4_model_info(m, GEMMA4_INFO_N_LAYERS, &v), GEMMA4_OK);
+    assert_int_equal(v, 8);
+    assert_int_equal(gemma4_model_info(m, GEMMA4_INFO_BOS_ID, &v), GEMMA4_OK);
+    assert_int_equal(v, 2);
+    assert_int_equal(gemma4_model_info(m, GEMMA4_INFO_N_CTX, &v), GEMMA4_OK);
+    assert_int_equal(v, 64);
+    assert_int_equal(gemma4_model_info(m, GEMMA4_INFO_WEIGHT_BYTES, &v), GEMMA4_OK);
+    assert_true(v > 1000000 && v < 1844040); // tensors of model.safetensors, less its header
+    EXPECT_ERR(gemma4_model_info(m, 999, &v), GEMMA4_ERR_INVALID_ARGUMENT, "unknown key 999");
+    char buf[16];
+    size_t n;
+    assert_int_equal(gemma4_model_variant(m, NULL, 0, &n), GEMMA4_OK);
+    assert_int_equal(n, strlen("custom"));
+    EXPECT_ERR(gemma4_model_variant(m, buf, 3, &n), GEMMA4_ERR_BUFFER_TOO_SMALL, "needed");
+    assert_int_equal(n, 6);
+    assert_int_equal(gemma4_model_variant(m, buf, sizeof buf, &n), GEMMA4_OK);
+    assert_string_equal(buf, "custom");
+    gemma4_model_free(m);
+}
+
+static void test_step_errors_and_lifetime(void **state) {
+    (void)state;
+    gemma4_model *m = load_e2b(16);
+    gemma4_session *s;
+    assert_int_equal(gemma4_session_new(m, 0, &s), GEMMA4_OK);
+    gemma4_model_free(m); // the session keeps the model alive
+    int32_t toks[20] = {2, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28};
+    float logits[512];
+    size_t n;
+    int32_t bad[2] = {5, 512};
+    EXPECT_ERR(gemma4_session_step(s, bad, 2, NULL, 0, NULL), GEMMA4_ERR_INVALID_TOKEN, "512");
+    bad[1] = -1;
+    EXPECT_ERR(gemma4_session_step(s, bad, 2, NULL, 0, NULL), GEMMA4_ERR_INVALID_TOKEN, "-1");
+    EXPECT_ERR(gemma4_session_step(s, NULL, 2, NULL, 0, NULL), GEMMA4_ERR_INVALID_ARGUMENT, "NULL");
+    EXPECT_ERR(gemma4_session_step(s, toks, 1, logits, 10, &n), GEMMA4_ERR_BUFFER_TOO_SMALL, "512");
+    EXPECT_ERR(gemma4_session_step(s, toks, 17, NULL, 0, NULL), GEMMA4_ERR_CONTEXT_FULL, "context of 16");
+    int64_t past;
+    gemma4_session_info(s, GEMMA4_SESSION_N_PAST, &past);
+    assert_int_equal(past, 0); // nothing ran
+    int32_t tok;
+    EXPECT_ERR(gemma4_session_sample(s, &tok), GEMMA4_ERR_INVALID_ARGUMENT, "no logits");
+    assert_int_equal(gemma4_session_step(s, toks, 16, logits, 512, &n), GEMMA4_OK);
+    assert_int_equal(n, 512);
+    EXPECT_ERR(gemma4_session_step(s, toks, 1, NULL, 0, NULL), GEMMA4_ERR_CONTEXT_FULL, "position 16");
+    assert_int_equal(gemma4_session_sample(s, &tok), GEMMA4_OK);
+    int best = 0;
+    for (int i = 1; i < 512; i++) best = logits[i] > logits[best] ? i : best;
+    assert_int_equal(tok, best); // greedy by default
+    EXPECT_ERR(gemma4_session_truncate(s, 17), GEMMA4_ERR_INVALID_ARGUMENT, "n_keep 17");
+    EXPECT_ERR(gemma4_session_set_sampling(s, -1.0f, 0, 1.0f, 0.0f), GEMMA4_ERR_INVALID_ARGUMENT, "temperature");
+    EXPECT_ERR(gemma4_session_set_sampling(s, 1.0f, 0, 1.5f, 0.0f), GEMMA4_ERR_INVALID_ARGUMENT, "top_p");
+    assert_int_equal(gemma4_kv_reset(s), GEMMA4_OK);
+    gemma4_session_info(s, GEMMA4_SESSION_N_PAST, &past);
+    assert_int_equal(past, 0);
+    EXPECT_ERR(gemma4_session_step(NULL, toks, 1, NULL, 0, NULL), GEMMA4_ERR_INVALID_ARGUMENT, "NULL");
+    gemma4_session_free(s); // frees the model too (checked by ASan/valgrind runs)
+}
+
+// Truncation is exact: after running 30 tokens and rewinding to k, stepping token k gives the
+// logits a fresh session gets for the first k + 1 tokens; k spans the window boundary (W = 8).
+static void test_truncate_exact(void **state) {
+    (void)state;
+    gemma4_model *m = load_e2b(64);
+    gemma4_session *a, *b;
+    assert_int_equal(gemma4_session_new(m, 0, &a), GEMMA4_OK);
+    assert_int_equal(gemma4_session_new(m, 0, &b), GEMMA4_OK);
+    int32_t toks[30];
+    for (int i = 0; i < 30; i++) toks[i] = i == 0 ? 2 : 3 + (i * 37) % 500;
+    static const int keeps[] = {29, 28, 21, 20, 8, 7, 1};
+    float la[512], lb[512];
+    for (size_t i = 0; i < G4_COUNT(keeps); i++) {
+        int k = keeps[i];
+        gemma4_kv_reset(a);
+        assert_int_equal(gemma4_session_step(a, toks, 30, NULL, 0, NULL), GEMMA4_OK);
+        assert_int_equal(gemma4_session_truncate(a, k), GEMMA4_OK);
+        assert_int_equal(gemma4_session_step(a, toks + k, 1, la, 512, NULL), GEMMA4_OK);
+        gemma4_kv_reset(b);
+        assert_int_equal(gemma4_session_step(b, toks, (size_t)k + 1, lb, 512, NULL), GEMMA4_OK);
+        char what[64];
+        snprintf(what, sizeof what, "truncate to %d", k);
+        assert_true(g4_compare_rel(la, lb, 512, 1e-6, what) <= 1e-6);
+    }
+    gemma4_session_free(a);
+    gemma4_session_free(b);
+    gemma4_model_free(m);
+}
+
+static void test_cancel_before_step(void **state) {
+    (void)state;
+    gemma4_model *m = load_e2b(64);
+    gemma4_session *s;
+    assert_int_equal(gemma4_session_new(m, 0, &s), GEMMA4_OK);
+    assert_int_equal(gemma4_session_cancel(s), GEMMA4_OK);
+    int32_t toks[3] = {2, 5, 6};
+    // a step clears an earlier request and runs
+    assert_int_equal(gemma4_session_step(s, toks, 3, NULL, 0, NULL), GEMMA4_OK);
+    EXPECT_ERR(gemma4_session_cancel(NULL), GEMMA4_ERR_INVALID_ARGUMENT, "NULL");
+    gemma4_session_free(s);
+    gemma4_model_free(m);
+}
+
+// Names declared GEMMA4_API in the header == names the shared library exports.
+static void test_exported_symbols(void **state) {
+    (void)state;
+    size_t n;
+    char *hdr = g4_read_file(g4_src_path("abi/gemma4.h"), &n);
+    assert_non_null(hdr);
+    char declared[64][64];
+    int n_declared = 0;
+    for (char *p = hdr; (p = strstr(p, "GEMMA4_API ")) != NULL; p++) {
+        char *name = strstr(p, "gemma4_"), *paren = strchr(p, '(');
+        if (!name || !paren || name > paren || strncmp(p, "GEMMA4_API __", 13) == 0 ||
+            p[-1] == ' ')
+            continue;
+        while (strstr(name + 1, "gemma4_") && strstr(name + 1, "gemma4_") < paren)
+            name = strstr(name + 1, "gemma4_");
+        snprintf(declared[n_declared++], 64, "%.*s", (int)(paren - name), name);
+    }
+    free(hdr);
+    assert_true(n_declared > 30);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "nm -D --defined-only %s/libgemma4.so | awk '$2 ~ /[TDBR]/ {print $3}'",
+             G4_BINARY_DIR);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    char line[256];
+    int n_exported = 0, n_unexpected = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        n_exported++;
+        int found = 0;
+        for (int i = 0; i < n_declared; i++) found |= strcmp(line, declared[i]) == 0;
+        if (!found) {
+            printf("exported but not in gemma4.h: %s\n", line);
+            n_unexpected++;
+        }
+    }
+    pclose(f);
+    printf("declared %d, exported %d\n", n_declared, n_exported);
+    assert_int_equal(n_unexpected, 0);
+    assert_int_equal(n_exported, n_declared);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_version),
+        cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_info),
+        cmocka_unit_test(test_step_errors_and_lifetime),
+        cmocka_unit_test(test_truncate_exact),
+        cmocka_unit_test(test_cancel_before_step),
+        cmocka_unit_test(test_exported_symbols),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,137 @@
+// Golden tests: the CPU engine against transformers' float32 logits on every fixture in
+// tests/golden (made by tests/golden/make_fixtures.py), for a full prefill, for token-by-token
+// decoding after a short prefill, for uneven chunks longer than the sliding window, and for
+// greedy continuation. A missing fixture is a failure.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "model.h"
+#include "session.h"
+
+// fp32 engine vs fp32 transformers: only summation order differs.
+#define TOL_FP32 1e-4
+
+struct reference {
+    int32_t n_tokens, vocab, n_gen;
+    int32_t *tokens; // (n_tokens,)
+    float *logits;   // (n_tokens, vocab)
+    int32_t *gen;    // (n_gen,) greedy continuation
+    char *blob;
+};
+
+static void read_reference(const char *fixture, struct reference *r) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "tests/golden/%s/reference.bin", fixture);
+    size_t n;
+    r->blob = g4_read_file(g4_src_path(rel), &n);
+    assert_non_null(r->blob);
+    assert_true(n > 16 && memcmp(r->blob, "G4REF1\0\0", 8) == 0);
+    memcpy(&r->n_tokens, r->blob + 8, 4);
+    memcpy(&r->vocab, r->blob + 12, 4);
+    size_t off = 16;
+    r->tokens = (int32_t *)(r->blob + off);
+    off += (size_t)r->n_tokens * 4;
+    r->logits = (float *)(r->blob + off);
+    off += (size_t)r->n_tokens * r->vocab * 4;
+    assert_true(off + 4 <= n);
+    memcpy(&r->n_gen, r->blob + off, 4);
+    r->gen = (int32_t *)(r->blob + off + 4);
+    assert_int_equal(off + 4 + (size_t)r->n_gen * 4, n);
+}
+
+static struct g4_model *load(const char *fixture) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "tests/golden/%s", fixture);
+    struct g4_model *m = NULL;
+    g4_status st = g4_model_load(&m, g4_src_path(rel), G4_DEVICE_CPU, 0, 256, 2);
+    if (st != G4_OK) print_error("load %s: %s\n", fixture, g4_last_error());
+    assert_int_equal(st, G4_OK);
+    return m;
+}
+
+static int argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+static void run_fixture(const char *fixture) {
+    struct reference r;
+    read_reference(fixture, &r);
+    struct g4_model *m = load(fixture);
+    const int T = r.n_tokens, V = r.vocab;
+    assert_int_equal(V, m->cfg.vocab_size);
+    float *logits = malloc(sizeof(float) * T * V);
+    char what[128];
+
+    // 1. full prefill, logits at every position
+    struct g4_session *s;
+    assert_int_equal(g4_session_init(&s, m, 0), G4_OK);
+    assert_int_equal(g4_session_step(s, r.tokens, T, logits, true), G4_OK);
+    snprintf(what, sizeof what, "%s prefill", fixture);
+    assert_true(g4_compare_rel(logits, r.logits, (size_t)T * V, TOL_FP32, what) <= TOL_FP32);
+
+    // 2. prefill 20, then token by token (well past 2x the sliding window)
+    g4_session_reset(s);
+    memset(logits, 0, sizeof(float) * T * V);
+    assert_int_equal(g4_session_step(s, r.tokens, 20, logits, true), G4_OK);
+    for (int t = 20; t < T; t++)
+        assert_int_equal(g4_session_step(s, r.tokens + t, 1, logits + (size_t)t * V, false), G4_OK);
+    snprintf(what, sizeof what, "%s decode", fixture);
+    assert_true(g4_compare_rel(logits, r.logits, (size_t)T * V, TOL_FP32, what) <= TOL_FP32);
+
+    // 3. uneven chunks, some longer than the window (ring staging)
+    g4_session_reset(s);
+    static const int chunks[] = {5, 13, 1, 9, 30};
+    int done = 0;
+    for (size_t i = 0; done < T; i++) {
+        int n = chunks[i % G4_COUNT(chunks)];
+        if (n > T - done) n = T - done;
+        assert_int_equal(g4_session_step(s, r.tokens + done, n, logits + (size_t)done * V, true), G4_OK);
+        done += n;
+    }
+    snprintf(what, sizeof what, "%s chunked", fixture);
+    assert_true(g4_compare_rel(logits, r.logits, (size_t)T * V, TOL_FP32, what) <= TOL_FP32);
+
+    // 4. greedy continuation equals transformers' generate(do_sample=False)
+    int32_t tok = argmax(logits + (size_t)(T - 1) * V, V);
+    int n_same = 0;
+    for (int i = 0; i < r.n_gen; i++) {
+        if (tok != r.gen[i]) break;
+        n_same++;
+        assert_int_equal(g4_session_step(s, &tok, 1, logits, false), G4_OK);
+        tok = argmax(logits, V);
+    }
+    printf("%-40s greedy tokens identical: %d / %d\n", fixture, n_same, r.n_gen);
+    assert_int_equal(n_same, r.n_gen);
+
+    g4_session_free(s);
+    g4_model_release(m);
+    free(logits);
+    free(r.blob);
+}
+
+static void test_e2b(void **state) { (void)state; run_fixture("e2b"); }
+static void test_moe(void **state) { (void)state; run_fixture("moe"); }
+static void test_dense31b(void **state) { (void)state; run_fixture("dense31b"); }
+static void test_multimodal(void **state) { (void)state; run_fixture("multimodal"); }
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_e2b),
+        cmocka_unit_test(test_moe),
+        cmocka_unit_test(test_dense31b),
+        cmocka_unit_test(test_multimodal),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
