@@ -230,7 +230,7 @@ static g4_status parse_text(struct g4_config *c, const cJSON *t, const char *wha
         (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu_pytorch_tanh") != 0))
         return g4_fail(G4_ERR_UNSUPPORTED, "%s: hidden_activation must be \"gelu_pytorch_tanh\"",
                        what);
-    bool attention_bias;
+    bool attention_bias = false;
     G4_TRY(get_bool(t, "attention_bias", false, &attention_bias, what));
     if (attention_bias) return g4_fail(G4_ERR_UNSUPPORTED, "%s: attention_bias = true", what);
     const cJSON *bidi = cJSON_GetObjectItemCaseSensitive(t, "use_bidirectional_attention");
