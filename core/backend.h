@@ -31,4 +31,7 @@ struct g4_backend {
 
 extern const struct g4_backend g4_backend_cpu;
 
+// For backends compiled as C++ (CUDA), which cannot include model.h (C11 atomics).
+int g4_model_device_index(const struct g4_model *m);
+
 #endif

@@ -75,6 +75,8 @@ fail:
     return st;
 }
 
+int g4_model_device_index(const struct g4_model *m) { return m->device_index; }
+
 void g4_model_retain(struct g4_model *m) { atomic_fetch_add(&m->refs, 1); }
 
 void g4_model_release(struct g4_model *m) {

@@ -70,13 +70,13 @@ static g4_status parse_json(const char *text, size_t n, const char *what, cJSON 
     *out = cJSON_ParseWithLengthOpts(text, n, &end, 0);
     if (!*out) {
         size_t at = end && end >= text ? (size_t)(end - text) : 0;
-        return g4_fail(G4_ERR_FORMAT, "%s: invalid JSON header near byte %zu", what, at);
+        return g4_fail(G4_ERR_FORMAT, "%s: invalid JSON near byte %zu", what, at);
     }
     for (const char *p = end; p < text + n; p++) {
         if (!is_json_space(*p)) {
             cJSON_Delete(*out);
             *out = NULL;
-            return g4_fail(G4_ERR_FORMAT, "%s: unexpected bytes after the JSON header at byte %zu",
+            return g4_fail(G4_ERR_FORMAT, "%s: unexpected bytes after the JSON value at byte %zu",
                            what, (size_t)(p - text));
         }
     }
@@ -85,8 +85,8 @@ static g4_status parse_json(const char *text, size_t n, const char *what, cJSON 
 
 // Fills t (all but name, shard, data) from one header entry. `data_start` is the file offset of
 // the data section, `data_bytes` its length.
-static g4_status parse_entry(const cJSON *e, const char *what, size_t data_start,
-                             size_t data_bytes, struct g4_tensor *t) {
+static g4_status parse_entry(const cJSON *e, const char *what, size_t data_start, size_t data_bytes,
+                             struct g4_tensor *t) {
     const char *name = e->string;
     if (!cJSON_IsObject(e))
         return g4_fail(G4_ERR_FORMAT, "%s: tensor %s: header entry is not an object", what, name);
@@ -144,9 +144,9 @@ static g4_status parse_entry(const cJSON *e, const char *what, size_t data_start
                        g4_dtype_name(t->dtype), n_bytes);
     // Readers cast data to uint16_t / float pointers; the mapping is page-aligned, so the file
     // offset decides alignment. Files written by the safetensors library always pass.
-    if ((data_start + (size_t)begin) % esize != 0)
-        return g4_fail(G4_ERR_FORMAT, "%s: tensor %s: data at file offset %zu is not %zu-byte "
-                       "aligned", what, name, data_start + (size_t)begin, esize);
+    if (n_bytes && (data_start + (size_t)begin) % esize != 0)
+        return g4_fail(G4_ERR_FORMAT, "%s: tensor %s: data at file offset %zu is misaligned for %s",
+                       what, name, data_start + (size_t)begin, g4_dtype_name(t->dtype));
     t->n_bytes = n_bytes;
     t->data_offset = (size_t)begin;
     return G4_OK;
@@ -178,9 +178,8 @@ static g4_status check_overlap(struct g4_tensor *add, int n_add, const char *wha
         const struct g4_tensor *t = &add[i];
         if (t->n_bytes == 0) continue; // empty tensors occupy no bytes
         if (prev && t->data_offset < prev->data_offset + prev->n_bytes)
-            return g4_fail(G4_ERR_FORMAT,
-                           "%s: tensors %s [%zu, %zu) and %s [%zu, %zu) overlap", what,
-                           prev->name, prev->data_offset, prev->data_offset + prev->n_bytes,
+            return g4_fail(G4_ERR_FORMAT, "%s: tensors %s [%zu, %zu) and %s [%zu, %zu) overlap",
+                           what, prev->name, prev->data_offset, prev->data_offset + prev->n_bytes,
                            t->name, t->data_offset, t->data_offset + t->n_bytes);
         prev = t;
     }
@@ -193,8 +192,8 @@ g4_status g4_safetensors_parse(struct g4_safetensors *st, const uint8_t *buf, si
     if (!st || (!buf && n))
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "%s: NULL safetensors or buffer", what);
     if (n < 8)
-        return g4_fail(G4_ERR_FORMAT, "%s: %zu bytes, shorter than the 8-byte header length "
-                       "(truncated)", what, n);
+        return g4_fail(G4_ERR_FORMAT, "%s: %zu bytes, shorter than the header length (truncated)",
+                       what, n);
     uint64_t hdr_len = 0;
     for (int i = 7; i >= 0; i--) hdr_len = hdr_len << 8 | buf[i];
     if (hdr_len > n - 8)
@@ -243,8 +242,9 @@ g4_status g4_safetensors_parse(struct g4_safetensors *st, const uint8_t *buf, si
     qsort(merged, (size_t)n_all, sizeof *merged, by_name);
     for (int i = 1; i < n_all; i++) {
         if (strcmp(merged[i - 1].name, merged[i].name) == 0) {
+            int a = merged[i - 1].shard, b = merged[i].shard; // qsort is not stable
             status = g4_fail(G4_ERR_FORMAT, "%s: tensor %s is present twice (shards %d and %d)",
-                             what, merged[i].name, merged[i - 1].shard, merged[i].shard);
+                             what, merged[i].name, a < b ? a : b, a < b ? b : a);
             goto done;
         }
     }
@@ -310,8 +310,8 @@ static g4_status open_shard(struct g4_safetensors *st, int shard, const char *di
     if (!path) return g4_fail(G4_ERR_OUT_OF_MEMORY, "%s/%s: path", dir, file);
     g4_status status = map_file(path, 8, &st->shard_map[shard], &st->shard_bytes[shard]);
     if (status == G4_OK)
-        status = g4_safetensors_parse(st, st->shard_map[shard], st->shard_bytes[shard], shard,
-                                      path);
+        status =
+            g4_safetensors_parse(st, st->shard_map[shard], st->shard_bytes[shard], shard, path);
     free(path);
     return status;
 }
@@ -331,7 +331,7 @@ static g4_status open_index(struct g4_safetensors *st, const char *dir, const ch
     if (status != G4_OK) return status;
 
     const char **files = NULL; // (n_files,) distinct shard names, pointing into the JSON tree
-    int *entry_shard = NULL;   // (n_entries,) shard index of each weight_map entry
+    int *entry_shard = NULL; // (n_entries,) shard index of each weight_map entry
     int n_files = 0, i = 0;
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     if (!cJSON_IsObject(wm) || !wm->child) {
@@ -407,8 +407,8 @@ g4_status g4_safetensors_open(struct g4_safetensors *st, const char *dir) {
     } else if (access(index, F_OK) == 0 || errno != ENOENT) {
         status = open_index(st, dir, index);
     } else {
-        status = g4_fail(G4_ERR_IO, "%s: neither model.safetensors nor "
-                         "model.safetensors.index.json exists", dir);
+        status =
+            g4_fail(G4_ERR_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
     }
     free(single);
     free(index);

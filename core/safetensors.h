@@ -17,7 +17,7 @@ struct g4_tensor {
     enum g4_dtype dtype;
     int n_dims;
     int64_t shape[G4_MAX_DIMS];
-    const void *data;     // points into the shard mapping (NULL for a header parsed without a file)
+    const void *data;     // points into the shard mapping (or into the buffer given to _parse)
     size_t n_bytes;       // == product(shape) * dtype size, validated
     int shard;            // index into g4_safetensors.shard_*
     size_t data_offset;   // offset of the data inside its shard's data section
@@ -38,16 +38,22 @@ const char *g4_dtype_name(enum g4_dtype dt);
 // header, data). Validates: header length within the file, JSON well-formed, every entry has a
 // known dtype ("F32", "F16", "BF16"; others -> G4_ERR_UNSUPPORTED naming the tensor), shape of at
 // most G4_MAX_DIMS non-negative dims with overflow-checked product, data_offsets [begin, end]
-// inside the data section, end - begin == product * dtype size, no two tensors overlapping.
-// "__metadata__" is ignored. Appends the tensors to st->tensors (tagged with `shard`; data points
-// into buf). `what` names the file in messages. On error st keeps what it had before the call.
+// inside the data section, end - begin == product * dtype size, no two tensors overlapping, data
+// aligned to the dtype size relative to buf (buf itself is assumed suitably aligned, as an mmap
+// base is), and no name present twice among st's tensors. "__metadata__" is ignored. Appends the
+// tensors to st->tensors (tagged with `shard`; data points into buf) and keeps st->tensors sorted
+// by name, so g4_safetensors_find works after each call. `what` names the file in messages (may be
+// NULL). On error st keeps what it had before the call. Reads only the 8 + header-length bytes,
+// never tensor data; this is the fuzzing entry point.
 g4_status g4_safetensors_parse(struct g4_safetensors *st, const uint8_t *buf, size_t n, int shard,
                                const char *what);
 
 // Opens the checkpoint in directory `dir`: model.safetensors, or model.safetensors.index.json and
 // every shard it names (each shard mapped once; the index must list only tensors that the shard
-// really holds). Files are mmap'ed read-only. Tensors are sorted by name afterwards; a name present
-// twice is G4_ERR_FORMAT. On error everything is released and *st is zeroed.
+// really holds; G4_ERR_IO for a missing shard). Every tensor in a mapped shard is loaded, also
+// those the index does not list. Files are mmap'ed read-only (MAP_PRIVATE, PROT_READ). Tensors
+// are sorted by name afterwards; a name present twice is G4_ERR_FORMAT. A missing directory, or
+// one with neither file, is G4_ERR_IO. On error everything is released and *st is zeroed.
 g4_status g4_safetensors_open(struct g4_safetensors *st, const char *dir);
 
 // Binary search by exact name; NULL when absent.

@@ -6,6 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifndef G4_COUNT
+#define G4_COUNT(a) (sizeof(a) / sizeof((a)[0]))
+#endif
+
 // Path under the source tree, e.g. g4_src_path("tests/golden/e2b"). Static buffer per call slot (8).
 const char *g4_src_path(const char *rel);
 // Fresh temporary directory (removed by g4_rm_rf). Returns a static buffer per call slot (8).
