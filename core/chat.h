@@ -10,9 +10,18 @@
 // roles[i] is "system", "user", "assistant" or "model" (assistant renders as model);
 // contents[i] its text. add_generation_prompt appends the opening of a model turn.
 // Output is the exact text apply_chat_template(messages, tokenize=False,
-// add_generation_prompt=...) produces, including the leading "<bos>" it renders.
+// add_generation_prompt=...) produces with Google's Gemma 4 template for E2B/E4B
+// (tests/chat/gemma4_chat_template.jinja), thinking off, no tools, e.g.
+//   "<bos><|turn>system\nS<turn|>\n<|turn>user\nU<turn|>\n<|turn>model\n"
+// Only a leading system message forms the system turn; user/system content is trimmed
+// (Python str.strip() whitespace), model content has "<|channel>...<channel|>" thinking removed
+// and is trimmed; adjacent "assistant" messages share one model turn, as upstream. The 26B-A4B and
+// 31B templates differ only in the generation prompt, which there ends with the empty thought
+// channel "<|channel>thought\n<channel|>"; callers serving those models append it themselves.
 // Buffer convention: buf == NULL asks for the byte count; too small -> G4_ERR_BUFFER_TOO_SMALL
-// with *n_out = needed; a NUL is written when cap > needed. Unknown role: G4_ERR_INVALID_ARGUMENT.
+// with *n_out = needed and buf untouched; a NUL is written when cap > needed.
+// G4_ERR_INVALID_ARGUMENT: unknown or NULL role, NULL content, n_messages 0 (transformers
+// rejects an empty conversation too), NULL roles/contents/n_out.
 g4_status g4_chat_render(const char *const *roles, const char *const *contents, size_t n_messages,
                          int add_generation_prompt, char *buf, size_t cap, size_t *n_out);
 

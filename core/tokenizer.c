@@ -847,7 +847,7 @@ static g4_status load_added_tokens(struct g4_tokenizer *tok, const cJSON *arr) {
     for (const cJSON *x = n ? arr->child : NULL; x; x = x->next) {
         struct added_token *at = &tok->added[tok->n_added++];
         const cJSON *id = item(x, "id");
-        bool single_word;
+        bool single_word = false;
         G4_TRY(get_str(x, "content", "added_tokens[]", &at->content));
         if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > INT32_MAX - 1)
             return g4_fail(G4_ERR_FORMAT, "added token %s has no valid id", at->content.s);

@@ -47,7 +47,7 @@ static g4_status check_shape(struct binder *b, const struct g4_tensor *t, int n_
 // Matrix (rows, cols), or a 3-D (a, b, cols) tensor viewed as (a * b, cols) when d0 > 0.
 static g4_status mat(struct binder *b, struct g4_weight *out, const char *name, int64_t d0,
                      int64_t rows, int64_t cols) {
-    const struct g4_tensor *t;
+    const struct g4_tensor *t = NULL;
     G4_TRY(find(b, name, &t));
     int64_t dims3[3] = {d0, rows, cols}, dims2[2] = {rows, cols};
     G4_TRY(d0 > 0 ? check_shape(b, t, 3, dims3) : check_shape(b, t, 2, dims2));
@@ -57,7 +57,7 @@ static g4_status mat(struct binder *b, struct g4_weight *out, const char *name, 
 }
 
 static g4_status vec(struct binder *b, const float **out, const char *name, int64_t n) {
-    const struct g4_tensor *t;
+    const struct g4_tensor *t = NULL;
     G4_TRY(find(b, name, &t));
     G4_TRY(check_shape(b, t, 1, &n));
     float *dst = b->pool_next;
@@ -93,7 +93,7 @@ static g4_status bind_layer(struct binder *b, const struct g4_config *c, int il)
     G4_TRY(vec(b, &lw->post_attention_layernorm, NAME("post_attention_layernorm.weight"), H));
     G4_TRY(vec(b, &lw->pre_feedforward_layernorm, NAME("pre_feedforward_layernorm.weight"), H));
     G4_TRY(vec(b, &lw->post_feedforward_layernorm, NAME("post_feedforward_layernorm.weight"), H));
-    const float *scalar;
+    const float *scalar = NULL;
     G4_TRY(vec(b, &scalar, NAME("layer_scalar"), 1));
     lw->layer_scalar = scalar[0];
     G4_TRY(mat(b, &lw->q_proj, NAME("self_attn.q_proj.weight"), 0, nq, H));

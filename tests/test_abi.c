@@ -178,7 +178,7 @@ static void test_exported_symbols(void **state) {
         snprintf(declared[n_declared++], 64, "%.*s", (int)(paren - name), name);
     }
     free(hdr);
-    assert_true(n_declared > 30);
+    assert_true(n_declared >= 29); // the functions of abi/gemma4.h at the time of writing
     char cmd[512];
     snprintf(cmd, sizeof cmd, "nm -D --defined-only %s/libgemma4.so | awk '$2 ~ /[TDBR]/ {print $3}'",
              G4_BINARY_DIR);

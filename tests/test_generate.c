@@ -238,10 +238,13 @@ static void test_cancel_from_thread(void **state) {
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, cancel_later, &c), 0);
     gemma4_status st = gemma4_generate(s, "The sea", 8000, NULL, NULL);
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", gemma4_last_error());
     pthread_join(t, NULL);
     int64_t gen;
     gemma4_session_info(s, GEMMA4_SESSION_LAST_GEN_TOKENS, &gen);
-    printf("cancelled after %lld tokens: %s\n", (long long)gen, gemma4_last_error());
+    printf("cancelled after %lld tokens: %s\n", (long long)gen, msg);
+    assert_non_null(strstr(msg, "cancelled"));
     assert_int_equal(st, GEMMA4_ERR_CANCELLED);
     assert_true(gen < 8000);
     gemma4_session_free(s);

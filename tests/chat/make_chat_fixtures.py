@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Renders plain-text conversations with Gemma 4's official chat template through transformers'
+apply_chat_template and writes the expected prompts for tests/test_chat.c.
+
+Template: tests/chat/gemma4_chat_template.jinja, Google's "Gemma 4 Canonical Chat Template"
+(header: Published 2026-07-09) of the small models, as shipped in
+  https://huggingface.co/google/gemma-4-E2B-it/blob/main/chat_template.jinja
+and copied byte-for-byte from Ollama's checked-in copy of that upstream file:
+  https://github.com/ollama/ollama/blob/8a0016f826305b0672daaf02c6c55a34f844bba3/
+      model/renderers/testdata/gemma4_e2b_chat_template.jinja2
+The 26B-A4B / 31B template differs only in the generation prompt: with thinking off it also
+appends "<|channel>thought\\n<channel|>" after "<|turn>model\\n".
+
+Usage: python3 tests/chat/make_chat_fixtures.py   (rewrites tests/chat/expected.txt)
+
+expected.txt, one case per line, fields separated by single spaces, strings hex-encoded UTF-8
+("-" for the empty string):
+  <add_generation_prompt 0|1> <n_messages> (<role> <hex content>)*n <hex rendered prompt>
+Lines starting with '#' are comments. An empty conversation is not a case: apply_chat_template
+raises ValueError for it (g4_chat_render returns G4_ERR_INVALID_ARGUMENT).
+"""
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+TOKENIZER = os.path.join(ROOT, "tests", "golden", "tokenizer_small", "tokenizer.json")
+
+
+def ensure(modules):
+    missing = []
+    for mod, pkg in modules:
+        try:
+            __import__(mod)
+        except ImportError:
+            missing.append(pkg)
+    if missing:
+        subprocess.check_call([sys.executable, "-m", "pip", "install", *missing])
+
+
+ensure([("jinja2", "jinja2"), ("transformers", "transformers"), ("tokenizers", "tokenizers")])
+
+from transformers import PreTrainedTokenizerFast  # noqa: E402
+
+
+def S(t):
+    return ("system", t)
+
+
+def U(t):
+    return ("user", t)
+
+
+def A(t):
+    return ("assistant", t)
+
+
+def M(t):
+    return ("model", t)
+
+
+THINK = "<|channel>thought\nLet me think.\n<channel|>The answer is 4."
+# (add_generation_prompt, messages)
+CASES = [
+    (True, [U("Hello")]),
+    (False, [U("Hello")]),
+    (True, [S("You are a helpful assistant."), U("Hi there")]),
+    (False, [S("You are a helpful assistant."), U("Hi there")]),
+    (True, [U("What is 2+2?"), A("4"), U("And 3+3?")]),
+    (False, [U("What is 2+2?"), A("4"), U("And 3+3?")]),
+    (True, [S("Be terse."), U("a"), A("b"), U("c"), A("d"), U("e")]),
+    (True, [U("Hi"), M("Hello! (literal model role)"), U("Bye")]),
+    (True, [U("Say hi"), A("hi")]),
+    (False, [U("Say hi"), A("hi")]),
+    (True, [U("")]),
+    (True, [S(""), U("x")]),
+    (True, [U("q"), A(""), U("r")]),
+    (True, [U("   padded   ")]),
+    (True, [U("\n\nHello\n\n")]),
+    (True, [S("\n  system with spaces \t\n"), U("\tTabbed\t")]),
+    (True, [U("line one\n\nline two\n  indented\n")]),
+    (True, [U("\r\nwindows\r\nline endings\r\n")]),
+    (True, [U(" \n\t \r ")]),
+    (True, [U("Grüße, 世界 🌍 — naïve café")]),
+    (True, [U("\u3000ideographic space\u00a0"), A("\u2003em space\u2029")]),
+    (True, [U("\u200bzero width is not whitespace\u200b"), A("\ufeffbom\ufeff")]),
+    (True, [U("\x1c\x1d\x1e\x1fseparators\x85\u1680\u202f\u205f\u2028\u2000\u200a")]),
+    (True, [U("<|turn>user\nfake turn<turn|>\n<bos>"), A("<start_of_turn>model\n<eos>")]),
+    (True, [U("text with <|channel>thought\nnot stripped<channel|> in user turns")]),
+    (True, [U("2+2?"), A(THINK), U("Thanks")]),
+    (True, [U("x"), A("A<|channel>t1<channel|>B<|channel>t2<channel|>C")]),
+    (True, [U("x"), A("  before <|channel>never closed")]),
+    (True, [U("x"), A("only close<channel|> tag<channel|>")]),
+    (True, [U("x"), A("<|channel>\n<channel|>\n\n  spaced answer  \n")]),
+    (True, [U("x"), A("a<channel|>b<|channel>c<|channel>d<channel|>e")]),
+    (True, [U("first"), S("a late system turn"), U("second")]),
+    (True, [S("one"), S("two"), U("three")]),
+    (True, [U("u1"), U("u2")]),
+    (True, [U("q"), A("part one"), A(" part two")]),
+    (True, [U("q"), M("model"), A("assistant")]),
+    (True, [U("q"), A("assistant"), M("model")]),
+    (True, [U("q"), M("m1"), M("m2")]),
+    (False, [U("q"), A("a1"), A("a2"), A("a3")]),
+    (True, [S("sys"), A("assistant first")]),
+    (True, [U("multi\nline\n\n\nblank lines\n")]),
+    (True, [U("long " * 200)]),
+]
+
+
+def hexs(s):
+    return s.encode("utf-8").hex() if s else "-"
+
+
+def main():
+    with open(os.path.join(HERE, "gemma4_chat_template.jinja"), encoding="utf-8") as f:
+        template = f.read()
+    tok = PreTrainedTokenizerFast(tokenizer_file=TOKENIZER, bos_token="<bos>", eos_token="<eos>",
+                                  pad_token="<pad>", unk_token="<unk>")
+    tok.chat_template = template
+    lines = ["# generated by tests/chat/make_chat_fixtures.py; do not edit",
+             "# <gen> <n> (<role> <hex content>)*n <hex expected>"]
+    for gen, msgs in CASES:
+        conv = [{"role": r, "content": c} for r, c in msgs]
+        out = tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=gen)
+        fields = [str(int(gen)), str(len(msgs))]
+        for r, c in msgs:
+            fields += [r, hexs(c)]
+        fields.append(hexs(out))
+        lines.append(" ".join(fields))
+    path = os.path.join(HERE, "expected.txt")
+    with open(path, "w", encoding="ascii") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"wrote {len(CASES)} cases to {path}")
+
+
+if __name__ == "__main__":
+    main()
