@@ -1,8 +1,27 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds everything (CUDA too when nvcc is present) and runs every
-# test: the C suite (ctest). GPU tests report "skipped" where there is no GPU.
+# test: the C suite (ctest), then the same suite again under AddressSanitizer +
+# UndefinedBehaviorSanitizer, then valgrind memcheck over the ABI tests. GPU tests report
+# "skipped" where there is no GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
+jobs=$(nproc)
+
+echo "== build + ctest"
 bash scripts/build.sh
-ctest --test-dir build --output-on-failure -j"$(nproc)"
+ctest --test-dir build --output-on-failure -j"$jobs"
+
+echo "== ctest under ASan + UBSan"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DGEMMA4_CUDA=OFF -DGEMMA4_BUILD_SAMPLES=OFF \
+  "-DGEMMA4_SANITIZE=address;undefined" >/dev/null
+cmake --build build-asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure -j"$jobs"
+
+echo "== valgrind memcheck: ABI tests"
+cmake -S . -B build-vg -DCMAKE_BUILD_TYPE=Debug -DGEMMA4_CUDA=OFF -DGEMMA4_BUILD_SAMPLES=OFF >/dev/null
+cmake --build build-vg -j"$jobs" --target gemma4 test_abi
+valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possible \
+  --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=1 build-vg/tests/test_abi
+echo "== all tests passed"

@@ -49,6 +49,15 @@ static void test_load_errors(void **state) {
     EXPECT_ERR(gemma4_load("/nonexistent/model", 0, 0, 0, 0, &m), GEMMA4_ERR_IO, "/nonexistent/model");
     EXPECT_ERR(gemma4_load(g4_src_path("tests"), 0, 0, 0, 0, &m), GEMMA4_ERR_IO, "config.json");
     assert_null(m);
+    // CUDA: a clean error on a machine without a GPU or a build without CUDA (never a crash)
+    gemma4_status st = gemma4_load(g4_src_path("tests/golden/e2b"), GEMMA4_DEVICE_CUDA, 0, 0, 0, &m);
+    printf("load on CUDA -> %s: %s\n", gemma4_status_name(st), gemma4_last_error());
+    if (st != GEMMA4_OK) {
+        assert_true(st == GEMMA4_ERR_DEVICE || st == GEMMA4_ERR_UNSUPPORTED);
+        assert_true(strlen(gemma4_last_error()) > 10);
+        assert_null(m);
+    }
+    gemma4_model_free(m);
     gemma4_model_free(NULL);
     gemma4_session_free(NULL);
 }
