@@ -11,6 +11,7 @@
 
 struct cpu_state {
     struct g4_kv_cache kv;
+    struct g4_pool *pool;  // model->n_threads threads, this session's
     float *arena;          // one allocation, carved below
     float *x, *h, *t;      // (B, hidden) residual stream, normed input, sub-block output
     float *q, *att;        // (B, n_heads * max_head_dim)
@@ -33,6 +34,7 @@ static g4_status cpu_session_init(struct g4_session *s) {
     G4_TRY(g4_calloc((void **)&cs, 1, sizeof *cs, "cpu session"));
     s->backend_state = cs;
     G4_TRY(g4_kv_cache_init(&cs->kv, c, s->n_ctx, s->n_batch));
+    G4_TRY(g4_pool_init(&cs->pool, s->model->n_threads));
     size_t B = (size_t)s->n_batch, H = c->hidden_size, max_hd = 0, max_i = 0;
     for (int il = 0; il < c->num_hidden_layers; il++) {
         if ((size_t)c->layer[il].head_dim > max_hd) max_hd = c->layer[il].head_dim;
@@ -62,6 +64,7 @@ static void cpu_session_free(struct g4_session *s) {
     struct cpu_state *cs = state(s);
     if (!cs) return;
     g4_kv_cache_free(&cs->kv);
+    g4_pool_free(cs->pool);
     free(cs->arena);
     free(cs);
     s->backend_state = NULL;
@@ -86,7 +89,7 @@ static void per_layer_inputs(struct g4_session *s, const int32_t *tokens, int n)
     const int L = c->num_hidden_layers, P = c->hidden_size_per_layer_input;
     const size_t LP = (size_t)L * P;
     // context part: RMSNorm(per_layer_model_projection(embeds) * hidden^-0.5) per (token, layer)
-    g4_matmul_cpu(cs->ple, cs->x, m->w.per_layer_model_projection, n, m->n_threads);
+    g4_matmul_cpu(cs->ple, cs->x, m->w.per_layer_model_projection, n, cs->pool);
     const float proj_scale = powf((float)c->hidden_size, -0.5f);
     for (size_t i = 0; i < (size_t)n * LP; i++) cs->ple[i] *= proj_scale;
     g4_rmsnorm_cpu(cs->ple, cs->ple, m->w.per_layer_projection_norm, n * L, P, c->rms_norm_eps);
@@ -117,7 +120,7 @@ static void attention(struct g4_session *s, int il, int64_t pos0, int n) {
     const size_t qrow = (size_t)nh * hd, kvrow = (size_t)nkv * hd;
 
     // q = RoPE(q_norm(q_proj(h)))   (transformers: q_norm before RoPE)
-    g4_matmul_cpu(cs->q, cs->h, lw->q_proj, n, m->n_threads);
+    g4_matmul_cpu(cs->q, cs->h, lw->q_proj, n, cs->pool);
     g4_rmsnorm_cpu(cs->q, cs->q, lw->q_norm, n * nh, hd, c->rms_norm_eps);
     for (int t = 0; t < n; t++)
         g4_rope_cpu(cs->q + t * qrow, nh, hd, ly->n_rope_pairs, ly->rope_theta, pos0 + t);
@@ -125,12 +128,12 @@ static void attention(struct g4_session *s, int il, int64_t pos0, int n) {
     if (ly->writes_kv) {
         float *k = g4_kv_cache_new_k(&cs->kv, ly->kv_slot, pos0);
         float *v = g4_kv_cache_new_v(&cs->kv, ly->kv_slot, pos0);
-        g4_matmul_cpu(k, cs->h, lw->k_proj, n, m->n_threads);
+        g4_matmul_cpu(k, cs->h, lw->k_proj, n, cs->pool);
         // k_eq_v: V is the k_proj output before k_norm and RoPE
         if (ly->k_eq_v)
             memcpy(v, k, (size_t)n * kvrow * sizeof(float));
         else
-            g4_matmul_cpu(v, cs->h, lw->v_proj, n, m->n_threads);
+            g4_matmul_cpu(v, cs->h, lw->v_proj, n, cs->pool);
         g4_rmsnorm_cpu(k, k, lw->k_norm, n * nkv, hd, c->rms_norm_eps);
         for (int t = 0; t < n; t++)
             g4_rope_cpu(k + t * kvrow, nkv, hd, ly->n_rope_pairs, ly->rope_theta, pos0 + t);
@@ -141,19 +144,18 @@ static void attention(struct g4_session *s, int il, int64_t pos0, int n) {
     for (int t = 0; t < n; t++)
         g4_attention_cpu(cs->att + t * qrow, cs->q + t * qrow, &view, pos0 + t, nh, ly->window,
                          cs->scores);
-    g4_matmul_cpu(cs->t, cs->att, lw->o_proj, n, m->n_threads);
+    g4_matmul_cpu(cs->t, cs->att, lw->o_proj, n, cs->pool);
 }
 
 // Gemma4TextMLP: down(gelu_tanh(gate(x)) * up(x)); reads in (n, hidden), writes out.
 static void mlp(struct g4_session *s, const struct g4_layer_weights *lw, int I, const float *in,
                 float *out, int n) {
     struct cpu_state *cs = state(s);
-    int nt = s->model->n_threads;
-    g4_matmul_cpu(cs->gate, in, lw->gate_proj, n, nt);
-    g4_matmul_cpu(cs->up, in, lw->up_proj, n, nt);
+    g4_matmul_cpu(cs->gate, in, lw->gate_proj, n, cs->pool);
+    g4_matmul_cpu(cs->up, in, lw->up_proj, n, cs->pool);
     g4_gelu_tanh_cpu(cs->gate, (size_t)n * I);
     for (size_t i = 0; i < (size_t)n * I; i++) cs->gate[i] *= cs->up[i];
-    g4_matmul_cpu(out, cs->gate, lw->down_proj, n, nt);
+    g4_matmul_cpu(out, cs->gate, lw->down_proj, n, cs->pool);
 }
 
 // Gemma4TextRouter + Gemma4TextExperts for n tokens: router reads `resid`, experts read
@@ -174,11 +176,11 @@ static void moe(struct g4_session *s, const struct g4_layer_weights *lw, const f
             const int e = cs->ei[k];
             g4_matmul_cpu(cs->eg, cs->h2 + (size_t)t * H,
                           g4_weight_rows(lw->experts_gate_up, (int64_t)e * 2 * Im, 2 * Im), 1,
-                          s->model->n_threads);
+                          cs->pool);
             g4_gelu_tanh_cpu(cs->eg, Im);
             for (int i = 0; i < Im; i++) cs->eg[i] *= cs->eg[Im + i]; // gate half, then up half
             g4_matmul_cpu(cs->eo, cs->eg, g4_weight_rows(lw->experts_down, (int64_t)e * H, H), 1,
-                          s->model->n_threads);
+                          cs->pool);
             for (int i = 0; i < H; i++) acc[i] += cs->ew[k] * cs->eo[i];
         }
     }
@@ -224,13 +226,13 @@ static g4_status cpu_forward(struct g4_session *s, const int32_t *tokens, int n,
 
         // PLE: h = h + post_per_layer_input_norm(proj(gelu(gate(h)) * per_layer_input[il]))
         if (P) {
-            g4_matmul_cpu(cs->g, cs->x, lw->per_layer_input_gate, n, m->n_threads);
+            g4_matmul_cpu(cs->g, cs->x, lw->per_layer_input_gate, n, cs->pool);
             g4_gelu_tanh_cpu(cs->g, (size_t)n * P);
             for (int t = 0; t < n; t++) {
                 const float *pl = cs->ple + ((size_t)t * c->num_hidden_layers + il) * P;
                 for (int i = 0; i < P; i++) cs->g[(size_t)t * P + i] *= pl[i];
             }
-            g4_matmul_cpu(cs->t, cs->g, lw->per_layer_projection, n, m->n_threads);
+            g4_matmul_cpu(cs->t, cs->g, lw->per_layer_projection, n, cs->pool);
             g4_rmsnorm_cpu(cs->t, cs->t, lw->post_per_layer_input_norm, n, H, eps);
             for (size_t i = 0; i < nH; i++) cs->x[i] += cs->t[i];
         }
@@ -242,7 +244,7 @@ static g4_status cpu_forward(struct g4_session *s, const int32_t *tokens, int n,
         // final norm -> tied LM head -> softcap, for every token or only the last
         const int first = all_logits ? 0 : n - 1, n_out = n - first;
         g4_rmsnorm_cpu(cs->h, cs->x + (size_t)first * H, w->norm, n_out, H, eps);
-        g4_matmul_cpu(logits, cs->h, w->lm_head, n_out, m->n_threads);
+        g4_matmul_cpu(logits, cs->h, w->lm_head, n_out, cs->pool);
         if (c->final_logit_softcapping > 0.0f)
             g4_softcap_cpu(logits, (size_t)n_out * c->vocab_size, c->final_logit_softcapping);
     }

@@ -3,7 +3,6 @@
 #include "ops_cpu.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,60 +68,130 @@ void g4_rmsnorm_cpu(float *out, const float *x, const float *w, int n_rows, int 
     }
 }
 
-// --- matmul: rows of w split across threads; each thread converts one weight row to fp32 at a
-// time and dots it with every token, so each weight byte is read once per call.
+// --- matmul. Rows of w are split across the pool; each part walks its rows once and dots each
+// row with up to 4 tokens at a time, so a weight byte is read once per 4 tokens. The AVX2/FMA
+// kernels convert bf16/f16 to fp32 in registers; the portable kernel converts a row at a time.
+
+#define TOK_BLOCK 4
+
+static bool cpu_has_avx2(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    static int cached = -1;
+    if (cached < 0)
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                 __builtin_cpu_supports("f16c");
+    return cached;
+#else
+    return false;
+#endif
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+__attribute__((target("avx2,fma,f16c"))) static inline __m256 load8(const void *w,
+                                                                      enum g4_dtype dt,
+                                                                      int64_t i) {
+    switch (dt) {
+    case G4_DTYPE_BF16: {
+        __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + i));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+    case G4_DTYPE_F16:
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
+    default: return _mm256_loadu_ps((const float *)w + i);
+    }
+}
+
+__attribute__((target("avx2,fma,f16c"))) static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+// out[t] = dot(row, x + t * cols) for t < nt (nt <= TOK_BLOCK).
+__attribute__((target("avx2,fma,f16c"))) static void dot_rows_avx2(
+    float *out, const void *row, enum g4_dtype dt, const float *x, int64_t cols, int nt) {
+    __m256 acc[TOK_BLOCK] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                             _mm256_setzero_ps()};
+    int64_t i = 0;
+    if (nt == TOK_BLOCK) {
+        for (; i + 8 <= cols; i += 8) {
+            __m256 w = load8(row, dt, i);
+            acc[0] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + i), acc[0]);
+            acc[1] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + cols + i), acc[1]);
+            acc[2] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + 2 * cols + i), acc[2]);
+            acc[3] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + 3 * cols + i), acc[3]);
+        }
+    } else {
+        for (; i + 8 <= cols; i += 8) {
+            __m256 w = load8(row, dt, i);
+            for (int t = 0; t < nt; t++)
+                acc[t] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + t * cols + i), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t] = hsum(acc[t]);
+    if (i < cols) { // tail
+        float tail[8];
+        g4_to_f32(tail, (const char *)row + i * g4_dtype_size(dt), dt, (size_t)(cols - i));
+        for (int t = 0; t < nt; t++)
+            for (int64_t j = i; j < cols; j++) out[t] += tail[j - i] * x[t * cols + j];
+    }
+}
+#endif
+
 struct matmul_job {
     float *out;
     const float *x;
     struct g4_weight w;
     int n_tokens;
-    int64_t row0, row1;
 };
 
-static void *matmul_range(void *arg) {
+static void matmul_part(void *arg, int part, int n_parts) {
     const struct matmul_job *j = arg;
-    const int64_t cols = j->w.cols;
-    const size_t esz = g4_dtype_size(j->w.dtype);
-    float stack_row[4096];
-    float *row = cols <= 4096 ? stack_row : malloc((size_t)cols * sizeof(float));
-    if (!row) return (void *)1;
-    for (int64_t r = j->row0; r < j->row1; r++) {
-        const float *wr = row;
-        if (j->w.dtype == G4_DTYPE_F32)
-            wr = (const float *)j->w.data + r * cols;
-        else
-            g4_to_f32(row, (const char *)j->w.data + (size_t)r * cols * esz, j->w.dtype, cols);
-        for (int t = 0; t < j->n_tokens; t++) {
-            const float *xt = j->x + (size_t)t * cols;
-            float acc = 0.0f;
-            for (int64_t i = 0; i < cols; i++) acc += xt[i] * wr[i];
-            j->out[(size_t)t * j->w.rows + r] = acc;
+    const int64_t cols = j->w.cols, rows = j->w.rows;
+    const int64_t row0 = rows * part / n_parts, row1 = rows * (part + 1) / n_parts;
+    const size_t row_bytes = (size_t)cols * g4_dtype_size(j->w.dtype);
+    const bool simd = cpu_has_avx2();
+    float row_f32[4096];
+    for (int64_t r = row0; r < row1; r++) {
+        const char *row = (const char *)j->w.data + (size_t)r * row_bytes;
+        for (int t0 = 0; t0 < j->n_tokens; t0 += TOK_BLOCK) {
+            const int nt = j->n_tokens - t0 < TOK_BLOCK ? j->n_tokens - t0 : TOK_BLOCK;
+            const float *x = j->x + (size_t)t0 * cols;
+            float dots[TOK_BLOCK];
+#if defined(__x86_64__) || defined(__i386__)
+            if (simd) {
+                dot_rows_avx2(dots, row, j->w.dtype, x, cols, nt);
+            } else
+#endif
+            {
+                // portable: fp32 row in chunks of 4096 columns
+                for (int t = 0; t < nt; t++) dots[t] = 0.0f;
+                for (int64_t c0 = 0; c0 < cols; c0 += 4096) {
+                    int64_t nc = cols - c0 < 4096 ? cols - c0 : 4096;
+                    g4_to_f32(row_f32, row + (size_t)c0 * g4_dtype_size(j->w.dtype), j->w.dtype,
+                              (size_t)nc);
+                    for (int t = 0; t < nt; t++) {
+                        float acc = 0.0f;
+                        for (int64_t i = 0; i < nc; i++) acc += row_f32[i] * x[t * cols + c0 + i];
+                        dots[t] += acc;
+                    }
+                }
+                (void)simd;
+            }
+            for (int t = 0; t < nt; t++) j->out[(size_t)(t0 + t) * rows + r] = dots[t];
         }
     }
-    if (row != stack_row) free(row);
-    return NULL;
 }
 
-void g4_matmul_cpu(float *out, const float *x, struct g4_weight w, int n_tokens, int n_threads) {
-    enum { MAX_THREADS = 64 };
-    if (n_threads > MAX_THREADS) n_threads = MAX_THREADS;
-    // Threads only pay off on enough work.
-    if ((double)w.rows * w.cols * n_tokens < 1 << 18 || n_threads < 1) n_threads = 1;
-    struct matmul_job jobs[MAX_THREADS];
-    pthread_t tid[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    for (int i = 0; i < n_threads; i++) {
-        jobs[i] = (struct matmul_job){out, x, w, n_tokens, w.rows * i / n_threads,
-                                      w.rows * (i + 1) / n_threads};
-        if (i > 0) started[i] = pthread_create(&tid[i], NULL, matmul_range, &jobs[i]) == 0;
-    }
-    matmul_range(&jobs[0]);
-    for (int i = 1; i < n_threads; i++) {
-        if (started[i])
-            pthread_join(tid[i], NULL);
-        else
-            matmul_range(&jobs[i]); // thread creation failed: do the share here
-    }
+void g4_matmul_cpu(float *out, const float *x, struct g4_weight w, int n_tokens,
+                   struct g4_pool *pool) {
+    struct matmul_job job = {out, x, w, n_tokens};
+    // Small products are not worth waking the workers.
+    if ((double)w.rows * w.cols * n_tokens < 1 << 15) pool = NULL;
+    g4_pool_run(pool, matmul_part, &job);
 }
 
 void g4_rope_cpu(float *x, int n_heads, int head_dim, int n_rope_pairs, float theta, int64_t pos) {
@@ -197,7 +266,7 @@ void g4_moe_route_cpu(float *weights, int32_t *experts, const float *x, const fl
     g4_rmsnorm_cpu(normed, x, NULL, 1, hidden, eps);
     const float root = powf((float)hidden, -0.5f);
     for (int i = 0; i < hidden; i++) normed[i] = normed[i] * scale[i] * root;
-    g4_matmul_cpu(probs, normed, proj, 1, 1);
+    g4_matmul_cpu(probs, normed, proj, 1, NULL);
     float mx = -INFINITY, sum = 0.0f;
     for (int e = 0; e < n_experts; e++) mx = probs[e] > mx ? probs[e] : mx;
     for (int e = 0; e < n_experts; e++) sum += (probs[e] = expf(probs[e] - mx));

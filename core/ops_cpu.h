@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "safetensors.h"
+#include "threadpool.h"
 
 // A row-major matrix (rows, cols) in checkpoint dtype, usually pointing into the mapping.
 struct g4_weight {
@@ -27,8 +28,10 @@ void g4_to_f32(float *dst, const void *src, enum g4_dtype dtype, size_t n);
 void g4_rmsnorm_cpu(float *out, const float *x, const float *w, int n_rows, int dim, float eps);
 
 // nn.Linear without bias: out (n_tokens, w.rows) = x (n_tokens, w.cols) @ w^T, fp32 accumulate.
-// Multithreaded over output rows with up to n_threads threads (<= 1: calling thread only).
-void g4_matmul_cpu(float *out, const float *x, struct g4_weight w, int n_tokens, int n_threads);
+// Split over output rows across pool (NULL: calling thread only). AVX2/FMA/F16C kernels when
+// the CPU has them (checked at run time), portable C otherwise.
+void g4_matmul_cpu(float *out, const float *x, struct g4_weight w, int n_tokens,
+                   struct g4_pool *pool);
 
 // apply_rotary_pos_emb (rotate-half convention: pair i is (x[i], x[i + head_dim/2])) to
 // x (n_heads, head_dim) at position pos. Pairs >= n_rope_pairs have frequency 0 (identity), which
