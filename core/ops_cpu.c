@@ -74,13 +74,17 @@ void g4_rmsnorm_cpu(float *out, const float *x, const float *w, int n_rows, int 
 
 #define TOK_BLOCK 4
 
+static _Atomic int simd_allowed = 1;
+
+void g4_ops_cpu_allow_simd(bool allow) { simd_allowed = allow; }
+
 static bool cpu_has_avx2(void) {
 #if defined(__x86_64__) || defined(__i386__)
-    static int cached = -1;
+    static _Atomic int cached = -1;
     if (cached < 0)
         cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                  __builtin_cpu_supports("f16c");
-    return cached;
+    return cached && simd_allowed;
 #else
     return false;
 #endif

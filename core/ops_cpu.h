@@ -32,6 +32,8 @@ void g4_rmsnorm_cpu(float *out, const float *x, const float *w, int n_rows, int 
 // the CPU has them (checked at run time), portable C otherwise.
 void g4_matmul_cpu(float *out, const float *x, struct g4_weight w, int n_tokens,
                    struct g4_pool *pool);
+// Tests only: false forces the portable kernels (to compare them with the SIMD ones).
+void g4_ops_cpu_allow_simd(bool allow);
 
 // apply_rotary_pos_emb (rotate-half convention: pair i is (x[i], x[i + head_dim/2])) to
 // x (n_heads, head_dim) at position pos. Pairs >= n_rope_pairs have frequency 0 (identity), which

@@ -1,0 +1,130 @@
+// CPU ops on awkward sizes: SIMD matmul against the portable kernel for every dtype (rows and
+// columns not multiples of the vector width, 1-5 tokens, threads), sentinels around outputs,
+// and the small ops against hand-computed values.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "ops_cpu.h"
+
+#define SENTINEL 12345.0f
+#define GUARD 16
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static float frand(void) { // uniform in [-1, 1)
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / (1 << 24))) * 2.0f - 1.0f;
+}
+
+static uint16_t to_bf16(float f) { uint32_t u; memcpy(&u, &f, 4); return (uint16_t)(u >> 16); }
+static uint16_t to_f16(float f) { // values here are small and normal: plain truncation
+    uint32_t u; memcpy(&u, &f, 4);
+    uint32_t sign = (u >> 16) & 0x8000, exp = (u >> 23) & 0xff, mant = (u >> 13) & 0x3ff;
+    if (exp < 113) return (uint16_t)sign;
+    return (uint16_t)(sign | ((exp - 112) << 10) | mant);
+}
+
+static void test_matmul_simd_vs_portable(void **state) {
+    (void)state;
+    static const struct { int rows, cols; } shapes[] = {{1, 1}, {7, 7}, {33, 9}, {5, 255}, {17, 4097}, {64, 64}};
+    static const enum g4_dtype dtypes[] = {G4_DTYPE_F32, G4_DTYPE_BF16, G4_DTYPE_F16};
+    struct g4_pool *pool;
+    assert_int_equal(g4_pool_init(&pool, 3), G4_OK);
+    for (size_t si = 0; si < G4_COUNT(shapes); si++)
+        for (size_t di = 0; di < G4_COUNT(dtypes); di++)
+            for (int nt = 1; nt <= 5; nt++) {
+                const int R = shapes[si].rows, C = shapes[si].cols;
+                void *wd = malloc((size_t)R * C * 4);
+                float *x = malloc(sizeof(float) * nt * C);
+                float *a = malloc(sizeof(float) * (nt * R + 2 * GUARD));
+                float *b = malloc(sizeof(float) * (nt * R + 2 * GUARD));
+                for (int i = 0; i < R * C; i++) {
+                    float v = frand();
+                    if (dtypes[di] == G4_DTYPE_F32) ((float *)wd)[i] = v;
+                    else ((uint16_t *)wd)[i] = dtypes[di] == G4_DTYPE_BF16 ? to_bf16(v) : to_f16(v);
+                }
+                for (int i = 0; i < nt * C; i++) x[i] = frand();
+                for (int i = 0; i < nt * R + 2 * GUARD; i++) a[i] = b[i] = SENTINEL;
+                struct g4_weight w = {wd, dtypes[di], R, C};
+                g4_ops_cpu_allow_simd(true);
+                g4_matmul_cpu(a + GUARD, x, w, nt, pool);
+                g4_ops_cpu_allow_simd(false);
+                g4_matmul_cpu(b + GUARD, x, w, nt, NULL);
+                g4_ops_cpu_allow_simd(true);
+                char what[96];
+                snprintf(what, sizeof what, "matmul %s rows=%d cols=%d tokens=%d",
+                         g4_dtype_name(dtypes[di]), R, C, nt);
+                // fp32 accumulation in a different order: a few ulps of sqrt(cols)
+                assert_true(g4_compare_rel(a + GUARD, b + GUARD, (size_t)nt * R, 1e-5, what) <= 1e-5);
+                for (int i = 0; i < GUARD; i++) {
+                    assert_true(a[i] == SENTINEL && a[GUARD + nt * R + i] == SENTINEL);
+                    assert_true(b[i] == SENTINEL && b[GUARD + nt * R + i] == SENTINEL);
+                }
+                free(wd), free(x), free(a), free(b);
+            }
+    g4_pool_free(pool);
+}
+
+static void test_small_ops(void **state) {
+    (void)state;
+    // rmsnorm: x = (3, 4): mean square 12.5
+    float x[2] = {3, 4}, w[2] = {2, 0.5f}, o[2];
+    g4_rmsnorm_cpu(o, x, w, 1, 2, 0.0f);
+    assert_float_equal(o[0], 3 / sqrtf(12.5f) * 2, 1e-6);
+    assert_float_equal(o[1], 4 / sqrtf(12.5f) * 0.5f, 1e-6);
+    g4_rmsnorm_cpu(o, x, NULL, 1, 2, 0.0f);
+    assert_float_equal(o[1], 4 / sqrtf(12.5f), 1e-6);
+    // gelu_tanh reference values (torch.nn.functional.gelu(approximate="tanh"))
+    float g[3] = {-1.0f, 0.0f, 2.0f};
+    g4_gelu_tanh_cpu(g, 3);
+    assert_float_equal(g[0], -0.15880801f, 1e-6);
+    assert_float_equal(g[1], 0.0f, 1e-7);
+    assert_float_equal(g[2], 1.9545977f, 1e-6);
+    // RoPE: pairs at and beyond n_rope_pairs are identity; pair 0 rotates by pos radians
+    float q[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    g4_rope_cpu(q, 1, 8, 1, 10000.0f, 3);
+    assert_float_equal(q[0], 1 * cosf(3) - 5 * sinf(3), 1e-6);
+    assert_float_equal(q[4], 5 * cosf(3) + 1 * sinf(3), 1e-6);
+    assert_float_equal(q[1], 2, 0);
+    assert_float_equal(q[7], 8, 0);
+    // softcap
+    float l[2] = {0.0f, 300.0f};
+    g4_softcap_cpu(l, 2, 30.0f);
+    assert_float_equal(l[0], 0.0f, 0);
+    assert_float_equal(l[1], 30.0f * tanhf(10.0f), 1e-5);
+}
+
+// Attention with a window: only keys pos-W+1..pos contribute. Keys are one-hot so the output
+// is the average of the visible values when all scores are equal.
+static void test_attention_window(void **state) {
+    (void)state;
+    enum { HD = 2, N = 10, W = 4 };
+    float k[N * HD], v[N * HD], q[HD] = {0, 0}, out[HD], scores[N];
+    for (int p = 0; p < N; p++) {
+        k[p * HD] = k[p * HD + 1] = 1.0f;
+        v[p * HD] = (float)p;
+        v[p * HD + 1] = 1.0f;
+    }
+    struct g4_kv_view view = {k, v, k + (N - 1) * HD, v + (N - 1) * HD, N - 1, N, false, 1, HD};
+    g4_attention_cpu(out, q, &view, N - 1, 1, W, scores);
+    assert_float_equal(out[0], (6 + 7 + 8 + 9) / 4.0f, 1e-5); // positions W-1 back to pos
+    g4_attention_cpu(out, q, &view, N - 1, 1, 0, scores);
+    assert_float_equal(out[0], 4.5f, 1e-5); // full causal: 0..9
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matmul_simd_vs_portable),
+        cmocka_unit_test(test_small_ops),
+        cmocka_unit_test(test_attention_window),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
