@@ -1,6 +1,8 @@
 // Test helpers; see harness.h.
 #include "harness.h"
 
+#include "config.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,4 +77,35 @@ double g4_compare_rel(const float *got, const float *ref, size_t n, double tol, 
         }
     }
     return rel;
+}
+
+int g4_reference_read(const char *fixture, struct g4_reference *r) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "tests/golden/%s/reference.bin", fixture);
+    size_t n;
+    memset(r, 0, sizeof *r);
+    r->blob = g4_read_file(g4_src_path(rel), &n);
+    if (!r->blob || n < 16 || memcmp(r->blob, "G4REF1\0\0", 8) != 0) return -1;
+    memcpy(&r->n_tokens, r->blob + 8, 4);
+    memcpy(&r->vocab, r->blob + 12, 4);
+    size_t off = 16;
+    r->tokens = (const int32_t *)(r->blob + off);
+    off += (size_t)r->n_tokens * 4;
+    r->logits = (const float *)(r->blob + off);
+    off += (size_t)r->n_tokens * r->vocab * 4;
+    if (off + 4 > n) return -1;
+    memcpy(&r->n_gen, r->blob + off, 4);
+    r->gen = (const int32_t *)(r->blob + off + 4);
+    return off + 4 + (size_t)r->n_gen * 4 == n ? 0 : -1;
+}
+
+int g4_config_fixture(const char *name, void *cfg) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "tests/configs/%s.json", name);
+    size_t n;
+    char *json = g4_read_file(g4_src_path(rel), &n);
+    if (!json) return G4_ERR_IO;
+    g4_status st = g4_config_parse(cfg, json, n, rel);
+    free(json);
+    return st;
 }

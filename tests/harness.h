@@ -19,6 +19,19 @@ void g4_rm_rf(const char *path);
 char *g4_read_file(const char *path, size_t *n);
 int g4_write_file(const char *path, const void *data, size_t n);
 
+// tests/golden/<fixture>/reference.bin (format: tests/golden/README.md). Returns 0 on success.
+struct g4_reference {
+    int32_t n_tokens, vocab, n_gen;
+    const int32_t *tokens; // (n_tokens,)
+    const float *logits;   // (n_tokens, vocab) transformers' float32 logits
+    const int32_t *gen;    // (n_gen,) transformers' greedy continuation
+    char *blob;            // owns the above; free() it
+};
+int g4_reference_read(const char *fixture, struct g4_reference *r);
+
+// Parses tests/configs/<name>.json into *cfg (struct g4_config *); returns its g4_status.
+int g4_config_fixture(const char *name, void *cfg);
+
 // max |a-b| / max |ref|, printing max abs error, the ratio and the first mismatches over tol.
 double g4_compare_rel(const float *got, const float *ref, size_t n, double tol, const char *what);
 

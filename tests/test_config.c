@@ -14,15 +14,9 @@
 #include "harness.h"
 
 static void load_cfg(const char *name, struct g4_config *c) {
-    char rel[256];
-    snprintf(rel, sizeof rel, "tests/configs/%s.json", name);
-    size_t n;
-    char *json = g4_read_file(g4_src_path(rel), &n);
-    assert_non_null(json);
-    g4_status st = g4_config_parse(c, json, n, rel);
+    int st = g4_config_fixture(name, c);
     if (st != G4_OK) print_error("%s\n", g4_last_error());
     assert_int_equal(st, G4_OK);
-    free(json);
 }
 
 static void test_e2b_layer_table(void **state) {

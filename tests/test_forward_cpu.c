@@ -20,34 +20,6 @@
 // fp32 engine vs fp32 transformers: only summation order differs.
 #define TOL_FP32 1e-4
 
-struct reference {
-    int32_t n_tokens, vocab, n_gen;
-    int32_t *tokens; // (n_tokens,)
-    float *logits;   // (n_tokens, vocab)
-    int32_t *gen;    // (n_gen,) greedy continuation
-    char *blob;
-};
-
-static void read_reference(const char *fixture, struct reference *r) {
-    char rel[256];
-    snprintf(rel, sizeof rel, "tests/golden/%s/reference.bin", fixture);
-    size_t n;
-    r->blob = g4_read_file(g4_src_path(rel), &n);
-    assert_non_null(r->blob);
-    assert_true(n > 16 && memcmp(r->blob, "G4REF1\0\0", 8) == 0);
-    memcpy(&r->n_tokens, r->blob + 8, 4);
-    memcpy(&r->vocab, r->blob + 12, 4);
-    size_t off = 16;
-    r->tokens = (int32_t *)(r->blob + off);
-    off += (size_t)r->n_tokens * 4;
-    r->logits = (float *)(r->blob + off);
-    off += (size_t)r->n_tokens * r->vocab * 4;
-    assert_true(off + 4 <= n);
-    memcpy(&r->n_gen, r->blob + off, 4);
-    r->gen = (int32_t *)(r->blob + off + 4);
-    assert_int_equal(off + 4 + (size_t)r->n_gen * 4, n);
-}
-
 static struct g4_model *load(const char *fixture) {
     char rel[256];
     snprintf(rel, sizeof rel, "tests/golden/%s", fixture);
@@ -66,8 +38,8 @@ static int argmax(const float *x, int n) {
 }
 
 static void run_fixture(const char *fixture) {
-    struct reference r;
-    read_reference(fixture, &r);
+    struct g4_reference r;
+    assert_int_equal(g4_reference_read(fixture, &r), 0);
     struct g4_model *m = load(fixture);
     const int T = r.n_tokens, V = r.vocab;
     assert_int_equal(V, m->cfg.vocab_size);

@@ -26,20 +26,10 @@ static gemma4_model *load(const char *fixture, int64_t n_ctx) {
     return m;
 }
 
-// reference.bin: magic, n_tokens, vocab, tokens, logits, n_gen, gen (tests/golden/README.md)
 static void greedy_matches_transformers(const char *fixture) {
-    char rel[128];
-    snprintf(rel, sizeof rel, "tests/golden/%s/reference.bin", fixture);
-    size_t n;
-    char *blob = g4_read_file(g4_src_path(rel), &n);
-    assert_non_null(blob);
-    int32_t T, V, n_gen;
-    memcpy(&T, blob + 8, 4);
-    memcpy(&V, blob + 12, 4);
-    const int32_t *prompt = (const int32_t *)(blob + 16);
-    size_t off = 16 + (size_t)T * 4 + (size_t)T * V * 4;
-    memcpy(&n_gen, blob + off, 4);
-    const int32_t *gen = (const int32_t *)(blob + off + 4);
+    struct g4_reference r;
+    assert_int_equal(g4_reference_read(fixture, &r), 0);
+    const int32_t T = r.n_tokens, n_gen = r.n_gen, *prompt = r.tokens, *gen = r.gen;
 
     gemma4_model *m = load(fixture, 128);
     gemma4_session *s;
@@ -57,7 +47,7 @@ static void greedy_matches_transformers(const char *fixture) {
     assert_int_equal(same, n_gen);
     gemma4_session_free(s);
     gemma4_model_free(m);
-    free(blob);
+    free(r.blob);
 }
 
 static void test_greedy_all_fixtures(void **state) {

@@ -15,13 +15,9 @@
 #include "kv_cache.h"
 
 static void load_cfg(const char *name, struct g4_config *c) {
-    char rel[256];
-    snprintf(rel, sizeof rel, "tests/configs/%s.json", name);
-    size_t n;
-    char *json = g4_read_file(g4_src_path(rel), &n);
-    assert_non_null(json);
-    assert_int_equal(g4_config_parse(c, json, n, rel), G4_OK);
-    free(json);
+    int st = g4_config_fixture(name, c);
+    if (st != G4_OK) print_error("%s\n", g4_last_error());
+    assert_int_equal(st, G4_OK);
 }
 
 // From the spec's "KV-cache footprint" table (bf16, one sequence).
