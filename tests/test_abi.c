@@ -209,6 +209,16 @@ static void test_exported_symbols(void **state) {
     printf("declared %d, exported %d\n", n_declared, n_exported);
     assert_int_equal(n_unexpected, 0);
     assert_int_equal(n_exported, n_declared);
+    // soname carries the ABI major version
+    snprintf(cmd, sizeof cmd, "readelf -d %s/libgemma4.so | grep SONAME", G4_BINARY_DIR);
+    f = popen(cmd, "r");
+    assert_non_null(f);
+    char want[64];
+    snprintf(want, sizeof want, "[libgemma4.so.%d]", GEMMA4_ABI_VERSION);
+    assert_non_null(fgets(line, sizeof line, f));
+    pclose(f);
+    printf("%s", line);
+    assert_non_null(strstr(line, want));
 }
 
 int main(void) {
