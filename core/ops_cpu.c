@@ -47,6 +47,9 @@ void g4_to_f32(float *dst, const void *src, enum g4_dtype dtype, size_t n) {
         for (size_t i = 0; i < n; i++) dst[i] = f16_to_f32(s[i]);
         break;
     }
+    default: // g4_weights_bind admits only the three float dtypes
+        memset(dst, 0, n * sizeof(float));
+        break;
     }
 }
 

@@ -20,29 +20,29 @@
 
 #include "mem.h"
 
+static const struct {
+    const char *name;
+    size_t size;
+} dtypes[] = {
+    [G4_DTYPE_F32] = {"F32", 4},     [G4_DTYPE_F16] = {"F16", 2},   [G4_DTYPE_BF16] = {"BF16", 2},
+    [G4_DTYPE_F64] = {"F64", 8},     [G4_DTYPE_I64] = {"I64", 8},   [G4_DTYPE_I32] = {"I32", 4},
+    [G4_DTYPE_I16] = {"I16", 2},     [G4_DTYPE_I8] = {"I8", 1},     [G4_DTYPE_U8] = {"U8", 1},
+    [G4_DTYPE_BOOL] = {"BOOL", 1},   [G4_DTYPE_F8_E4M3] = {"F8_E4M3", 1},
+    [G4_DTYPE_F8_E5M2] = {"F8_E5M2", 1},
+};
+
 size_t g4_dtype_size(enum g4_dtype dt) {
-    switch (dt) {
-    case G4_DTYPE_F32: return 4;
-    case G4_DTYPE_F16: return 2;
-    case G4_DTYPE_BF16: return 2;
-    }
-    return 0;
+    return (unsigned)dt < G4_COUNT(dtypes) ? dtypes[dt].size : 0;
 }
 
 const char *g4_dtype_name(enum g4_dtype dt) {
-    switch (dt) {
-    case G4_DTYPE_F32: return "F32";
-    case G4_DTYPE_F16: return "F16";
-    case G4_DTYPE_BF16: return "BF16";
-    }
-    return "unknown";
+    return (unsigned)dt < G4_COUNT(dtypes) ? dtypes[dt].name : "unknown";
 }
 
 static bool parse_dtype(const char *s, enum g4_dtype *out) {
-    static const enum g4_dtype all[] = {G4_DTYPE_F32, G4_DTYPE_F16, G4_DTYPE_BF16};
-    for (size_t i = 0; i < G4_COUNT(all); i++) {
-        if (strcmp(s, g4_dtype_name(all[i])) == 0) {
-            *out = all[i];
+    for (size_t i = 0; i < G4_COUNT(dtypes); i++) {
+        if (strcmp(s, dtypes[i].name) == 0) {
+            *out = (enum g4_dtype)i;
             return true;
         }
     }
@@ -95,7 +95,7 @@ static g4_status parse_entry(const cJSON *e, const char *what, size_t data_start
         return g4_fail(G4_ERR_FORMAT, "%s: tensor %s: missing \"dtype\" string", what, name);
     if (!parse_dtype(dt->valuestring, &t->dtype))
         return g4_fail(G4_ERR_UNSUPPORTED,
-                       "%s: tensor %s has dtype %s; only F32, F16 and BF16 are supported", what,
+                       "%s: tensor %s has dtype %s, which is not a safetensors dtype", what,
                        name, dt->valuestring);
     size_t esize = g4_dtype_size(t->dtype);
 

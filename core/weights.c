@@ -18,6 +18,12 @@ struct binder {
     struct g4_weights *w;
 };
 
+static g4_status check_dtype(struct binder *b, const struct g4_tensor *t) {
+    if (G4_DTYPE_IS_FLOAT(t->dtype)) return G4_OK;
+    return g4_fail(G4_ERR_UNSUPPORTED, "%s: tensor %s has dtype %s; the text model needs F32, F16 or BF16",
+                   b->what, t->name, g4_dtype_name(t->dtype));
+}
+
 static g4_status find(struct binder *b, const char *name, const struct g4_tensor **out) {
     char full[512];
     snprintf(full, sizeof full, "%s%s", b->prefix, name);
@@ -25,7 +31,7 @@ static g4_status find(struct binder *b, const char *name, const struct g4_tensor
     if (!t) return g4_fail(G4_ERR_FORMAT, "%s: missing tensor %s", b->what, full);
     b->used[t - b->st->tensors] = true;
     *out = t;
-    return G4_OK;
+    return check_dtype(b, t);
 }
 
 static g4_status check_shape(struct binder *b, const struct g4_tensor *t, int n_dims,
@@ -163,7 +169,7 @@ g4_status g4_weights_bind(struct g4_weights *w, const struct g4_config *c,
             goto fail;
         }
         int64_t dims[2] = {c->vocab_size, H};
-        if ((s = check_shape(&b, t, 2, dims))) goto fail;
+        if ((s = check_shape(&b, t, 2, dims)) || (s = check_dtype(&b, t))) goto fail;
         w->lm_head = (struct g4_weight){t->data, t->dtype, c->vocab_size, H};
         w->n_bytes += t->n_bytes;
         b.used[t - st->tensors] = true;

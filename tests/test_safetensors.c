@@ -103,8 +103,10 @@ static void test_dtype_helpers(void **state) {
     assert_string_equal(g4_dtype_name(G4_DTYPE_F32), "F32");
     assert_string_equal(g4_dtype_name(G4_DTYPE_F16), "F16");
     assert_string_equal(g4_dtype_name(G4_DTYPE_BF16), "BF16");
-    assert_int_equal(g4_dtype_size((enum g4_dtype)7), 0);
-    assert_string_equal(g4_dtype_name((enum g4_dtype)7), "unknown");
+    assert_int_equal(g4_dtype_size(G4_DTYPE_I8), 1);
+    assert_string_equal(g4_dtype_name(G4_DTYPE_F8_E4M3), "F8_E4M3");
+    assert_int_equal(g4_dtype_size((enum g4_dtype)99), 0);
+    assert_string_equal(g4_dtype_name((enum g4_dtype)99), "unknown");
 }
 
 // Accepted edge cases: empty tensors share offsets with others and need no alignment, the header
@@ -197,8 +199,8 @@ static void test_parse_header_errors(void **state) {
         {"{\"a\": ", 0, G4_ERR_FORMAT, "invalid JSON"},
         {"[1, 2]", 0, G4_ERR_FORMAT, "not an object"},
         {"{} x", 0, G4_ERR_FORMAT, "unexpected bytes"},
-        {"{\"w.int8\":{\"dtype\":\"I8\",\"shape\":[4],\"data_offsets\":[0,4]}}", 4,
-         G4_ERR_UNSUPPORTED, "w.int8 has dtype I8"},
+        {"{\"w.q4\":{\"dtype\":\"Q4\",\"shape\":[4],\"data_offsets\":[0,4]}}", 4,
+         G4_ERR_UNSUPPORTED, "w.q4 has dtype Q4"},
         {"{\"t\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, G4_ERR_FORMAT,
          "t: data_offsets span 8 bytes, but 3 elements of F32 need 12"},
         {"{\"a.w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"

@@ -1,6 +1,7 @@
 // Checkpoint validation through g4_model_load: a config that does not describe the checkpoint
 // (missing, extra or mis-shaped tensors), a truncated file and NaN weights each give a clear
 // error naming the tensor or file, and leave nothing allocated (ASan/valgrind runs check that).
+#define _GNU_SOURCE // memmem
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -101,6 +102,16 @@ static void test_bad_checkpoint_files(void **state) {
     memcpy(ck + off + 4 * 3, &nan, 4);
     dir = make_dir(NULL, NULL, ck, n);
     expect_load_error(dir, G4_ERR_FORMAT, "model.norm.weight has a non-finite value at [3]");
+    g4_rm_rf(dir);
+    free(ck);
+    // a text-model tensor in a dtype the engine does not compute with (I32: same byte size)
+    ck = g4_read_file(g4_src_path("tests/golden/e2b/model.safetensors"), &n);
+    const char *key = "\"model.norm.weight\":{\"dtype\":\"F32\"";
+    char *hdr = memmem(ck, n < 100000 ? n : 100000, key, strlen(key));
+    assert_non_null(hdr);
+    memcpy(hdr + strlen(key) - 4, "I32", 3);
+    dir = make_dir(NULL, NULL, ck, n);
+    expect_load_error(dir, G4_ERR_UNSUPPORTED, "model.norm.weight has dtype I32");
     g4_rm_rf(dir);
     free(ck);
     // a directory with a config but no weights
