@@ -104,9 +104,13 @@ static void test_step_errors_and_lifetime(void **state) {
     EXPECT_ERR(gemma4_session_step(s, NULL, 2, NULL, 0, NULL), GEMMA4_ERR_INVALID_ARGUMENT, "NULL");
     EXPECT_ERR(gemma4_session_step(s, toks, 1, logits, 10, &n), GEMMA4_ERR_BUFFER_TOO_SMALL, "512");
     EXPECT_ERR(gemma4_session_step(s, toks, 17, NULL, 0, NULL), GEMMA4_ERR_CONTEXT_FULL, "context of 16");
-    int64_t past;
+    int64_t past, kv;
     gemma4_session_info(s, GEMMA4_SESSION_N_PAST, &past);
     assert_int_equal(past, 0); // nothing ran
+    // e2b fixture, n_ctx 16, window 8: layers 0-4 own KV: 4 sliding rings of 8 rows x 2 heads x
+    // 16 dims and 1 full layer of 16 rows x 2 heads x 32 dims; K and V, fp32 on the CPU
+    assert_int_equal(gemma4_session_info(s, GEMMA4_SESSION_KV_BYTES, &kv), GEMMA4_OK);
+    assert_int_equal(kv, (4 * 8 * 2 * 16 + 1 * 16 * 2 * 32) * 2 * 4);
     int32_t tok;
     EXPECT_ERR(gemma4_session_sample(s, &tok), GEMMA4_ERR_INVALID_ARGUMENT, "no logits");
     assert_int_equal(gemma4_session_step(s, toks, 16, logits, 512, &n), GEMMA4_OK);
