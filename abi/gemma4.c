@@ -135,10 +135,10 @@ GEMMA4_API gemma4_status gemma4_chat_apply(const gemma4_model *model, const char
                                            int32_t add_generation_prompt, char *buf,
                                            size_t capacity, size_t *n_out) {
     BEGIN();
-    (void)model;
-    CHECK(n_out && ((roles && contents) || n_messages == 0), "gemma4_chat_apply: NULL argument");
-    return g4_chat_render(roles, contents, n_messages, add_generation_prompt != 0, buf, capacity,
-                          n_out);
+    CHECK(n_out && roles && contents, "gemma4_chat_apply: NULL argument");
+    int gen = 0;
+    if (add_generation_prompt) gen = model ? MODEL(model)->cfg.chat_gen_prompt : G4_CHAT_GEN_PROMPT;
+    return g4_chat_render(roles, contents, n_messages, gen, buf, capacity, n_out);
 }
 
 GEMMA4_API gemma4_status gemma4_session_new(gemma4_model *model, int64_t n_ctx,

@@ -164,10 +164,12 @@ GEMMA4_API gemma4_status gemma4_token_piece(const gemma4_model *model, int32_t t
                                             size_t capacity, size_t *n_out /* out */);
 
 // Renders a conversation in Gemma 4's chat format (<|turn>role ... <turn|>), byte-identical to
-// transformers' apply_chat_template. roles[i]: "system", "user", "assistant" or "model";
-// contents[i]: its text. add_generation_prompt != 0 opens the model's turn. The text starts
-// with "<bos>". model may be NULL (the format does not depend on it).
-// Errors: INVALID_ARGUMENT (NULL arrays, unknown role), BUFFER_TOO_SMALL.
+// transformers' apply_chat_template with Google's template (thinking off, no tools).
+// roles[i]: "system", "user", "assistant" or "model"; contents[i]: its text.
+// add_generation_prompt != 0 opens the model's turn. The text starts with "<bos>". Google ships
+// one template for E2B/E4B and one for 26B-A4B/31B whose generation prompt adds an empty
+// thought channel ("<|channel>thought\n<channel|>"); model selects it (NULL: E2B/E4B).
+// Errors: INVALID_ARGUMENT (NULL arrays, no messages, unknown role), BUFFER_TOO_SMALL.
 GEMMA4_API gemma4_status gemma4_chat_apply(const gemma4_model *model, const char *const *roles,
                                            const char *const *contents, size_t n_messages,
                                            int32_t add_generation_prompt, char *buf,

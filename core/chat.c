@@ -163,8 +163,9 @@ static void render(const char *const *roles, const char *const *contents, size_t
         if (!into_next) puts_(e, "<turn|>\n");
     }
     // Thinking off: the small-model (E2B/E4B) template ends the prompt here; the 26B/31B
-    // template would add an empty thought channel "<|channel>thought\n<channel|>".
+    // template adds an empty thought channel.
     if (add_gen) puts_(e, "<|turn>model\n");
+    if (add_gen == G4_CHAT_GEN_PROMPT_EMPTY_THOUGHT) puts_(e, "<|channel>thought\n<channel|>");
 }
 
 g4_status g4_chat_render(const char *const *roles, const char *const *contents, size_t n_messages,

@@ -7,6 +7,10 @@
 
 #include "status.h"
 
+// add_generation_prompt: 0, or one of these openings of the model's turn.
+#define G4_CHAT_GEN_PROMPT 1               // "<|turn>model\n" (E2B/E4B template)
+#define G4_CHAT_GEN_PROMPT_EMPTY_THOUGHT 2 // ... + "<|channel>thought\n<channel|>" (26B-A4B, 31B)
+
 // roles[i] is "system", "user", "assistant" or "model" (assistant renders as model);
 // contents[i] its text. add_generation_prompt appends the opening of a model turn.
 // Output is the exact text apply_chat_template(messages, tokenize=False,
@@ -17,7 +21,7 @@
 // (Python str.strip() whitespace), model content has "<|channel>...<channel|>" thinking removed
 // and is trimmed; adjacent "assistant" messages share one model turn, as upstream. The 26B-A4B and
 // 31B templates differ only in the generation prompt, which there ends with the empty thought
-// channel "<|channel>thought\n<channel|>"; callers serving those models append it themselves.
+// channel "<|channel>thought\n<channel|>" (G4_CHAT_GEN_PROMPT_EMPTY_THOUGHT).
 // Buffer convention: buf == NULL asks for the byte count; too small -> G4_ERR_BUFFER_TOO_SMALL
 // with *n_out = needed and buf untouched; a NUL is written when cap > needed.
 // G4_ERR_INVALID_ARGUMENT: unknown or NULL role, NULL content, n_messages 0 (transformers

@@ -2,6 +2,8 @@
 // allocation or compute; see config.h. Defaults mirror transformers' Gemma4TextConfig.
 #include "config.h"
 
+#include "chat.h"
+
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -332,6 +334,9 @@ static g4_status parse_text(struct g4_config *c, const cJSON *t, const char *wha
     G4_TRY(validate(c, what));
     G4_TRY(build_kv_table(c, what));
     c->variant = detect_variant(c);
+    c->chat_gen_prompt = strcmp(c->variant, "26b-a4b") == 0 || strcmp(c->variant, "31b") == 0
+                             ? G4_CHAT_GEN_PROMPT_EMPTY_THOUGHT
+                             : G4_CHAT_GEN_PROMPT;
     return G4_OK;
 }
 

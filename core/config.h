@@ -73,6 +73,8 @@ struct g4_config {
     // Derived.
     bool is_multimodal;      // config.json was a Gemma4Config with text_config
     const char *variant;     // "e2b", "e4b", "26b-a4b", "31b" when the shapes match a release, else "custom"
+    int chat_gen_prompt;     // G4_CHAT_GEN_PROMPT*: the 26B-A4B/31B templates open the model turn
+                             // with an empty thought channel, the others do not
     struct g4_layer layer[G4_MAX_LAYERS];
     int n_kv_slots;
     struct g4_kv_slot_info slot[G4_MAX_LAYERS];

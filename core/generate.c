@@ -154,10 +154,11 @@ g4_status g4_chat_generate(struct g4_session *s, const char *const *roles,
                            g4_token_fn on_token, void *user_data) {
     if (!s->model->tok) return g4_fail(G4_ERR_NO_TOKENIZER, "chat: the model has no tokenizer.json");
     size_t len;
-    G4_TRY(g4_chat_render(roles, contents, n_messages, 1, NULL, 0, &len));
+    const int gen = s->model->cfg.chat_gen_prompt;
+    G4_TRY(g4_chat_render(roles, contents, n_messages, gen, NULL, 0, &len));
     char *text;
     G4_TRY(g4_calloc((void **)&text, len + 1, 1, "chat text"));
-    g4_status st = g4_chat_render(roles, contents, n_messages, 1, text, len + 1, &len);
+    g4_status st = g4_chat_render(roles, contents, n_messages, gen, text, len + 1, &len);
     int32_t *ids = NULL;
     size_t n = 0;
     if (st == G4_OK) st = tokenize_alloc(s->model->tok, text, 0, &ids, &n);

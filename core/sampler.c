@@ -2,8 +2,9 @@
 // repetition penalty -> temperature -> top-k -> top-p -> min-p -> draw from the softmax.
 // Greedy (temperature 0) is argmax after the penalty, lowest id on ties, like torch.argmax.
 // Nothing is allocated per call: the work buffers come from g4_sampler_init. The filters select
-// candidates in O(n_vocab) (quickselect for top-k, thresholds for min-p and a top-p pre-filter)
-// and order only the few survivors with a partial heap sort, never the whole 262144-entry row.
+// candidates in O(n_vocab) (a size-k heap or quickselect for top-k, a threshold for min-p, a
+// score histogram as top-p pre-filter) and order only the survivors, with a heap popped until
+// top-p is reached, never sorting the whole 262144-entry row.
 #include "sampler.h"
 
 #include <float.h>

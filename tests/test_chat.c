@@ -174,6 +174,21 @@ static void expect_invalid(const char *const *roles, const char *const *contents
         fail_msg("message \"%s\" lacks \"%s\"", g4_last_error(), substr);
 }
 
+// 26B-A4B / 31B: the same text plus the empty thought channel after the generation prompt.
+static void test_empty_thought_prompt(void **state) {
+    (void)state;
+    const char *roles[] = {"system", "user"}, *contents[] = {"Be brief.", "Hi"};
+    char a[256], b[256];
+    size_t na, nb;
+    assert_int_equal(g4_chat_render(roles, contents, 2, G4_CHAT_GEN_PROMPT, a, sizeof a, &na), G4_OK);
+    assert_int_equal(g4_chat_render(roles, contents, 2, G4_CHAT_GEN_PROMPT_EMPTY_THOUGHT, b,
+                                    sizeof b, &nb), G4_OK);
+    assert_string_equal(a, "<bos><|turn>system\nBe brief.<turn|>\n<|turn>user\nHi<turn|>\n<|turn>model\n");
+    assert_int_equal(nb, na + strlen("<|channel>thought\n<channel|>"));
+    assert_memory_equal(a, b, na);
+    assert_string_equal(b + na, "<|channel>thought\n<channel|>");
+}
+
 static void test_errors(void **state) {
     (void)state;
     size_t n = 77;
@@ -211,6 +226,7 @@ int main(void) {
         cmocka_unit_test(test_fixtures),
         cmocka_unit_test(test_buffer_convention),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_empty_thought_prompt),
         cmocka_unit_test(test_invalid_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

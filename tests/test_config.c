@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat.h"
 #include "config.h"
 #include "harness.h"
 
@@ -25,6 +26,7 @@ static void test_e2b_layer_table(void **state) {
     load_cfg("e2b", &c);
     assert_true(c.is_multimodal);
     assert_string_equal(c.variant, "e2b");
+    assert_int_equal(c.chat_gen_prompt, G4_CHAT_GEN_PROMPT);
     assert_int_equal(c.num_hidden_layers, 35);
     assert_int_equal(c.n_kv_slots, 15);
     int n_sliding = 0;
@@ -53,6 +55,7 @@ static void test_large_variants(void **state) {
     struct g4_config c;
     load_cfg("26b-a4b", &c);
     assert_string_equal(c.variant, "26b-a4b");
+    assert_int_equal(c.chat_gen_prompt, G4_CHAT_GEN_PROMPT_EMPTY_THOUGHT);
     assert_true(c.enable_moe_block);
     assert_int_equal(c.n_kv_slots, 30);
     assert_int_equal(c.layer[0].n_kv_heads, 8);
