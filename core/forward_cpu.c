@@ -23,7 +23,8 @@ struct cpu_state {
     float *rnorm, *probs;  // (hidden,), (n_experts,) router scratch
     float *ew;             // (top_k,) routing weights
     int32_t *ei;           // (top_k,) routed experts
-    float *scores;         // (n_ctx,) attention scores of one head
+    float *scores;         // (pool size, n_ctx) attention scores, one row per pool part
+    size_t n_scores;       // n_ctx
 };
 
 static struct cpu_state *state(struct g4_session *s) { return s->backend_state; }
@@ -45,12 +46,14 @@ static g4_status cpu_session_init(struct g4_session *s) {
     size_t P = c->hidden_size_per_layer_input, E = c->num_experts, K = c->top_k_experts;
     size_t Im = c->moe_intermediate_size;
     size_t sizes[] = {B * H, B * H, B * H, B * nq, B * nq, B * max_i, B * max_i, B * LP, B * P,
-                      B * H, B * H, 2 * Im, H, H, E, K, K, (size_t)s->n_ctx};
+                      B * H, B * H, 2 * Im, H, H, E, K, K,
+                      (size_t)s->n_ctx * g4_pool_size(cs->pool)};
     float **ptrs[] = {&cs->x, &cs->h, &cs->t, &cs->q, &cs->att, &cs->gate, &cs->up, &cs->ple,
                       &cs->g, &cs->h2, &cs->moe, &cs->eg, &cs->eo, &cs->rnorm, &cs->probs,
                       &cs->ew, (float **)&cs->ei, &cs->scores};
     size_t total = 0;
     for (size_t i = 0; i < G4_COUNT(sizes); i++) total += sizes[i];
+    cs->n_scores = (size_t)s->n_ctx;
     G4_TRY(g4_calloc((void **)&cs->arena, total, sizeof(float), "cpu activations"));
     float *p = cs->arena;
     for (size_t i = 0; i < G4_COUNT(sizes); i++) {
@@ -109,6 +112,27 @@ static void per_layer_inputs(struct g4_session *s, const int32_t *tokens, int n)
     }
 }
 
+// The (token, head) pairs of one layer's attention, split across the pool; each part has its own
+// scores scratch.
+struct attn_job {
+    struct cpu_state *cs;
+    struct g4_kv_view view;
+    int64_t pos0;
+    int n, nh, window;
+    size_t qrow;
+};
+
+static void attention_part(void *arg, int part, int n_parts) {
+    const struct attn_job *j = arg;
+    const int64_t pairs = (int64_t)j->n * j->nh;
+    float *scores = j->cs->scores + (size_t)part * j->cs->n_scores;
+    for (int64_t p = pairs * part / n_parts; p < pairs * (part + 1) / n_parts; p++) {
+        const int t = (int)(p / j->nh), h = (int)(p % j->nh);
+        g4_attention_cpu(j->cs->att + t * j->qrow, j->cs->q + t * j->qrow, &j->view, j->pos0 + t,
+                         j->nh, h, h + 1, j->window, scores);
+    }
+}
+
 // Gemma4TextAttention.forward for n tokens at positions [pos0, pos0 + n); reads cs->h, writes cs->t.
 static void attention(struct g4_session *s, int il, int64_t pos0, int n) {
     const struct g4_model *m = s->model;
@@ -140,10 +164,9 @@ static void attention(struct g4_session *s, int il, int64_t pos0, int n) {
         g4_rmsnorm_cpu(v, v, NULL, n * nkv, hd, c->rms_norm_eps); // v_norm has no weight
     }
     // KV-shared layers read their donor's slot, written earlier in this same step.
-    struct g4_kv_view view = g4_kv_cache_view(&cs->kv, ly->kv_slot, pos0);
-    for (int t = 0; t < n; t++)
-        g4_attention_cpu(cs->att + t * qrow, cs->q + t * qrow, &view, pos0 + t, nh, ly->window,
-                         cs->scores);
+    struct attn_job job = {cs, g4_kv_cache_view(&cs->kv, ly->kv_slot, pos0), pos0, n, nh, ly->window,
+                           qrow};
+    g4_pool_run(n * nh >= 2 ? cs->pool : NULL, attention_part, &job);
     g4_matmul_cpu(cs->t, cs->att, lw->o_proj, n, cs->pool);
 }
 

@@ -40,6 +40,7 @@ g4_status g4_model_load(struct g4_model **out, const char *dir, enum g4_device d
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         n_threads = ncpu > 0 ? (int)(ncpu > 64 ? 64 : ncpu) : 1;
     }
+    if (n_threads > 256) n_threads = 256;
     m->n_threads = n_threads;
     m->device = device;
     m->device_index = device_index;

@@ -237,11 +237,11 @@ static inline const float *kv_row(const struct g4_kv_view *kv, const float *cach
 }
 
 void g4_attention_cpu(float *out, const float *q, const struct g4_kv_view *kv, int64_t pos,
-                      int n_heads, int window, float *scores) {
+                      int n_heads, int h0, int h1, int window, float *scores) {
     const int hd = kv->head_dim, group = n_heads / kv->n_kv_heads;
     const int64_t first = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
     const int64_t n = pos - first + 1;
-    for (int h = 0; h < n_heads; h++) {
+    for (int h = h0; h < h1; h++) {
         const float *qh = q + (size_t)h * hd;
         const size_t koff = (size_t)(h / group) * hd;
         float mx = -INFINITY;

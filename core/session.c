@@ -50,12 +50,17 @@ void g4_session_free(struct g4_session *s) {
 
 g4_status g4_session_step(struct g4_session *s, const int32_t *tokens, int64_t n, float *logits,
                           bool all_logits) {
-    const int32_t V = s->model->cfg.vocab_size;
+    const struct g4_config *c = &s->model->cfg;
+    const int32_t V = c->vocab_size;
+    // With per-layer embeddings a token must also have a row in that (possibly smaller) table.
+    const int32_t V_in = c->hidden_size_per_layer_input && c->vocab_size_per_layer_input < V
+                             ? c->vocab_size_per_layer_input
+                             : V;
     if (n < 1) return g4_fail(G4_ERR_INVALID_ARGUMENT, "step: n_tokens %lld must be >= 1", (long long)n);
     for (int64_t i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= V)
+        if (tokens[i] < 0 || tokens[i] >= V_in)
             return g4_fail(G4_ERR_INVALID_TOKEN, "step: token %d at index %lld is outside [0, %d)",
-                           tokens[i], (long long)i, V);
+                           tokens[i], (long long)i, V_in);
     if (n > s->n_ctx - s->n_past)
         return g4_fail(G4_ERR_CONTEXT_FULL,
                        "step: %lld tokens at position %lld exceed the context of %lld",

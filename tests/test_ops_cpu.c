@@ -114,9 +114,9 @@ static void test_attention_window(void **state) {
         v[p * HD + 1] = 1.0f;
     }
     struct g4_kv_view view = {k, v, k + (N - 1) * HD, v + (N - 1) * HD, N - 1, N, false, 1, HD};
-    g4_attention_cpu(out, q, &view, N - 1, 1, W, scores);
+    g4_attention_cpu(out, q, &view, N - 1, 1, 0, 1, W, scores);
     assert_float_equal(out[0], (6 + 7 + 8 + 9) / 4.0f, 1e-5); // positions W-1 back to pos
-    g4_attention_cpu(out, q, &view, N - 1, 1, 0, scores);
+    g4_attention_cpu(out, q, &view, N - 1, 1, 0, 1, 0, scores);
     assert_float_equal(out[0], 4.5f, 1e-5); // full causal: 0..9
 }
 
