@@ -4,6 +4,7 @@
 #include "threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -38,7 +39,10 @@ static void *worker(void *arg) {
         unsigned gen;
         int spins = 0;
         while ((gen = atomic_load(&p->generation)) == seen && !atomic_load(&p->stop)) {
-            if (++spins < SPINS) continue;
+            if (++spins < SPINS) {
+                if (spins % 64 == 0) sched_yield(); // lets an oversubscribed machine progress
+                continue;
+            }
             pthread_mutex_lock(&p->lock);
             while (atomic_load(&p->generation) == seen && !atomic_load(&p->stop))
                 pthread_cond_wait(&p->wake, &p->lock);
@@ -112,6 +116,6 @@ void g4_pool_run(struct g4_pool *p, g4_pool_fn fn, void *ctx) {
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
     fn(ctx, 0, p->n);
-    while (atomic_load(&p->remaining) > 0) {
-    }
+    for (unsigned spins = 0; atomic_load(&p->remaining) > 0; spins++)
+        if (spins % 64 == 63) sched_yield();
 }
