@@ -1,0 +1,420 @@
+defmodule Gemma4 do
+  @moduledoc """
+  Gemma 4 text models from Elixir, over the C library gemma4 (`abi/gemma4.h`).
+
+      {:ok, model} = Gemma4.load("path/to/gemma-4-E2B-it", n_ctx: 4096)
+      {:ok, session} = Gemma4.session(model)
+      {:ok, ref} = Gemma4.chat(session, [{"user", "Why is the sky blue?"}], max_tokens: 256)
+      # the caller receives {:gemma4_token, ref, text} ... then {:gemma4_done, ref, stats}
+      {:ok, text, stats} = Gemma4.await(ref)
+
+  ## Handles
+  Models and sessions are NIF resources, freed by the garbage collector once no process refers
+  to them. A session keeps its model alive, so dropping the model first is fine. A model may be
+  shared by any number of processes and sessions. A session serves one call at a time: a call
+  on a session that is stepping or generating returns `{:error, {:busy, message}}` rather than
+  waiting. `cancel/1` is the exception and may be called from any process at any time.
+
+  ## Scheduling
+  Loading runs on a dirty I/O scheduler; `step/3`, `sample/1`, `truncate/2`, tokenizing, chat
+  rendering and session creation on dirty CPU schedulers. `generate/3` and `chat/3` start a worker thread and return at once,
+  so no scheduler is blocked while tokens are produced.
+
+  ## Streaming
+  `generate/3` and `chat/3` return `{:ok, ref}` and send to the caller (or to `opts[:to]`):
+
+    * `{:gemma4_token, ref, text}` for each piece of text, in order (a UTF-8 sequence split
+      across tokens is held back until complete; tokens that add no text send nothing),
+    * then exactly one of `{:gemma4_done, ref, stats}` or `{:gemma4_error, ref, {code, message}}`.
+
+  `stats` is `%{prompt_tokens:, gen_tokens:, prompt_us:, gen_us:, n_past:, n_evaluated:}`.
+  When the final message arrives the session is already free for the next call. `cancel/1`
+  ends a generation with `{:gemma4_error, ref, {:cancelled, message}}`; the tokens already run
+  stay in the session's context. If the receiver exits, generation stops at the next token.
+
+  ## Errors
+  Failures are `{:error, {code, message}}` where `code` is one of `:invalid_argument`, `:io`,
+  `:format`, `:unsupported`, `:out_of_memory`, `:device`, `:context_full`,
+  `:buffer_too_small`, `:internal`, `:invalid_token`, `:cancelled`, `:config`, `:no_tokenizer`
+  (the `GEMMA4_ERR_*` statuses), `:busy`, or an integer for a status newer than this binding.
+  Arguments of the wrong type raise `ArgumentError`.
+
+  ## Logits
+  `step(session, tokens, logits: true)` returns the last position's logits as a binary of
+  `vocab_size` native-endian 32-bit floats: `Nx.from_binary(bin, :f32)` reads it, or
+  `logits_to_list/1` without Nx.
+  """
+
+  alias Gemma4.Native
+
+  @type model :: reference()
+  @type session :: reference()
+  @type code :: atom() | integer()
+  @type error :: {:error, {code(), String.t()}}
+  @type message :: {String.t() | atom(), String.t()} | %{role: term(), content: String.t()}
+
+  @model_keys [
+    vocab_size: 0,
+    context_length: 1,
+    n_layers: 2,
+    bos_id: 3,
+    eos_id: 4,
+    weight_bytes: 5,
+    hidden_size: 6,
+    n_ctx: 7,
+    end_of_turn_id: 8,
+    device: 9
+  ]
+  @session_keys [
+    n_past: 0,
+    n_ctx: 1,
+    kv_bytes: 2,
+    n_evaluated: 3,
+    last_prompt_tokens: 4,
+    last_gen_tokens: 5,
+    last_prompt_us: 6,
+    last_gen_us: 7
+  ]
+
+  @doc "Version string and ABI version of the loaded libgemma4, e.g. `{\"0.1.0\", 0}`."
+  @spec version() :: {String.t(), integer()}
+  def version, do: Native.version()
+
+  @doc false
+  # {live model resources, live session resources}: lets tests watch the destructors run.
+  def live_handles, do: Native.live_handles()
+
+  @doc """
+  Loads a Hugging Face Gemma 4 checkpoint directory.
+
+  Options: `:device` (`:cpu` (default) or `:cuda`), `:device_index` (0), `:n_ctx` (default
+  context of new sessions; 0 = min(8192, the model's maximum)), `:n_threads` (0 = all cores).
+  """
+  @spec load(Path.t(), keyword()) :: {:ok, model()} | error()
+  def load(path, opts \\ []) do
+    device =
+      case Keyword.get(opts, :device, :cpu) do
+        :cpu -> 0
+        :cuda -> 1
+        other -> other
+      end
+
+    Native.load(
+      path,
+      device,
+      Keyword.get(opts, :device_index, 0),
+      Keyword.get(opts, :n_ctx, 0),
+      Keyword.get(opts, :n_threads, 0)
+    )
+  end
+
+  @doc """
+  Model properties as a map: `vocab_size`, `context_length`, `n_layers`, `bos_id`, `eos_id`,
+  `weight_bytes`, `hidden_size`, `n_ctx`, `end_of_turn_id`, `device`, `variant`.
+  """
+  @spec model_info(model()) :: {:ok, map()} | error()
+  def model_info(model) do
+    with {:ok, variant} <- Native.model_variant(model) do
+      collect(@model_keys, %{variant: variant}, &Native.model_info(model, &1))
+    end
+  end
+
+  @doc "Tokenizes UTF-8 text. Option `add_bos: true` prepends `<bos>`."
+  @spec tokenize(model(), iodata(), keyword()) :: {:ok, [integer()]} | error()
+  def tokenize(model, text, opts \\ []) do
+    Native.tokenize(model, text, if(Keyword.get(opts, :add_bos, false), do: 1, else: 0))
+  end
+
+  @doc "Decodes token ids to text. Option `skip_special: true` drops control tokens."
+  @spec detokenize(model(), [integer()], keyword()) :: {:ok, String.t()} | error()
+  def detokenize(model, ids, opts \\ []) do
+    Native.detokenize(model, ids, if(Keyword.get(opts, :skip_special, false), do: 1, else: 0))
+  end
+
+  @doc "The bytes one token adds to a stream of text (may be part of a UTF-8 sequence)."
+  @spec token_piece(model(), integer()) :: {:ok, binary()} | error()
+  def token_piece(model, token), do: Native.token_piece(model, token)
+
+  @doc """
+  Renders messages in Gemma 4's chat format (starting with `<bos>`). Messages are
+  `{role, content}` tuples or maps with `:role` and `:content`; roles are "system", "user",
+  "assistant" or "model" (atoms work too). Option `add_generation_prompt` (default true) opens
+  the model's turn. `model` may be nil.
+  """
+  @spec chat_template(model() | nil, [message()], keyword()) :: {:ok, String.t()} | error()
+  def chat_template(model, messages, opts \\ []) do
+    {roles, contents} = split_messages(messages)
+    add = if Keyword.get(opts, :add_generation_prompt, true), do: 1, else: 0
+    Native.chat_apply(model, roles, contents, add)
+  end
+
+  @doc """
+  Creates a session (KV cache, sampler, stop strings). Options: `:n_ctx` (0 = the model's
+  default), and any option of `configure/2`.
+  """
+  @spec session(model(), keyword()) :: {:ok, session()} | error()
+  def session(model, opts \\ []) do
+    with {:ok, session} <- Native.session_new(model, Keyword.get(opts, :n_ctx, 0)),
+         :ok <- configure(session, Keyword.delete(opts, :n_ctx)) do
+      {:ok, session}
+    end
+  end
+
+  @doc """
+  Sets sampling options of a session:
+
+    * `temperature:` 0 means greedy (the default); with > 0, `top_k:` (0 = off),
+      `top_p:` (1.0 = off) and `min_p:` (0.0 = off) apply,
+    * `seed:` the sampler's RNG seed,
+    * `repetition_penalty:` (1.0 = off) over the last `penalty_last_n:` tokens (0 = all),
+    * `stop:` a list of stop strings, replacing the current ones.
+  """
+  @spec configure(session(), keyword()) :: :ok | error()
+  def configure(session, opts) do
+    steps = [
+      fn ->
+        case Keyword.fetch(opts, :temperature) do
+          :error ->
+            :ok
+
+          {:ok, t} when t == 0 ->
+            Native.set_greedy(session)
+
+          {:ok, t} ->
+            Native.set_sampling(
+              session,
+              float(t),
+              Keyword.get(opts, :top_k, 0),
+              float(Keyword.get(opts, :top_p, 1.0)),
+              float(Keyword.get(opts, :min_p, 0.0))
+            )
+        end
+      end,
+      fn ->
+        if seed = opts[:seed], do: Native.set_seed(session, seed), else: :ok
+      end,
+      fn ->
+        case opts[:repetition_penalty] do
+          nil ->
+            :ok
+
+          p ->
+            Native.set_repetition_penalty(
+              session,
+              float(p),
+              Keyword.get(opts, :penalty_last_n, 0)
+            )
+        end
+      end,
+      fn ->
+        case Keyword.fetch(opts, :stop) do
+          :error ->
+            :ok
+
+          {:ok, stops} ->
+            Enum.reduce_while(stops, Native.clear_stops(session), fn
+              stop, :ok -> {:cont, Native.add_stop(session, stop)}
+              _, err -> {:halt, err}
+            end)
+        end
+      end
+    ]
+
+    Enum.reduce_while(steps, :ok, fn f, :ok ->
+      case f.() do
+        :ok -> {:cont, :ok}
+        err -> {:halt, err}
+      end
+    end)
+  end
+
+  @doc """
+  Appends tokens to the session's context and runs them. With `logits: true` returns
+  `{:ok, binary}`: the last position's logits as `vocab_size` native-endian f32.
+  Invalid ids (`:invalid_token`) and overflow (`:context_full`) leave the session unchanged.
+  """
+  @spec step(session(), [integer()], keyword()) :: :ok | {:ok, binary()} | error()
+  def step(session, tokens, opts \\ []) do
+    Native.step(session, tokens, Keyword.get(opts, :logits, false) == true)
+  end
+
+  @doc "Samples the next token from the last step's logits (does not append it)."
+  @spec sample(session()) :: {:ok, integer()} | error()
+  def sample(session), do: Native.sample(session)
+
+  @doc "Empties the session's context (sampler settings and stop strings are kept)."
+  @spec reset(session()) :: :ok | error()
+  def reset(session), do: Native.kv_reset(session)
+
+  @doc "Rewinds the context to its first `n_keep` tokens (see gemma4_session_truncate)."
+  @spec truncate(session(), non_neg_integer()) :: :ok | error()
+  def truncate(session, n_keep), do: Native.truncate(session, n_keep)
+
+  @doc """
+  Session counters as a map: `n_past`, `n_ctx`, `kv_bytes`, `n_evaluated`,
+  `last_prompt_tokens`, `last_gen_tokens`, `last_prompt_us`, `last_gen_us`.
+  """
+  @spec session_info(session()) :: {:ok, map()} | error()
+  def session_info(session) do
+    collect(@session_keys, %{}, &Native.session_info(session, &1))
+  end
+
+  @doc """
+  Starts generating from `prompt` appended to the session's context, streaming messages (see
+  the module doc) to `opts[:to]` (default: the caller). `max_tokens:` defaults to 256. Other
+  options are applied with `configure/2` first.
+  """
+  @spec generate(session(), iodata(), keyword()) :: {:ok, reference()} | error()
+  def generate(session, prompt, opts \\ []) do
+    {max_tokens, to, ref} = start_opts(opts)
+
+    with :ok <- configure(session, opts),
+         :ok <- Native.generate(session, prompt, max_tokens, to, ref) do
+      {:ok, ref}
+    end
+  end
+
+  @doc """
+  Chat with cache reuse: pass the whole conversation every turn (including the model's earlier
+  replies); only the messages the session has not yet run are run. Streams like `generate/3`.
+  """
+  @spec chat(session(), [message()], keyword()) :: {:ok, reference()} | error()
+  def chat(session, messages, opts \\ []) do
+    {roles, contents} = split_messages(messages)
+    {max_tokens, to, ref} = start_opts(opts)
+
+    with :ok <- configure(session, opts),
+         :ok <- Native.chat_generate(session, roles, contents, max_tokens, to, ref) do
+      {:ok, ref}
+    end
+  end
+
+  @doc """
+  Stops a running `generate/3`, `chat/3` or `step/3` on this session at the next token or
+  micro-batch boundary. Does nothing when the session is idle. Any process may call it.
+  """
+  @spec cancel(session()) :: :ok
+  def cancel(session), do: Native.cancel(session)
+
+  @doc """
+  Collects the messages of a generation started by the calling process:
+  `{:ok, text, stats}` or `{:error, {code, message}}`. On timeout returns
+  `{:error, {:timeout, message}}` and leaves the generation running (cancel it if needed).
+  """
+  @spec await(reference(), timeout()) :: {:ok, String.t(), map()} | error()
+  def await(ref, timeout \\ :infinity), do: await(ref, timeout, [])
+
+  defp await(ref, timeout, acc) do
+    receive do
+      {:gemma4_token, ^ref, text} -> await(ref, timeout, [acc | text])
+      {:gemma4_done, ^ref, stats} -> {:ok, IO.iodata_to_binary(acc), stats}
+      {:gemma4_error, ^ref, reason} -> {:error, reason}
+    after
+      timeout -> {:error, {:timeout, "no message from the generation within #{timeout} ms"}}
+    end
+  end
+
+  @doc "`generate/3` then `await/1`: `{:ok, text, stats}` or `{:error, {code, message}}`."
+  @spec generate_text(session(), iodata(), keyword()) :: {:ok, String.t(), map()} | error()
+  def generate_text(session, prompt, opts \\ []) do
+    with {:ok, ref} <- generate(session, prompt, Keyword.delete(opts, :to)), do: await(ref)
+  end
+
+  @doc "`chat/3` then `await/1`."
+  @spec chat_text(session(), [message()], keyword()) :: {:ok, String.t(), map()} | error()
+  def chat_text(session, messages, opts \\ []) do
+    with {:ok, ref} <- chat(session, messages, Keyword.delete(opts, :to)), do: await(ref)
+  end
+
+  @doc """
+  A lazy `Stream` of text pieces of `generate/3`. Halting it early (e.g. `Enum.take/2`)
+  cancels the generation. A failure raises `Gemma4.Error`.
+  """
+  @spec stream(session(), iodata(), keyword()) :: Enumerable.t()
+  def stream(session, prompt, opts \\ []) do
+    Stream.resource(
+      fn ->
+        case generate(session, prompt, Keyword.delete(opts, :to)) do
+          {:ok, ref} -> {ref, :running}
+          {:error, reason} -> raise Gemma4.Error, reason
+        end
+      end,
+      fn
+        {ref, :running} ->
+          receive do
+            {:gemma4_token, ^ref, text} -> {[text], {ref, :running}}
+            {:gemma4_done, ^ref, _stats} -> {:halt, {ref, :finished}}
+            # raised on the next call, so that the after function sees the generation ended
+            {:gemma4_error, ^ref, reason} -> {[], {ref, {:failed, reason}}}
+          end
+
+        {_ref, {:failed, reason}} ->
+          raise Gemma4.Error, reason
+
+        {ref, :finished} ->
+          {:halt, {ref, :finished}}
+      end,
+      fn
+        {ref, :running} ->
+          cancel(session)
+          flush(ref)
+
+        _ ->
+          :ok
+      end
+    )
+  end
+
+  # Drops a cancelled generation's remaining messages, up to its final one.
+  defp flush(ref) do
+    receive do
+      {:gemma4_token, ^ref, _} -> flush(ref)
+      {:gemma4_done, ^ref, _} -> :ok
+      {:gemma4_error, ^ref, _} -> :ok
+    end
+  end
+
+  @doc "Decodes a logits binary of native-endian f32 into a list of floats."
+  @spec logits_to_list(binary()) :: [float()]
+  def logits_to_list(bin) when is_binary(bin), do: for(<<x::float-32-native <- bin>>, do: x)
+
+  defp start_opts(opts) do
+    {Keyword.get(opts, :max_tokens, 256), Keyword.get(opts, :to, self()), make_ref()}
+  end
+
+  defp split_messages(messages) when is_list(messages) do
+    messages
+    |> Enum.map(fn
+      {role, content} -> {to_string(role), content}
+      %{role: role, content: content} -> {to_string(role), content}
+      %{"role" => role, "content" => content} -> {to_string(role), content}
+      other -> raise ArgumentError, "not a chat message: #{inspect(other)}"
+    end)
+    |> Enum.unzip()
+  end
+
+  defp split_messages(other), do: raise(ArgumentError, "not a message list: #{inspect(other)}")
+
+  defp collect(keys, acc, fun) do
+    Enum.reduce_while(keys, {:ok, acc}, fn {name, key}, {:ok, map} ->
+      case fun.(key) do
+        {:ok, v} -> {:cont, {:ok, Map.put(map, name, v)}}
+        err -> {:halt, err}
+      end
+    end)
+  end
+
+  defp float(x) when is_number(x), do: x / 1
+  defp float(x), do: raise(ArgumentError, "expected a number, got: #{inspect(x)}")
+end
+
+defmodule Gemma4.Error do
+  @moduledoc "Raised by `Gemma4.stream/3`; `code` and `message` as in `{:error, {code, message}}`."
+  defexception [:code, :message]
+
+  @impl true
+  def exception({code, message}), do: %__MODULE__{code: code, message: message}
+
+  @impl true
+  def message(%{code: code, message: message}), do: "#{inspect(code)}: #{message}"
+end
