@@ -153,6 +153,8 @@ g4_status g4_chat_generate(struct g4_session *s, const char *const *roles,
                            const char *const *contents, size_t n_messages, int32_t max_tokens,
                            g4_token_fn on_token, void *user_data) {
     if (!s->model->tok) return g4_fail(G4_ERR_NO_TOKENIZER, "chat: the model has no tokenizer.json");
+    // A request left from an earlier cancel must not stop this turn's rewind.
+    atomic_store(&s->cancel, false);
     size_t len;
     const int gen = s->model->cfg.chat_gen_prompt;
     G4_TRY(g4_chat_render(roles, contents, n_messages, gen, NULL, 0, &len));

@@ -16,6 +16,9 @@ echo "== tokenizer against Hugging Face tokenizers on Gemma 3's real 262144-toke
 bash tests/tokenizer/real_vocab.sh build/real_vocab
 G4_REAL_VOCAB_DIR="$PWD/build/real_vocab" build/tests/test_tokenizer
 
+echo "== C# binding (Mono)"
+bash bindings/csharp/run_tests.sh "$PWD/build"
+
 echo "== Elixir binding (ExUnit)"
 bash bindings/elixir/run_tests.sh "$PWD/build"
 

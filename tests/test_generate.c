@@ -146,6 +146,12 @@ static void test_multi_turn_reuses_cache(void **state) {
     assert_int_equal(gemma4_session_sample(s, &t1), GEMMA4_OK);
     assert_int_equal(gemma4_session_sample(fresh, &t2), GEMMA4_OK);
     assert_int_equal(t1, t2);
+    // a cancelled turn leaves no stale request: the next turn (which rewinds, since an earlier
+    // message changed) runs to the end
+    struct collect cc = {.cancel_me = s};
+    assert_int_equal(gemma4_chat_generate(s, roles, contents, 4, 8, collect_fn, &cc), GEMMA4_ERR_CANCELLED);
+    const char *edited[] = {"You are terse.", "Hi there, how are you today?", "Fine, thanks.", "Tell me more."};
+    assert_int_equal(gemma4_chat_generate(s, roles, edited, 4, 4, NULL, NULL), GEMMA4_OK);
     free(r1);
     free(r2);
     gemma4_session_free(fresh);

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Builds the C# binding with Mono's mcs and runs its console test program on the golden
+# fixtures; also compiles examples/Chat.cs (not run). Usage: bindings/csharp/run_tests.sh [LIBDIR]
+#   LIBDIR  directory holding libgemma4.so (default: $GEMMA4_LIBDIR, else <repo>/build)
+# Installs Debian's mono-complete when mcs is missing. Needs no NuGet: the IAsyncEnumerable
+# members (src/Gemma4AsyncStreams.cs, C# 8) and Gemma4.Extensions.AI/ are for modern .NET and
+# are not compiled here. Exits non-zero when a build step or a test fails.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+libdir=${1:-${GEMMA4_LIBDIR:-$root/build}}
+
+if ! command -v mcs >/dev/null 2>&1 || ! command -v mono >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    echo "run_tests.sh: installing mono-complete with apt-get"
+    $sudo apt-get install -y mono-complete ||
+        { $sudo apt-get update && $sudo apt-get install -y mono-complete; }
+fi
+
+if [ ! -f "$libdir/libgemma4.so" ]; then
+    echo "run_tests.sh: no libgemma4.so in $libdir; build it first:" >&2
+    echo "  cmake -S $root -B $root/build && cmake --build $root/build" >&2
+    exit 2
+fi
+libdir=$(cd "$libdir" && pwd)
+
+# GEMMA4_CS_OUT keeps the built Gemma4.dll / *.exe; otherwise they go to a temporary directory
+if [ -n "${GEMMA4_CS_OUT:-}" ]; then
+    out=$GEMMA4_CS_OUT
+    mkdir -p "$out"
+else
+    out=$(mktemp -d)
+    trap 'rm -rf "$out"' EXIT
+fi
+flags=(-unsafe -langversion:7.2 -warnaserror+ -nowarn:1591 -debug)
+echo "run_tests.sh: $(mcs --version), libgemma4 from $libdir, output in $out"
+mcs "${flags[@]}" -target:library -out:"$out/Gemma4.dll" "$here"/src/*.cs
+mcs "${flags[@]}" -r:"$out/Gemma4.dll" -out:"$out/Gemma4Tests.exe" "$here/tests/Gemma4Tests.cs"
+mcs "${flags[@]}" -r:"$out/Gemma4.dll" -out:"$out/Chat.exe" "$here/examples/Chat.cs"
+
+export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export LC_ALL=${LC_ALL:-C.UTF-8}
+mono --debug "$out/Gemma4Tests.exe" "$root/tests/golden"
