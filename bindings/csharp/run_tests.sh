@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the C# binding with Mono's mcs and runs its console test program on the golden
-# fixtures; also compiles examples/Chat.cs (not run). Usage: bindings/csharp/run_tests.sh [LIBDIR]
+# fixtures; also compiles samples/csharp/Chat.cs (not run). Usage: bindings/csharp/run_tests.sh [LIBDIR]
 #   LIBDIR  directory holding libgemma4.so (default: $GEMMA4_LIBDIR, else <repo>/build)
 # Installs Debian's mono-complete when mcs is missing. Needs no NuGet: the IAsyncEnumerable
 # members (src/Gemma4AsyncStreams.cs, C# 8) and Gemma4.Extensions.AI/ are for modern .NET and
@@ -38,7 +38,7 @@ flags=(-unsafe -langversion:7.2 -warnaserror+ -nowarn:1591 -debug)
 echo "run_tests.sh: $(mcs --version), libgemma4 from $libdir, output in $out"
 mcs "${flags[@]}" -target:library -out:"$out/Gemma4.dll" "$here"/src/*.cs
 mcs "${flags[@]}" -r:"$out/Gemma4.dll" -out:"$out/Gemma4Tests.exe" "$here/tests/Gemma4Tests.cs"
-mcs "${flags[@]}" -r:"$out/Gemma4.dll" -out:"$out/Chat.exe" "$here/examples/Chat.cs"
+mcs "${flags[@]}" -r:"$out/Gemma4.dll" -out:"$out/Chat.exe" "$here/../../samples/csharp/Chat.cs"
 
 export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export LC_ALL=${LC_ALL:-C.UTF-8}

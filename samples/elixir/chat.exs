@@ -1,7 +1,7 @@
 # A terminal chat that streams the model's replies and reuses the session's cache each turn.
-#   cd bindings/elixir && mix run --no-deps-check examples/chat.exs path/to/gemma-4-E2B-it
+#   cd bindings/elixir && mix run --no-deps-check ../../samples/elixir/chat.exs path/to/gemma-4-E2B-it
 # (the tiny test fixture ../../tests/golden/e2b works too, but its random weights babble)
-[dir | _] = System.argv() ++ [Path.expand("../../../tests/golden/e2b", __DIR__)]
+[dir | _] = System.argv() ++ [Path.expand("../../tests/golden/e2b", __DIR__)]
 
 {:ok, model} =
   case Gemma4.load(dir, n_ctx: 4096) do
