@@ -12,7 +12,7 @@ echo "== build + ctest"
 bash scripts/build.sh
 ctest --test-dir build --output-on-failure -j"$jobs"
 
-echo "== tokenizer against Hugging Face tokenizers on Gemma 3's real 262144-token vocabulary"
+echo "== tokenizer against Hugging Face tokenizers on Gemma 4's real 262144-token vocabulary"
 bash tests/tokenizer/real_vocab.sh build/real_vocab
 G4_REAL_VOCAB_DIR="$PWD/build/real_vocab" build/tests/test_tokenizer
 

