@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages gemma4 needs to build and test (idempotent; skips what is present).
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libcjson-dev libcmocka-dev valgrind)
+pkgs=(build-essential cmake pkg-config libcjson-dev libcmocka-dev valgrind swig)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -16,6 +16,12 @@ echo "== tokenizer against Hugging Face tokenizers on Gemma 4's real 262144-toke
 bash tests/tokenizer/real_vocab.sh build/real_vocab
 G4_REAL_VOCAB_DIR="$PWD/build/real_vocab" build/tests/test_tokenizer
 
+echo "== Python binding (pytest)"
+bash bindings/python/run_tests.sh "$PWD/build"
+
+echo "== SWIG modules (Python, C#)"
+bash bindings/swig/run_tests.sh
+
 echo "== C# binding (Mono)"
 bash bindings/csharp/run_tests.sh "$PWD/build"
 

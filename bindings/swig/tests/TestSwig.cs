@@ -1,0 +1,51 @@
+// TestSwig.cs: the SWIG-generated C# wrapper (namespace Gemma4.Swig) on tests/golden/e2b:
+// load, tokenize/detokenize, step, greedy generate, and a status turned into an exception.
+// Exit code 0 on success, 1 on the first failed check.
+using System;
+using System.IO;
+using Gemma4.Swig;
+
+static class TestSwig {
+    static void Check(bool ok, string what) {
+        if (!ok) { Console.Error.WriteLine("FAILED: " + what); Environment.Exit(1); }
+    }
+
+    static int Main() {
+        string fix = Environment.GetEnvironmentVariable("GEMMA4_FIXTURES") ?? "../../../tests/golden";
+        string e2b = Path.Combine(fix, "e2b");
+        Check(gemma4swig.gemma4_version() == "0.1.0", "version");
+        using (var m = new Model(e2b, gemma4swig.GEMMA4_DEVICE_CPU, 0, 256, 2)) {
+            Check(m.info(gemma4swig.GEMMA4_INFO_VOCAB_SIZE) == 512, "vocab");
+            string text = "Hello wörld";
+            IntVector ids = m.tokenize(text, true);
+            Check(ids[0] == 2, "bos");
+            var rest = new IntVector();
+            for (int i = 1; i < ids.Count; i++) rest.Add(ids[i]);
+            Check(m.detokenize(rest, false) == text, "round trip");
+            using (Session s = m.session(0)) {
+                FloatVector logits = s.step(ids);
+                Check(logits.Count == 512, "logits size");
+                s.reset();
+                string a = s.generate("The sea", 16);
+                s.reset();
+                Check(s.generate("The sea", 16) == a, "greedy generate reproducible");
+                Console.WriteLine("generate: \"" + a + "\"");
+                try {
+                    s.step(new IntVector(new int[] { 9999 }));
+                    Check(false, "invalid token accepted");
+                } catch (ApplicationException e) {
+                    Check(e.Message.StartsWith("GEMMA4_ERR_INVALID_TOKEN(10)"), "exception: " + e.Message);
+                    Console.WriteLine("expected error: " + e.Message);
+                }
+            }
+        }
+        try {
+            new Model("/nonexistent/model");
+            Check(false, "bad path accepted");
+        } catch (ApplicationException e) {
+            Check(e.Message.StartsWith("GEMMA4_ERR_IO(2)"), "exception: " + e.Message);
+        }
+        Console.WriteLine("swig csharp: all checks passed");
+        return 0;
+    }
+}

@@ -1,0 +1,164 @@
+# test_swig.py: the SWIG-generated Python module gemma4swig on tests/golden/e2b and moe:
+# load, tokenize/detokenize, step logits vs transformers' reference.bin, greedy tokens, generate
+# (full text, with a director callback, a raising callback, cancel), errors with status codes,
+# and no leak over many Model/Session cycles. Plain asserts, no pytest: exits non-zero on failure.
+import os
+import struct
+import sys
+import threading
+
+import gemma4swig as g
+
+FIX = os.environ.get("GEMMA4_FIXTURES") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "tests", "golden")
+E2B = os.path.join(FIX, "e2b")
+
+
+def reference(fixture):
+    blob = open(os.path.join(FIX, fixture, "reference.bin"), "rb").read()
+    assert blob[:8] == b"G4REF1\0\0"
+    n, vocab = struct.unpack_from("<ii", blob, 8)
+    off = 16
+    tokens = list(struct.unpack_from("<%di" % n, blob, off)); off += 4 * n
+    last = struct.unpack_from("<%df" % vocab, blob, off + 4 * (n - 1) * vocab); off += 4 * n * vocab
+    (n_gen,) = struct.unpack_from("<i", blob, off)
+    gen = list(struct.unpack_from("<%di" % n_gen, blob, off + 4))
+    return tokens, last, gen
+
+
+def expect_error(status, substr, fn, *args):
+    try:
+        fn(*args)
+    except g.Gemma4Error as e:
+        assert e.status == status, (e.status, status, str(e))
+        assert substr in e.message, (substr, e.message)
+        print("  expected error: %s" % e)
+        return
+    raise AssertionError("no Gemma4Error %d from %s" % (status, fn))
+
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class Collect(g.TokenCallback):
+    def __init__(self, stop_after=0, raise_at=0):
+        super().__init__()
+        self.pieces, self.tokens = [], []
+        self.stop_after, self.raise_at = stop_after, raise_at
+
+    def on_token(self, piece, token):
+        self.pieces.append(piece)
+        if token >= 0:
+            self.tokens.append(token)
+        if self.raise_at and len(self.tokens) == self.raise_at:
+            raise RuntimeError("callback failed on purpose")
+        return 1 if self.stop_after and len(self.tokens) >= self.stop_after else 0
+
+
+def main():
+    assert g.gemma4_version() == "0.1.0" and g.gemma4_abi_version() == g.GEMMA4_ABI_VERSION
+    assert g.GEMMA4_ERR_CONTEXT_FULL == 7
+
+    for fixture in ("e2b", "moe"):
+        tokens, last, gen = reference(fixture)
+        m = g.Model(os.path.join(FIX, fixture), g.GEMMA4_DEVICE_CPU, 0, 128, 2)
+        s = m.session()
+        logits = s.step(tokens)
+        assert len(logits) == len(last)
+        err = max(abs(a - b) for a, b in zip(logits, last))
+        assert err <= 1e-4 * max(abs(x) for x in last), err
+        got = []
+        for _ in gen:
+            t = s.sample()
+            got.append(t)
+            s.eval([t])
+        assert got == gen, (got, gen)
+        print("%s: logits max abs err %.2g, %d greedy tokens identical" % (fixture, err, len(gen)))
+        del s, m
+
+    m = g.Model(E2B, g.GEMMA4_DEVICE_CPU, 0, 8192, 2)
+    assert m.info(g.GEMMA4_INFO_VOCAB_SIZE) == 512 and m.variant() == "custom"
+    text = "Hello <|turn>user\nwörld 🙂"
+    ids = m.tokenize(text, True)
+    assert ids[0] == 2 and m.detokenize(ids[1:]) == text
+    prompt = m.chat_apply(["user"], ["Hi"])
+    assert prompt.startswith("<bos><|turn>user\nHi")
+
+    s = m.session(256)
+    full = s.generate("The sea", 20)
+    n_gen = s.info(g.GEMMA4_SESSION_LAST_GEN_TOKENS)
+    s.reset()
+    c = Collect()
+    assert s.generate("The sea", 20, c) == full
+    assert len(c.tokens) == n_gen and "".join(c.pieces) == full
+    s.reset()
+    c = Collect(stop_after=3)
+    s.generate("The sea", 20, c)
+    assert s.info(g.GEMMA4_SESSION_LAST_GEN_TOKENS) == 3
+    s.reset()
+    try:
+        s.generate("The sea", 20, Collect(raise_at=2))
+        raise AssertionError("callback exception lost")
+    except RuntimeError as e:
+        assert "on purpose" in str(e)
+    assert s.info(g.GEMMA4_SESSION_LAST_GEN_TOKENS) == 2
+    s.reset()
+    reply = s.chat_generate(["user"], ["Hi"], 8)
+    assert isinstance(reply, str)
+    s.reset()
+    s.set_sampling(1.5, 40, 0.95, 0.0)
+    s.set_seed(42)
+    a = s.generate("Hello", 16)
+    s.reset()
+    s.set_seed(42)
+    assert s.generate("Hello", 16) == a
+    s.set_greedy()
+    print("generate: %d tokens %r" % (n_gen, full))
+
+    # cancel from another thread while generate runs (needs the GIL released: -threads)
+    big = m.session(8192)
+    threading.Timer(0.1, big.cancel).start()
+    expect_error(g.GEMMA4_ERR_CANCELLED, "cancelled", big.generate, "The sea", 8000)
+    assert 0 < big.info(g.GEMMA4_SESSION_LAST_GEN_TOKENS) < 8000
+    del big
+
+    small = m.session(16)
+    expect_error(g.GEMMA4_ERR_INVALID_TOKEN, "512", small.step, [1, 512])
+    expect_error(g.GEMMA4_ERR_CONTEXT_FULL, "context of 16", small.step, list(range(3, 20)))
+    expect_error(g.GEMMA4_ERR_INVALID_ARGUMENT, "top_p", small.set_sampling, 1.0, 0, 1.5, 0.0)
+    expect_error(g.GEMMA4_ERR_INVALID_ARGUMENT, "no logits", small.sample)
+    expect_error(g.GEMMA4_ERR_IO, "/nonexistent", g.Model, "/nonexistent/model")
+    moe = g.Model(os.path.join(FIX, "moe"), 0, 0, 64, 2)
+    expect_error(g.GEMMA4_ERR_NO_TOKENIZER, "", moe.tokenize, "x")
+    moe.close()
+    expect_error(g.GEMMA4_ERR_INVALID_ARGUMENT, "closed", moe.tokenize, "x")
+    expect_error(g.GEMMA4_ERR_INVALID_ARGUMENT, "closed", moe.session)
+
+    # the session keeps the model alive after the model object is gone
+    s2 = m.session(64)
+    del m
+    assert len(s2.step([2, 10])) == 512
+
+    def cycle(n):
+        for _ in range(n):
+            mm = g.Model(E2B, 0, 0, 256, 2)
+            for _ in range(20):
+                ss = mm.session()
+                ss.step([2, 3])
+                del ss
+            del mm
+
+    cycle(3)
+    before = rss()
+    cycle(30)
+    growth = rss() - before
+    print("RSS growth over 30 models x 20 sessions: %d KiB" % (growth // 1024))
+    assert growth < 8 << 20, growth
+    print("swig python: all checks passed")
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)
