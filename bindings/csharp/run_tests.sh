@@ -2,9 +2,10 @@
 # Builds the C# binding with Mono's mcs and runs its console test program on the golden
 # fixtures; also compiles samples/csharp/Chat.cs (not run). Usage: bindings/csharp/run_tests.sh [LIBDIR]
 #   LIBDIR  directory holding libgemma4.so (default: $GEMMA4_LIBDIR, else <repo>/build)
-# Installs Debian's mono-complete when mcs is missing. Needs no NuGet: the IAsyncEnumerable
-# members (src/Gemma4AsyncStreams.cs, C# 8) and Gemma4.Extensions.AI/ are for modern .NET and
-# are not compiled here. Exits non-zero when a build step or a test fails.
+# Installs Debian's mono-complete when mcs is missing. Needs no NuGet. Everything in src/ is
+# compiled and tested, the IAsyncEnumerable<string> members too (written without C# 8 async
+# iterators); Gemma4.Extensions.AI/ needs the Microsoft.Extensions.AI NuGet package and is not
+# compiled here. Exits non-zero when a build step or a test fails.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)

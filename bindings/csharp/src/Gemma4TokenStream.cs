@@ -2,7 +2,7 @@
 // pulled by the caller, synchronously (foreach, MoveNext) or asynchronously (MoveNextAsync).
 //
 // This is the tested core of every streaming API: the IAsyncEnumerable<string> members
-// (Gemma4AsyncStreams.cs, modern .NET only) are a three-line loop over MoveNextAsync.
+// (Gemma4AsyncStreams.cs) are a thin enumerator over MoveNextAsync.
 // Disposing the stream before the end cancels the generation and waits for the worker, so the
 // session is free again when Dispose returns. A cancelled token (the one given at creation or
 // the one given to MoveNextAsync) makes the next MoveNext throw OperationCanceledException.

@@ -428,6 +428,16 @@ static class Gemma4Tests
             s.Reset();
             string viaAsync = ConsumeAsync(s.GenerateStream("The sea", 24)).GetAwaiter().GetResult();
             Equal(expected, viaAsync, "MoveNextAsync text");
+            // IAsyncEnumerable<string> (what `await foreach` calls)
+            s.Reset();
+            Equal(expected, ConsumeAsyncEnumerable(s.GenerateStreamAsync("The sea", 24), 0).GetAwaiter().GetResult(),
+                  "IAsyncEnumerable text");
+            // leaving early (DisposeAsync) cancels the rest; the session is free again
+            s.Reset();
+            string firstTwo = ConsumeAsyncEnumerable(s.GenerateStreamAsync("The sea", 24), 2).GetAwaiter().GetResult();
+            Assert(expected.StartsWith(firstTwo) && firstTwo.Length > 0, "IAsyncEnumerable early exit is a prefix");
+            s.Reset();
+            Equal(expected, s.Generate("The sea", 24).Text, "session usable after an early DisposeAsync");
             // Task with progress callback
             s.Reset();
             var sb2 = new StringBuilder();
@@ -440,6 +450,9 @@ static class Gemma4Tests
                 var msgs = new[] { Gemma4Message.User("Why is the sea blue?") };
                 var opt = new Gemma4GenerationOptions { MaxTokens = 16 };
                 string full = chat.Complete("x", msgs, opt).Text;
+                chat.Forget("x");
+                Equal(full, ConsumeAsyncEnumerable(chat.StreamAsync("x", msgs, opt), 0).GetAwaiter().GetResult(),
+                      "chat StreamAsync text");
                 chat.Forget("x");
                 var sb3 = new StringBuilder();
                 using (Gemma4TokenStream cs = chat.Stream("x", msgs, opt))
@@ -459,6 +472,20 @@ static class Gemma4Tests
             s.Reset();
             Equal(expected, s.Generate("The sea", 24).Text, "session usable after disposing a running stream");
         }
+    }
+
+    // What `await foreach` does (C# 8 syntax is not available to mcs); maxPieces 0: all.
+    static async Task<string> ConsumeAsyncEnumerable(IAsyncEnumerable<string> stream, int maxPieces)
+    {
+        var sb = new StringBuilder();
+        IAsyncEnumerator<string> e = stream.GetAsyncEnumerator();
+        try
+        {
+            for (int n = 0; (maxPieces == 0 || n < maxPieces) && await e.MoveNextAsync().ConfigureAwait(false); n++)
+                sb.Append(e.Current);
+        }
+        finally { await e.DisposeAsync().ConfigureAwait(false); }
+        return sb.ToString();
     }
 
     static async Task<string> ConsumeAsync(Gemma4TokenStream stream)
