@@ -119,7 +119,27 @@ class SessionInfo:
     last_gen_us: int
 
 
-class Model:
+class _Handle:
+    """Context-manager and finalizer behaviour shared by Model and Session: close() is theirs."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass  # interpreter shutdown: ctypes may already be gone
+
+    @property
+    def closed(self):
+        return self._closed
+
+
+class Model(_Handle):
     """A loaded Gemma 4 checkpoint. Immutable and thread-safe; use as a context manager."""
 
     def __init__(self, handle, path):
@@ -154,21 +174,6 @@ class Model:
         _C.gemma4_model_free(self._handle)
         self._handle = None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass  # interpreter shutdown: ctypes may already be gone
-
-    @property
-    def closed(self):
-        return self._closed
 
     def _h(self):
         if self._closed:
@@ -256,7 +261,7 @@ class Model:
         return self._chat_session.chat(messages, stream=stream, **kwargs)
 
 
-class Session:
+class Session(_Handle):
     """A conversation: KV cache, position, sampler, stop strings. One thread at a time."""
 
     def __init__(self, handle, model):
@@ -279,21 +284,6 @@ class Session:
         _C.gemma4_session_free(self._handle)
         self._handle = None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    @property
-    def closed(self):
-        return self._closed
 
     def _h(self):
         if self._closed:
