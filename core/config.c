@@ -107,7 +107,8 @@ static g4_status apply_per_layer_config(const cJSON *plc, struct g4_config *cfg,
         const cJSON *f;
         cJSON_ArrayForEach(f, e) {
             int v;
-            if (!cJSON_IsNumber(f) || f->valuedouble != floor(f->valuedouble))
+            if (!cJSON_IsNumber(f) || f->valuedouble != floor(f->valuedouble) ||
+                fabs(f->valuedouble) > 2147483647.0)
                 return g4_fail(G4_ERR_FORMAT, "%s: per_layer_config.%s.%s must be an integer", what,
                                e->string, f->string);
             v = (int)f->valuedouble;
@@ -325,7 +326,9 @@ static g4_status parse_text(struct g4_config *c, const cJSON *t, const char *wha
         struct g4_layer *ly = &c->layer[il];
         ly->window = ly->is_sliding ? c->sliding_window : 0;
         ly->k_eq_v = c->attention_k_eq_v && !ly->is_sliding;
-        if (c->use_double_wide_mlp && il >= first_shared) ly->intermediate_size *= 2;
+        // (a width that would overflow when doubled is far above validate()'s limit anyway)
+        if (c->use_double_wide_mlp && il >= first_shared && ly->intermediate_size <= (1 << 21))
+            ly->intermediate_size *= 2;
         if (ly->head_dim >= 2)
             G4_TRY(parse_rope(rope, ly->is_sliding ? "sliding_attention" : "full_attention", ly,
                               what));

@@ -424,7 +424,7 @@ static g4_status strs_close(struct strs *l) { return strs_push(l, "", 0); }
 static const char *strs_get(const struct strs *l, size_t i, size_t *n) {
     size_t a = i ? l->end[i - 1] : 0;
     *n = l->end[i] - a;
-    return l->text.s + a;
+    return l->text.s ? l->text.s + a : ""; // no text yet: NULL + 0 is undefined in C
 }
 
 static int hex_digit(char c) {
@@ -605,6 +605,10 @@ void g4_tokenizer_free(struct g4_tokenizer *tok) {
 
 
 // ---- load --------------------------------------------------------------------------------
+
+// Token ids index dense tables (vocab text, added-token map), so they are capped; config.c caps
+// vocab_size at the same 2^24, and a model needs tokenizer ids < vocab_size anyway.
+enum { MAX_IDS = 1 << 24 };
 
 static const cJSON *item(const cJSON *obj, const char *key) {
     return cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -794,6 +798,9 @@ static g4_status load_model(struct g4_tokenizer *tok, const cJSON *m) {
         if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > INT32_MAX - 1 ||
             v->valuedouble != (double)v->valueint)
             return g4_fail(G4_ERR_FORMAT, "model vocab id of \"%s\" is not a valid id", v->string);
+        if (v->valueint >= MAX_IDS) // the id tables are dense: one huge id would allocate GBs
+            return g4_fail(G4_ERR_UNSUPPORTED, "model vocab id %d of \"%s\" is above %d",
+                           v->valueint, v->string, MAX_IDS - 1);
         if (v->valuedouble > max_id) max_id = v->valuedouble;
         pool += strlen(v->string);
     }
@@ -852,6 +859,9 @@ static g4_status load_added_tokens(struct g4_tokenizer *tok, const cJSON *arr) {
         if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > INT32_MAX - 1)
             return g4_fail(G4_ERR_FORMAT, "added token %s has no valid id", at->content.s);
         at->id = id->valueint;
+        if (at->id >= MAX_IDS)
+            return g4_fail(G4_ERR_UNSUPPORTED, "added token %s: id %d is above %d", at->content.s,
+                           at->id, MAX_IDS - 1);
         G4_TRY(get_bool(x, "special", "added_tokens[]", &at->special));
         G4_TRY(get_bool(x, "lstrip", "added_tokens[]", &at->lstrip));
         G4_TRY(get_bool(x, "rstrip", "added_tokens[]", &at->rstrip));

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora in tests/fuzz/corpus/<target>/ from the committed fixtures.
+
+Run from anywhere: python3 tests/fuzz/make_corpus.py. Seeds are small (the whole corpus stays
+well under 500 KB); files named regress-* are crash reproducers and are never overwritten.
+"""
+import hashlib
+import json
+import os
+import struct
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(ROOT, "tests", "fuzz", "corpus")
+
+
+def put(target, name, data):
+    d = os.path.join(OUT, target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def st_file(tensors, meta=None, pad=8):
+    """tensors: list of (name, dtype, shape, nbytes). Builds a valid safetensors image."""
+    hdr, off = {}, 0
+    if meta is not None:
+        hdr["__metadata__"] = meta
+    for name, dt, shape, nb in tensors:
+        hdr[name] = {"dtype": dt, "shape": shape, "data_offsets": [off, off + nb]}
+        off += nb
+    h = json.dumps(hdr, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % pad)
+    return struct.pack("<Q", len(h)) + h + bytes((i * 7) & 0xFF for i in range(off))
+
+
+def safetensors():
+    put("fuzz_safetensors", "empty_header", st_file([]))
+    put("fuzz_safetensors", "three_dtypes", st_file([
+        ("a.weight", "F32", [2, 3], 24), ("b.weight", "BF16", [4], 8), ("c", "F16", [1, 1, 2], 4)],
+        meta={"format": "pt"}))
+    put("fuzz_safetensors", "scalar_and_zero", st_file([
+        ("s", "F32", [], 4), ("z", "BF16", [0, 5], 0), ("i", "I64", [2], 16), ("u", "U8", [3], 3),
+        ("f8", "F8_E4M3", [2], 2), ("b", "BOOL", [1], 1)]))
+    # The header of real golden checkpoints, cut to 4 KB (the JSON is then unterminated; the
+    # fuzzer learns the key structure from it) and the full header of the smallest one.
+    for fix, f in [("e2b", "model.safetensors"), ("moe", "model.safetensors"),
+                   ("dense31b", "model.safetensors")]:
+        b = open(os.path.join(ROOT, "tests", "golden", fix, f), "rb").read(8 + 20000)
+        n = struct.unpack("<Q", b[:8])[0]
+        put("fuzz_safetensors", f"golden_{fix}_head4k", b[:4096])
+        if fix == "dense31b":
+            put("fuzz_safetensors", f"golden_{fix}_header_only", b[:8 + n])
+
+
+def configs():
+    for fix in ["e2b", "moe", "dense31b", "multimodal"]:
+        put("fuzz_config", f"golden_{fix}.json",
+            open(os.path.join(ROOT, "tests", "golden", fix, "config.json"), "rb").read())
+    for name in sorted(os.listdir(os.path.join(ROOT, "tests", "configs"))):
+        if name.endswith(".json"):
+            put("fuzz_config", f"release_{name}",
+                open(os.path.join(ROOT, "tests", "configs", name), "rb").read())
+
+
+def tokenizer_load():
+    tj = os.path.join(ROOT, "tests", "golden", "tokenizer_small", "tokenizer.json")
+    raw = open(tj, "rb").read()
+    put("fuzz_tokenizer_load", "tokenizer_small.json", raw)
+    d = json.loads(raw)
+    # A cut-down variant (few merges, no post-processor) so mutations reach more branches fast.
+    d2 = json.loads(raw)
+    d2["model"]["merges"] = d2["model"]["merges"][:20]
+    d2["post_processor"] = None
+    put("fuzz_tokenizer_load", "small_few_merges.json", json.dumps(d2, ensure_ascii=False))
+    d3 = json.loads(raw)
+    d3["normalizer"] = None
+    d3["pre_tokenizer"] = None
+    d3["decoder"] = None
+    put("fuzz_tokenizer_load", "small_bare.json", json.dumps(d3, ensure_ascii=False))
+    del d
+
+
+def tokenizer():
+    # mode byte 0x00: text. Texts from the tokenizer fixtures (hex in column 2 of E lines).
+    seen = 0
+    for line in open(os.path.join(ROOT, "tests", "tokenizer", "expected_small.txt")):
+        p = line.rstrip("\n").split("\t")
+        if p[0] != "E" or seen >= 24:
+            continue
+        text = bytes.fromhex(p[1])
+        put("fuzz_tokenizer", "text_" + hashlib.sha1(text).hexdigest()[:10], b"\x00" + text)
+        seen += 1
+        ids = [int(x) for x in p[3].split()] if len(p) > 3 and p[3] else []
+        if ids and seen % 3 == 0:
+            put("fuzz_tokenizer", "ids_" + hashlib.sha1(text).hexdigest()[:10],
+                b"\x01" + b"".join(struct.pack("<i", i) for i in ids))
+    put("fuzz_tokenizer", "text_invalid_utf8", b"\x00a\xff\xfe\xc3 b\xe2\x96 \xf0\x9f\x98")
+    put("fuzz_tokenizer", "ids_invalid", b"\x01" + struct.pack("<5i", 2, -1, 7, 0x7FFFFFFF, 300))
+
+
+def chat():
+    n = 0
+    for line in open(os.path.join(ROOT, "tests", "chat", "expected.txt")):
+        if line.startswith("#") or n >= 40:
+            continue
+        p = line.split()
+        gen, k = int(p[0]), int(p[1])
+        roles = {"system": 0, "user": 1, "assistant": 2, "model": 3}
+        parts = []
+        for i in range(k):
+            r, h = p[2 + 2 * i], p[3 + 2 * i]
+            c = b"" if h == "-" else bytes.fromhex(h)
+            parts.append(bytes([roles.get(r, 1)]) + c)
+        data = bytes([gen]) + b"\xff".join(parts)
+        put("fuzz_chat", "conv_" + hashlib.sha1(data).hexdigest()[:10], data)
+        n += 1
+
+
+if __name__ == "__main__":
+    safetensors()
+    configs()
+    tokenizer_load()
+    tokenizer()
+    chat()
