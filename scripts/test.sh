@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds everything (CUDA too when nvcc is present) and runs every
 # test: the C suite (ctest), then the same suite again under AddressSanitizer +
-# UndefinedBehaviorSanitizer, then valgrind memcheck over the ABI tests. GPU tests report
+# UndefinedBehaviorSanitizer, the concurrency tests under ThreadSanitizer, valgrind memcheck
+# over the ABI tests, and the Python, SWIG, C# and Elixir binding tests. GPU tests report
 # "skipped" where there is no GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,13 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DGEMMA4_CUDA=OFF -DGEMMA4_BUI
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs"
+
+echo "== ThreadSanitizer: concurrency and generation tests"
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DGEMMA4_CUDA=OFF -DGEMMA4_BUILD_SAMPLES=OFF \
+  -DGEMMA4_SANITIZE=thread >/dev/null
+cmake --build build-tsan -j"$jobs" --target test_concurrency test_generate
+TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_concurrency
+TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_generate
 
 echo "== valgrind memcheck: ABI tests"
 cmake -S . -B build-vg -DCMAKE_BUILD_TYPE=Debug -DGEMMA4_CUDA=OFF -DGEMMA4_BUILD_SAMPLES=OFF >/dev/null
