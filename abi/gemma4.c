@@ -8,6 +8,7 @@
 #include "chat.h"
 #include "generate.h"
 #include "log.h"
+#include "mem.h"
 #include "model.h"
 #include "session.h"
 
@@ -31,6 +32,12 @@ GEMMA4_API const char *gemma4_status_name(gemma4_status status) {
 GEMMA4_API gemma4_status gemma4_set_log_callback(gemma4_log_fn fn, void *user_data) {
     BEGIN();
     g4_log_set((g4_log_fn)fn, user_data);
+    return GEMMA4_OK;
+}
+
+GEMMA4_API gemma4_status gemma4_set_memory_budget(uint64_t bytes) {
+    BEGIN();
+    g4_budget_set(bytes);
     return GEMMA4_OK;
 }
 

@@ -103,6 +103,15 @@ typedef void (*gemma4_log_fn)(int32_t level, const char *message, void *user_dat
 // Installs (or with fn == NULL removes) the log callback; atomic with respect to other threads.
 GEMMA4_API gemma4_status gemma4_set_log_callback(gemma4_log_fn fn, void *user_data);
 
+// ---- Memory budget ----------------------------------------------------------------------------
+
+// Sets a process-wide limit on what gemma4 may hold: the weights of loaded models and the KV
+// caches of open sessions are counted against it before anything is allocated, and a
+// gemma4_load or gemma4_session_new that would exceed it fails with GEMMA4_ERR_OUT_OF_MEMORY
+// (nothing allocated). 0 (the default) means no limit. Lowering it below what is in use frees
+// nothing; it only refuses new loads and sessions. Thread-safe.
+GEMMA4_API gemma4_status gemma4_set_memory_budget(uint64_t bytes);
+
 // ---- Models ---------------------------------------------------------------------------------
 
 typedef struct gemma4_model gemma4_model;

@@ -14,6 +14,7 @@ static void model_destroy(struct g4_model *m) {
     if (!m) return;
     if (m->backend && m->backend->model_free) m->backend->model_free(m);
     g4_tokenizer_free(m->tok);
+    g4_budget_release(m->budget_bytes);
     g4_weights_free(&m->w);
     g4_safetensors_free(&m->st);
     free(m);
@@ -46,6 +47,9 @@ g4_status g4_model_load(struct g4_model **out, const char *dir, enum g4_device d
     m->device_index = device_index;
     if ((st = g4_safetensors_open(&m->st, dir)) != G4_OK) goto fail;
     if ((st = g4_weights_bind(&m->w, &m->cfg, &m->st, dir)) != G4_OK) goto fail;
+    // The text model's weights count against the budget (mapped, and resident once used).
+    if ((st = g4_budget_reserve(m->w.n_bytes, "model weights")) != G4_OK) goto fail;
+    m->budget_bytes = m->w.n_bytes;
 
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);

@@ -25,6 +25,7 @@ struct g4_model {
     int device_index;
     int64_t n_ctx;                // default context for sessions (<= max_position_embeddings)
     int n_threads;
+    uint64_t budget_bytes;        // reserved against the memory budget (released at free)
     atomic_int refs;
 };
 

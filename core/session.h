@@ -20,6 +20,7 @@ struct g4_session {
     int32_t *history;        // (n_ctx,) tokens at positions [0, n_past)
     uint64_t n_evaluated;    // tokens run through the model since creation (for tests, stats)
     void *backend_state;
+    uint64_t budget_bytes;   // reserved against the memory budget (released at free)
     float *logits;           // (vocab,) logits of the last position of the last step
     bool has_logits;
     struct g4_sampler sampler;

@@ -159,6 +159,39 @@ static void test_truncate_exact(void **state) {
     gemma4_model_free(m);
 }
 
+// The memory budget refuses a load or a session that would exceed it, before allocating, and
+// what is freed is given back.
+static void test_memory_budget(void **state) {
+    (void)state;
+    gemma4_model *m = load_e2b(64);
+    int64_t weights;
+    assert_int_equal(gemma4_model_info(m, GEMMA4_INFO_WEIGHT_BYTES, &weights), GEMMA4_OK);
+    gemma4_model_free(m);
+    gemma4_model *m2 = (gemma4_model *)0x1;
+    assert_int_equal(gemma4_set_memory_budget((uint64_t)weights - 1), GEMMA4_OK);
+    EXPECT_ERR(gemma4_load(g4_src_path("tests/golden/e2b"), 0, 0, 64, 1, &m2),
+               GEMMA4_ERR_OUT_OF_MEMORY, "memory budget");
+    assert_null(m2);
+    // weights + a 64-position session fit, a 4096-position one does not:
+    // KV fp32 = (4 sliding rings x min(8, n) rows x 2 x 16 + 1 full x n rows x 2 x 32) x 2 x 4
+    const uint64_t kv64 = (4 * 8 * 2 * 16 + 64 * 2 * 32) * 2 * 4;
+    assert_int_equal(gemma4_set_memory_budget((uint64_t)weights + kv64), GEMMA4_OK);
+    m = load_e2b(64);
+    gemma4_session *s = NULL, *big = (gemma4_session *)0x1;
+    EXPECT_ERR(gemma4_session_new(m, 4096, &big), GEMMA4_ERR_OUT_OF_MEMORY, "session KV cache");
+    assert_null(big);
+    assert_int_equal(gemma4_session_new(m, 64, &s), GEMMA4_OK);
+    int64_t kv;
+    gemma4_session_info(s, GEMMA4_SESSION_KV_BYTES, &kv);
+    assert_int_equal(kv, kv64);
+    EXPECT_ERR(gemma4_session_new(m, 1, &big), GEMMA4_ERR_OUT_OF_MEMORY, "in use");
+    gemma4_session_free(s); // gives its KV bytes back
+    assert_int_equal(gemma4_session_new(m, 64, &s), GEMMA4_OK);
+    gemma4_session_free(s);
+    gemma4_model_free(m);
+    assert_int_equal(gemma4_set_memory_budget(0), GEMMA4_OK);
+}
+
 static void test_cancel_before_step(void **state) {
     (void)state;
     gemma4_model *m = load_e2b(64);
@@ -191,7 +224,7 @@ static void test_exported_symbols(void **state) {
         snprintf(declared[n_declared++], 64, "%.*s", (int)(paren - name), name);
     }
     free(hdr);
-    assert_true(n_declared >= 29); // the functions of abi/gemma4.h at the time of writing
+    assert_true(n_declared >= 30); // the functions of abi/gemma4.h at the time of writing
     char cmd[512];
     snprintf(cmd, sizeof cmd, "nm -D --defined-only %s/libgemma4.so | awk '$2 ~ /[TDBR]/ {print $3}'",
              G4_BINARY_DIR);
@@ -232,6 +265,7 @@ int main(void) {
         cmocka_unit_test(test_info),
         cmocka_unit_test(test_step_errors_and_lifetime),
         cmocka_unit_test(test_truncate_exact),
+        cmocka_unit_test(test_memory_budget),
         cmocka_unit_test(test_cancel_before_step),
         cmocka_unit_test(test_exported_symbols),
     };

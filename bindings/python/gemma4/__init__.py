@@ -57,6 +57,12 @@ def set_log_callback(fn):
     _log_fn = cb
 
 
+def set_memory_budget(nbytes):
+    """Process-wide limit (bytes) on model weights + session KV caches; 0 removes it. A load or
+    session that would exceed it raises OutOfMemoryError before allocating."""
+    errors_check(_lib.lib.gemma4_set_memory_budget(int(nbytes)))
+
+
 from .errors import check as errors_check  # noqa: E402
 
 __all__ = [
@@ -64,5 +70,5 @@ __all__ = [
     "IoError", "FormatError", "UnsupportedError", "OutOfMemoryError", "DeviceError",
     "ContextFullError", "BufferTooSmallError", "InternalError", "InvalidTokenError",
     "CancelledError", "ConfigError", "NoTokenizerError", "library_version", "library_path",
-    "status_name", "set_log_callback", "ABI_VERSION",
+    "status_name", "set_log_callback", "set_memory_budget", "ABI_VERSION",
 ]

@@ -80,6 +80,7 @@ SIGNATURES = {
     "gemma4_last_error": (ctypes.c_char_p, []),
     "gemma4_status_name": (ctypes.c_char_p, [c_status]),
     "gemma4_set_log_callback": (c_status, [LOG_FN, ctypes.c_void_p]),
+    "gemma4_set_memory_budget": (c_status, [ctypes.c_uint64]),
     "gemma4_load": (c_status, [ctypes.c_char_p, ctypes.c_int32, ctypes.c_int32, ctypes.c_int64,
                                ctypes.c_int32, ctypes.POINTER(c_model_p)]),
     "gemma4_model_free": (None, [c_model_p]),

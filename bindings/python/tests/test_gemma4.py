@@ -492,3 +492,17 @@ def test_no_leak_over_model_loads():
     growth = rss_bytes() - before
     print("RSS growth over 50 model loads: %d KiB" % (growth // 1024))
     assert growth < 8 * 1024 * 1024  # the weights alone are 1.8 MB per leaked model
+
+
+def test_memory_budget():
+    with gemma4.Model.load(E2B, n_ctx=64) as m:
+        weights = m.info.weight_bytes
+    gemma4.set_memory_budget(weights - 1)
+    try:
+        with pytest.raises(gemma4.OutOfMemoryError) as e:
+            gemma4.Model.load(E2B, n_ctx=64)
+        assert e.value.status == 5 and "memory budget" in e.value.message
+    finally:
+        gemma4.set_memory_budget(0)
+    with gemma4.Model.load(E2B, n_ctx=64) as m:  # loads again once the limit is lifted
+        assert m.info.weight_bytes == weights
