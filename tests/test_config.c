@@ -117,6 +117,11 @@ static void test_invalid_fields(void **state) {
          G4_ERR_UNSUPPORTED, "yarn"},
         {"\"model_type\":\"llama\"", G4_ERR_UNSUPPORTED, "llama"},
         {"\"num_hidden_layers\":300", G4_ERR_CONFIG, "num_hidden_layers"},
+        // fuzzer finds (undefined behaviour before the fix; UBSan runs catch a regression)
+        {"\"per_layer_config\":{\"1\":{\"head_dim\":77777777777777777777}}", G4_ERR_FORMAT,
+         "per_layer_config.1.head_dim"},
+        {"\"intermediate_size\":2000000000,\"use_double_wide_mlp\":true,\"num_kv_shared_layers\":1",
+         G4_ERR_CONFIG, "intermediate_size"},
     };
     const char *tmpl =
         "{\"vocab_size\":64,\"hidden_size\":16,\"num_hidden_layers\":2,\"head_dim\":8,"

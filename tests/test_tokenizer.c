@@ -379,6 +379,9 @@ static void test_load_errors(void **state) {
                 G4_ERR_FORMAT, "given twice");
     expect_load("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":-4},\"merges\":[]}}",
                 G4_ERR_FORMAT, "not a valid id");
+    // fuzzer find: one huge id made the dense id tables allocate gigabytes
+    expect_load("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":480000000},\"merges\":[]}}",
+                G4_ERR_UNSUPPORTED, "480000000");
     expect_load("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[],\"dropout\":0.1}}",
                 G4_ERR_UNSUPPORTED, "dropout");
     expect_load("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[],\"unk_token\":"
