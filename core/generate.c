@@ -82,14 +82,22 @@ static g4_status generate_ids(struct g4_session *s, const int32_t *ids, size_t n
         if ((st = g4_session_step(s, &t, 1, NULL, false)) != G4_OK) break;
         s->last_gen_tokens++;
 
-        char piece[256];
         size_t n_piece = 0;
-        if (g4_tokenizer_piece(tok, t, piece, sizeof piece, &n_piece) != G4_OK) n_piece = 0;
-        if (n_pend + n_piece > sizeof pend) { // flush what cannot be a stop or partial char
+        if (g4_tokenizer_piece(tok, t, NULL, 0, &n_piece) != G4_OK) n_piece = 0;
+        if (n_pend + n_piece > sizeof pend) { // no room to hold back: stream what is pending
             if (on_token && on_token(pend, n_pend, t, user_data)) stopped = true;
             n_pend = 0;
         }
-        memcpy(pend + n_pend, piece, n_piece);
+        if (n_piece > sizeof pend) { // a piece longer than the hold-back buffer goes out as is
+            char *big = malloc(n_piece);
+            if (big && g4_tokenizer_piece(tok, t, big, n_piece, &n_piece) == G4_OK && on_token &&
+                on_token(big, n_piece, t, user_data))
+                stopped = true;
+            free(big);
+            continue;
+        }
+        if (g4_tokenizer_piece(tok, t, pend + n_pend, sizeof pend - n_pend, &n_piece) != G4_OK)
+            n_piece = 0;
         n_pend += n_piece;
         size_t emit = n_pend;
         for (int k = 0; k < s->n_stops; k++) {
