@@ -12,48 +12,42 @@ g4_status g4_kv_cache_init(struct g4_kv_cache *kv, const struct g4_config *cfg, 
     if (n_ctx < 1 || n_batch < 1)
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "kv cache: n_ctx %lld and n_batch %d must be >= 1",
                        (long long)n_ctx, n_batch);
-    size_t total = 0, rows_floats;
     kv->n_slots = cfg->n_kv_slots;
     kv->n_ctx = n_ctx;
     kv->n_batch = n_batch;
-    // First pass: sizes (overflow-checked), second pass: carve.
-    for (int pass = 0; pass < 2; pass++) {
-        float *p = kv->buf;
-        size_t stage_total = 0;
-        total = 0;
-        for (int s = 0; s < kv->n_slots; s++) {
-            const struct g4_kv_slot_info *si = &cfg->slot[s];
-            struct g4_kv_slot *sl = &kv->slot[s];
-            sl->ring = si->is_sliding && si->window < n_ctx;
-            sl->capacity = sl->ring ? si->window : (int)n_ctx;
-            sl->n_kv_heads = si->n_kv_heads;
-            sl->head_dim = si->head_dim;
-            size_t row = (size_t)si->n_kv_heads * si->head_dim;
-            if (!g4_mul_size(row, (size_t)sl->capacity, &rows_floats) ||
-                !g4_add_size(total, 2 * rows_floats, &total))
-                return g4_fail(G4_ERR_OUT_OF_MEMORY, "kv cache: size overflows");
-            if (sl->ring) stage_total += 2 * row * (size_t)n_batch;
-            if (pass == 1) {
-                sl->k = p;
-                sl->v = p + rows_floats;
-                p += 2 * rows_floats;
-            }
-        }
-        if (pass == 1) {
-            for (int s = 0; s < kv->n_slots; s++) {
-                struct g4_kv_slot *sl = &kv->slot[s];
-                if (!sl->ring) continue;
-                size_t n = (size_t)sl->n_kv_heads * sl->head_dim * n_batch;
-                sl->stage_k = p;
-                sl->stage_v = p + n;
-                p += 2 * n;
-            }
-            break;
-        }
-        if (!g4_mul_size(total, sizeof(float), &kv->cache_bytes))
+    // Sizes first (overflow-checked), then one allocation carved into K/V rows and staging.
+    size_t total = 0, stage_total = 0;
+    for (int s = 0; s < kv->n_slots; s++) {
+        const struct g4_kv_slot_info *si = &cfg->slot[s];
+        struct g4_kv_slot *sl = &kv->slot[s];
+        sl->ring = si->is_sliding && si->window < n_ctx;
+        sl->capacity = sl->ring ? si->window : (int)n_ctx;
+        sl->n_kv_heads = si->n_kv_heads;
+        sl->head_dim = si->head_dim;
+        size_t row = (size_t)si->n_kv_heads * si->head_dim, rows_floats;
+        if (!g4_mul_size(row, (size_t)sl->capacity, &rows_floats) ||
+            !g4_add_size(total, 2 * rows_floats, &total))
             return g4_fail(G4_ERR_OUT_OF_MEMORY, "kv cache: size overflows");
-        g4_status st = g4_calloc((void **)&kv->buf, total + stage_total, sizeof(float), "kv cache");
-        if (st != G4_OK) return st;
+        if (sl->ring) stage_total += 2 * row * (size_t)n_batch;
+    }
+    if (!g4_mul_size(total, sizeof(float), &kv->cache_bytes))
+        return g4_fail(G4_ERR_OUT_OF_MEMORY, "kv cache: size overflows");
+    G4_TRY(g4_calloc((void **)&kv->buf, total + stage_total, sizeof(float), "kv cache"));
+    float *p = kv->buf;
+    for (int s = 0; s < kv->n_slots; s++) {
+        struct g4_kv_slot *sl = &kv->slot[s];
+        size_t rows_floats = (size_t)sl->n_kv_heads * sl->head_dim * sl->capacity;
+        sl->k = p;
+        sl->v = p + rows_floats;
+        p += 2 * rows_floats;
+    }
+    for (int s = 0; s < kv->n_slots; s++) {
+        struct g4_kv_slot *sl = &kv->slot[s];
+        if (!sl->ring) continue;
+        size_t n = (size_t)sl->n_kv_heads * sl->head_dim * n_batch;
+        sl->stage_k = p;
+        sl->stage_v = p + n;
+        p += 2 * n;
     }
     return G4_OK;
 }

@@ -23,8 +23,9 @@ g4_status g4_session_init(struct g4_session **out, struct g4_model *m, int64_t n
     s->n_batch = n_ctx < DEFAULT_N_BATCH ? (int)n_ctx : DEFAULT_N_BATCH;
     atomic_init(&s->cancel, false);
     // K/V cache (fp32 on the CPU, bf16 on CUDA: the larger is reserved) before any allocation.
-    g4_status st = g4_budget_reserve(g4_config_kv_bytes(&m->cfg, n_ctx, sizeof(float)), "session KV cache");
-    if (st == G4_OK) s->budget_bytes = g4_config_kv_bytes(&m->cfg, n_ctx, sizeof(float));
+    const uint64_t kv_bytes = g4_config_kv_bytes(&m->cfg, n_ctx, sizeof(float));
+    g4_status st = g4_budget_reserve(kv_bytes, "session KV cache");
+    if (st == G4_OK) s->budget_bytes = kv_bytes;
     if (st == G4_OK) st = g4_calloc((void **)&s->history, (size_t)n_ctx, sizeof(int32_t), "token history");
     if (st == G4_OK)
         st = g4_calloc((void **)&s->logits, (size_t)m->cfg.vocab_size, sizeof(float), "logits");
