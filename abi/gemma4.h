@@ -206,7 +206,8 @@ GEMMA4_API gemma4_status gemma4_session_step(gemma4_session *session, const int3
 // state and stop strings are kept.
 GEMMA4_API gemma4_status gemma4_kv_reset(gemma4_session *session);
 // Rewinds the context to its first n_keep tokens (0 <= n_keep <= n_past), e.g. to regenerate a
-// reply. Afterwards the session behaves exactly as if only those n_keep tokens had been run.
+// reply. Afterwards the session behaves as if only those n_keep tokens had been run (equal up to
+// floating-point summation order).
 // Full-attention layers simply keep their first n_keep rows. Sliding-window layers keep only the
 // last sliding_window positions in a ring, and recomputing an overwritten row would need the
 // rows before it in turn, so: dropping 0 or 1 token is free; dropping more makes the session

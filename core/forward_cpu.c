@@ -8,6 +8,7 @@
 #include "kv_cache.h"
 #include "mem.h"
 #include "session.h"
+#include "vec_cpu.h"
 
 struct cpu_state {
     struct g4_kv_cache kv;
@@ -176,8 +177,7 @@ static void mlp(struct g4_session *s, const struct g4_layer_weights *lw, int I, 
     struct cpu_state *cs = state(s);
     g4_matmul_cpu(cs->gate, in, lw->gate_proj, n, cs->pool);
     g4_matmul_cpu(cs->up, in, lw->up_proj, n, cs->pool);
-    g4_gelu_tanh_cpu(cs->gate, (size_t)n * I);
-    for (size_t i = 0; i < (size_t)n * I; i++) cs->gate[i] *= cs->up[i];
+    g4_vec_gelu_mul(cs->gate, cs->up, (size_t)n * I);
     g4_matmul_cpu(out, cs->gate, lw->down_proj, n, cs->pool);
 }
 
@@ -200,8 +200,7 @@ static void moe(struct g4_session *s, const struct g4_layer_weights *lw, const f
             g4_matmul_cpu(cs->eg, cs->h2 + (size_t)t * H,
                           g4_weight_rows(lw->experts_gate_up, (int64_t)e * 2 * Im, 2 * Im), 1,
                           cs->pool);
-            g4_gelu_tanh_cpu(cs->eg, Im);
-            for (int i = 0; i < Im; i++) cs->eg[i] *= cs->eg[Im + i]; // gate half, then up half
+            g4_vec_gelu_mul(cs->eg, cs->eg + Im, (size_t)Im); // gate half, then up half
             g4_matmul_cpu(cs->eo, cs->eg, g4_weight_rows(lw->experts_down, (int64_t)e * H, H), 1,
                           cs->pool);
             for (int i = 0; i < H; i++) acc[i] += cs->ew[k] * cs->eo[i];

@@ -2,6 +2,8 @@
 // float32 path (fp32 accumulation, fp32 inv_freq/cos/sin, softmax in fp32).
 #include "ops_cpu.h"
 
+#include "vec_cpu.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,13 +55,6 @@ void g4_to_f32(float *dst, const void *src, enum g4_dtype dtype, size_t n) {
     }
 }
 
-struct g4_weight g4_weight_rows(struct g4_weight w, int64_t row0, int64_t n) {
-    struct g4_weight r = w;
-    r.data = (const char *)w.data + (size_t)row0 * w.cols * g4_dtype_size(w.dtype);
-    r.rows = n;
-    return r;
-}
-
 void g4_rmsnorm_cpu(float *out, const float *x, const float *w, int n_rows, int dim, float eps) {
     for (int r = 0; r < n_rows; r++) {
         const float *xr = x + (size_t)r * dim;
@@ -69,136 +64,6 @@ void g4_rmsnorm_cpu(float *out, const float *x, const float *w, int n_rows, int 
         float inv = powf(ss / dim + eps, -0.5f);
         for (int i = 0; i < dim; i++) o[i] = w ? xr[i] * inv * w[i] : xr[i] * inv;
     }
-}
-
-// --- matmul. Rows of w are split across the pool; each part walks its rows once and dots each
-// row with up to 4 tokens at a time, so a weight byte is read once per 4 tokens. The AVX2/FMA
-// kernels convert bf16/f16 to fp32 in registers; the portable kernel converts a row at a time.
-
-#define TOK_BLOCK 4
-
-static _Atomic int simd_allowed = 1;
-
-void g4_ops_cpu_allow_simd(bool allow) { simd_allowed = allow; }
-
-static bool cpu_has_avx2(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    static _Atomic int cached = -1;
-    if (cached < 0)
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                 __builtin_cpu_supports("f16c");
-    return cached && simd_allowed;
-#else
-    return false;
-#endif
-}
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-
-__attribute__((target("avx2,fma,f16c"))) static inline __m256 load8(const void *w,
-                                                                      enum g4_dtype dt,
-                                                                      int64_t i) {
-    switch (dt) {
-    case G4_DTYPE_BF16: {
-        __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + i));
-        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-    }
-    case G4_DTYPE_F16:
-        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
-    default: return _mm256_loadu_ps((const float *)w + i);
-    }
-}
-
-__attribute__((target("avx2,fma,f16c"))) static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
-}
-
-// out[t] = dot(row, x + t * cols) for t < nt (nt <= TOK_BLOCK).
-__attribute__((target("avx2,fma,f16c"))) static void dot_rows_avx2(
-    float *out, const void *row, enum g4_dtype dt, const float *x, int64_t cols, int nt) {
-    __m256 acc[TOK_BLOCK] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                             _mm256_setzero_ps()};
-    int64_t i = 0;
-    if (nt == TOK_BLOCK) {
-        for (; i + 8 <= cols; i += 8) {
-            __m256 w = load8(row, dt, i);
-            acc[0] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + i), acc[0]);
-            acc[1] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + cols + i), acc[1]);
-            acc[2] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + 2 * cols + i), acc[2]);
-            acc[3] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + 3 * cols + i), acc[3]);
-        }
-    } else {
-        for (; i + 8 <= cols; i += 8) {
-            __m256 w = load8(row, dt, i);
-            for (int t = 0; t < nt; t++)
-                acc[t] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + t * cols + i), acc[t]);
-        }
-    }
-    for (int t = 0; t < nt; t++) out[t] = hsum(acc[t]);
-    if (i < cols) { // tail
-        float tail[8];
-        g4_to_f32(tail, (const char *)row + i * g4_dtype_size(dt), dt, (size_t)(cols - i));
-        for (int t = 0; t < nt; t++)
-            for (int64_t j = i; j < cols; j++) out[t] += tail[j - i] * x[t * cols + j];
-    }
-}
-#endif
-
-struct matmul_job {
-    float *out;
-    const float *x;
-    struct g4_weight w;
-    int n_tokens;
-};
-
-static void matmul_part(void *arg, int part, int n_parts) {
-    const struct matmul_job *j = arg;
-    const int64_t cols = j->w.cols, rows = j->w.rows;
-    const int64_t row0 = rows * part / n_parts, row1 = rows * (part + 1) / n_parts;
-    const size_t row_bytes = (size_t)cols * g4_dtype_size(j->w.dtype);
-    const bool simd = cpu_has_avx2();
-    float row_f32[4096];
-    for (int64_t r = row0; r < row1; r++) {
-        const char *row = (const char *)j->w.data + (size_t)r * row_bytes;
-        for (int t0 = 0; t0 < j->n_tokens; t0 += TOK_BLOCK) {
-            const int nt = j->n_tokens - t0 < TOK_BLOCK ? j->n_tokens - t0 : TOK_BLOCK;
-            const float *x = j->x + (size_t)t0 * cols;
-            float dots[TOK_BLOCK];
-#if defined(__x86_64__) || defined(__i386__)
-            if (simd) {
-                dot_rows_avx2(dots, row, j->w.dtype, x, cols, nt);
-            } else
-#endif
-            {
-                // portable: fp32 row in chunks of 4096 columns
-                for (int t = 0; t < nt; t++) dots[t] = 0.0f;
-                for (int64_t c0 = 0; c0 < cols; c0 += 4096) {
-                    int64_t nc = cols - c0 < 4096 ? cols - c0 : 4096;
-                    g4_to_f32(row_f32, row + (size_t)c0 * g4_dtype_size(j->w.dtype), j->w.dtype,
-                              (size_t)nc);
-                    for (int t = 0; t < nt; t++) {
-                        float acc = 0.0f;
-                        for (int64_t i = 0; i < nc; i++) acc += row_f32[i] * x[t * cols + c0 + i];
-                        dots[t] += acc;
-                    }
-                }
-                (void)simd;
-            }
-            for (int t = 0; t < nt; t++) j->out[(size_t)(t0 + t) * rows + r] = dots[t];
-        }
-    }
-}
-
-void g4_matmul_cpu(float *out, const float *x, struct g4_weight w, int n_tokens,
-                   struct g4_pool *pool) {
-    struct matmul_job job = {out, x, w, n_tokens};
-    // Small products are not worth waking the workers.
-    if ((double)w.rows * w.cols * n_tokens < 1 << 15) pool = NULL;
-    g4_pool_run(pool, matmul_part, &job);
 }
 
 void g4_rope_cpu(float *x, int n_heads, int head_dim, int n_rope_pairs, float theta, int64_t pos) {
@@ -246,9 +111,7 @@ void g4_attention_cpu(float *out, const float *q, const struct g4_kv_view *kv, i
         const size_t koff = (size_t)(h / group) * hd;
         float mx = -INFINITY;
         for (int64_t j = 0; j < n; j++) {
-            const float *k = kv_row(kv, kv->k, kv->new_k, first + j) + koff;
-            float s = 0.0f;
-            for (int d = 0; d < hd; d++) s += qh[d] * k[d];
+            const float s = g4_vec_dot(qh, kv_row(kv, kv->k, kv->new_k, first + j) + koff, (size_t)hd);
             scores[j] = s;
             if (s > mx) mx = s;
         }
@@ -259,11 +122,10 @@ void g4_attention_cpu(float *out, const float *q, const struct g4_kv_view *kv, i
         }
         float *oh = out + (size_t)h * hd;
         memset(oh, 0, (size_t)hd * sizeof(float));
-        for (int64_t j = 0; j < n; j++) {
-            const float *v = kv_row(kv, kv->v, kv->new_v, first + j) + koff;
-            float p = scores[j] / sum;
-            for (int d = 0; d < hd; d++) oh[d] += p * v[d];
-        }
+        const float inv = 1.0f / sum;
+        for (int64_t j = 0; j < n; j++)
+            g4_vec_axpy(oh, scores[j] * inv, kv_row(kv, kv->v, kv->new_v, first + j) + koff,
+                        (size_t)hd);
     }
 }
 

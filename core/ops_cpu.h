@@ -8,32 +8,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "matmul_cpu.h"
 #include "safetensors.h"
 #include "threadpool.h"
 
-// A row-major matrix (rows, cols) in checkpoint dtype, usually pointing into the mapping.
-struct g4_weight {
-    const void *data;
-    enum g4_dtype dtype;
-    int64_t rows, cols;
-};
-
-// Rows [row0, row0 + n) of w as a matrix of its own (e.g. one expert of a 3-D expert tensor).
-struct g4_weight g4_weight_rows(struct g4_weight w, int64_t row0, int64_t n);
 // Converts n elements of dtype at src to fp32.
 void g4_to_f32(float *dst, const void *src, enum g4_dtype dtype, size_t n);
 
 // Gemma4RMSNorm: out = x * (mean(x^2) + eps)^-0.5 * w, per row; w == NULL: no scale (V norm,
 // router norm). x: (n_rows, dim). out may alias x.
 void g4_rmsnorm_cpu(float *out, const float *x, const float *w, int n_rows, int dim, float eps);
-
-// nn.Linear without bias: out (n_tokens, w.rows) = x (n_tokens, w.cols) @ w^T, fp32 accumulate.
-// Split over output rows across pool (NULL: calling thread only). AVX2/FMA/F16C kernels when
-// the CPU has them (checked at run time), portable C otherwise.
-void g4_matmul_cpu(float *out, const float *x, struct g4_weight w, int n_tokens,
-                   struct g4_pool *pool);
-// Tests only: false forces the portable kernels (to compare them with the SIMD ones).
-void g4_ops_cpu_allow_simd(bool allow);
 
 // apply_rotary_pos_emb (rotate-half convention: pair i is (x[i], x[i + head_dim/2])) to
 // x (n_heads, head_dim) at position pos. Pairs >= n_rope_pairs have frequency 0 (identity), which

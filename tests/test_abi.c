@@ -152,7 +152,9 @@ static void test_truncate_exact(void **state) {
         assert_int_equal(gemma4_session_step(b, toks, (size_t)k + 1, lb, 512, NULL), GEMMA4_OK);
         char what[64];
         snprintf(what, sizeof what, "truncate to %d", k);
-        assert_true(g4_compare_rel(la, lb, 512, 1e-6, what) <= 1e-6);
+        // Equal up to summation order: the matmul kernels block prefill and decode differently
+        // (a wrong kept row shows up as ~1e-1).
+        assert_true(g4_compare_rel(la, lb, 512, 1e-5, what) <= 1e-5);
     }
     gemma4_session_free(a);
     gemma4_session_free(b);

@@ -14,6 +14,7 @@
 
 #include "harness.h"
 #include "ops_cpu.h"
+#include "vec_cpu.h"
 
 #define SENTINEL 12345.0f
 #define GUARD 16
@@ -32,16 +33,25 @@ static uint16_t to_f16(float f) { // values here are small and normal: plain tru
     return (uint16_t)(sign | ((exp - 112) << 10) | mant);
 }
 
+// Every SIMD level this CPU has, against portable C: shapes around the 4-row tiles and the
+// 8/16-column vectors, token counts around the 2- and 6-token tiles and the 128-token blocks,
+// K past the 1024-column slices; sentinels catch writes outside the output.
 static void test_matmul_simd_vs_portable(void **state) {
     (void)state;
-    static const struct { int rows, cols; } shapes[] = {{1, 1}, {7, 7}, {33, 9}, {5, 255}, {17, 4097}, {64, 64}};
+    static const struct { int rows, cols; } shapes[] = {{1, 1}, {7, 7}, {33, 9}, {5, 255},
+                                                        {17, 4097}, {64, 64}, {6, 1040}};
+    static const int tokens[] = {1, 2, 3, 4, 5, 6, 7, 13, 130};
     static const enum g4_dtype dtypes[] = {G4_DTYPE_F32, G4_DTYPE_BF16, G4_DTYPE_F16};
     struct g4_pool *pool;
     assert_int_equal(g4_pool_init(&pool, 3), G4_OK);
+    const enum g4_isa best = g4_matmul_isa();
+    print_message("matmul: this CPU runs %s; testing every level up to it\n", g4_isa_name(best));
+    int n_cases = 0;
+    for (int isa = G4_ISA_PORTABLE; isa <= (int)best; isa++)
     for (size_t si = 0; si < G4_COUNT(shapes); si++)
         for (size_t di = 0; di < G4_COUNT(dtypes); di++)
-            for (int nt = 1; nt <= 5; nt++) {
-                const int R = shapes[si].rows, C = shapes[si].cols;
+            for (size_t ti = 0; ti < G4_COUNT(tokens); ti++) {
+                const int R = shapes[si].rows, C = shapes[si].cols, nt = tokens[ti];
                 void *wd = malloc((size_t)R * C * 4);
                 float *x = malloc(sizeof(float) * nt * C);
                 float *a = malloc(sizeof(float) * (nt * R + 2 * GUARD));
@@ -54,14 +64,14 @@ static void test_matmul_simd_vs_portable(void **state) {
                 for (int i = 0; i < nt * C; i++) x[i] = frand();
                 for (int i = 0; i < nt * R + 2 * GUARD; i++) a[i] = b[i] = SENTINEL;
                 struct g4_weight w = {wd, dtypes[di], R, C};
-                g4_ops_cpu_allow_simd(true);
+                g4_matmul_limit_isa((enum g4_isa)isa);
                 g4_matmul_cpu(a + GUARD, x, w, nt, pool);
-                g4_ops_cpu_allow_simd(false);
+                g4_matmul_limit_isa(G4_ISA_PORTABLE);
                 g4_matmul_cpu(b + GUARD, x, w, nt, NULL);
-                g4_ops_cpu_allow_simd(true);
-                char what[96];
-                snprintf(what, sizeof what, "matmul %s rows=%d cols=%d tokens=%d",
-                         g4_dtype_name(dtypes[di]), R, C, nt);
+                g4_matmul_limit_isa(G4_ISA_AVX512);
+                char what[112];
+                snprintf(what, sizeof what, "matmul %s %s rows=%d cols=%d tokens=%d",
+                         g4_isa_name((enum g4_isa)isa), g4_dtype_name(dtypes[di]), R, C, nt);
                 // fp32 accumulation in a different order: a few ulps of sqrt(cols)
                 assert_true(g4_compare_rel(a + GUARD, b + GUARD, (size_t)nt * R, 1e-5, what) <= 1e-5);
                 for (int i = 0; i < GUARD; i++) {
@@ -69,8 +79,43 @@ static void test_matmul_simd_vs_portable(void **state) {
                     assert_true(b[i] == SENTINEL && b[GUARD + nt * R + i] == SENTINEL);
                 }
                 free(wd), free(x), free(a), free(b);
+                n_cases++;
             }
+    print_message("matmul: %d cases agree\n", n_cases);
     g4_pool_free(pool);
+}
+
+// The vector primitives at every ISA level against plain loops: lengths around 8/16/32, gelu
+// over [-12, 12] (both tails of the exp-based tanh) against tanhf.
+static void test_vec_ops(void **state) {
+    (void)state;
+    enum { N = 300 };
+    float a[N], b[N], y[N], g[N], ref[N];
+    for (int i = 0; i < N; i++) a[i] = frand(), b[i] = frand(), y[i] = frand();
+    for (int isa = G4_ISA_PORTABLE; isa <= (int)g4_matmul_isa(); isa++) {
+        g4_matmul_limit_isa((enum g4_isa)isa);
+        static const int lens[] = {0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 47, 256, 300};
+        for (size_t li = 0; li < G4_COUNT(lens); li++) {
+            const int n = lens[li];
+            double dref = 0.0;
+            for (int i = 0; i < n; i++) dref += (double)a[i] * b[i];
+            assert_float_equal(g4_vec_dot(a, b, (size_t)n), dref, 1e-5 * (1 + sqrt(n)));
+            float yy[N + 1];
+            for (int i = 0; i <= N; i++) yy[i] = i < N ? y[i] : SENTINEL;
+            g4_vec_axpy(yy, 0.5f, a, (size_t)n);
+            for (int i = 0; i < n; i++) assert_float_equal(yy[i], y[i] + 0.5f * a[i], 1e-6);
+            for (int i = n; i < N; i++) assert_true(yy[i] == y[i]);
+            assert_true(yy[N] == SENTINEL);
+        }
+        for (int i = 0; i < N; i++) g[i] = ref[i] = -12.0f + 24.0f * (float)i / (N - 1);
+        g4_vec_gelu_mul(g, y, N);
+        g4_gelu_tanh_cpu(ref, N);
+        for (int i = 0; i < N; i++) {
+            const float r = ref[i] * y[i];
+            assert_true(fabsf(g[i] - r) <= 2e-6f * fabsf(r) + 1e-7f);
+        }
+    }
+    g4_matmul_limit_isa(G4_ISA_AVX512);
 }
 
 static void test_small_ops(void **state) {
@@ -124,6 +169,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul_simd_vs_portable),
         cmocka_unit_test(test_small_ops),
+        cmocka_unit_test(test_vec_ops),
         cmocka_unit_test(test_attention_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

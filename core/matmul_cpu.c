@@ -1,0 +1,417 @@
+// Cache-blocked matmul for the CPU engine; see matmul_cpu.h.
+//
+// out (n, rows) = x (n, K) @ w^T with w (rows, K) in checkpoint dtype. The work is cut into
+// tiles of MR weight rows x MT tokens; a tile keeps its MR x MT dot products in registers and
+// walks K once, so each weight vector it loads (and converts) serves MT tokens and each
+// activation vector serves MR rows. Around the tiles:
+//   - output rows are split across the pool (each weight byte read by one thread),
+//   - for prefill (n > MT) K is cut into KC-column slices and tokens into TB-token blocks, so a
+//     tile's weight slice (MR x KC) stays in L1 while it meets every token of the block, and the
+//     block's activations (TB x KC fp32 = 512 KB) stay in L2 while every row tile of the thread
+//     passes over them; partial sums of later slices are added to out,
+//   - decode (n <= MT) walks each row once, end to end (pure streaming; memory bound).
+// Tiles exist for AVX-512 (MT 6), AVX2/FMA/F16C (MT 2) and portable C (the reference the others
+// are tested against), each specialised per dtype and per token count so the accumulators stay
+// in registers.
+#include "matmul_cpu.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "ops_cpu.h"
+
+enum { MR = 4, KC = 1024, TB = 128 };
+
+// out[t * ldo + r] = (acc ? out[t * ldo + r] : 0) + dot(w row r, x row t) over columns [k0, k1),
+// for r < nr (<= MR) and t < nt (<= the kernel's MT). Row r of w starts at w + r * row_bytes.
+typedef void (*tile_fn)(float *out, int64_t ldo, const char *w, size_t row_bytes, int nr,
+                        const float *x, int64_t ldx, int nt, int64_t k0, int64_t k1, bool acc);
+
+struct kernel {
+    tile_fn f32, bf16, f16;
+    int mt;
+};
+
+static inline void store_tile(float *out, int64_t ldo, int t, const float *sums, int nr, bool acc) {
+    float *o = out + t * ldo;
+    for (int r = 0; r < nr; r++) o[r] = acc ? o[r] + sums[r] : sums[r];
+}
+
+// --- portable C: one row at a time through an fp32 buffer.
+
+static void tile_portable(float *out, int64_t ldo, const char *w, size_t row_bytes, int nr,
+                          const float *x, int64_t ldx, int nt, int64_t k0, int64_t k1, bool acc,
+                          enum g4_dtype dt) {
+    const size_t es = g4_dtype_size(dt);
+    float row[256], sums[MR][8] = {{0}};
+    for (int64_t c0 = k0; c0 < k1; c0 += 256) {
+        const int64_t nc = k1 - c0 < 256 ? k1 - c0 : 256;
+        for (int r = 0; r < nr; r++) {
+            g4_to_f32(row, w + (size_t)r * row_bytes + (size_t)c0 * es, dt, (size_t)nc);
+            for (int t = 0; t < nt; t++) {
+                const float *xt = x + t * ldx + c0;
+                float s = 0.0f;
+                for (int64_t i = 0; i < nc; i++) s += row[i] * xt[i];
+                sums[r][t] += s;
+            }
+        }
+    }
+    for (int t = 0; t < nt; t++) {
+        float col[MR] = {0};
+        for (int r = 0; r < nr; r++) col[r] = sums[r][t];
+        store_tile(out, ldo, t, col, nr, acc);
+    }
+}
+
+#define PORTABLE_TILE(NAME, DT)                                                                  \
+    static void NAME(float *out, int64_t ldo, const char *w, size_t row_bytes, int nr,          \
+                     const float *x, int64_t ldx, int nt, int64_t k0, int64_t k1, bool acc) {   \
+        tile_portable(out, ldo, w, row_bytes, nr, x, ldx, nt, k0, k1, acc, DT);                 \
+    }
+PORTABLE_TILE(tile_portable_f32, G4_DTYPE_F32)
+PORTABLE_TILE(tile_portable_bf16, G4_DTYPE_BF16)
+PORTABLE_TILE(tile_portable_f16, G4_DTYPE_F16)
+
+static const struct kernel kernel_portable = {tile_portable_f32, tile_portable_bf16,
+                                              tile_portable_f16, 8};
+
+// Copies the last (< vector width) columns of the tile's rows and tokens into zero-padded
+// buffers, so the SIMD tiles finish with one ordinary vector step.
+static void pad_tail(char *wbuf, size_t wstride, float *xbuf, size_t xstride, const char *w,
+                     size_t row_bytes, int nr, const float *x, int64_t ldx, int nt, int64_t k,
+                     int64_t n, size_t es) {
+    memset(wbuf, 0, MR * wstride);
+    memset(xbuf, 0, (size_t)nt * xstride * sizeof(float));
+    for (int r = 0; r < MR; r++) // rows >= nr repeat the last row, as in the main loop
+        memcpy(wbuf + r * wstride, w + (size_t)(r < nr ? r : nr - 1) * row_bytes + k * es,
+               (size_t)n * es);
+    for (int t = 0; t < nt; t++) memcpy(xbuf + t * xstride, x + t * ldx + k, (size_t)n * 4);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
+#define INLINE inline __attribute__((always_inline))
+
+// --- AVX2/FMA/F16C: 8 columns per vector, MR x 2 accumulators (+ 4 weights + 1 x of 16 ymm).
+
+AVX2 static INLINE __m256 load8(const char *p, enum g4_dtype dt) {
+    if (dt == G4_DTYPE_BF16)
+        return _mm256_castsi256_ps(
+            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+    if (dt == G4_DTYPE_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_loadu_ps((const float *)p);
+}
+
+// o[r] = (acc ? o[r] : 0) + s[r] for r < nr (<= 4).
+AVX2 static INLINE void store4(float *o, __m128 s, int nr, bool acc) {
+    if (nr == 4) {
+        _mm_storeu_ps(o, acc ? _mm_add_ps(_mm_loadu_ps(o), s) : s);
+        return;
+    }
+    for (int r = 0; r < nr; r++) {
+        o[r] = acc ? o[r] + _mm_cvtss_f32(s) : _mm_cvtss_f32(s);
+        s = _mm_shuffle_ps(s, s, _MM_SHUFFLE(0, 3, 2, 1));
+    }
+}
+
+// The four horizontal sums of a, b, c, d.
+AVX2 static INLINE __m128 hsum4_256(__m256 a, __m256 b, __m256 c, __m256 d) {
+    __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+
+AVX2 static INLINE void tile_avx2(float *out, int64_t ldo, const char *w, size_t row_bytes,
+                                  int nr, const float *x, int64_t ldx, const int nt, int64_t k0,
+                                  int64_t k1, bool acc, const enum g4_dtype dt) {
+    const size_t es = dt == G4_DTYPE_F32 ? 4 : 2;
+    const char *wr[MR];
+    for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * row_bytes + k0 * es;
+    const float *xr = x + k0;
+    __m256 a[MR][2];
+    for (int r = 0; r < MR; r++)
+        for (int t = 0; t < nt; t++) a[r][t] = _mm256_setzero_ps();
+    const int64_t len = k1 - k0;
+    int64_t k = 0;
+#define AVX2_STEP(WP, XP, XSTRIDE)                                                               \
+    do {                                                                                         \
+        __m256 wv[MR];                                                                           \
+        for (int r = 0; r < MR; r++) wv[r] = load8(WP(r), dt);                                 \
+        for (int t = 0; t < nt; t++) {                                                           \
+            const __m256 xv = _mm256_loadu_ps((XP) + t * (XSTRIDE));                             \
+            for (int r = 0; r < MR; r++) a[r][t] = _mm256_fmadd_ps(wv[r], xv, a[r][t]);          \
+        }                                                                                        \
+    } while (0)
+#define WROW(r) (wr[r] + k * es)
+    for (; k + 8 <= len; k += 8) AVX2_STEP(WROW, xr + k, ldx);
+#undef WROW
+    if (k < len) {
+        char wbuf[MR][32];
+        float xbuf[2][8];
+#define WBUF(r) (wbuf[r])
+        pad_tail(&wbuf[0][0], 32, &xbuf[0][0], 8, w, row_bytes, nr, x, ldx, nt, k0 + k, len - k, es);
+        AVX2_STEP(WBUF, &xbuf[0][0], 8);
+#undef WBUF
+    }
+#undef AVX2_STEP
+    for (int t = 0; t < nt; t++)
+        store4(out + t * ldo, hsum4_256(a[0][t], a[1][t], a[2][t], a[3][t]), nr, acc);
+}
+
+// Decode (one token): rows one after another, each walked by 4 independent accumulators, so
+// the weights stream through in order.
+AVX2 static INLINE void gemv_avx2(float *out, const char *w, size_t row_bytes, int nr,
+                                  const float *x, int64_t k0, int64_t k1, bool acc,
+                                  const enum g4_dtype dt) {
+    const size_t es = dt == G4_DTYPE_F32 ? 4 : 2;
+    const int64_t len = k1 - k0;
+    for (int r = 0; r < nr; r++) {
+        const char *wr = w + (size_t)r * row_bytes + k0 * es;
+        const float *xr = x + k0;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        int64_t k = 0;
+        for (; k + 32 <= len; k += 32) {
+            a0 = _mm256_fmadd_ps(load8(wr + k * es, dt), _mm256_loadu_ps(xr + k), a0);
+            a1 = _mm256_fmadd_ps(load8(wr + (k + 8) * es, dt), _mm256_loadu_ps(xr + k + 8), a1);
+            a2 = _mm256_fmadd_ps(load8(wr + (k + 16) * es, dt), _mm256_loadu_ps(xr + k + 16), a2);
+            a3 = _mm256_fmadd_ps(load8(wr + (k + 24) * es, dt), _mm256_loadu_ps(xr + k + 24), a3);
+        }
+        for (; k + 8 <= len; k += 8)
+            a0 = _mm256_fmadd_ps(load8(wr + k * es, dt), _mm256_loadu_ps(xr + k), a0);
+        const __m256 a = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+        float s = _mm_cvtss_f32(hsum4_256(a, a, a, a));
+        if (k < len) {
+            float tail[8];
+            g4_to_f32(tail, wr + k * es, dt, (size_t)(len - k));
+            for (int64_t i = 0; i < len - k; i++) s += tail[i] * xr[k + i];
+        }
+        out[r] = acc ? out[r] + s : s;
+    }
+}
+
+#define AVX2_TILE(NAME, DT)                                                                      \
+    AVX2 static void NAME(float *out, int64_t ldo, const char *w, size_t row_bytes, int nr,     \
+                          const float *x, int64_t ldx, int nt, int64_t k0, int64_t k1,          \
+                          bool acc) {                                                            \
+        if (nt == 2) tile_avx2(out, ldo, w, row_bytes, nr, x, ldx, 2, k0, k1, acc, DT);          \
+        else gemv_avx2(out, w, row_bytes, nr, x, k0, k1, acc, DT);                               \
+    }
+AVX2_TILE(tile_avx2_f32, G4_DTYPE_F32)
+AVX2_TILE(tile_avx2_bf16, G4_DTYPE_BF16)
+AVX2_TILE(tile_avx2_f16, G4_DTYPE_F16)
+
+static const struct kernel kernel_avx2 = {tile_avx2_f32, tile_avx2_bf16, tile_avx2_f16, 2};
+
+// --- AVX-512: 16 columns per vector, MR x 6 accumulators (+ 4 weights + 1 x of 32 zmm).
+
+AVX512 static INLINE __m512 load16(const char *p, enum g4_dtype dt) {
+    if (dt == G4_DTYPE_BF16)
+        return _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+    if (dt == G4_DTYPE_F16) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+    return _mm512_loadu_ps((const float *)p);
+}
+
+AVX512 static INLINE __m256 fold512(__m512 v) {
+    return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+}
+
+AVX512 static INLINE void tile_avx512(float *out, int64_t ldo, const char *w, size_t row_bytes,
+                                      int nr, const float *x, int64_t ldx, const int nt,
+                                      int64_t k0, int64_t k1, bool acc, const enum g4_dtype dt) {
+    const size_t es = dt == G4_DTYPE_F32 ? 4 : 2;
+    const char *wr[MR];
+    for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * row_bytes + k0 * es;
+    const float *xr = x + k0;
+    __m512 a[MR][6];
+    for (int r = 0; r < MR; r++)
+        for (int t = 0; t < nt; t++) a[r][t] = _mm512_setzero_ps();
+    const int64_t len = k1 - k0;
+    int64_t k = 0;
+#define AVX512_STEP(WP, XP, XSTRIDE)                                                             \
+    do {                                                                                         \
+        __m512 wv[MR];                                                                           \
+        for (int r = 0; r < MR; r++) wv[r] = load16(WP(r), dt);                                \
+        for (int t = 0; t < nt; t++) {                                                           \
+            const __m512 xv = _mm512_loadu_ps((XP) + t * (XSTRIDE));                             \
+            for (int r = 0; r < MR; r++) a[r][t] = _mm512_fmadd_ps(wv[r], xv, a[r][t]);          \
+        }                                                                                        \
+    } while (0)
+#define WROW(r) (wr[r] + k * es)
+    for (; k + 16 <= len; k += 16) AVX512_STEP(WROW, xr + k, ldx);
+#undef WROW
+    if (k < len) {
+        char wbuf[MR][64];
+        float xbuf[6][16];
+#define WBUF(r) (wbuf[r])
+        pad_tail(&wbuf[0][0], 64, &xbuf[0][0], 16, w, row_bytes, nr, x, ldx, nt, k0 + k, len - k, es);
+        AVX512_STEP(WBUF, &xbuf[0][0], 16);
+#undef WBUF
+    }
+#undef AVX512_STEP
+    for (int t = 0; t < nt; t++)
+        store4(out + t * ldo,
+               hsum4_256(fold512(a[0][t]), fold512(a[1][t]), fold512(a[2][t]), fold512(a[3][t])),
+               nr, acc);
+}
+
+// Decode (one token): rows one after another, each walked by 4 independent accumulators, so
+// the weights stream through in order.
+AVX512 static INLINE void gemv_avx512(float *out, const char *w, size_t row_bytes, int nr,
+                                      const float *x, int64_t k0, int64_t k1, bool acc,
+                                      const enum g4_dtype dt) {
+    const size_t es = dt == G4_DTYPE_F32 ? 4 : 2;
+    const int64_t len = k1 - k0;
+    for (int r = 0; r < nr; r++) {
+        const char *wr = w + (size_t)r * row_bytes + k0 * es;
+        const float *xr = x + k0;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        int64_t k = 0;
+        for (; k + 64 <= len; k += 64) {
+            a0 = _mm512_fmadd_ps(load16(wr + k * es, dt), _mm512_loadu_ps(xr + k), a0);
+            a1 = _mm512_fmadd_ps(load16(wr + (k + 16) * es, dt), _mm512_loadu_ps(xr + k + 16), a1);
+            a2 = _mm512_fmadd_ps(load16(wr + (k + 32) * es, dt), _mm512_loadu_ps(xr + k + 32), a2);
+            a3 = _mm512_fmadd_ps(load16(wr + (k + 48) * es, dt), _mm512_loadu_ps(xr + k + 48), a3);
+        }
+        for (; k + 16 <= len; k += 16)
+            a0 = _mm512_fmadd_ps(load16(wr + k * es, dt), _mm512_loadu_ps(xr + k), a0);
+        float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+        if (k < len) {
+            float tail[16];
+            g4_to_f32(tail, wr + k * es, dt, (size_t)(len - k));
+            for (int64_t i = 0; i < len - k; i++) s += tail[i] * xr[k + i];
+        }
+        out[r] = acc ? out[r] + s : s;
+    }
+}
+
+#define AVX512_TILE(NAME, DT)                                                                    \
+    AVX512 static void NAME(float *out, int64_t ldo, const char *w, size_t row_bytes, int nr,   \
+                            const float *x, int64_t ldx, int nt, int64_t k0, int64_t k1,        \
+                            bool acc) {                                                          \
+        switch (nt) {                                                                            \
+        case 6: tile_avx512(out, ldo, w, row_bytes, nr, x, ldx, 6, k0, k1, acc, DT); break;     \
+        case 5: tile_avx512(out, ldo, w, row_bytes, nr, x, ldx, 5, k0, k1, acc, DT); break;     \
+        case 4: tile_avx512(out, ldo, w, row_bytes, nr, x, ldx, 4, k0, k1, acc, DT); break;     \
+        case 3: tile_avx512(out, ldo, w, row_bytes, nr, x, ldx, 3, k0, k1, acc, DT); break;     \
+        case 2: tile_avx512(out, ldo, w, row_bytes, nr, x, ldx, 2, k0, k1, acc, DT); break;     \
+        default: gemv_avx512(out, w, row_bytes, nr, x, k0, k1, acc, DT); break;                 \
+        }                                                                                        \
+    }
+AVX512_TILE(tile_avx512_f32, G4_DTYPE_F32)
+AVX512_TILE(tile_avx512_bf16, G4_DTYPE_BF16)
+AVX512_TILE(tile_avx512_f16, G4_DTYPE_F16)
+
+static const struct kernel kernel_avx512 = {tile_avx512_f32, tile_avx512_bf16, tile_avx512_f16,
+                                            6};
+#endif
+
+// --- instruction set choice
+
+static _Atomic int isa_limit = G4_ISA_AVX512;
+
+static enum g4_isa cpu_isa(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    static _Atomic int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        int isa = G4_ISA_PORTABLE;
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+            __builtin_cpu_supports("f16c")) {
+            isa = G4_ISA_AVX2;
+            if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+                isa = G4_ISA_AVX512;
+        }
+        cached = isa;
+    }
+    return (enum g4_isa)cached;
+#else
+    return G4_ISA_PORTABLE;
+#endif
+}
+
+enum g4_isa g4_matmul_isa(void) {
+    const int isa = cpu_isa(), limit = isa_limit;
+    return (enum g4_isa)(isa < limit ? isa : limit);
+}
+
+void g4_matmul_limit_isa(enum g4_isa max) { isa_limit = max; }
+
+const char *g4_isa_name(enum g4_isa isa) {
+    switch (isa) {
+    case G4_ISA_AVX512: return "avx512";
+    case G4_ISA_AVX2: return "avx2";
+    default: return "portable";
+    }
+}
+
+static const struct kernel *kernel_for(enum g4_isa isa) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (isa == G4_ISA_AVX512) return &kernel_avx512;
+    if (isa == G4_ISA_AVX2) return &kernel_avx2;
+#endif
+    (void)isa;
+    return &kernel_portable;
+}
+
+// --- driver
+
+struct g4_weight g4_weight_rows(struct g4_weight w, int64_t row0, int64_t n) {
+    struct g4_weight r = w;
+    r.data = (const char *)w.data + (size_t)row0 * w.cols * g4_dtype_size(w.dtype);
+    r.rows = n;
+    return r;
+}
+
+struct matmul_job {
+    float *out;
+    const float *x;
+    struct g4_weight w;
+    int n;
+    tile_fn tile;
+    int mt;
+};
+
+static void matmul_part(void *arg, int part, int n_parts) {
+    const struct matmul_job *j = arg;
+    const int64_t K = j->w.cols, rows = j->w.rows, n_tiles = (rows + MR - 1) / MR;
+    const int64_t row0 = n_tiles * part / n_parts * MR;
+    const int64_t row1_raw = n_tiles * (part + 1) / n_parts * MR;
+    const int64_t row1 = row1_raw < rows ? row1_raw : rows;
+    const size_t row_bytes = (size_t)K * g4_dtype_size(j->w.dtype);
+    const char *w = j->w.data;
+    const int64_t kc = j->n <= j->mt ? K : KC;
+    for (int64_t k0 = 0; k0 < K; k0 += kc) {
+        const int64_t k1 = K - k0 < kc ? K : k0 + kc;
+        for (int b0 = 0; b0 < j->n; b0 += TB) {
+            const int b1 = j->n - b0 < TB ? j->n : b0 + TB;
+            for (int64_t r = row0; r < row1; r += MR) {
+                const int nr = row1 - r < MR ? (int)(row1 - r) : MR;
+                for (int t = b0; t < b1; t += j->mt) {
+                    const int nt = b1 - t < j->mt ? b1 - t : j->mt;
+                    j->tile(j->out + (size_t)t * rows + r, rows, w + (size_t)r * row_bytes,
+                            row_bytes, nr, j->x + (size_t)t * K, K, nt, k0, k1, k0 > 0);
+                }
+            }
+        }
+    }
+}
+
+void g4_matmul_cpu(float *out, const float *x, struct g4_weight w, int n_tokens,
+                   struct g4_pool *pool) {
+    if (n_tokens <= 0 || w.rows <= 0) return;
+    if (w.cols <= 0) {
+        memset(out, 0, (size_t)n_tokens * w.rows * sizeof(float));
+        return;
+    }
+    const struct kernel *k = kernel_for(g4_matmul_isa());
+    struct matmul_job job = {out, x, w, n_tokens, k->f32, k->mt};
+    if (w.dtype == G4_DTYPE_BF16) job.tile = k->bf16;
+    else if (w.dtype == G4_DTYPE_F16) job.tile = k->f16;
+    // Small products are not worth waking the workers.
+    if ((double)w.rows * w.cols * n_tokens < 1 << 15) pool = NULL;
+    g4_pool_run(pool, matmul_part, &job);
+}

@@ -1,0 +1,36 @@
+// Matrix products of activations (fp32) with checkpoint-dtype weights (f32, bf16, f16), the
+// bulk of the CPU engine's time. Weights stay where they are (usually the read-only mapping) and
+// are converted to fp32 in registers; accumulation is fp32, so results equal the fp32 reference
+// up to summation order. Kernels: AVX-512, AVX2/FMA/F16C (each chosen at run time when the CPU
+// has it) and portable C, all behind one cache-blocked driver.
+#ifndef G4_MATMUL_CPU_H
+#define G4_MATMUL_CPU_H
+
+#include <stdint.h>
+
+#include "safetensors.h"
+#include "threadpool.h"
+
+// A row-major matrix (rows, cols) in checkpoint dtype, usually pointing into the mapping.
+struct g4_weight {
+    const void *data;
+    enum g4_dtype dtype;
+    int64_t rows, cols;
+};
+
+// Rows [row0, row0 + n) of w as a matrix of its own (e.g. one expert of a 3-D expert tensor).
+struct g4_weight g4_weight_rows(struct g4_weight w, int64_t row0, int64_t n);
+
+// nn.Linear without bias: out (n_tokens, w.rows) = x (n_tokens, w.cols) @ w^T, fp32 accumulate.
+// Output rows are split across pool (NULL: calling thread only). No allocation.
+void g4_matmul_cpu(float *out, const float *x, struct g4_weight w, int n_tokens,
+                   struct g4_pool *pool);
+
+// Instruction sets the kernels may use; g4_matmul_isa() is the best one this CPU has, within
+// the limit set by g4_matmul_limit_isa (tests use it to compare each kernel with portable C).
+enum g4_isa { G4_ISA_PORTABLE = 0, G4_ISA_AVX2 = 1, G4_ISA_AVX512 = 2 };
+enum g4_isa g4_matmul_isa(void);
+void g4_matmul_limit_isa(enum g4_isa max);
+const char *g4_isa_name(enum g4_isa isa);
+
+#endif

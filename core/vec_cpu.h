@@ -1,0 +1,17 @@
+// Small fp32 vector primitives for the CPU engine's non-matmul ops (attention, activations), with
+// AVX-512 / AVX2 versions chosen at run time like the matmul kernels (same ISA limit) and
+// portable C otherwise. Results equal the plain loops up to summation order.
+#ifndef G4_VEC_CPU_H
+#define G4_VEC_CPU_H
+
+#include <stddef.h>
+
+// sum_i a[i] * b[i]
+float g4_vec_dot(const float *a, const float *b, size_t n);
+// y[i] += s * x[i]
+void g4_vec_axpy(float *y, float s, const float *x, size_t n);
+// x[i] = gelu_tanh(x[i]) * y[i] (the gated MLP's activation), in fp32; tanh evaluated through
+// exp with relative error < 2e-7 (the tests compare it with tanhf).
+void g4_vec_gelu_mul(float *x, const float *y, size_t n);
+
+#endif
