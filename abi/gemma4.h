@@ -126,7 +126,7 @@ typedef struct gemma4_session gemma4_session;
 // (without it, text functions return GEMMA4_ERR_NO_TOKENIZER). Every tensor is checked before
 // anything runs. device: GEMMA4_DEVICE_CPU or _CUDA; device_index: CUDA ordinal (0 on CPU).
 // n_ctx: default context of new sessions (<= 0: min(8192, the model's maximum)).
-// n_threads: CPU threads (<= 0: all online processors).
+// n_threads: CPU threads (<= 0: one per physical core this process may run on).
 // Errors: INVALID_ARGUMENT (NULL dir/out, bad device), IO, FORMAT, CONFIG, UNSUPPORTED,
 // OUT_OF_MEMORY, DEVICE. On error *out is NULL and nothing is left allocated.
 GEMMA4_API gemma4_status gemma4_load(const char *model_dir, int32_t device, int32_t device_index,

@@ -1,6 +1,7 @@
 // Model loading and lifetime; see model.h. Order: config -> checkpoint -> weights -> tokenizer
 // -> backend, each validated before the next, with one cleanup path.
 #include "model.h"
+#include "threadpool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,10 +38,7 @@ g4_status g4_model_load(struct g4_model **out, const char *dir, enum g4_device d
         goto fail;
     }
     m->n_ctx = n_ctx;
-    if (n_threads <= 0) {
-        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        n_threads = ncpu > 0 ? (int)(ncpu > 64 ? 64 : ncpu) : 1;
-    }
+    if (n_threads <= 0) n_threads = g4_pool_default_threads();
     if (n_threads > 256) n_threads = 256;
     m->n_threads = n_threads;
     m->device = device;

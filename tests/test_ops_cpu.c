@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "ops_cpu.h"
@@ -83,6 +84,11 @@ static void test_matmul_simd_vs_portable(void **state) {
             }
     print_message("matmul: %d cases agree\n", n_cases);
     g4_pool_free(pool);
+    // default thread count: physical cores, so between 1 and the online CPUs
+    const int nt_default = g4_pool_default_threads();
+    print_message("default threads (physical cores): %d of %ld CPUs\n", nt_default,
+                  sysconf(_SC_NPROCESSORS_ONLN));
+    assert_true(nt_default >= 1 && nt_default <= sysconf(_SC_NPROCESSORS_ONLN));
 }
 
 // The vector primitives at every ISA level against plain loops: lengths around 8/16/32, gelu
