@@ -7,7 +7,7 @@
 //   - output rows are split across the pool (each weight byte read by one thread),
 //   - for prefill (n > MT) K is cut into KC-column slices and tokens into TB-token blocks, so a
 //     tile's weight slice (MR x KC) stays in L1 while it meets every token of the block, and the
-//     block's activations (TB x KC fp32 = 512 KB) stay in L2 while every row tile of the thread
+//     block's activations (TB x KC fp32 = 768 KB) stay in L2 while every row tile of the thread
 //     passes over them; partial sums of later slices are added to out,
 //   - decode (n <= MT) walks each row once, end to end (pure streaming; memory bound).
 // Tiles exist for AVX-512 (MT 6), AVX2/FMA/F16C (MT 2) and portable C (the reference the others
@@ -20,7 +20,7 @@
 
 #include "ops_cpu.h"
 
-enum { MR = 4, KC = 1024, TB = 128 };
+enum { MR = 4, KC = 2048, TB = 96 };
 
 // out[t * ldo + r] = (acc ? out[t * ldo + r] : 0) + dot(w row r, x row t) over columns [k0, k1),
 // for r < nr (<= MR) and t < nt (<= the kernel's MT). Row r of w starts at w + r * row_bytes.
@@ -94,6 +94,9 @@ static void pad_tail(char *wbuf, size_t wstride, float *xbuf, size_t xstride, co
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
 #define INLINE inline __attribute__((always_inline))
+// Loops over the tile's rows and tokens must unroll fully (at -O2 too) so accumulators stay in
+// registers.
+#define UNROLL _Pragma("GCC unroll 8")
 
 // --- AVX2/FMA/F16C: 8 columns per vector, MR x 2 accumulators (+ 4 weights + 1 x of 16 ymm).
 
@@ -131,17 +134,17 @@ AVX2 static INLINE void tile_avx2(float *out, int64_t ldo, const char *w, size_t
     for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * row_bytes + k0 * es;
     const float *xr = x + k0;
     __m256 a[MR][2];
-    for (int r = 0; r < MR; r++)
-        for (int t = 0; t < nt; t++) a[r][t] = _mm256_setzero_ps();
+    UNROLL for (int r = 0; r < MR; r++)
+        UNROLL for (int t = 0; t < nt; t++) a[r][t] = _mm256_setzero_ps();
     const int64_t len = k1 - k0;
     int64_t k = 0;
 #define AVX2_STEP(WP, XP, XSTRIDE)                                                               \
     do {                                                                                         \
         __m256 wv[MR];                                                                           \
-        for (int r = 0; r < MR; r++) wv[r] = load8(WP(r), dt);                                 \
-        for (int t = 0; t < nt; t++) {                                                           \
+        UNROLL for (int r = 0; r < MR; r++) wv[r] = load8(WP(r), dt);                          \
+        UNROLL for (int t = 0; t < nt; t++) {                                                    \
             const __m256 xv = _mm256_loadu_ps((XP) + t * (XSTRIDE));                             \
-            for (int r = 0; r < MR; r++) a[r][t] = _mm256_fmadd_ps(wv[r], xv, a[r][t]);          \
+            UNROLL for (int r = 0; r < MR; r++) a[r][t] = _mm256_fmadd_ps(wv[r], xv, a[r][t]);   \
         }                                                                                        \
     } while (0)
 #define WROW(r) (wr[r] + k * es)
@@ -156,7 +159,7 @@ AVX2 static INLINE void tile_avx2(float *out, int64_t ldo, const char *w, size_t
 #undef WBUF
     }
 #undef AVX2_STEP
-    for (int t = 0; t < nt; t++)
+    UNROLL for (int t = 0; t < nt; t++)
         store4(out + t * ldo, hsum4_256(a[0][t], a[1][t], a[2][t], a[3][t]), nr, acc);
 }
 
@@ -226,17 +229,17 @@ AVX512 static INLINE void tile_avx512(float *out, int64_t ldo, const char *w, si
     for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * row_bytes + k0 * es;
     const float *xr = x + k0;
     __m512 a[MR][6];
-    for (int r = 0; r < MR; r++)
-        for (int t = 0; t < nt; t++) a[r][t] = _mm512_setzero_ps();
+    UNROLL for (int r = 0; r < MR; r++)
+        UNROLL for (int t = 0; t < nt; t++) a[r][t] = _mm512_setzero_ps();
     const int64_t len = k1 - k0;
     int64_t k = 0;
 #define AVX512_STEP(WP, XP, XSTRIDE)                                                             \
     do {                                                                                         \
         __m512 wv[MR];                                                                           \
-        for (int r = 0; r < MR; r++) wv[r] = load16(WP(r), dt);                                \
-        for (int t = 0; t < nt; t++) {                                                           \
+        UNROLL for (int r = 0; r < MR; r++) wv[r] = load16(WP(r), dt);                         \
+        UNROLL for (int t = 0; t < nt; t++) {                                                    \
             const __m512 xv = _mm512_loadu_ps((XP) + t * (XSTRIDE));                             \
-            for (int r = 0; r < MR; r++) a[r][t] = _mm512_fmadd_ps(wv[r], xv, a[r][t]);          \
+            UNROLL for (int r = 0; r < MR; r++) a[r][t] = _mm512_fmadd_ps(wv[r], xv, a[r][t]);   \
         }                                                                                        \
     } while (0)
 #define WROW(r) (wr[r] + k * es)
@@ -251,7 +254,7 @@ AVX512 static INLINE void tile_avx512(float *out, int64_t ldo, const char *w, si
 #undef WBUF
     }
 #undef AVX512_STEP
-    for (int t = 0; t < nt; t++)
+    UNROLL for (int t = 0; t < nt; t++)
         store4(out + t * ldo,
                hsum4_256(fold512(a[0][t]), fold512(a[1][t]), fold512(a[2][t]), fold512(a[3][t])),
                nr, acc);
