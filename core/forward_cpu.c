@@ -24,8 +24,8 @@ struct cpu_state {
     float *rnorm, *probs;  // (hidden,), (n_experts,) router scratch
     float *ew;             // (top_k,) routing weights
     int32_t *ei;           // (top_k,) routed experts
-    float *scores;         // (pool size, n_ctx) attention scores, one row per pool part
-    size_t n_scores;       // n_ctx
+    float *scores;         // (pool size, max_group * n_ctx) attention scores, per pool part
+    size_t n_scores;       // max_group * n_ctx
 };
 
 static struct cpu_state *state(struct g4_session *s) { return s->backend_state; }
@@ -37,9 +37,11 @@ static g4_status cpu_session_init(struct g4_session *s) {
     s->backend_state = cs;
     G4_TRY(g4_kv_cache_init(&cs->kv, c, s->n_ctx, s->n_batch));
     G4_TRY(g4_pool_init(&cs->pool, s->model->n_threads));
-    size_t B = (size_t)s->n_batch, H = c->hidden_size, max_hd = 0, max_i = 0;
+    size_t B = (size_t)s->n_batch, H = c->hidden_size, max_hd = 0, max_i = 0, max_group = 1;
     for (int il = 0; il < c->num_hidden_layers; il++) {
         if ((size_t)c->layer[il].head_dim > max_hd) max_hd = c->layer[il].head_dim;
+        const size_t group = (size_t)(c->num_attention_heads / c->layer[il].n_kv_heads);
+        if (group > max_group) max_group = group;
         if ((size_t)c->layer[il].intermediate_size > max_i) max_i = c->layer[il].intermediate_size;
     }
     size_t nq = (size_t)c->num_attention_heads * max_hd;
@@ -48,13 +50,13 @@ static g4_status cpu_session_init(struct g4_session *s) {
     size_t Im = c->moe_intermediate_size;
     size_t sizes[] = {B * H, B * H, B * H, B * nq, B * nq, B * max_i, B * max_i, B * LP, B * P,
                       B * H, B * H, 2 * Im, H, H, E, K, K,
-                      (size_t)s->n_ctx * g4_pool_size(cs->pool)};
+                      max_group * (size_t)s->n_ctx * g4_pool_size(cs->pool)};
     float **ptrs[] = {&cs->x, &cs->h, &cs->t, &cs->q, &cs->att, &cs->gate, &cs->up, &cs->ple,
                       &cs->g, &cs->h2, &cs->moe, &cs->eg, &cs->eo, &cs->rnorm, &cs->probs,
                       &cs->ew, (float **)&cs->ei, &cs->scores};
     size_t total = 0;
     for (size_t i = 0; i < G4_COUNT(sizes); i++) total += sizes[i];
-    cs->n_scores = (size_t)s->n_ctx;
+    cs->n_scores = max_group * (size_t)s->n_ctx;
     G4_TRY(g4_calloc((void **)&cs->arena, total, sizeof(float), "cpu activations"));
     float *p = cs->arena;
     for (size_t i = 0; i < G4_COUNT(sizes); i++) {
@@ -113,24 +115,26 @@ static void per_layer_inputs(struct g4_session *s, const int32_t *tokens, int n)
     }
 }
 
-// The (token, head) pairs of one layer's attention, split across the pool; each part has its own
-// scores scratch.
+// One layer's attention split across the pool in units of (token, heads): all heads of a KV
+// head together when there are enough such units to share out, else single heads (decode);
+// each part has its own scores scratch.
 struct attn_job {
     struct cpu_state *cs;
     struct g4_kv_view view;
     int64_t pos0;
-    int n, nh, window;
+    int n, nh, window, heads_per_unit;
     size_t qrow;
 };
 
 static void attention_part(void *arg, int part, int n_parts) {
     const struct attn_job *j = arg;
-    const int64_t pairs = (int64_t)j->n * j->nh;
+    const int per_token = j->nh / j->heads_per_unit;
+    const int64_t units = (int64_t)j->n * per_token;
     float *scores = j->cs->scores + (size_t)part * j->cs->n_scores;
-    for (int64_t p = pairs * part / n_parts; p < pairs * (part + 1) / n_parts; p++) {
-        const int t = (int)(p / j->nh), h = (int)(p % j->nh);
+    for (int64_t u = units * part / n_parts; u < units * (part + 1) / n_parts; u++) {
+        const int t = (int)(u / per_token), h = (int)(u % per_token) * j->heads_per_unit;
         g4_attention_cpu(j->cs->att + t * j->qrow, j->cs->q + t * j->qrow, &j->view, j->pos0 + t,
-                         j->nh, h, h + 1, j->window, scores);
+                         j->nh, h, h + j->heads_per_unit, j->window, scores);
     }
 }
 
@@ -165,8 +169,9 @@ static void attention(struct g4_session *s, int il, int64_t pos0, int n) {
         g4_rmsnorm_cpu(v, v, NULL, n * nkv, hd, c->rms_norm_eps); // v_norm has no weight
     }
     // KV-shared layers read their donor's slot, written earlier in this same step.
+    const int group = nh / nkv, n_parts = g4_pool_size(cs->pool);
     struct attn_job job = {cs, g4_kv_cache_view(&cs->kv, ly->kv_slot, pos0), pos0, n, nh, ly->window,
-                           qrow};
+                           n * nkv >= 2 * n_parts ? group : 1, qrow};
     g4_pool_run(n * nh >= 2 ? cs->pool : NULL, attention_part, &job);
     g4_matmul_cpu(cs->t, cs->att, lw->o_proj, n, cs->pool);
 }

@@ -371,8 +371,12 @@ struct g4_weight g4_weight_rows(struct g4_weight w, int64_t row0, int64_t n) {
 
 struct matmul_job {
     float *out;
+    int64_t ldo;
     const float *x;
-    struct g4_weight w;
+    int64_t ldx;
+    const char *w;
+    size_t row_bytes;
+    int64_t rows, K;
     int n;
     tile_fn tile;
     int mt;
@@ -380,12 +384,10 @@ struct matmul_job {
 
 static void matmul_part(void *arg, int part, int n_parts) {
     const struct matmul_job *j = arg;
-    const int64_t K = j->w.cols, rows = j->w.rows, n_tiles = (rows + MR - 1) / MR;
+    const int64_t K = j->K, rows = j->rows, n_tiles = (rows + MR - 1) / MR;
     const int64_t row0 = n_tiles * part / n_parts * MR;
     const int64_t row1_raw = n_tiles * (part + 1) / n_parts * MR;
     const int64_t row1 = row1_raw < rows ? row1_raw : rows;
-    const size_t row_bytes = (size_t)K * g4_dtype_size(j->w.dtype);
-    const char *w = j->w.data;
     const int64_t kc = j->n <= j->mt ? K : KC;
     for (int64_t k0 = 0; k0 < K; k0 += kc) {
         const int64_t k1 = K - k0 < kc ? K : k0 + kc;
@@ -395,12 +397,16 @@ static void matmul_part(void *arg, int part, int n_parts) {
                 const int nr = row1 - r < MR ? (int)(row1 - r) : MR;
                 for (int t = b0; t < b1; t += j->mt) {
                     const int nt = b1 - t < j->mt ? b1 - t : j->mt;
-                    j->tile(j->out + (size_t)t * rows + r, rows, w + (size_t)r * row_bytes,
-                            row_bytes, nr, j->x + (size_t)t * K, K, nt, k0, k1, k0 > 0);
+                    j->tile(j->out + (size_t)t * j->ldo + r, j->ldo, j->w + (size_t)r * j->row_bytes,
+                            j->row_bytes, nr, j->x + (size_t)t * j->ldx, j->ldx, nt, k0, k1, k0 > 0);
                 }
             }
         }
     }
+}
+
+static tile_fn tile_for(const struct kernel *k, enum g4_dtype dt) {
+    return dt == G4_DTYPE_BF16 ? k->bf16 : dt == G4_DTYPE_F16 ? k->f16 : k->f32;
 }
 
 void g4_matmul_cpu(float *out, const float *x, struct g4_weight w, int n_tokens,
@@ -411,10 +417,23 @@ void g4_matmul_cpu(float *out, const float *x, struct g4_weight w, int n_tokens,
         return;
     }
     const struct kernel *k = kernel_for(g4_matmul_isa());
-    struct matmul_job job = {out, x, w, n_tokens, k->f32, k->mt};
-    if (w.dtype == G4_DTYPE_BF16) job.tile = k->bf16;
-    else if (w.dtype == G4_DTYPE_F16) job.tile = k->f16;
+    struct matmul_job job = {out, w.rows, x, w.cols, w.data,
+                             (size_t)w.cols * g4_dtype_size(w.dtype), w.rows, w.cols,
+                             n_tokens, tile_for(k, w.dtype), k->mt};
     // Small products are not worth waking the workers.
     if ((double)w.rows * w.cols * n_tokens < 1 << 15) pool = NULL;
     g4_pool_run(pool, matmul_part, &job);
+}
+
+void g4_matmul_rows_f32(float *out, int64_t ldo, const float *x, int64_t ldx, int n,
+                        const float *rows, int64_t row_stride, int64_t n_rows, int64_t k) {
+    if (n <= 0 || n_rows <= 0) return;
+    const struct kernel *kn = kernel_for(g4_matmul_isa());
+    if (k <= 0) {
+        for (int t = 0; t < n; t++) memset(out + t * ldo, 0, (size_t)n_rows * sizeof(float));
+        return;
+    }
+    struct matmul_job job = {out, ldo, x, ldx, (const char *)rows, (size_t)row_stride * sizeof(float),
+                             n_rows, k, n, kn->f32, kn->mt};
+    matmul_part(&job, 0, 1);
 }

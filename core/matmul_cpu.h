@@ -26,6 +26,12 @@ struct g4_weight g4_weight_rows(struct g4_weight w, int64_t row0, int64_t n);
 void g4_matmul_cpu(float *out, const float *x, struct g4_weight w, int n_tokens,
                    struct g4_pool *pool);
 
+// The same product on the calling thread for fp32 rows spaced row_stride floats apart (e.g. the
+// K rows of one KV head in a cache): out[t * ldo + r] = dot(rows + r * row_stride, x + t * ldx)
+// over k columns, for t < n, r < n_rows.
+void g4_matmul_rows_f32(float *out, int64_t ldo, const float *x, int64_t ldx, int n,
+                        const float *rows, int64_t row_stride, int64_t n_rows, int64_t k);
+
 // Instruction sets the kernels may use; g4_matmul_isa() is the best one this CPU has, within
 // the limit set by g4_matmul_limit_isa (tests use it to compare each kernel with portable C).
 enum g4_isa { G4_ISA_PORTABLE = 0, G4_ISA_AVX2 = 1, G4_ISA_AVX512 = 2 };

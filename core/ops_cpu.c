@@ -94,38 +94,60 @@ void g4_softcap_cpu(float *x, size_t n, float cap) {
     for (size_t i = 0; i < n; i++) x[i] = cap * tanhf(x[i] / cap);
 }
 
-static inline const float *kv_row(const struct g4_kv_view *kv, const float *cache,
-                                   const float *fresh, int64_t p) {
-    size_t stride = (size_t)kv->n_kv_heads * kv->head_dim;
-    if (p >= kv->new_pos0) return fresh + (size_t)(p - kv->new_pos0) * stride;
-    return cache + (size_t)(kv->ring ? p % kv->capacity : p) * stride;
+// Visible keys [first, last] as runs of consecutive cache rows: the cached positions (a ring
+// wraps at most once, since at most `capacity` of them are visible), then this step's new rows.
+struct kv_run {
+    int64_t j0, n;      // first key index (relative to `first`), number of keys
+    const float *k, *v; // row of key j0 (all KV heads)
+};
+
+static int kv_runs(const struct g4_kv_view *kv, int64_t first, int64_t last, struct kv_run *runs) {
+    const size_t stride = (size_t)kv->n_kv_heads * kv->head_dim;
+    const int64_t cached_end = last + 1 < kv->new_pos0 ? last + 1 : kv->new_pos0;
+    int n = 0;
+    for (int64_t p = first; p < cached_end;) {
+        const int64_t row = kv->ring ? p % kv->capacity : p;
+        int64_t len = cached_end - p;
+        if (kv->ring && row + len > kv->capacity) len = kv->capacity - row;
+        runs[n++] = (struct kv_run){p - first, len, kv->k + row * stride, kv->v + row * stride};
+        p += len;
+    }
+    const int64_t p = first > kv->new_pos0 ? first : kv->new_pos0;
+    if (p <= last)
+        runs[n++] = (struct kv_run){p - first, last - p + 1,
+                                    kv->new_k + (size_t)(p - kv->new_pos0) * stride,
+                                    kv->new_v + (size_t)(p - kv->new_pos0) * stride};
+    return n;
 }
 
 void g4_attention_cpu(float *out, const float *q, const struct g4_kv_view *kv, int64_t pos,
                       int n_heads, int h0, int h1, int window, float *scores) {
     const int hd = kv->head_dim, group = n_heads / kv->n_kv_heads;
+    const int64_t stride = (int64_t)kv->n_kv_heads * hd;
     const int64_t first = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
     const int64_t n = pos - first + 1;
-    for (int h = h0; h < h1; h++) {
-        const float *qh = q + (size_t)h * hd;
-        const size_t koff = (size_t)(h / group) * hd;
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < n; j++) {
-            const float s = g4_vec_dot(qh, kv_row(kv, kv->k, kv->new_k, first + j) + koff, (size_t)hd);
-            scores[j] = s;
-            if (s > mx) mx = s;
+    struct kv_run runs[4];
+    const int n_runs = kv_runs(kv, first, pos, runs);
+    // Heads of one KV head together: each key and value row is read once for all of them.
+    for (int g = h0 / group; g * group < h1; g++) {
+        const int hs = h0 > g * group ? h0 : g * group;
+        const int he = h1 < (g + 1) * group ? h1 : (g + 1) * group, nh = he - hs;
+        const size_t koff = (size_t)g * hd;
+        // scores (nh, n) = q_heads @ K^T  (scaling 1: q/k norms replace 1/sqrt(d))
+        for (int r = 0; r < n_runs; r++)
+            g4_matmul_rows_f32(scores + runs[r].j0, n, q + (size_t)hs * hd, hd, nh, runs[r].k + koff,
+                               stride, runs[r].n, hd);
+        for (int h = 0; h < nh; h++) { // softmax in fp32
+            float *sh = scores + h * n, mx = -INFINITY, sum = 0.0f;
+            for (int64_t j = 0; j < n; j++) mx = sh[j] > mx ? sh[j] : mx;
+            for (int64_t j = 0; j < n; j++) sum += (sh[j] = expf(sh[j] - mx));
+            const float inv = 1.0f / sum;
+            for (int64_t j = 0; j < n; j++) sh[j] *= inv;
         }
-        float sum = 0.0f;
-        for (int64_t j = 0; j < n; j++) {
-            scores[j] = expf(scores[j] - mx);
-            sum += scores[j];
-        }
-        float *oh = out + (size_t)h * hd;
-        memset(oh, 0, (size_t)hd * sizeof(float));
-        const float inv = 1.0f / sum;
-        for (int64_t j = 0; j < n; j++)
-            g4_vec_axpy(oh, scores[j] * inv, kv_row(kv, kv->v, kv->new_v, first + j) + koff,
-                        (size_t)hd);
+        float *oh = out + (size_t)hs * hd;
+        memset(oh, 0, (size_t)nh * hd * sizeof(float));
+        for (int r = 0; r < n_runs; r++)
+            g4_vec_pv(oh, nh, hd, scores + runs[r].j0, n, runs[r].v + koff, stride, runs[r].n);
     }
 }
 

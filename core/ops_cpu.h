@@ -46,7 +46,7 @@ struct g4_kv_view {
 // n_heads, scaling 1.0 (q/k norms replace 1/sqrt(d)), causal, GQA (query head h reads KV head
 // h / (n_heads / n_kv_heads)), and for window > 0 the sliding mask of
 // masking_utils.sliding_window_overlay: key j is visible iff pos - window < j <= pos.
-// q, out: (n_heads, head_dim). scores: scratch of >= pos + 1 floats.
+// q, out: (n_heads, head_dim). scores: scratch of >= (h1 - h0) * (pos + 1) floats.
 void g4_attention_cpu(float *out, const float *q, const struct g4_kv_view *kv, int64_t pos,
                       int n_heads, int h0, int h1, int window, float *scores);
 

@@ -20,6 +20,16 @@ static void axpy_portable(float *y, float s, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += s * x[i];
 }
 
+static void pv_portable(float *out, int nh, int hd, const float *p, int64_t ldp, const float *v,
+                        int64_t v_stride, int64_t n) {
+    for (int h = 0; h < nh; h++)
+        for (int64_t j = 0; j < n; j++) {
+            const float ph = p[h * ldp + j], *vj = v + j * v_stride;
+            float *o = out + (size_t)h * hd;
+            for (int d = 0; d < hd; d++) o[d] += ph * vj[d];
+        }
+}
+
 static void gelu_mul_portable(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) {
         const float v = x[i], u = GELU_K * (v + GELU_C * v * v * v);
@@ -90,6 +100,72 @@ AVX2 static void axpy_avx2(float *y, float s, const float *x, size_t n) {
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(y + i, _mm256_fmadd_ps(sv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
     for (; i < n; i++) y[i] += s * x[i];
+}
+
+// out (nh, hd) += p (nh, n; row stride ldp) @ v (n, hd; row stride v_stride): per column chunk,
+// the accumulators of up to 8 heads stay in registers while the value rows stream past once.
+// NB (1..8, a constant after inlining) heads from h0, columns [d, d + vector width).
+#define PV_SWITCH(FN, ...)                                                                      \
+    switch (nb) {                                                                               \
+    case 8: FN(__VA_ARGS__, 8); break;                                                          \
+    case 7: FN(__VA_ARGS__, 7); break;                                                          \
+    case 6: FN(__VA_ARGS__, 6); break;                                                          \
+    case 5: FN(__VA_ARGS__, 5); break;                                                          \
+    case 4: FN(__VA_ARGS__, 4); break;                                                          \
+    case 3: FN(__VA_ARGS__, 3); break;                                                          \
+    case 2: FN(__VA_ARGS__, 2); break;                                                          \
+    default: FN(__VA_ARGS__, 1); break;                                                         \
+    }
+
+AVX2 static inline __attribute__((always_inline)) void pv_block_avx2(
+    float *out, int hd, const float *p, int64_t ldp, const float *v, int64_t v_stride, int64_t n,
+    int d, const int nb) {
+    __m256 acc[8];
+    _Pragma("GCC unroll 8") for (int h = 0; h < nb; h++) acc[h] = _mm256_loadu_ps(out + (size_t)h * hd + d);
+    for (int64_t j = 0; j < n; j++) {
+        const __m256 vj = _mm256_loadu_ps(v + j * v_stride + d);
+        _Pragma("GCC unroll 8") for (int h = 0; h < nb; h++)
+            acc[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + h * ldp + j), vj, acc[h]);
+    }
+    _Pragma("GCC unroll 8") for (int h = 0; h < nb; h++) _mm256_storeu_ps(out + (size_t)h * hd + d, acc[h]);
+}
+
+AVX2 static void pv_avx2(float *out, int nh, int hd, const float *p, int64_t ldp, const float *v,
+                         int64_t v_stride, int64_t n) {
+    int d = 0;
+    for (; d + 8 <= hd; d += 8)
+        for (int h0 = 0; h0 < nh; h0 += 8) {
+            const int nb = nh - h0 < 8 ? nh - h0 : 8;
+            PV_SWITCH(pv_block_avx2, out + (size_t)h0 * hd, hd, p + h0 * ldp, ldp, v, v_stride, n, d)
+        }
+    for (int h = 0; h < nh && d < hd; h++) // columns past the last full vector
+        for (int64_t j = 0; j < n; j++)
+            for (int c = d; c < hd; c++) out[(size_t)h * hd + c] += p[h * ldp + j] * v[j * v_stride + c];
+}
+
+AVX512 static inline __attribute__((always_inline)) void pv_block_avx512(
+    float *out, int hd, const float *p, int64_t ldp, const float *v, int64_t v_stride, int64_t n,
+    int d, const int nb) {
+    const __mmask16 m = hd - d >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (hd - d)) - 1);
+    __m512 acc[8];
+    _Pragma("GCC unroll 8") for (int h = 0; h < nb; h++)
+        acc[h] = _mm512_maskz_loadu_ps(m, out + (size_t)h * hd + d);
+    for (int64_t j = 0; j < n; j++) {
+        const __m512 vj = _mm512_maskz_loadu_ps(m, v + j * v_stride + d);
+        _Pragma("GCC unroll 8") for (int h = 0; h < nb; h++)
+            acc[h] = _mm512_fmadd_ps(_mm512_set1_ps(p[h * ldp + j]), vj, acc[h]);
+    }
+    _Pragma("GCC unroll 8") for (int h = 0; h < nb; h++)
+        _mm512_mask_storeu_ps(out + (size_t)h * hd + d, m, acc[h]);
+}
+
+AVX512 static void pv_avx512(float *out, int nh, int hd, const float *p, int64_t ldp,
+                             const float *v, int64_t v_stride, int64_t n) {
+    for (int d = 0; d < hd; d += 16)
+        for (int h0 = 0; h0 < nh; h0 += 8) {
+            const int nb = nh - h0 < 8 ? nh - h0 : 8;
+            PV_SWITCH(pv_block_avx512, out + (size_t)h0 * hd, hd, p + h0 * ldp, ldp, v, v_stride, n, d)
+        }
 }
 
 AVX2 static void gelu_mul_avx2(float *x, const float *y, size_t n) {
@@ -182,4 +258,16 @@ void g4_vec_gelu_mul(float *x, const float *y, size_t n) {
     }
 #endif
     gelu_mul_portable(x, y, n);
+}
+
+void g4_vec_pv(float *out, int nh, int hd, const float *p, int64_t ldp, const float *v,
+               int64_t v_stride, int64_t n) {
+#if defined(__x86_64__) || defined(__i386__)
+    switch (g4_matmul_isa()) {
+    case G4_ISA_AVX512: pv_avx512(out, nh, hd, p, ldp, v, v_stride, n); return;
+    case G4_ISA_AVX2: pv_avx2(out, nh, hd, p, ldp, v, v_stride, n); return;
+    default: break;
+    }
+#endif
+    pv_portable(out, nh, hd, p, ldp, v, v_stride, n);
 }

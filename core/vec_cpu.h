@@ -5,11 +5,16 @@
 #define G4_VEC_CPU_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 // sum_i a[i] * b[i]
 float g4_vec_dot(const float *a, const float *b, size_t n);
 // y[i] += s * x[i]
 void g4_vec_axpy(float *y, float s, const float *x, size_t n);
+// Attention's probability-weighted sum for nh heads sharing one value head:
+// out[h * hd + d] += sum_j p[h * ldp + j] * v[j * v_stride + d], for h < nh, d < hd, j < n.
+void g4_vec_pv(float *out, int nh, int hd, const float *p, int64_t ldp, const float *v,
+               int64_t v_stride, int64_t n);
 // x[i] = gelu_tanh(x[i]) * y[i] (the gated MLP's activation), in fp32; tanh evaluated through
 // exp with relative error < 2e-7 (the tests compare it with tanhf).
 void g4_vec_gelu_mul(float *x, const float *y, size_t n);

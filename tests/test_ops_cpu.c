@@ -113,6 +113,22 @@ static void test_vec_ops(void **state) {
             for (int i = n; i < N; i++) assert_true(yy[i] == y[i]);
             assert_true(yy[N] == SENTINEL);
         }
+        // pv: heads 1..9 (register blocks of 8), head dims around 8/16, 0..5 keys, v stride > hd
+        static const int pv_hd[] = {4, 16, 20, 33};
+        for (size_t di = 0; di < G4_COUNT(pv_hd); di++)
+            for (int nh = 1; nh <= 9; nh++)
+                for (int nk = 0; nk <= 5; nk++) {
+                    const int hd = pv_hd[di], vs = hd + 3, ldp = 7;
+                    float o[9 * 33 + 1], o_ref[9 * 33];
+                    for (int i = 0; i < nh * hd; i++) o[i] = o_ref[i] = frand();
+                    o[nh * hd] = SENTINEL;
+                    for (int h = 0; h < nh; h++)
+                        for (int j = 0; j < nk; j++)
+                            for (int d = 0; d < hd; d++) o_ref[h * hd + d] += a[h * ldp + j] * b[j * vs + d];
+                    g4_vec_pv(o, nh, hd, a, ldp, b, vs, nk);
+                    for (int i = 0; i < nh * hd; i++) assert_float_equal(o[i], o_ref[i], 1e-5);
+                    assert_true(o[nh * hd] == SENTINEL);
+                }
         for (int i = 0; i < N; i++) g[i] = ref[i] = -12.0f + 24.0f * (float)i / (N - 1);
         g4_vec_gelu_mul(g, y, N);
         g4_gelu_tanh_cpu(ref, N);
