@@ -273,7 +273,7 @@ static g4_status cpu_forward(struct g4_session *s, const int32_t *tokens, int n,
         g4_rmsnorm_cpu(cs->h, cs->x + (size_t)first * H, w->norm, n_out, H, eps);
         g4_matmul_cpu(logits, cs->h, w->lm_head, n_out, cs->pool);
         if (c->final_logit_softcapping > 0.0f)
-            g4_softcap_cpu(logits, (size_t)n_out * c->vocab_size, c->final_logit_softcapping);
+            g4_vec_softcap(logits, (size_t)n_out * c->vocab_size, c->final_logit_softcapping);
     }
     return G4_OK;
 }

@@ -15,6 +15,8 @@ void g4_vec_axpy(float *y, float s, const float *x, size_t n);
 // out[h * hd + d] += sum_j p[h * ldp + j] * v[j * v_stride + d], for h < nh, d < hd, j < n.
 void g4_vec_pv(float *out, int nh, int hd, const float *p, int64_t ldp, const float *v,
                int64_t v_stride, int64_t n);
+// Final logit softcapping x[i] = cap * tanh(x[i] / cap) (cap > 0); absolute error <= 1e-6 * cap.
+void g4_vec_softcap(float *x, size_t n, float cap);
 // x[i] = gelu_tanh(x[i]) * y[i] (the gated MLP's activation), in fp32; tanh evaluated through
 // exp with relative error < 2e-7 (the tests compare it with tanhf).
 void g4_vec_gelu_mul(float *x, const float *y, size_t n);

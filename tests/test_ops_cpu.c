@@ -129,6 +129,11 @@ static void test_vec_ops(void **state) {
                     for (int i = 0; i < nh * hd; i++) assert_float_equal(o[i], o_ref[i], 1e-5);
                     assert_true(o[nh * hd] == SENTINEL);
                 }
+        // softcap over [-400, 400] against tanhf
+        for (int i = 0; i < N; i++) g[i] = ref[i] = -400.0f + 800.0f * (float)i / (N - 1) + 0.01f;
+        g4_vec_softcap(g, N, 30.0f);
+        g4_softcap_cpu(ref, N, 30.0f);
+        for (int i = 0; i < N; i++) assert_true(fabsf(g[i] - ref[i]) <= 30.0f * 1e-6f);
         for (int i = 0; i < N; i++) g[i] = ref[i] = -12.0f + 24.0f * (float)i / (N - 1);
         g4_vec_gelu_mul(g, y, N);
         g4_gelu_tanh_cpu(ref, N);
