@@ -1,7 +1,8 @@
 // Golden tests: the CPU engine against transformers' float32 logits on every fixture in
 // tests/golden (made by tests/golden/make_fixtures.py), for a full prefill, for token-by-token
 // decoding after a short prefill, for uneven chunks longer than the sliding window, and for
-// greedy continuation. A missing fixture is a failure.
+// greedy continuation. A missing fixture is a failure. Each fixture runs twice: on the fast
+// kernels this CPU has (AVX-512 / AVX2) and on the portable C reference.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "matmul_cpu.h"
 #include "model.h"
 #include "session.h"
 
@@ -37,7 +39,11 @@ static int argmax(const float *x, int n) {
     return best;
 }
 
-static void run_fixture(const char *fixture) {
+static void run_fixture_isa(const char *fixture_name, enum g4_isa isa) {
+    g4_matmul_limit_isa(isa);
+    char fixture[64];
+    snprintf(fixture, sizeof fixture, "%s", fixture_name);
+    printf("-- %s on %s kernels\n", fixture, g4_isa_name(g4_matmul_isa()));
     struct g4_reference r;
     assert_int_equal(g4_reference_read(fixture, &r), 0);
     struct g4_model *m = load(fixture);
@@ -91,6 +97,12 @@ static void run_fixture(const char *fixture) {
     g4_model_release(m);
     free(logits);
     free(r.blob);
+    g4_matmul_limit_isa(G4_ISA_AVX512);
+}
+
+static void run_fixture(const char *fixture) {
+    run_fixture_isa(fixture, G4_ISA_AVX512); // the best this CPU has
+    if (g4_matmul_isa() != G4_ISA_PORTABLE) run_fixture_isa(fixture, G4_ISA_PORTABLE);
 }
 
 static void test_e2b(void **state) { (void)state; run_fixture("e2b"); }
