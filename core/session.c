@@ -2,6 +2,7 @@
 // validation, micro-batching and the token history.
 #include "session.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,8 +92,15 @@ g4_status g4_session_step(struct g4_session *s, const int32_t *tokens, int64_t n
     }
     if (logits && all_logits)
         memcpy(s->logits, logits + (size_t)(n - 1) * V, (size_t)V * sizeof(float));
-    else if (logits)
-        memcpy(logits, s->logits, (size_t)V * sizeof(float));
+    // Matrices are not scanned at load (that would read every page of the checkpoint), so a
+    // NaN/Inf weight, or an overflow, surfaces here: an error rather than a silent wrong answer.
+    for (int32_t i = 0; i < V; i++)
+        if (!isfinite(s->logits[i]))
+            return g4_fail(G4_ERR_FORMAT,
+                           "step: non-finite logit (id %d) at position %lld: the checkpoint holds "
+                           "NaN/Inf weights or the activations overflowed; reset the session",
+                           i, (long long)s->n_past - 1);
+    if (logits && !all_logits) memcpy(logits, s->logits, (size_t)V * sizeof(float));
     s->has_logits = true;
     return G4_OK;
 }

@@ -50,7 +50,7 @@ static void gelu_mul_portable(float *x, const float *y, size_t n) {
 // Cephes expf: exp(x) = 2^n exp(r), r = x - n ln2 in [-ln2/2, ln2/2], degree-6 polynomial;
 // relative error ~1e-7 over the clamped range [-87, 88].
 #define EXP_BODY(V, SET1, ADD, MUL, FMA, MIN, MAX, ROUND, CVT, SHIFT_ADD)                      \
-    x = MIN(MAX(x, SET1(-87.0f)), SET1(88.0f));                                                 \
+    x = MIN(SET1(88.0f), MAX(SET1(-87.0f), x)); /* x second: x86 min/max then pass a NaN on */  \
     V n = ROUND(MUL(x, SET1(1.44269504088896341f)));                                            \
     V r = FMA(n, SET1(-0.693359375f), x);                                                       \
     r = FMA(n, SET1(2.12194440e-4f), r);                                                        \

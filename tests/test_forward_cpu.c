@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "matmul_cpu.h"
@@ -105,6 +106,69 @@ static void run_fixture(const char *fixture) {
     if (g4_matmul_isa() != G4_ISA_PORTABLE) run_fixture_isa(fixture, G4_ISA_PORTABLE);
 }
 
+static void copy_file(const char *from_dir, const char *to_dir, const char *name) {
+    char a[4096], b[4096];
+    snprintf(a, sizeof a, "%s/%s", from_dir, name);
+    snprintf(b, sizeof b, "%s/%s", to_dir, name);
+    FILE *in = fopen(a, "rb"), *out = fopen(b, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    fclose(out);
+}
+
+// A NaN inside a weight matrix (matrices are not scanned at load) must end in an error from the
+// step, not in NaN logits handed to the caller or the sampler.
+static void test_nan_matrix(void **state) {
+    (void)state;
+    const char *src = g4_src_path("tests/golden/e2b"), *dir = g4_tmpdir("nanmatrix");
+    assert_non_null(dir);
+    copy_file(src, dir, "config.json");
+    copy_file(src, dir, "model.safetensors");
+    struct g4_safetensors st;
+    assert_int_equal(g4_safetensors_open(&st, dir), G4_OK);
+    const struct g4_tensor *t = NULL;
+    for (int i = 0; i < st.n_tensors && !t; i++)
+        if (strstr(st.tensors[i].name, "layers.0.mlp.down_proj.weight")) t = &st.tensors[i];
+    assert_non_null(t);
+    assert_int_equal(t->dtype, G4_DTYPE_F32);
+    const size_t data_offset = t->data_offset;
+    g4_safetensors_free(&st);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    uint64_t header_len = 0;
+    assert_int_equal(fread(&header_len, 8, 1, f), 1); // little-endian, as on x86/ARM hosts
+    const float nan = NAN;
+    assert_int_equal(fseek(f, (long)(8 + header_len + data_offset + 4 * 7), SEEK_SET), 0);
+    assert_int_equal(fwrite(&nan, 4, 1, f), 1);
+    fclose(f);
+
+    struct g4_model *m = NULL;
+    assert_int_equal(g4_model_load(&m, dir, G4_DEVICE_CPU, 0, 64, 2), G4_OK);
+    struct g4_session *s;
+    assert_int_equal(g4_session_init(&s, m, 0), G4_OK);
+    const int32_t toks[3] = {2, 10, 11};
+    float *logits = malloc(sizeof(float) * m->cfg.vocab_size);
+    const g4_status got = g4_session_step(s, toks, 3, logits, false);
+    printf("NaN in layers.0 down_proj -> %s: %s\n", g4_status_name(got), g4_last_error());
+    assert_int_equal(got, G4_ERR_FORMAT);
+    assert_non_null(strstr(g4_last_error(), "non-finite logit"));
+    assert_false(s->has_logits);
+    free(logits);
+    g4_session_free(s);
+    g4_model_release(m);
+    for (const char *name = "config.json"; name; name = strcmp(name, "config.json") ? NULL : "model.safetensors") {
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        remove(path);
+    }
+    rmdir(dir);
+}
+
 static void test_e2b(void **state) { (void)state; run_fixture("e2b"); }
 static void test_moe(void **state) { (void)state; run_fixture("moe"); }
 static void test_dense31b(void **state) { (void)state; run_fixture("dense31b"); }
@@ -116,6 +180,7 @@ int main(void) {
         cmocka_unit_test(test_moe),
         cmocka_unit_test(test_dense31b),
         cmocka_unit_test(test_multimodal),
+        cmocka_unit_test(test_nan_matrix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

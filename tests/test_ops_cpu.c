@@ -134,6 +134,16 @@ static void test_vec_ops(void **state) {
         g4_vec_softcap(g, N, 30.0f);
         g4_softcap_cpu(ref, N, 30.0f);
         for (int i = 0; i < N; i++) assert_true(fabsf(g[i] - ref[i]) <= 30.0f * 1e-6f);
+        // NaN and Inf go through as tanh would take them (a NaN must never turn into a number)
+        float odd[20] = {0};
+        odd[3] = NAN, odd[17] = INFINITY, odd[18] = -INFINITY;
+        g4_vec_softcap(odd, 20, 30.0f);
+        assert_true(isnan(odd[3]) && odd[17] == 30.0f && odd[18] == -30.0f);
+        float gn[20] = {0}, ones[20];
+        for (int i = 0; i < 20; i++) ones[i] = 1.0f;
+        gn[5] = NAN;
+        g4_vec_gelu_mul(gn, ones, 20);
+        assert_true(isnan(gn[5]) && gn[4] == 0.0f);
         for (int i = 0; i < N; i++) g[i] = ref[i] = -12.0f + 24.0f * (float)i / (N - 1);
         g4_vec_gelu_mul(g, y, N);
         g4_gelu_tanh_cpu(ref, N);
