@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Turns the JSON lines of bench_gemma4, bench_llama.py and membw into the table cpu_bench.sh
+prints (Markdown) and writes next to them.
+
+  report.py RUN_DIR MODEL_DIR COMMAND
+
+RUN_DIR holds gemma4.jsonl, llama.jsonl, membw.json and, optionally, gemma4_logits.bin and
+llama_logits.bin (float32 logits after the first prompt, for the agreement check);
+MODEL_DIR/bench_meta.json has the bytes one decode step streams (see make_model.py).
+Writes RUN_DIR/table.md and RUN_DIR/summary.json.
+"""
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import numpy as np
+
+
+def load(path):
+    rows = []
+    if os.path.exists(path):
+        for line in open(path):
+            line = line.strip()
+            if line.startswith("{"):
+                rows.append(json.loads(line))
+    return rows
+
+
+def pick(rows, test, **kv):
+    for r in rows:
+        if r.get("test") == test and all(r.get(k) == v for k, v in kv.items()):
+            return r
+    return None
+
+
+def cpu_model():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def physical_cores():
+    try:
+        out = subprocess.run(["lscpu", "-p=CORE,SOCKET"], capture_output=True, text=True).stdout
+        return len({l for l in out.splitlines() if l and not l.startswith("#")})
+    except OSError:
+        return os.cpu_count()
+
+
+def logits_check(run):
+    a, b = os.path.join(run, "gemma4_logits.bin"), os.path.join(run, "llama_logits.bin")
+    if not (os.path.exists(a) and os.path.exists(b)):
+        return None
+    g, l = np.fromfile(a, np.float32), np.fromfile(b, np.float32)
+    if g.shape != l.shape:
+        return {"error": f"vocab differs: {g.shape[0]} vs {l.shape[0]}"}
+    top_g, top_l = np.argsort(-g)[:10], np.argsort(-l)[:10]
+    return {"max_abs_diff": float(np.abs(g - l).max()), "max_abs_ref": float(np.abs(g).max()),
+            "rel": float(np.abs(g - l).max() / max(np.abs(g).max(), 1e-30)),
+            "argmax_gemma4": int(top_g[0]), "argmax_llama": int(top_l[0]),
+            "top10_overlap": len(set(top_g.tolist()) & set(top_l.tolist())),
+            "corr": float(np.corrcoef(g, l)[0, 1])}
+
+
+def main():
+    run, model_dir, command = sys.argv[1], sys.argv[2], sys.argv[3]
+    g, l = load(os.path.join(run, "gemma4.jsonl")), load(os.path.join(run, "llama.jsonl"))
+    bw = json.load(open(os.path.join(run, "membw.json")))
+    meta = json.load(open(os.path.join(model_dir, "bench_meta.json")))
+    gi, li = pick(g, "info") or {}, pick(l, "info") or {}
+    dec_bytes = meta["decode_bytes_per_token"]["total"]
+    limit = bw["read_gbs"] * 1e9 / dec_bytes
+
+    def cell(rows, test, key, pct=False, **kv):
+        r = pick(rows, test, **kv)
+        if not r:
+            return "-", None
+        # decode: 1 / median step time (robust to other load on the machine); prompt: best run
+        v = 1e3 / r["median_ms"] if test == "tg" else r["tok_s"]
+        return (f"{v:.2f} ({100 * v / limit:.0f}%)" if pct else f"{v:.2f}"), v
+
+    lines = []
+    tests = [(f"prompt {r['n_prompt']} tok/s", "pp", False, {"n_prompt": r["n_prompt"]})
+             for r in g + l if r.get("test") == "pp"]
+    tests += [(f"decode @ctx {r['ctx']} tok/s (% of limit)", "tg", True, {"ctx": r["ctx"]})
+              for r in g + l if r.get("test") == "tg"]
+    seen, uniq = set(), []
+    for t in tests:
+        if t[0] not in seen:
+            seen.add(t[0])
+            uniq.append(t)
+    summary = {"tests": {}}
+    lines.append("| test | gemma4 | llama.cpp | gemma4 / llama.cpp |")
+    lines.append("|---|---:|---:|---:|")
+    for name, test, pct, kv in uniq:
+        cg, vg = cell(g, test, "tok_s", pct, **kv)
+        cl, vl = cell(l, test, "tok_s", pct, **kv)
+        ratio = f"{vg / vl:.2f}x" if vg and vl else "-"
+        lines.append(f"| {name} | {cg} | {cl} | {ratio} |")
+        summary["tests"][name] = {"gemma4": vg, "llama.cpp": vl}
+    lines.append(f"| decode limit tok/s (bandwidth / bytes per token) | {limit:.2f} | {limit:.2f} | |")
+
+    nproc = os.cpu_count()
+    info = [
+        "prompt tok/s: one step of the whole prompt on an empty cache, best of the runs; decode "
+        "tok/s: 1 / median time of a one-token step (argmax of the previous logits fed back) "
+        "around that context",
+        f"CPU: {cpu_model()}, {physical_cores()} physical cores, {nproc} logical CPUs; "
+        f"threads: gemma4 {gi.get('n_threads')}, llama.cpp {li.get('n_threads')}",
+        f"memory bandwidth ({bw['threads']} threads, {bw['bytes'] >> 20} MiB buffers, best of runs): "
+        f"read {bw['read_gbs']:.1f} GB/s (bytes read / s), memcpy {bw['memcpy_gbs']:.1f} GB/s "
+        f"(bytes read + written / s); the limit uses the read figure",
+        f"model: random bf16 weights, E2B dimensions, {meta['n_layers']} layers "
+        f"({meta['num_kv_shared_layers']} KV-shared), {meta['file_weight_bytes'] / 1e9:.2f} GB; one decode "
+        f"step reads {dec_bytes / 1e9:.3f} GB of weights (all matrices, tied LM head "
+        f"{meta['decode_bytes_per_token']['lm_head'] / 1e9:.3f} GB, one embedding row and one PLE row; "
+        f"KV cache not counted) -> limit {limit:.2f} tok/s",
+        f"gemma4 {gi.get('version')}: micro-batch {gi.get('n_ubatch')}, KV cache "
+        f"{gi.get('kv_bytes', 0) / 1e6:.0f} MB for n_ctx {gi.get('n_ctx')}",
+        f"llama.cpp (llama-cpp-python {li.get('version')}): {li.get('desc')}, n_batch {li.get('n_batch')}, "
+        f"n_ubatch {li.get('n_ubatch')}, flash_attn_type {li.get('flash_attn_type')} (-1 auto), "
+        f"type_k {li.get('type_k')} (1 = f16), matrices {li.get('matrix_types')}",
+    ]
+    fg, fl = pick(g, "finite"), pick(l, "finite")
+    check = [f"finite logits: gemma4 {fg and fg['ok']}, llama.cpp {fl and fl['ok']}"]
+    lc = logits_check(run)
+    if lc and "error" not in lc:
+        check.append(f"logits after the first prompt: max |gemma4 - llama.cpp| = {lc['max_abs_diff']:.4f} "
+                     f"(max |logit| {lc['max_abs_ref']:.3f}, rel {lc['rel']:.2e}), correlation "
+                     f"{lc['corr']:.6f}, argmax {lc['argmax_gemma4']} vs {lc['argmax_llama']}, "
+                     f"top-10 overlap {lc['top10_overlap']}/10")
+    elif lc:
+        check.append(f"logits: {lc['error']}")
+    gg, gl = pick(g, "greedy"), pick(l, "greedy")
+    if gg and gl:
+        same = 0
+        for a, b in zip(gg["tokens"], gl["tokens"]):
+            if a != b:
+                break
+            same += 1
+        check.append(f"greedy continuation after {gg['n_prompt']} prompt tokens: first {same} of "
+                     f"{len(gg['tokens'])} tokens agree (gemma4 {gg['tokens'][:4]}..., llama.cpp "
+                     f"{gl['tokens'][:4]}...)")
+    summary.update(limit_tok_s=limit, decode_bytes=dec_bytes, membw=bw, checks=check, logits=lc)
+
+    text = "\n".join(["## CPU benchmark: gemma4 vs llama.cpp", "", f"command: `{command}`", ""] + lines +
+                     [""] + [f"- {s}" for s in info + check]) + "\n"
+    open(os.path.join(run, "table.md"), "w").write(text)
+    json.dump(summary, open(os.path.join(run, "summary.json"), "w"), indent=1)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
