@@ -115,9 +115,8 @@ static void per_layer_inputs(struct g4_session *s, const int32_t *tokens, int n)
     }
 }
 
-// One layer's attention split across the pool in units of (token, heads): all heads of a KV
-// head together when there are enough such units to share out, else single heads (decode);
-// each part has its own scores scratch.
+// One layer's attention split across the pool in units of (token, heads of one KV head); each
+// part has its own scores scratch.
 struct attn_job {
     struct cpu_state *cs;
     struct g4_kv_view view;
@@ -169,9 +168,17 @@ static void attention(struct g4_session *s, int il, int64_t pos0, int n) {
         g4_rmsnorm_cpu(v, v, NULL, n * nkv, hd, c->rms_norm_eps); // v_norm has no weight
     }
     // KV-shared layers read their donor's slot, written earlier in this same step.
+    // Heads per unit: a whole GQA group (each K/V row read once for all its heads) unless that
+    // leaves parts of the pool idle (decode), then halves of it, and so on.
     const int group = nh / nkv, n_parts = g4_pool_size(cs->pool);
+    int per_unit = group;
+    while (per_unit > 1 && (int64_t)n * (nh / per_unit) < n_parts) {
+        int smaller = per_unit - 1;
+        while (group % smaller) smaller--;
+        per_unit = smaller;
+    }
     struct attn_job job = {cs, g4_kv_cache_view(&cs->kv, ly->kv_slot, pos0), pos0, n, nh, ly->window,
-                           n * nkv >= 2 * n_parts ? group : 1, qrow};
+                           per_unit, qrow};
     g4_pool_run(n * nh >= 2 ? cs->pool : NULL, attention_part, &job);
     g4_matmul_cpu(cs->t, cs->att, lw->o_proj, n, cs->pool);
 }
