@@ -2,8 +2,8 @@
 # Installs what is needed, builds everything (CUDA too when nvcc is present) and runs every
 # test: the C suite (ctest), then the same suite again under AddressSanitizer +
 # UndefinedBehaviorSanitizer, the concurrency tests under ThreadSanitizer, valgrind memcheck
-# over the ABI tests, and the Python, SWIG, C# and Elixir binding tests. (No GPU test exists
-# yet: the CUDA forward pass is not written; kernels/ only builds the device probe.)
+# over the ABI tests, and the Python, SWIG, C# and Elixir binding tests. (The GPU tests, ctest
+# label gpu, report "skipped" on a machine without a CUDA device.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh

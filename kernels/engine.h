@@ -1,0 +1,90 @@
+// The CUDA engine behind g4_backend_cuda (kernels/backend_cuda.c). The engine is C++ and never
+// sees struct g4_model / g4_session (model.h uses C11 atomics); the C bridge passes it the
+// config, the bound host weights and the session sizes, and keeps the opaque states.
+//
+// Device data: weights bf16 in one allocation (f32 and f16 checkpoints are rounded to bf16 once
+// at load; norm vectors, layer scalars and the MoE router stay fp32); per session one K/V
+// allocation and one activation allocation, both fp32. See kernels/README.md.
+#ifndef G4_ENGINE_H
+#define G4_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+#include "config.h"
+#include "weights.h"
+
+struct g4_cuda_mat {
+    const g4_bf16 *w; // (rows, cols) row-major
+    int rows, cols;
+};
+
+struct g4_cuda_layer {
+    const float *input_layernorm, *post_attention_layernorm;              // (hidden,)
+    const float *pre_feedforward_layernorm, *post_feedforward_layernorm;  // (hidden,)
+    const float *q_norm, *k_norm;                                         // (head_dim,)
+    // q_proj rows, then k_proj rows (layers that write K/V), then v_proj rows (unless k_eq_v):
+    // one GEMM gives (n, n_heads * hd + [n_kv * hd] + [n_kv * hd]).
+    struct g4_cuda_mat qkv;
+    struct g4_cuda_mat o_proj;  // (hidden, n_heads * head_dim)
+    struct g4_cuda_mat gate_up; // gate_proj rows then up_proj rows: (2 * intermediate, hidden)
+    struct g4_cuda_mat down;    // (hidden, intermediate)
+    // PLE
+    struct g4_cuda_mat ple_gate; // per_layer_input_gate (ple_dim, hidden)
+    struct g4_cuda_mat ple_proj; // per_layer_projection (hidden, ple_dim)
+    const float *post_per_layer_input_norm;
+    // MoE
+    const float *router_proj;             // (n_experts, hidden) fp32
+    const float *router_scale;            // (hidden,)
+    const float *router_per_expert_scale; // (n_experts,)
+    const g4_bf16 *experts_gate_up;       // (n_experts, 2 * moe_intermediate, hidden)
+    const g4_bf16 *experts_down;          // (n_experts, hidden, moe_intermediate)
+    const float *post_feedforward_layernorm_1, *post_feedforward_layernorm_2;
+    const float *pre_feedforward_layernorm_2;
+    float layer_scalar;
+};
+
+struct g4_cuda_model {
+    const struct g4_config *cfg; // the model's config (outlives this)
+    int device;
+    void *base;                  // the one device allocation holding every tensor below
+    size_t bytes;
+    struct g4_cuda_mat embed;    // (vocab, hidden)
+    struct g4_cuda_mat lm_head;  // == embed when tied
+    struct g4_cuda_mat ple_table;      // embed_tokens_per_layer (vocab_per_layer, L * ple_dim)
+    struct g4_cuda_mat ple_model_proj; // per_layer_model_projection (L * ple_dim, hidden)
+    const float *ple_norm;       // per_layer_projection_norm (ple_dim,)
+    const float *norm;           // (hidden,)
+    struct g4_cuda_layer layer[G4_MAX_LAYERS];
+};
+
+// Opens device `device_index`, checks that the engine supports cfg and uploads the weights.
+// G4_ERR_DEVICE without a device; G4_ERR_OUT_OF_MEMORY when the weights do not fit;
+// G4_ERR_UNSUPPORTED for head_dim > G4_CUDA_MAX_HEAD_DIM. *out NULL on error.
+g4_status g4_cuda_model_init(struct g4_cuda_model **out, const struct g4_config *cfg,
+                             const struct g4_weights *w, int device_index);
+void g4_cuda_model_free(struct g4_cuda_model *m); // NULL fine
+
+struct g4_cuda_session;
+// K/V cache for n_ctx positions and activations for n_batch tokens per forward; *out NULL on
+// error (G4_ERR_OUT_OF_MEMORY when the device memory is short).
+g4_status g4_cuda_session_init(struct g4_cuda_session **out, const struct g4_cuda_model *m,
+                               int64_t n_ctx, int n_batch);
+void g4_cuda_session_free(struct g4_cuda_session *s); // NULL fine
+// The backend forward (core/backend.h): tokens [0, n) at positions [pos0, pos0 + n), n <=
+// n_batch; logits NULL, or host (n, vocab) when all_logits, else (vocab,). One stream sync.
+g4_status g4_cuda_forward(struct g4_cuda_session *s, const int32_t *tokens, int n, int64_t pos0,
+                          float *logits, bool all_logits);
+size_t g4_cuda_session_kv_bytes(const struct g4_cuda_session *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,423 @@
+// CUDA decoder for Gemma 4: the session's device state (K/V cache, activations, stream, cuBLAS
+// handle) and the forward pass, mirroring core/forward_cpu.c step for step (same order, same
+// names; transformers' Gemma4TextModel.forward + Gemma4TextDecoderLayer.forward).
+//
+// Precision: weights are bf16; activations, the K/V cache and all arithmetic are fp32, like the
+// CPU engine on a bf16 checkpoint (GEMMs see each activation as an exact bf16 hi + lo pair, see
+// gemm.cu). Rounding activations or K/V to bf16 moves the golden fixtures' logits by 4-38%
+// (kernels/README.md). Everything is enqueued on the session's stream; the only
+// synchronization is one cudaStreamSynchronize at the end of each forward, after the logits
+// copy.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_check.h"
+#include "engine.h"
+
+#define ALIGN 256
+#define ATT_SCRATCH_SPLITS 64 // flash-decoding splits the scratch holds for one token
+#define FOLD_TOKENS 8         // GEMMs of up to 8 tokens read their weights once (gemm.cu)
+
+struct kv_slot {
+    float *k, *v;             // (capacity, n_kv_heads, head_dim)
+    float *stage_k, *stage_v; // (n_batch, n_kv_heads, head_dim); ring slots only
+    int capacity;
+    bool ring;
+    int n_kv_heads, head_dim;
+};
+
+struct g4_cuda_session {
+    const struct g4_cuda_model *m;
+    const struct g4_config *cfg;
+    int device;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    int64_t n_ctx;
+    int n_batch;
+    // K/V: one allocation, slots first (kv_bytes), then the staging rows of ring slots.
+    void *kv_base;
+    size_t kv_bytes;
+    struct kv_slot slot[G4_MAX_LAYERS];
+    // Activations: one allocation carved below. B = n_batch.
+    void *act_base;
+    int32_t *tokens;          // (B,)
+    float *x, *t;             // (B, hidden) residual stream, sub-block output
+    float *h;                 // (B, hidden) normed input of the next GEMM
+    float *qkv;               // (B, max qkv width) q | k | v projections
+    float *att;               // (B, n_heads * max head_dim) attention output
+    float *gu;                // (B, 2 * max intermediate) gate | up
+    float *act;               // (B, max intermediate) gelu(gate) * up
+    float *att_scratch;       // flash-decoding partials
+    size_t att_scratch_floats;
+    struct g4_cuda_gemm_scratch gemm; // x split (2B, max GEMM cols) and fold rows
+    float *ple;               // (B, n_layers, ple_dim) per-layer inputs
+    float *g, *gated;         // (B, ple_dim) PLE gate before / after gelu * input
+    float *h2;                // (B, hidden) expert input
+    float *route_w;           // (B, top_k)
+    int32_t *route_e;         // (B, top_k)
+    int32_t *offsets;         // (n_experts + 1,)
+    int32_t *order, *slot_of; // (B * top_k,)
+    float *egu;               // (B * top_k, 2 * moe_intermediate)
+    float *eact;              // (B * top_k, moe_intermediate)
+    float *eout;              // (B * top_k, hidden)
+    float *moe;               // (B, hidden)
+    float *logits;            // (B, vocab)
+    struct g4_cuda_ring *rings; // (n_rings,) device table for the commit
+    int n_rings;
+    int32_t *h_tokens;        // (B,) pinned host staging for the token upload
+};
+
+static size_t align_up(size_t x) { return (x + ALIGN - 1) / ALIGN * ALIGN; }
+
+static int qkv_width(const struct g4_config *c, int il) {
+    const struct g4_layer *ly = &c->layer[il];
+    const int kv = ly->n_kv_heads * ly->head_dim;
+    return c->num_attention_heads * ly->head_dim + (ly->writes_kv ? (ly->k_eq_v ? kv : 2 * kv) : 0);
+}
+
+static g4_status device_alloc(void **out, size_t bytes, int device, const char *what) {
+    cudaError_t err = cudaMalloc(out, bytes);
+    if (err == cudaSuccess) return G4_OK;
+    cudaGetLastError();
+    *out = NULL;
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    return g4_fail(err == cudaErrorMemoryAllocation ? G4_ERR_OUT_OF_MEMORY : G4_ERR_DEVICE,
+                   "cuda session: %s needs %zu bytes on device %d (%zu of %zu free): %s", what,
+                   bytes, device, free_b, total_b, cudaGetErrorString(err));
+}
+
+// Slot table and one K/V allocation, as g4_kv_cache_init lays out the CPU cache.
+static g4_status kv_init(struct g4_cuda_session *s) {
+    const struct g4_config *c = s->cfg;
+    size_t cache = 0, stage = 0;
+    for (int i = 0; i < c->n_kv_slots; i++) {
+        const struct g4_kv_slot_info *si = &c->slot[i];
+        struct kv_slot *sl = &s->slot[i];
+        sl->ring = si->is_sliding && si->window < s->n_ctx;
+        sl->capacity = sl->ring ? si->window : (int)s->n_ctx;
+        sl->n_kv_heads = si->n_kv_heads;
+        sl->head_dim = si->head_dim;
+        const size_t row = (size_t)si->n_kv_heads * si->head_dim * sizeof(float);
+        cache += 2 * align_up(row * (size_t)sl->capacity);
+        if (sl->ring) stage += 2 * align_up(row * (size_t)s->n_batch);
+    }
+    s->kv_bytes = cache;
+    G4_TRY(device_alloc(&s->kv_base, cache + stage, s->device, "K/V cache"));
+    char *p = (char *)s->kv_base, *q = p + cache;
+    for (int i = 0; i < c->n_kv_slots; i++) {
+        struct kv_slot *sl = &s->slot[i];
+        const size_t row = (size_t)sl->n_kv_heads * sl->head_dim * sizeof(float);
+        sl->k = (float *)p;
+        p += align_up(row * (size_t)sl->capacity);
+        sl->v = (float *)p;
+        p += align_up(row * (size_t)sl->capacity);
+        if (!sl->ring) continue;
+        sl->stage_k = (float *)q;
+        q += align_up(row * (size_t)s->n_batch);
+        sl->stage_v = (float *)q;
+        q += align_up(row * (size_t)s->n_batch);
+        s->n_rings++;
+    }
+    return G4_OK;
+}
+
+// Activation arena: sizes first, one allocation, then carve (llm.c's malloc_and_point).
+static g4_status act_init(struct g4_cuda_session *s) {
+    const struct g4_config *c = s->cfg;
+    const size_t B = (size_t)s->n_batch, H = (size_t)c->hidden_size, V = (size_t)c->vocab_size;
+    const size_t L = (size_t)c->num_hidden_layers, P = (size_t)c->hidden_size_per_layer_input;
+    const size_t nh = (size_t)c->num_attention_heads, E = (size_t)c->num_experts;
+    const size_t K = (size_t)c->top_k_experts, Im = (size_t)c->moe_intermediate_size;
+    size_t max_hd = 0, max_i = 0, max_qkv = 0;
+    for (int il = 0; il < c->num_hidden_layers; il++) {
+        if ((size_t)c->layer[il].head_dim > max_hd) max_hd = (size_t)c->layer[il].head_dim;
+        if ((size_t)c->layer[il].intermediate_size > max_i) max_i = (size_t)c->layer[il].intermediate_size;
+        if ((size_t)qkv_width(c, il) > max_qkv) max_qkv = (size_t)qkv_width(c, il);
+    }
+    s->att_scratch_floats = ATT_SCRATCH_SPLITS * nh * (max_hd + 2);
+    // GEMM inputs have hidden, n_heads * head_dim, intermediate or ple_dim columns; outputs up
+    // to vocab (LM head), L * ple_dim, 2 * intermediate or the qkv width rows.
+    size_t max_cols = H, max_rows = V;
+    if (nh * max_hd > max_cols) max_cols = nh * max_hd;
+    if (max_i > max_cols) max_cols = max_i;
+    if (L * P > max_rows) max_rows = L * P;
+    if (2 * max_i > max_rows) max_rows = 2 * max_i;
+    if (max_qkv > max_rows) max_rows = max_qkv;
+    const size_t fold_tokens = B < FOLD_TOKENS ? B : FOLD_TOKENS;
+    s->gemm.x_split_elems = 2 * B * max_cols;
+    s->gemm.out2_floats = 2 * fold_tokens * max_rows;
+    const size_t f = sizeof(float), b = sizeof(g4_bf16), i4 = sizeof(int32_t);
+    struct { void **ptr; size_t bytes; } parts[] = {
+        {(void **)&s->tokens, B * i4},
+        {(void **)&s->x, B * H * f},
+        {(void **)&s->t, B * H * f},
+        {(void **)&s->h, B * H * f},
+        {(void **)&s->qkv, B * max_qkv * f},
+        {(void **)&s->att, B * nh * max_hd * f},
+        {(void **)&s->gu, B * 2 * max_i * f},
+        {(void **)&s->act, B * max_i * f},
+        {(void **)&s->att_scratch, s->att_scratch_floats * f},
+        {(void **)&s->gemm.x_split, s->gemm.x_split_elems * b},
+        {(void **)&s->gemm.out2, s->gemm.out2_floats * f},
+        {(void **)&s->ple, B * L * P * f},
+        {(void **)&s->g, B * P * f},
+        {(void **)&s->gated, B * P * f},
+        {(void **)&s->h2, E ? B * H * f : 0},
+        {(void **)&s->route_w, B * K * f},
+        {(void **)&s->route_e, B * K * i4},
+        {(void **)&s->offsets, E ? (E + 1) * i4 : 0},
+        {(void **)&s->order, B * K * i4},
+        {(void **)&s->slot_of, B * K * i4},
+        {(void **)&s->egu, B * K * 2 * Im * f},
+        {(void **)&s->eact, B * K * Im * f},
+        {(void **)&s->eout, E ? B * K * H * f : 0},
+        {(void **)&s->moe, E ? B * H * f : 0},
+        {(void **)&s->logits, B * V * f},
+        {(void **)&s->rings, (size_t)s->n_rings * sizeof(struct g4_cuda_ring)},
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < G4_COUNT(parts); i++) total += align_up(parts[i].bytes);
+    G4_TRY(device_alloc(&s->act_base, total, s->device, "activations"));
+    char *p = (char *)s->act_base;
+    for (size_t i = 0; i < G4_COUNT(parts); i++) {
+        *parts[i].ptr = parts[i].bytes ? p : NULL;
+        p += align_up(parts[i].bytes);
+    }
+    // The commit's ring table never changes: upload it once.
+    if (s->n_rings) {
+        struct g4_cuda_ring h_rings[G4_MAX_LAYERS];
+        int n = 0;
+        for (int i = 0; i < c->n_kv_slots; i++) {
+            const struct kv_slot *sl = &s->slot[i];
+            if (!sl->ring) continue;
+            h_rings[n].k = sl->k;
+            h_rings[n].v = sl->v;
+            h_rings[n].stage_k = sl->stage_k;
+            h_rings[n].stage_v = sl->stage_v;
+            h_rings[n].capacity = sl->capacity;
+            h_rings[n].row = sl->n_kv_heads * sl->head_dim;
+            n++;
+        }
+        // on the session's stream, so the first forward finds it there (the pageable source
+        // is staged before the call returns)
+        G4_CUDA_TRY(cudaMemcpyAsync(s->rings, h_rings, (size_t)n * sizeof *h_rings,
+                                    cudaMemcpyHostToDevice, s->stream));
+    }
+    G4_CUDA_TRY(cudaMallocHost((void **)&s->h_tokens, B * i4));
+    return G4_OK;
+}
+
+g4_status g4_cuda_session_init(struct g4_cuda_session **out, const struct g4_cuda_model *m,
+                               int64_t n_ctx, int n_batch) {
+    *out = NULL;
+    if (!m || n_ctx < 1 || n_ctx > 0x7fffffff || n_batch < 1)
+        return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda session: n_ctx %lld, n_batch %d",
+                       (long long)n_ctx, n_batch);
+    struct g4_cuda_session *s = (struct g4_cuda_session *)calloc(1, sizeof *s);
+    if (!s) return g4_fail(G4_ERR_OUT_OF_MEMORY, "cuda session");
+    s->m = m;
+    s->cfg = m->cfg;
+    s->device = m->device;
+    s->n_ctx = n_ctx;
+    s->n_batch = n_batch;
+    g4_status st = G4_OK;
+    cudaGetLastError(); // a stale error of earlier work on this thread is not ours to report
+    cudaError_t err = cudaSetDevice(s->device);
+    if (err != cudaSuccess)
+        st = g4_fail(G4_ERR_DEVICE, "cuda session: cudaSetDevice(%d): %s", s->device,
+                     cudaGetErrorString(err));
+    if (st == G4_OK && (err = cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking)) != cudaSuccess)
+        st = g4_fail(err == cudaErrorMemoryAllocation ? G4_ERR_OUT_OF_MEMORY : G4_ERR_DEVICE,
+                     "cuda session: stream: %s", cudaGetErrorString(err));
+    cublasStatus_t bst = CUBLAS_STATUS_SUCCESS;
+    if (st == G4_OK && (bst = cublasCreate(&s->blas)) != CUBLAS_STATUS_SUCCESS) {
+        s->blas = NULL;
+        cudaGetLastError(); // cuBLAS' failed allocation must not fail a later launch check
+        st = g4_fail(bst == CUBLAS_STATUS_ALLOC_FAILED ? G4_ERR_OUT_OF_MEMORY : G4_ERR_DEVICE,
+                     "cuda session: cublasCreate: %s", cublasGetStatusString(bst));
+    }
+    if (st == G4_OK && (bst = cublasSetStream(s->blas, s->stream)) != CUBLAS_STATUS_SUCCESS)
+        st = g4_fail(G4_ERR_DEVICE, "cuda session: cublasSetStream: %s", cublasGetStatusString(bst));
+    if (st == G4_OK) st = kv_init(s);
+    if (st == G4_OK) st = act_init(s);
+    if (st != G4_OK) {
+        g4_cuda_session_free(s);
+        return st;
+    }
+    *out = s;
+    return G4_OK;
+}
+
+void g4_cuda_session_free(struct g4_cuda_session *s) {
+    if (!s) return;
+    cudaSetDevice(s->device);
+    if (s->stream) cudaStreamSynchronize(s->stream);
+    if (s->h_tokens) cudaFreeHost(s->h_tokens);
+    if (s->act_base) cudaFree(s->act_base);
+    if (s->kv_base) cudaFree(s->kv_base);
+    if (s->blas) cublasDestroy(s->blas);
+    if (s->stream) cudaStreamDestroy(s->stream);
+    cudaGetLastError(); // errors while tearing down have nowhere to go
+    free(s);
+}
+
+size_t g4_cuda_session_kv_bytes(const struct g4_cuda_session *s) { return s->kv_bytes; }
+
+static g4_status matmul(struct g4_cuda_session *s, float *out, const float *x,
+                        const struct g4_cuda_mat *w, int n) {
+    return g4_cuda_matmul(s->blas, out, x, w->w, n, w->rows, w->cols, &s->gemm, s->stream);
+}
+
+// Gemma4TextAttention.forward: reads s->h (n, hidden), writes s->t (n, hidden).
+static g4_status attention(struct g4_cuda_session *s, int il, int64_t pos0, int n) {
+    const struct g4_config *c = s->cfg;
+    const struct g4_layer *ly = &c->layer[il];
+    const struct g4_cuda_layer *lw = &s->m->layer[il];
+    const int nh = c->num_attention_heads, hd = ly->head_dim, nkv = ly->n_kv_heads;
+    const int W = lw->qkv.rows;
+    const float eps = c->rms_norm_eps;
+    cudaStream_t st = s->stream;
+    // q | k | v = h @ [q_proj; k_proj; v_proj]^T, then q = RoPE(q_norm(q)) in place
+    G4_TRY(matmul(s, s->qkv, s->h, &lw->qkv, n));
+    G4_TRY(g4_cuda_head_norm_rope(s->qkv, W, s->qkv, W, lw->q_norm, n, nh, hd, ly->n_rope_pairs,
+                                  ly->rope_theta, pos0, eps, st));
+    const struct kv_slot *sl = &s->slot[ly->kv_slot];
+    const int64_t row = (int64_t)nkv * hd;
+    float *new_k = sl->ring ? sl->stage_k : sl->k + pos0 * row;
+    float *new_v = sl->ring ? sl->stage_v : sl->v + pos0 * row;
+    if (ly->writes_kv) {
+        const float *k = s->qkv + (int64_t)nh * hd;
+        // k_eq_v: V is the k_proj output before k_norm and RoPE
+        const float *v = ly->k_eq_v ? k : k + row;
+        G4_TRY(g4_cuda_head_norm_rope(new_k, row, k, W, lw->k_norm, n, nkv, hd, ly->n_rope_pairs,
+                                      ly->rope_theta, pos0, eps, st));
+        G4_TRY(g4_cuda_head_norm_rope(new_v, row, v, W, NULL, n, nkv, hd, 0, ly->rope_theta, pos0,
+                                      eps, st));
+    }
+    // KV-shared layers read their donor's slot, written earlier in this same step.
+    const struct g4_cuda_kv_view view = {sl->k, sl->v, new_k, new_v, pos0, sl->capacity,
+                                         sl->ring, nkv, hd};
+    G4_TRY(g4_cuda_attention(s->att, (int64_t)nh * hd, s->qkv, W, &view, pos0, n, nh, ly->window,
+                             0, s->att_scratch, s->att_scratch_floats, st));
+    return matmul(s, s->t, s->att, &lw->o_proj, n);
+}
+
+// Gemma4TextMLP: s->t = down(gelu_tanh(gate(h)) * up(h)).
+static g4_status mlp(struct g4_cuda_session *s, const struct g4_cuda_layer *lw, int n) {
+    G4_TRY(matmul(s, s->gu, s->h, &lw->gate_up, n));
+    G4_TRY(g4_cuda_gelu_mul(s->act, s->gu, n, lw->down.cols, s->stream));
+    return matmul(s, s->t, s->act, &lw->down, n);
+}
+
+// Gemma4TextRouter + Gemma4TextExperts: the router reads the residual x, the experts
+// pre_feedforward_layernorm_2(x); result in s->moe (n, hidden).
+static g4_status moe(struct g4_cuda_session *s, const struct g4_cuda_layer *lw, int n) {
+    const struct g4_config *c = s->cfg;
+    const int H = c->hidden_size, E = c->num_experts, K = c->top_k_experts;
+    const int Im = c->moe_intermediate_size;
+    cudaStream_t st = s->stream;
+    G4_TRY(g4_cuda_rmsnorm(s->h2, s->x, lw->pre_feedforward_layernorm_2, n, H, c->rms_norm_eps, st));
+    G4_TRY(g4_cuda_moe_route(s->route_w, s->route_e, s->x, lw->router_scale, lw->router_proj,
+                             lw->router_per_expert_scale, n, H, E, K, c->rms_norm_eps, st));
+    G4_TRY(g4_cuda_moe_sort(s->offsets, s->order, s->slot_of, s->route_e, n * K, E, st));
+    G4_TRY(g4_cuda_moe_matmul(s->egu, s->h2, s->order, K, lw->experts_gate_up, s->offsets, E, n,
+                              2 * Im, H, st));
+    G4_TRY(g4_cuda_gelu_mul(s->eact, s->egu, n * K, Im, st));
+    G4_TRY(g4_cuda_moe_matmul(s->eout, s->eact, NULL, 1, lw->experts_down, s->offsets, E, n, H,
+                              Im, st));
+    return g4_cuda_moe_combine(s->moe, s->eout, s->route_w, s->slot_of, n, K, H, st);
+}
+
+// Every layer and the logits for tokens already in s->tokens; enqueue only.
+static g4_status run(struct g4_cuda_session *s, int n, int64_t pos0, bool want_logits,
+                     bool all_logits) {
+    const struct g4_cuda_model *m = s->m;
+    const struct g4_config *c = s->cfg;
+    const int H = c->hidden_size, L = c->num_hidden_layers, P = c->hidden_size_per_layer_input;
+    const float eps = c->rms_norm_eps;
+    cudaStream_t st = s->stream;
+
+    // inputs_embeds = embed_tokens(ids) * sqrt(hidden)
+    G4_TRY(g4_cuda_embed(s->x, m->embed.w, s->tokens, n, H, sqrtf((float)H), st));
+    if (P) { // Gemma4TextModel.get_per_layer_inputs + project_per_layer_inputs
+        G4_TRY(matmul(s, s->ple, s->x, &m->ple_model_proj, n));
+        G4_TRY(g4_cuda_ple_combine(s->ple, m->ple_table.w, s->tokens, m->ple_norm, n, L, P,
+                                   powf((float)H, -0.5f), sqrtf((float)P), eps, st));
+    }
+    G4_TRY(g4_cuda_rmsnorm(s->h, s->x, m->layer[0].input_layernorm, n, H, eps, st));
+
+    for (int il = 0; il < L; il++) {
+        const struct g4_cuda_layer *lw = &m->layer[il];
+        const float *next_norm = il + 1 < L ? m->layer[il + 1].input_layernorm : NULL;
+        const enum g4_cuda_out next_mode = next_norm ? G4_CUDA_OUT_NORM : G4_CUDA_OUT_NONE;
+
+        // h = x + post_attention_layernorm(attn(input_layernorm(x))), then pre_ff_norm(h)
+        G4_TRY(attention(s, il, pos0, n));
+        G4_TRY(g4_cuda_add_rmsnorm(s->x, s->t, lw->post_attention_layernorm, 1.0f, s->h,
+                                   lw->pre_feedforward_layernorm, G4_CUDA_OUT_NORM, n, H, eps, st));
+
+        // h = h + post_feedforward_layernorm(mlp(pre_ff_norm(h)) [+ MoE])
+        G4_TRY(mlp(s, lw, n));
+        if (c->enable_moe_block) {
+            G4_TRY(moe(s, lw, n));
+            G4_TRY(g4_cuda_rmsnorm_sum2(s->t, lw->post_feedforward_layernorm_1, s->moe,
+                                        lw->post_feedforward_layernorm_2, n, H, eps, st));
+        }
+        if (!P) { // ... then * layer_scalar, and the next layer's input norm
+            G4_TRY(g4_cuda_add_rmsnorm(s->x, s->t, lw->post_feedforward_layernorm, lw->layer_scalar,
+                                       s->h, next_norm, next_mode, n, H, eps, st));
+            continue;
+        }
+        G4_TRY(g4_cuda_add_rmsnorm(s->x, s->t, lw->post_feedforward_layernorm, 1.0f, NULL, NULL,
+                                   G4_CUDA_OUT_NONE, n, H, eps, st));
+        // PLE: h = h + post_per_layer_input_norm(proj(gelu(gate(h)) * per_layer_input[il]))
+        G4_TRY(matmul(s, s->g, s->x, &lw->ple_gate, n));
+        G4_TRY(g4_cuda_ple_gate(s->gated, s->g, s->ple, n, L, il, P, st));
+        G4_TRY(matmul(s, s->t, s->gated, &lw->ple_proj, n));
+        G4_TRY(g4_cuda_add_rmsnorm(s->x, s->t, lw->post_per_layer_input_norm, lw->layer_scalar,
+                                   s->h, next_norm, next_mode, n, H, eps, st));
+    }
+    G4_TRY(g4_cuda_kv_commit(s->rings, s->n_rings, pos0, n, st));
+    if (!want_logits) return G4_OK;
+
+    // final norm -> LM head -> softcap, for every token or only the last
+    const int first = all_logits ? 0 : n - 1, n_out = n - first;
+    G4_TRY(g4_cuda_rmsnorm(s->h, s->x + (size_t)first * H, m->norm, n_out, H, eps, st));
+    G4_TRY(matmul(s, s->logits, s->h, &m->lm_head, n_out));
+    if (c->final_logit_softcapping > 0.0f)
+        G4_TRY(g4_cuda_softcap(s->logits, (size_t)n_out * c->vocab_size, c->final_logit_softcapping,
+                               st));
+    return G4_OK;
+}
+
+g4_status g4_cuda_forward(struct g4_cuda_session *s, const int32_t *tokens, int n, int64_t pos0,
+                          float *logits, bool all_logits) {
+    if (n < 1 || n > s->n_batch || pos0 < 0 || pos0 + n > s->n_ctx)
+        return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda forward: %d tokens at %lld (batch %d, ctx %lld)",
+                       n, (long long)pos0, s->n_batch, (long long)s->n_ctx);
+    G4_CUDA_TRY(cudaSetDevice(s->device));
+    cudaGetLastError(); // a stale error of earlier work on this thread is not ours to report
+    memcpy(s->h_tokens, tokens, (size_t)n * sizeof(int32_t));
+    g4_status st = G4_OK;
+    cudaError_t err = cudaMemcpyAsync(s->tokens, s->h_tokens, (size_t)n * sizeof(int32_t),
+                                      cudaMemcpyHostToDevice, s->stream);
+    if (err != cudaSuccess)
+        st = g4_fail(G4_ERR_DEVICE, "cuda forward: token upload: %s", cudaGetErrorString(err));
+    if (st == G4_OK) st = run(s, n, pos0, logits != NULL, all_logits);
+    if (st == G4_OK && logits) {
+        const size_t rows = all_logits ? (size_t)n : 1;
+        err = cudaMemcpyAsync(logits, s->logits, rows * s->cfg->vocab_size * sizeof(float),
+                              cudaMemcpyDeviceToHost, s->stream);
+        if (err != cudaSuccess)
+            st = g4_fail(G4_ERR_DEVICE, "cuda forward: logits copy: %s", cudaGetErrorString(err));
+    }
+    // Always drain the stream (the pinned token buffer is reused next call); asynchronous
+    // faults of any kernel above surface here.
+    err = cudaStreamSynchronize(s->stream);
+    if (st == G4_OK && err != cudaSuccess)
+        st = g4_fail(G4_ERR_DEVICE, "cuda forward: %s (%s)", cudaGetErrorString(err),
+                     cudaGetErrorName(err));
+    return st;
+}

@@ -1,0 +1,196 @@
+// C-linkage launchers of the CUDA engine's kernels, one group per file (kernels/<op>.cu), used by
+// forward_cuda.cu and by tests/test_kernels_cuda.c on device buffers.
+//
+// Conventions. Every pointer is a device pointer unless named h_*. Every launcher only enqueues
+// work on `stream` (nothing synchronizes), checks the launch and returns G4_OK or a g4_status with
+// the CUDA error text; invalid sizes are G4_ERR_INVALID_ARGUMENT before anything is launched.
+// bf16 tensors are passed as g4_bf16 (the raw bits) so that C can include this header.
+// Matrices are row-major; "(n, dim)" means n rows of dim elements, row stride dim unless a
+// *_stride argument says otherwise. Numerics: weights are bf16; activations, the K/V cache and
+// all arithmetic are fp32 (GEMMs feed the tensor cores an exact bf16 hi + lo split of each fp32
+// activation, see gemm.cu). Every CPU reference named below is in core/ops_cpu.h.
+#ifndef G4_KERNELS_H
+#define G4_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+#include "status.h"
+
+typedef uint16_t g4_bf16; // bfloat16 bits (upper half of an IEEE float32)
+
+#define G4_CUDA_MAX_HEAD_DIM 512
+
+// ---- gemm.cu ---------------------------------------------------------------------------------
+// Scratch of the GEMM wrapper, owned by the caller (one per stream).
+struct g4_cuda_gemm_scratch {
+    g4_bf16 *x_split;   // (2 * n_tokens, cols): hi rows, then lo rows
+    size_t x_split_elems;
+    float *out2;        // (2 * n_tokens, rows) when it fits: both halves from one GEMM
+    size_t out2_floats;
+};
+// nn.Linear without bias: out (n_tokens, rows) fp32 = x (n_tokens, cols) fp32 @ w (rows, cols)^T,
+// w bf16. x is split exactly into bf16 hi = bf16(x) and lo = bf16(x - hi) (residual error
+// ~2^-17 |x|) and one cuBLAS GEMM (CUBLAS_COMPUTE_32F: fp32 accumulation) multiplies w by both,
+// reading w once; out = w.hi + w.lo. When out2 cannot hold both halves, two GEMMs accumulate
+// into out instead. The cuBLAS handle must be set to `stream`. CPU reference: g4_matmul_cpu.
+g4_status g4_cuda_matmul(cublasHandle_t blas, float *out, const float *x, const g4_bf16 *w,
+                         int n_tokens, int rows, int cols, const struct g4_cuda_gemm_scratch *scr,
+                         cudaStream_t stream);
+
+// ---- embed.cu --------------------------------------------------------------------------------
+// Gemma4TextScaledWordEmbedding: x (n_tokens, dim) = table[tokens[t]] * scale in fp32.
+// table (n_vocab, dim) bf16; token ids must be valid rows.
+g4_status g4_cuda_embed(float *x, const g4_bf16 *table, const int32_t *tokens, int n_tokens,
+                        int dim, float scale, cudaStream_t stream);
+
+// Gemma4TextModel.project_per_layer_inputs, after the context projection: ple (n_tokens,
+// n_layers, dim) holds per_layer_model_projection(embeds) on input and, per (token, layer) row,
+// becomes (rmsnorm(ple * proj_scale) * norm_w + table[tokens[t], layer] * tok_scale) * 2^-0.5.
+// table (n_vocab, n_layers * dim) bf16; norm_w (dim,).
+g4_status g4_cuda_ple_combine(float *ple, const g4_bf16 *table, const int32_t *tokens,
+                              const float *norm_w, int n_tokens, int n_layers, int dim,
+                              float proj_scale, float tok_scale, float eps, cudaStream_t stream);
+
+// ---- rmsnorm.cu ------------------------------------------------------------------------------
+// Gemma4RMSNorm, one row per block: out = x * (mean(x^2) + eps)^-0.5 * w (w NULL: no scale).
+// x, out (n_rows, dim); out may be x. CPU reference: g4_rmsnorm_cpu.
+g4_status g4_cuda_rmsnorm(float *out, const float *x, const float *w, int n_rows, int dim,
+                          float eps, cudaStream_t stream);
+
+// What g4_cuda_add_rmsnorm writes to `out` after updating x.
+enum g4_cuda_out {
+    G4_CUDA_OUT_NONE = 0, // nothing
+    G4_CUDA_OUT_NORM = 1, // out = rmsnorm(x) * w_out: the next block's input norm
+};
+// The sandwich-norm residual update of Gemma4TextDecoderLayer, fused with the next norm:
+// x = (x + rmsnorm(t) * w_t) * scale, then `out` per mode. x, t, out (n_rows, dim).
+g4_status g4_cuda_add_rmsnorm(float *x, const float *t, const float *w_t, float scale,
+                              float *out, const float *w_out, enum g4_cuda_out mode,
+                              int n_rows, int dim, float eps, cudaStream_t stream);
+
+// MoE block output: a = rmsnorm(a) * wa + rmsnorm(b) * wb (post_feedforward_layernorm_1 of the
+// dense MLP plus post_feedforward_layernorm_2 of the experts). a, b (n_rows, dim) fp32.
+g4_status g4_cuda_rmsnorm_sum2(float *a, const float *wa, const float *b, const float *wb,
+                               int n_rows, int dim, float eps, cudaStream_t stream);
+
+// ---- rope.cu ---------------------------------------------------------------------------------
+// Per-head RMSNorm then RoPE, as Gemma4TextAttention does for q (q_norm) and k (k_norm) before
+// apply_rotary_pos_emb, and for v (v_norm: w NULL, n_rope_pairs 0). src (n_tokens, n_heads,
+// head_dim) with src_stride floats between tokens; dst (n_tokens, n_heads, head_dim) with
+// dst_stride floats between tokens (dst may be src with the same stride). Token t is at
+// position pos0 + t; pairs
+// (i, i + head_dim/2) with i < n_rope_pairs rotate by pos / theta^(2i/head_dim), the others are
+// the identity (proportional RoPE). head_dim even, <= G4_CUDA_MAX_HEAD_DIM.
+// CPU reference: g4_rmsnorm_cpu + g4_rope_cpu.
+g4_status g4_cuda_head_norm_rope(float *dst, int64_t dst_stride, const float *src, int64_t src_stride, const float *w,
+                                 int n_tokens, int n_heads, int head_dim, int n_rope_pairs,
+                                 float theta, int64_t pos0, float eps, cudaStream_t stream);
+
+// ---- attention.cu ----------------------------------------------------------------------------
+// Where attention finds the K/V rows of one cache slot (the device twin of struct g4_kv_view):
+// rows of positions >= new_pos0 (this step's tokens) are new_k/new_v[p - new_pos0]; older
+// positions are k/v[ring ? p % capacity : p]. Row layout (n_kv_heads, head_dim) fp32.
+struct g4_cuda_kv_view {
+    const float *k, *v;         // (capacity, n_kv_heads, head_dim)
+    const float *new_k, *new_v; // (n_tokens, n_kv_heads, head_dim)
+    int64_t new_pos0;
+    int capacity;
+    bool ring;
+    int n_kv_heads, head_dim;
+};
+// eager_attention_forward for n_tokens queries at positions pos0 + t: scaling 1.0, causal, GQA
+// (query head h reads KV head h / (n_heads / n_kv_heads)), and for window > 0 the sliding mask
+// (key j visible iff pos - window < j <= pos). q (n_tokens, n_heads, head_dim) with q_stride
+// floats between tokens; out (n_tokens, n_heads, head_dim) with out_stride.
+// Online softmax over key tiles; the keys may be split across blocks (flash-decoding) when the
+// grid would be small: n_splits 0 chooses, n > 0 asks for at most n. Split partials go to
+// scratch, which needs n_splits * n_tokens * n_heads * (head_dim + 2) floats; the automatic
+// choice never exceeds scratch_floats. CPU reference: g4_attention_cpu.
+g4_status g4_cuda_attention(float *out, int64_t out_stride, const float *q, int64_t q_stride,
+                            const struct g4_cuda_kv_view *kv, int64_t pos0, int n_tokens,
+                            int n_heads, int window, int n_splits, float *scratch,
+                            size_t scratch_floats, cudaStream_t stream);
+
+// ---- kv_cache.cu -----------------------------------------------------------------------------
+// One sliding slot's ring and the staging rows a step wrote (see core/kv_cache.h).
+struct g4_cuda_ring {
+    float *k, *v;                   // (capacity, row)
+    const float *stage_k, *stage_v; // (n_batch, row)
+    int capacity;
+    int row;                          // n_kv_heads * head_dim
+};
+// g4_kv_cache_commit for every ring at once: staged rows i in [max(0, n - capacity), n) go to
+// ring row (pos0 + i) % capacity. rings: device array of n_rings.
+g4_status g4_cuda_kv_commit(const struct g4_cuda_ring *rings, int n_rings, int64_t pos0,
+                            int n_tokens, cudaStream_t stream);
+
+// ---- mlp.cu ----------------------------------------------------------------------------------
+// Gated GELU of Gemma4TextMLP / Gemma4TextExperts: out (n_rows, dim) =
+// gelu_tanh(gu[:, :dim]) * gu[:, dim:2*dim], gu (n_rows, 2 * dim) (gate half, then up).
+// CPU reference: g4_gelu_tanh_cpu.
+g4_status g4_cuda_gelu_mul(float *out, const float *gu, int n_rows, int dim,
+                           cudaStream_t stream);
+// PLE gate: out (n_tokens, dim) = gelu_tanh(g) * ple[t, layer], g (n_tokens, dim),
+// ple (n_tokens, n_layers, dim).
+g4_status g4_cuda_ple_gate(float *out, const float *g, const float *ple, int n_tokens,
+                           int n_layers, int layer, int dim, cudaStream_t stream);
+
+// ---- moe.cu ----------------------------------------------------------------------------------
+// Gemma4TextRouter, one token per block, all fp32: weights, experts (n_tokens, top_k) from the
+// residual x (n_tokens, hidden): rmsnorm without weight -> * scale * hidden^-0.5 -> proj
+// (n_experts, hidden) fp32 -> softmax -> top-k (ties: lower index) -> renormalise ->
+// * per_expert_scale. CPU reference: g4_moe_route_cpu.
+g4_status g4_cuda_moe_route(float *weights, int32_t *experts, const float *x, const float *scale,
+                            const float *proj, const float *per_expert_scale, int n_tokens,
+                            int hidden, int n_experts, int top_k, float eps, cudaStream_t stream);
+// Groups the n_assign = n_tokens * top_k assignments a = t * top_k + k by expert, stably:
+// offsets (n_experts + 1), order (n_assign) the assignments sorted by expert, slot_of
+// (n_assign) the sorted position of each assignment.
+g4_status g4_cuda_moe_sort(int32_t *offsets, int32_t *order, int32_t *slot_of,
+                           const int32_t *experts, int n_assign, int n_experts,
+                           cudaStream_t stream);
+// Grouped expert matmul: for each expert e and sorted rows s in [offsets[e], offsets[e + 1]):
+// out[s] (n_out,) = a[r(s)] (k_dim,) fp32 @ w[e]^T, w (n_experts, n_out, k_dim) bf16, with
+// r(s) = order[s] / a_div when order != NULL (gather token rows), else s. max_rows bounds any
+// expert's row count (n_tokens: a token picks an expert at most once). fp32 arithmetic, like
+// the CPU engine's matmul of checkpoint-dtype weights.
+g4_status g4_cuda_moe_matmul(float *out, const float *a, const int32_t *order, int a_div,
+                             const g4_bf16 *w, const int32_t *offsets, int n_experts,
+                             int max_rows, int n_out, int k_dim, cudaStream_t stream);
+// out (n_tokens, dim) = sum over k (in order) of weights[t, k] * y[slot_of[t * top_k + k]].
+g4_status g4_cuda_moe_combine(float *out, const float *y, const float *weights,
+                              const int32_t *slot_of, int n_tokens, int top_k, int dim,
+                              cudaStream_t stream);
+
+// ---- logits.cu -------------------------------------------------------------------------------
+// Final logit softcapping in place: x = cap * tanh(x / cap). CPU reference: g4_softcap_cpu.
+g4_status g4_cuda_softcap(float *x, size_t n, float cap, cudaStream_t stream);
+// Greedy token of each row: token[r] = argmax of logits (n_rows, n_vocab), the lowest id on
+// ties, NaN never wins (torch.argmax / g4_sampler_sample at temperature 0).
+g4_status g4_cuda_argmax(int32_t *token, const float *logits, int n_rows, int n_vocab,
+                         cudaStream_t stream);
+
+// ---- sample.cu -------------------------------------------------------------------------------
+// One draw from logits (n_vocab,) with g4_sampler_sample's filters in Hugging Face's order:
+// temperature (> 0) -> top-k (<= 0: off; ties at the k-th value all stay) -> top-p (>= 1: off;
+// a token stays while the mass ranked above it is < top_p) -> min-p (<= 0: off) -> draw with
+// the uniform variate u in [0, 1). Survivors are drawn in token-id order, so the same u picks
+// from the same distribution as the CPU sampler but not necessarily the same id. Masses are
+// summed in 2^-40 fixed point, so the result is deterministic. No repetition penalty.
+// temperature <= 0 is argmax. One block; no scratch.
+g4_status g4_cuda_sample(int32_t *token, const float *logits, int n_vocab, float temperature,
+                         int top_k, float top_p, float min_p, double u, cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

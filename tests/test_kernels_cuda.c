@@ -1,0 +1,920 @@
+// Every CUDA kernel launcher (kernels/kernels.h) against its CPU reference (core/ops_cpu.h,
+// core/kv_cache.h, the production code, not a copy) on seeded random inputs of awkward sizes:
+// rows and dims that are not multiples of a block or tile, 1/7/33/130 tokens, head dims 16 to 512
+// (and 30, which is not a multiple of 8), sliding windows at positions W-1, W, W+1, ring
+// wrap-around and prefill chunks longer than the window, forced flash-decoding splits, GQA
+// groups 1 to 8. Outputs are poisoned with NaN before the launch (an unwritten element fails)
+// and surrounded by guard bytes (a write outside fails). GEMMs, gathers and copies use small
+// integers and must match bit for bit; everything else has a named tolerance. Activations and
+// K/V are fp32 on the device as on the CPU, so the tolerances are fp32 ones.
+// Without a CUDA device (or a CUDA build) the program prints "skipped: no CUDA device" and exits
+// with 77, which ctest reports as skipped (SKIP_RETURN_CODE in tests/CMakeLists.txt).
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#ifndef G4_WITH_CUDA
+int main(void) {
+    printf("skipped: no CUDA device (this build has no CUDA engine)\n");
+    return 77;
+}
+#else
+
+#include "kernels.h"
+#include "kv_cache.h"
+#include "ops_cpu.h"
+
+// fp32 on both sides, different summation order and rsqrtf / powf / expf: a few ulp, relative to
+// the largest element.
+#define TOL_FP32 2e-5
+// GEMM of random floats: the bf16 hi + lo split leaves ~2^-18 |x| per input, plus fp32
+// accumulation order over up to 1000 terms.
+#define TOL_SPLIT 2e-5
+// RoPE at positions near 131072: fp32 sin/cos of angles ~1e5 rad agree to a few ulp of the
+// argument reduction; relative to the largest element.
+#define TOL_ROPE 5e-5
+
+#define GUARD 256
+#define GUARD_BYTE 0xA5
+
+static uint64_t rng = 0x2545F4914F6CDD1Dull;
+static float frand(void) { // uniform in [-1, 1)
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / (1 << 24))) * 2.0f - 1.0f;
+}
+static int irand(int n) { // uniform in [0, n)
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (int)((rng >> 33) % (uint64_t)n);
+}
+
+static uint16_t to_bf16(float f) { // round to nearest even, as the device does
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+static float from_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+// n bf16 values scale * U[-1, 1): bits in h, their exact fp32 values in f (f may be NULL).
+static void fill_bf16(uint16_t *h, float *f, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) {
+        h[i] = to_bf16(frand() * scale);
+        if (f) f[i] = from_bf16(h[i]);
+    }
+}
+static void fill_f32(float *f, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) f[i] = frand() * scale;
+}
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    assert_non_null(p);
+    return p;
+}
+
+// ---- device buffers with guard bytes ---------------------------------------------------------
+struct dbuf {
+    unsigned char *base;
+    void *p;
+    size_t bytes;
+};
+
+static void *dnew(struct dbuf *b, size_t bytes) {
+    b->bytes = bytes;
+    assert_int_equal(cudaMalloc((void **)&b->base, bytes + 2 * GUARD), cudaSuccess);
+    assert_int_equal(cudaMemset(b->base, GUARD_BYTE, GUARD), cudaSuccess);
+    assert_int_equal(cudaMemset(b->base + GUARD, 0xFF, bytes), cudaSuccess); // NaN poison
+    assert_int_equal(cudaMemset(b->base + GUARD + bytes, GUARD_BYTE, GUARD), cudaSuccess);
+    b->p = b->base + GUARD;
+    return b->p;
+}
+
+static void *dput(struct dbuf *b, const void *h, size_t bytes) {
+    dnew(b, bytes);
+    assert_int_equal(cudaMemcpy(b->p, h, bytes, cudaMemcpyHostToDevice), cudaSuccess);
+    return b->p;
+}
+
+static void dget(void *h, const struct dbuf *b) {
+    assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+    assert_int_equal(cudaMemcpy(h, b->p, b->bytes, cudaMemcpyDeviceToHost), cudaSuccess);
+}
+
+// Checks the guards and frees.
+static void dfree(struct dbuf *b) {
+    if (!b->base) return;
+    unsigned char g[2 * GUARD];
+    assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+    assert_int_equal(cudaMemcpy(g, b->base, GUARD, cudaMemcpyDeviceToHost), cudaSuccess);
+    assert_int_equal(cudaMemcpy(g + GUARD, b->base + GUARD + b->bytes, GUARD, cudaMemcpyDeviceToHost),
+                     cudaSuccess);
+    for (int i = 0; i < 2 * GUARD; i++)
+        if (g[i] != GUARD_BYTE) {
+            print_error("guard byte %d %s the buffer overwritten (0x%02x)\n",
+                        i < GUARD ? GUARD - i : i - GUARD, i < GUARD ? "before" : "after", g[i]);
+            fail();
+        }
+    assert_int_equal(cudaFree(b->base), cudaSuccess);
+    memset(b, 0, sizeof *b);
+}
+
+static void expect_ok(g4_status st) {
+    if (st != G4_OK) print_error("launcher failed: %s\n", g4_last_error());
+    assert_int_equal(st, G4_OK);
+    assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+}
+
+static void expect_close(const float *got, const float *ref, size_t n, double tol, const char *what) {
+    assert_true(g4_compare_rel(got, ref, n, tol, what) <= tol);
+}
+
+static void expect_exact(const float *got, const float *ref, size_t n, const char *what) {
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&got[i], &ref[i], sizeof(float)) != 0) {
+            print_error("%s: [%zu] got %.9g, want %.9g (bit-exact)\n", what, i, got[i], ref[i]);
+            fail();
+        }
+    printf("%-56s n=%zu bit-exact\n", what, n);
+}
+
+// ---- gemm.cu ---------------------------------------------------------------------------------
+// Both paths of the wrapper: one GEMM over hi and lo with the fold (scratch large enough), and
+// two accumulating GEMMs (no fold scratch). Small integers are exact in hi (lo = 0) and in any
+// summation order, so those results must be bit-exact; random floats test the split.
+static void test_matmul(void **state) {
+    (void)state;
+    static const struct { int n, rows, cols; } cases[] = {
+        {1, 1000, 1000}, {7, 333, 256}, {130, 97, 1000}, {3, 5, 7}, {33, 1, 129}, {8, 262, 64}};
+    cublasHandle_t blas;
+    assert_int_equal(cublasCreate(&blas), CUBLAS_STATUS_SUCCESS);
+    assert_int_equal(cublasSetStream(blas, NULL), CUBLAS_STATUS_SUCCESS);
+    for (size_t c = 0; c < G4_COUNT(cases); c++)
+        for (int ints = 0; ints < 2; ints++)
+            for (int fold = 0; fold < 2; fold++) {
+                const int n = cases[c].n, R = cases[c].rows, C = cases[c].cols;
+                uint16_t *wh = xmalloc((size_t)R * C * 2);
+                float *x = xmalloc((size_t)n * C * 4), *ref = xmalloc((size_t)n * R * 4),
+                      *got = xmalloc((size_t)n * R * 4);
+                for (int i = 0; i < n * C; i++) x[i] = ints ? (float)(irand(9) - 4) : frand() * 3.0f;
+                for (int i = 0; i < R * C; i++)
+                    wh[i] = to_bf16(ints ? (float)(irand(7) - 3) : frand() * 0.5f);
+                struct g4_weight w = {wh, G4_DTYPE_BF16, R, C};
+                g4_matmul_cpu(ref, x, w, n, NULL);
+                struct dbuf dx, dw, dout, dsplit, dout2;
+                dput(&dx, x, (size_t)n * C * 4);
+                dput(&dw, wh, (size_t)R * C * 2);
+                dnew(&dout, (size_t)n * R * 4);
+                struct g4_cuda_gemm_scratch scr = {dnew(&dsplit, (size_t)2 * n * C * 2),
+                                                   (size_t)2 * n * C, NULL, 0};
+                memset(&dout2, 0, sizeof dout2);
+                if (fold) {
+                    scr.out2 = dnew(&dout2, (size_t)2 * n * R * 4);
+                    scr.out2_floats = (size_t)2 * n * R;
+                }
+                expect_ok(g4_cuda_matmul(blas, dout.p, dx.p, dw.p, n, R, C, &scr, NULL));
+                dget(got, &dout);
+                char what[112];
+                snprintf(what, sizeof what, "matmul %s %s n=%d rows=%d cols=%d",
+                         ints ? "integers" : "floats", fold ? "one GEMM + fold" : "two GEMMs", n, R, C);
+                if (ints) expect_exact(got, ref, (size_t)n * R, what);
+                else expect_close(got, ref, (size_t)n * R, TOL_SPLIT, what);
+                dfree(&dx), dfree(&dw), dfree(&dout), dfree(&dsplit), dfree(&dout2);
+                free(wh), free(x), free(ref), free(got);
+            }
+    struct g4_cuda_gemm_scratch none = {NULL, 0, NULL, 0};
+    assert_int_equal(g4_cuda_matmul(blas, NULL, NULL, NULL, 0, 1, 1, &none, NULL),
+                     G4_ERR_INVALID_ARGUMENT);
+    assert_int_equal(g4_cuda_matmul(blas, NULL, NULL, NULL, 1, 1, 1, &none, NULL),
+                     G4_ERR_INVALID_ARGUMENT); // no split scratch
+    cublasDestroy(blas);
+}
+
+// ---- embed.cu --------------------------------------------------------------------------------
+static void test_embed(void **state) {
+    (void)state;
+    static const struct { int n, dim; } cases[] = {{1, 1000}, {7, 64}, {130, 257}};
+    const int V = 101;
+    for (size_t c = 0; c < G4_COUNT(cases); c++) {
+        const int n = cases[c].n, D = cases[c].dim;
+        uint16_t *table = xmalloc((size_t)V * D * 2);
+        int32_t *tok = xmalloc((size_t)n * 4);
+        float *ref = xmalloc((size_t)n * D * 4), *got = xmalloc((size_t)n * D * 4);
+        fill_bf16(table, NULL, (size_t)V * D, 0.1f);
+        for (int t = 0; t < n; t++) tok[t] = t == 0 ? V - 1 : irand(V);
+        const float scale = sqrtf((float)D);
+        for (int t = 0; t < n; t++) { // embed_row of forward_cpu.c
+            g4_to_f32(ref + (size_t)t * D, table + (size_t)tok[t] * D, G4_DTYPE_BF16, (size_t)D);
+            for (int i = 0; i < D; i++) ref[(size_t)t * D + i] *= scale;
+        }
+        struct dbuf dt, dtok, dx;
+        dput(&dt, table, (size_t)V * D * 2);
+        dput(&dtok, tok, (size_t)n * 4);
+        dnew(&dx, (size_t)n * D * 4);
+        expect_ok(g4_cuda_embed(dx.p, dt.p, dtok.p, n, D, scale, NULL));
+        dget(got, &dx);
+        char what[96];
+        snprintf(what, sizeof what, "embed n=%d dim=%d", n, D);
+        expect_exact(got, ref, (size_t)n * D, what);
+        dfree(&dt), dfree(&dtok), dfree(&dx);
+        free(table), free(tok), free(ref), free(got);
+    }
+}
+
+static void test_ple_combine(void **state) {
+    (void)state;
+    static const struct { int n, layers, dim; } cases[] = {{1, 35, 256}, {7, 5, 257}, {130, 3, 8}};
+    const int V = 50;
+    const float eps = 1e-6f;
+    for (size_t c = 0; c < G4_COUNT(cases); c++) {
+        const int n = cases[c].n, L = cases[c].layers, P = cases[c].dim;
+        const size_t N = (size_t)n * L * P;
+        uint16_t *table = xmalloc((size_t)V * L * P * 2);
+        float *tablef = xmalloc((size_t)V * L * P * 4), *ple = xmalloc(N * 4),
+              *ref = xmalloc(N * 4), *got = xmalloc(N * 4), *w = xmalloc((size_t)P * 4);
+        int32_t *tok = xmalloc((size_t)n * 4);
+        fill_bf16(table, tablef, (size_t)V * L * P, 0.5f);
+        fill_f32(ple, N, 3.0f);
+        fill_f32(w, (size_t)P, 1.0f);
+        for (int t = 0; t < n; t++) tok[t] = irand(V);
+        const float proj_scale = 0.125f, tok_scale = sqrtf((float)P), mix = 0.70710678118654752f;
+        // per_layer_inputs of forward_cpu.c
+        for (size_t i = 0; i < N; i++) ref[i] = ple[i] * proj_scale;
+        g4_rmsnorm_cpu(ref, ref, w, n * L, P, eps);
+        for (int t = 0; t < n; t++)
+            for (int i = 0; i < L * P; i++) {
+                float *d = ref + (size_t)t * L * P + i;
+                *d = (*d + tablef[(size_t)tok[t] * L * P + i] * tok_scale) * mix;
+            }
+        struct dbuf dt, dtok, dp, dw;
+        dput(&dt, table, (size_t)V * L * P * 2);
+        dput(&dtok, tok, (size_t)n * 4);
+        dput(&dp, ple, N * 4);
+        dput(&dw, w, (size_t)P * 4);
+        expect_ok(g4_cuda_ple_combine(dp.p, dt.p, dtok.p, dw.p, n, L, P, proj_scale, tok_scale, eps,
+                                      NULL));
+        dget(got, &dp);
+        char what[96];
+        snprintf(what, sizeof what, "ple_combine n=%d layers=%d dim=%d", n, L, P);
+        expect_close(got, ref, N, TOL_FP32, what);
+        dfree(&dt), dfree(&dtok), dfree(&dp), dfree(&dw);
+        free(table), free(tablef), free(ple), free(ref), free(got), free(w), free(tok);
+    }
+}
+
+// ---- rmsnorm.cu ------------------------------------------------------------------------------
+static void test_rmsnorm(void **state) {
+    (void)state;
+    static const struct { int rows, dim; } cases[] = {{1, 1000}, {7, 64}, {33, 2816}, {130, 257}};
+    const float eps = 1e-6f;
+    for (size_t c = 0; c < G4_COUNT(cases); c++) {
+        const int R = cases[c].rows, D = cases[c].dim;
+        const size_t N = (size_t)R * D;
+        float *x = xmalloc(N * 4), *t = xmalloc(N * 4), *w = xmalloc((size_t)D * 4),
+              *w2 = xmalloc((size_t)D * 4), *ref = xmalloc(N * 4), *ref2 = xmalloc(N * 4),
+              *got = xmalloc(N * 4);
+        fill_f32(x, N, 4.0f);
+        fill_f32(t, N, 0.5f);
+        fill_f32(w, (size_t)D, 2.0f);
+        fill_f32(w2, (size_t)D, 2.0f);
+        char what[96];
+        struct dbuf dx, dt, dw, dw2, dout;
+        dput(&dx, x, N * 4);
+        dput(&dt, t, N * 4);
+        dput(&dw, w, (size_t)D * 4);
+        dput(&dw2, w2, (size_t)D * 4);
+        dnew(&dout, N * 4);
+
+        g4_rmsnorm_cpu(ref, x, NULL, R, D, eps); // no weight (V norm, router norm)
+        expect_ok(g4_cuda_rmsnorm(dout.p, dx.p, NULL, R, D, eps, NULL));
+        dget(got, &dout);
+        snprintf(what, sizeof what, "rmsnorm no weight rows=%d dim=%d", R, D);
+        expect_close(got, ref, N, TOL_FP32, what);
+        g4_rmsnorm_cpu(ref, x, w, R, D, eps); // in place
+        expect_ok(g4_cuda_rmsnorm(dx.p, dx.p, dw.p, R, D, eps, NULL));
+        dget(got, &dx);
+        snprintf(what, sizeof what, "rmsnorm in place rows=%d dim=%d", R, D);
+        expect_close(got, ref, N, TOL_FP32, what);
+
+        // add_rmsnorm: x = (x + norm(t) w) * scale, then optionally the next norm
+        for (int mode = G4_CUDA_OUT_NONE; mode <= G4_CUDA_OUT_NORM; mode++) {
+            const float scale = 0.77f;
+            assert_int_equal(cudaMemcpy(dx.p, x, N * 4, cudaMemcpyHostToDevice), cudaSuccess);
+            g4_rmsnorm_cpu(ref2, t, w, R, D, eps);
+            for (size_t i = 0; i < N; i++) ref[i] = (x[i] + ref2[i]) * scale; // new x
+            expect_ok(g4_cuda_add_rmsnorm(dx.p, dt.p, dw.p, scale, dout.p, dw2.p,
+                                          (enum g4_cuda_out)mode, R, D, eps, NULL));
+            dget(got, &dx);
+            snprintf(what, sizeof what, "add_rmsnorm x rows=%d dim=%d mode=%d", R, D, mode);
+            expect_close(got, ref, N, TOL_FP32, what);
+            if (mode == G4_CUDA_OUT_NONE) continue;
+            g4_rmsnorm_cpu(ref2, ref, w2, R, D, eps);
+            dget(got, &dout);
+            snprintf(what, sizeof what, "add_rmsnorm next norm rows=%d dim=%d", R, D);
+            expect_close(got, ref2, N, TOL_FP32, what);
+        }
+        // rmsnorm_sum2: a = norm(a) w + norm(t) w2
+        assert_int_equal(cudaMemcpy(dx.p, x, N * 4, cudaMemcpyHostToDevice), cudaSuccess);
+        g4_rmsnorm_cpu(ref, x, w, R, D, eps);
+        g4_rmsnorm_cpu(ref2, t, w2, R, D, eps);
+        for (size_t i = 0; i < N; i++) ref[i] += ref2[i];
+        expect_ok(g4_cuda_rmsnorm_sum2(dx.p, dw.p, dt.p, dw2.p, R, D, eps, NULL));
+        dget(got, &dx);
+        snprintf(what, sizeof what, "rmsnorm_sum2 rows=%d dim=%d", R, D);
+        expect_close(got, ref, N, TOL_FP32, what);
+
+        dfree(&dx), dfree(&dt), dfree(&dw), dfree(&dw2), dfree(&dout);
+        free(x), free(t), free(w), free(w2), free(ref), free(ref2), free(got);
+    }
+    assert_int_equal(g4_cuda_add_rmsnorm(NULL, NULL, NULL, 1.0f, NULL, NULL, G4_CUDA_OUT_NORM, 1,
+                                         8, 1e-6f, NULL),
+                     G4_ERR_INVALID_ARGUMENT);
+}
+
+// ---- rope.cu ---------------------------------------------------------------------------------
+static void test_head_norm_rope(void **state) {
+    (void)state;
+    static const struct {
+        int n, heads, hd, pairs;
+        float theta;
+        int64_t pos0;
+        int extra_stride, packed_out, weighted;
+    } cases[] = {
+        {1, 8, 512, 64, 1e6f, 131000, 0, 0, 1},  // full layer, proportional RoPE, late position
+        {7, 4, 256, 128, 1e4f, 0, 96, 1, 1},     // sliding layer from a fused qkv row to a K row
+        {130, 2, 16, 8, 1e4f, 5, 0, 0, 1},       // fixture-sized heads
+        {33, 3, 30, 3, 1e6f, 77, 10, 1, 1},      // head_dim not a multiple of 8, partial rotation
+        {7, 2, 512, 0, 1e6f, 9, 0, 1, 0},        // v_norm: no weight, no rotation
+    };
+    const float eps = 1e-6f;
+    for (size_t c = 0; c < G4_COUNT(cases); c++) {
+        const int n = cases[c].n, nh = cases[c].heads, hd = cases[c].hd;
+        const int64_t row = (int64_t)nh * hd, stride = row + cases[c].extra_stride;
+        const size_t N = (size_t)n * stride;
+        float *src = xmalloc(N * 4), *ref = xmalloc((size_t)n * row * 4), *got = xmalloc(N * 4),
+              *w = xmalloc((size_t)hd * 4), *gotc = xmalloc((size_t)n * row * 4);
+        fill_f32(src, N, 3.0f);
+        fill_f32(w, (size_t)hd, 1.5f);
+        const float *wp = cases[c].weighted ? w : NULL;
+        for (int t = 0; t < n; t++) {
+            float *r = ref + (size_t)t * row;
+            memcpy(r, src + (size_t)t * stride, (size_t)row * 4);
+            g4_rmsnorm_cpu(r, r, wp, nh, hd, eps);
+            g4_rope_cpu(r, nh, hd, cases[c].pairs, cases[c].theta, cases[c].pos0 + t);
+        }
+        struct dbuf ds, dw, dd;
+        dput(&ds, src, N * 4);
+        dput(&dw, w, (size_t)hd * 4);
+        char what[112];
+        snprintf(what, sizeof what, "head_norm_rope n=%d heads=%d hd=%d pairs=%d pos0=%lld %s", n,
+                 nh, hd, cases[c].pairs, (long long)cases[c].pos0,
+                 cases[c].packed_out ? "to packed rows" : "in place");
+        if (cases[c].packed_out) { // packed destination, like a K/V cache row
+            dnew(&dd, (size_t)n * row * 4);
+            expect_ok(g4_cuda_head_norm_rope(dd.p, row, ds.p, stride, wp ? dw.p : NULL, n, nh, hd,
+                                             cases[c].pairs, cases[c].theta, cases[c].pos0, eps,
+                                             NULL));
+            dget(gotc, &dd);
+            expect_close(gotc, ref, (size_t)n * row, TOL_ROPE, what);
+            dfree(&dd);
+        } else { // in place with the source stride (the q part of the qkv buffer)
+            expect_ok(g4_cuda_head_norm_rope(ds.p, stride, ds.p, stride, wp ? dw.p : NULL, n, nh, hd,
+                                             cases[c].pairs, cases[c].theta, cases[c].pos0, eps,
+                                             NULL));
+            dget(got, &ds);
+            for (int t = 0; t < n; t++)
+                memcpy(gotc + (size_t)t * row, got + (size_t)t * stride, (size_t)row * 4);
+            expect_close(gotc, ref, (size_t)n * row, TOL_ROPE, what);
+            for (int t = 0; t < n; t++) // the bytes between rows are untouched
+                for (int64_t i = row; i < stride; i++)
+                    assert_true(got[(size_t)t * stride + i] == src[(size_t)t * stride + i]);
+        }
+        dfree(&ds), dfree(&dw);
+        free(src), free(ref), free(got), free(w), free(gotc);
+    }
+    assert_int_equal(g4_cuda_head_norm_rope((float *)8, 514, (float *)8, 514, NULL, 1, 1, 514, 0,
+                                            1e4f, 0, 1e-6f, NULL),
+                     G4_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(g4_last_error(), "head_dim 514"));
+}
+
+// ---- attention.cu ----------------------------------------------------------------------------
+struct att_case {
+    int n, heads, kv_heads, hd;
+    int64_t pos0;
+    int window;   // 0: full attention
+    int capacity; // ring capacity (== window) or 0 for a linear slot of pos0 + n rows
+    int splits;   // 0: automatic
+    const char *what;
+};
+
+static void run_attention(const struct att_case *ac) {
+    const int n = ac->n, nh = ac->heads, nkv = ac->kv_heads, hd = ac->hd;
+    const int64_t pos0 = ac->pos0, row = (int64_t)nkv * hd, qrow = (int64_t)nh * hd;
+    const bool ring = ac->capacity > 0;
+    const int64_t cap = ring ? ac->capacity : pos0 + n;
+    // Cache rows (ring or linear) and the step's new rows (staging for a ring).
+    const size_t ncache = (size_t)cap * row, nnew = (size_t)n * row;
+    float *kc = xmalloc(ncache * 4), *vc = xmalloc(ncache * 4), *kn = xmalloc(nnew * 4),
+          *vn = xmalloc(nnew * 4), *q = xmalloc((size_t)n * qrow * 4),
+          *ref = xmalloc((size_t)n * qrow * 4), *got = xmalloc((size_t)n * qrow * 4),
+          *scores = xmalloc((size_t)nh * (pos0 + n) * 4);
+    // q.k of unit-scale entries grows with head_dim: scale so scores span a few units
+    const float qs = 3.0f / sqrtf((float)hd);
+    fill_f32(kc, ncache, 1.0f);
+    fill_f32(vc, ncache, 1.0f);
+    fill_f32(kn, nnew, 1.0f);
+    fill_f32(vn, nnew, 1.0f);
+    fill_f32(q, (size_t)n * qrow, qs);
+    if (!ring) { // a linear slot holds the new rows in place at pos0
+        memcpy(kc + (size_t)pos0 * row, kn, nnew * 4);
+        memcpy(vc + (size_t)pos0 * row, vn, nnew * 4);
+    }
+    struct g4_kv_view view = {kc, vc, ring ? kn : kc + pos0 * row, ring ? vn : vc + pos0 * row,
+                              pos0, (int)cap, ring, nkv, hd};
+    for (int t = 0; t < n; t++)
+        g4_attention_cpu(ref + (size_t)t * qrow, q + (size_t)t * qrow, &view, pos0 + t, nh, 0, nh,
+                         ac->window, scores);
+
+    struct dbuf dkc, dvc, dkn, dvn, dq, dout, dscr;
+    dput(&dkc, kc, ncache * 4);
+    dput(&dvc, vc, ncache * 4);
+    dput(&dkn, kn, nnew * 4);
+    dput(&dvn, vn, nnew * 4);
+    dput(&dq, q, (size_t)n * qrow * 4);
+    dnew(&dout, (size_t)n * qrow * 4);
+    const size_t scratch_floats = (size_t)64 * n * nh * (hd + 2);
+    dnew(&dscr, scratch_floats * 4);
+    const float *kcd = dkc.p, *vcd = dvc.p;
+    struct g4_cuda_kv_view dview = {kcd, vcd, ring ? (const float *)dkn.p : kcd + pos0 * row,
+                                    ring ? (const float *)dvn.p : vcd + pos0 * row, pos0, (int)cap,
+                                    ring, nkv, hd};
+    expect_ok(g4_cuda_attention(dout.p, qrow, dq.p, qrow, &dview, pos0, n, nh, ac->window,
+                                ac->splits, dscr.p, scratch_floats, NULL));
+    dget(got, &dout);
+    char what[160];
+    snprintf(what, sizeof what, "attention %s: n=%d h=%d/%d hd=%d pos0=%lld W=%d cap=%lld split=%d",
+             ac->what, n, nh, nkv, hd, (long long)pos0, ac->window, (long long)cap, ac->splits);
+    expect_close(got, ref, (size_t)n * qrow, TOL_FP32, what);
+    dfree(&dkc), dfree(&dvc), dfree(&dkn), dfree(&dvn), dfree(&dq), dfree(&dout), dfree(&dscr);
+    free(kc), free(vc), free(kn), free(vn), free(q), free(ref), free(got), free(scores);
+}
+
+static void test_attention(void **state) {
+    (void)state;
+    static const struct att_case cases[] = {
+        {1, 8, 1, 512, 700, 0, 0, 0, "decode, full, hd 512, group 8"},
+        {1, 8, 1, 512, 700, 0, 0, 5, "decode, full, hd 512, 5 splits"},
+        {1, 16, 2, 512, 3000, 0, 0, 0, "decode, long context"},
+        {130, 4, 2, 256, 0, 0, 0, 0, "prefill from 0, full"},
+        {33, 16, 2, 256, 40, 0, 0, 3, "prefill chunk, group 8, 3 splits"},
+        {1, 4, 2, 256, 63, 64, 64, 0, "ring, pos W-1"},
+        {1, 4, 2, 256, 64, 64, 64, 0, "ring, pos W"},
+        {1, 4, 2, 256, 65, 64, 64, 0, "ring, pos W+1"},
+        {1, 4, 2, 256, 200, 64, 64, 4, "ring wrapped, 4 splits"},
+        {70, 4, 2, 256, 100, 64, 64, 0, "ring, chunk longer than the window"},
+        {7, 4, 2, 512, 13, 8, 8, 0, "ring, hd 512, tiny window"},
+        {7, 4, 2, 16, 13, 8, 8, 0, "fixture shapes, sliding"},
+        {130, 4, 1, 32, 5, 0, 0, 0, "fixture shapes, full"},
+        {7, 6, 3, 30, 20, 9, 9, 2, "hd 30 (8-byte tile loads), 2 splits"},
+        {9, 2, 2, 6, 3, 0, 0, 0, "hd 6, no GQA"},
+        {20, 4, 2, 256, 30, 512, 0, 0, "window larger than the context, linear slot"},
+    };
+    for (size_t c = 0; c < G4_COUNT(cases); c++) run_attention(&cases[c]);
+
+    struct g4_cuda_kv_view bad = {NULL, NULL, NULL, NULL, 0, 8, false, 3, 64};
+    assert_int_equal(g4_cuda_attention(NULL, 256, NULL, 256, &bad, 0, 1, 4, 0, 0, NULL, 0, NULL),
+                     G4_ERR_INVALID_ARGUMENT); // 4 heads over 3 KV heads
+}
+
+// ---- kv_cache.cu -----------------------------------------------------------------------------
+static void test_kv_commit(void **state) {
+    (void)state;
+    static const struct { int64_t pos0; int n; } steps[] = {{0, 1}, {0, 7}, {5, 7}, {61, 3},
+                                                            {100, 70}, {127, 1}, {1000, 130}};
+    static const struct { int capacity, row; } rings[] = {{8, 32}, {64, 512}, {1024, 6}};
+    const int n_rings = (int)G4_COUNT(rings), n_batch = 130;
+    for (size_t si = 0; si < G4_COUNT(steps); si++) {
+        const int64_t pos0 = steps[si].pos0;
+        const int n = steps[si].n;
+        struct g4_kv_cache kv;
+        memset(&kv, 0, sizeof kv);
+        kv.n_slots = n_rings;
+        kv.n_batch = n_batch;
+        struct g4_cuda_ring hr[3];
+        struct dbuf dk[3], dv[3], dsk[3], dsv[3], dr;
+        for (int r = 0; r < n_rings; r++) {
+            const size_t nc = (size_t)rings[r].capacity * rings[r].row, ns = (size_t)n_batch * rings[r].row;
+            struct g4_kv_slot *sl = &kv.slot[r];
+            sl->k = xmalloc(nc * 4), sl->v = xmalloc(nc * 4);
+            sl->stage_k = xmalloc(ns * 4), sl->stage_v = xmalloc(ns * 4);
+            sl->capacity = rings[r].capacity;
+            sl->ring = true;
+            sl->n_kv_heads = 1;
+            sl->head_dim = rings[r].row;
+            fill_f32(sl->k, nc, 1.0f), fill_f32(sl->v, nc, 1.0f);
+            fill_f32(sl->stage_k, ns, 1.0f), fill_f32(sl->stage_v, ns, 1.0f);
+            hr[r].k = dput(&dk[r], sl->k, nc * 4);
+            hr[r].v = dput(&dv[r], sl->v, nc * 4);
+            hr[r].stage_k = dput(&dsk[r], sl->stage_k, ns * 4);
+            hr[r].stage_v = dput(&dsv[r], sl->stage_v, ns * 4);
+            hr[r].capacity = rings[r].capacity;
+            hr[r].row = rings[r].row;
+        }
+        dput(&dr, hr, sizeof hr);
+        g4_kv_cache_commit(&kv, pos0, n);
+        expect_ok(g4_cuda_kv_commit(dr.p, n_rings, pos0, n, NULL));
+        for (int r = 0; r < n_rings; r++) {
+            const size_t nc = (size_t)rings[r].capacity * rings[r].row;
+            float *gotf = xmalloc(nc * 4);
+            char what[96];
+            for (int kvi = 0; kvi < 2; kvi++) {
+                dget(gotf, kvi ? &dv[r] : &dk[r]);
+                snprintf(what, sizeof what, "kv_commit %c pos0=%lld n=%d cap=%d row=%d", "KV"[kvi],
+                         (long long)pos0, n, rings[r].capacity, rings[r].row);
+                expect_exact(gotf, kvi ? kv.slot[r].v : kv.slot[r].k, nc, what);
+            }
+            free(gotf);
+            dfree(&dk[r]), dfree(&dv[r]), dfree(&dsk[r]), dfree(&dsv[r]);
+            free(kv.slot[r].k), free(kv.slot[r].v), free(kv.slot[r].stage_k), free(kv.slot[r].stage_v);
+        }
+        dfree(&dr);
+    }
+}
+
+// ---- mlp.cu ----------------------------------------------------------------------------------
+static void test_gelu(void **state) {
+    (void)state;
+    static const struct { int rows, dim; } cases[] = {{1, 6144}, {7, 1000}, {130, 33}};
+    for (size_t c = 0; c < G4_COUNT(cases); c++) {
+        const int R = cases[c].rows, D = cases[c].dim;
+        const size_t N = (size_t)R * D;
+        float *gu = xmalloc(2 * N * 4), *ref = xmalloc(N * 4), *got = xmalloc(N * 4);
+        fill_f32(gu, 2 * N, 4.0f);
+        for (int r = 0; r < R; r++) {
+            memcpy(ref + (size_t)r * D, gu + (size_t)r * 2 * D, (size_t)D * 4);
+            g4_gelu_tanh_cpu(ref + (size_t)r * D, (size_t)D);
+            for (int i = 0; i < D; i++) ref[(size_t)r * D + i] *= gu[(size_t)r * 2 * D + D + i];
+        }
+        struct dbuf dgu, dout;
+        dput(&dgu, gu, 2 * N * 4);
+        dnew(&dout, N * 4);
+        expect_ok(g4_cuda_gelu_mul(dout.p, dgu.p, R, D, NULL));
+        dget(got, &dout);
+        char what[96];
+        snprintf(what, sizeof what, "gelu_mul rows=%d dim=%d", R, D);
+        expect_close(got, ref, N, TOL_FP32, what);
+        dfree(&dgu), dfree(&dout);
+        free(gu), free(ref), free(got);
+    }
+    // PLE gate: gelu(g) * ple[t, layer]
+    const int n = 7, L = 5, P = 257, layer = 4;
+    float *g = xmalloc((size_t)n * P * 4), *ple = xmalloc((size_t)n * L * P * 4),
+          *ref = xmalloc((size_t)n * P * 4), *got = xmalloc((size_t)n * P * 4);
+    fill_f32(g, (size_t)n * P, 3.0f);
+    fill_f32(ple, (size_t)n * L * P, 2.0f);
+    memcpy(ref, g, (size_t)n * P * 4);
+    g4_gelu_tanh_cpu(ref, (size_t)n * P);
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < P; i++) ref[t * P + i] *= ple[((size_t)t * L + layer) * P + i];
+    struct dbuf dg, dp, dout;
+    dput(&dg, g, (size_t)n * P * 4);
+    dput(&dp, ple, (size_t)n * L * P * 4);
+    dnew(&dout, (size_t)n * P * 4);
+    expect_ok(g4_cuda_ple_gate(dout.p, dg.p, dp.p, n, L, layer, P, NULL));
+    dget(got, &dout);
+    expect_close(got, ref, (size_t)n * P, TOL_FP32, "ple_gate n=7 layers=5 layer=4 dim=257");
+    dfree(&dg), dfree(&dp), dfree(&dout);
+    free(g), free(ple), free(ref), free(got);
+}
+
+// ---- moe.cu ----------------------------------------------------------------------------------
+static void test_moe_route(void **state) {
+    (void)state;
+    static const struct { int n, hidden, experts, top_k; } cases[] = {
+        {7, 1000, 128, 8}, {1, 64, 8, 2}, {33, 2816, 128, 8}, {3, 100, 5, 5}};
+    const float eps = 1e-6f;
+    for (size_t c = 0; c < G4_COUNT(cases); c++) {
+        const int n = cases[c].n, H = cases[c].hidden, E = cases[c].experts, K = cases[c].top_k;
+        float *x = xmalloc((size_t)n * H * 4), *scale = xmalloc((size_t)H * 4),
+              *proj = xmalloc((size_t)E * H * 4), *pes = xmalloc((size_t)E * 4),
+              *refw = xmalloc((size_t)n * K * 4), *gotw = xmalloc((size_t)n * K * 4),
+              *normed = xmalloc((size_t)H * 4), *probs = xmalloc((size_t)E * 4);
+        int32_t *refe = xmalloc((size_t)n * K * 4), *gote = xmalloc((size_t)n * K * 4);
+        fill_f32(scale, (size_t)H, 2.0f);
+        fill_f32(proj, (size_t)E * H, 1.0f);
+        fill_f32(pes, (size_t)E, 1.0f);
+        struct g4_weight pw = {proj, G4_DTYPE_F32, E, H};
+        for (int t = 0; t < n; t++) {
+            // redraw a token whose top-k has a near-tie the two fp32 orders could resolve apart
+            for (int tries = 0; tries < 100; tries++) {
+                fill_f32(x + (size_t)t * H, (size_t)H, 3.0f);
+                g4_moe_route_cpu(refw + (size_t)t * K, refe + (size_t)t * K, x + (size_t)t * H,
+                                 scale, pw, pes, H, E, K, eps, normed, probs);
+                bool tie = false;
+                for (int a = 0; a < E; a++)
+                    for (int b = a + 1; b < E; b++)
+                        tie |= fabsf(probs[a] - probs[b]) < 1e-5f * fmaxf(probs[a], probs[b]);
+                if (!tie) break;
+            }
+        }
+        struct dbuf dx, ds, dp, dpes, dw, de;
+        dput(&dx, x, (size_t)n * H * 4);
+        dput(&ds, scale, (size_t)H * 4);
+        dput(&dp, proj, (size_t)E * H * 4);
+        dput(&dpes, pes, (size_t)E * 4);
+        dnew(&dw, (size_t)n * K * 4);
+        dnew(&de, (size_t)n * K * 4);
+        expect_ok(g4_cuda_moe_route(dw.p, de.p, dx.p, ds.p, dp.p, dpes.p, n, H, E, K, eps, NULL));
+        dget(gotw, &dw);
+        dget(gote, &de);
+        char what[96];
+        snprintf(what, sizeof what, "moe_route n=%d hidden=%d experts=%d top_k=%d", n, H, E, K);
+        for (int i = 0; i < n * K; i++) {
+            if (gote[i] != refe[i]) print_error("%s: assignment %d expert %d, want %d\n", what, i, gote[i], refe[i]);
+            assert_int_equal(gote[i], refe[i]);
+        }
+        expect_close(gotw, refw, (size_t)n * K, TOL_FP32, what);
+        dfree(&dx), dfree(&ds), dfree(&dp), dfree(&dpes), dfree(&dw), dfree(&de);
+        free(x), free(scale), free(proj), free(pes), free(refw), free(gotw), free(normed);
+        free(probs), free(refe), free(gote);
+    }
+}
+
+// Grouping, grouped matmul and combine: random distinct experts per token, integer operands.
+static void test_moe_dispatch(void **state) {
+    (void)state;
+    static const struct { int n, experts, top_k, hidden, inter; } cases[] = {
+        {1, 128, 8, 1000, 704}, {7, 8, 2, 64, 32}, {130, 16, 4, 65, 33}, {3, 5, 5, 7, 3}};
+    for (size_t c = 0; c < G4_COUNT(cases); c++) {
+        const int n = cases[c].n, E = cases[c].experts, K = cases[c].top_k, H = cases[c].hidden;
+        const int I2 = 2 * cases[c].inter, A = n * K;
+        int32_t *ex = xmalloc((size_t)A * 4), *off = xmalloc((size_t)(E + 1) * 4),
+                *order = xmalloc((size_t)A * 4), *slot = xmalloc((size_t)A * 4),
+                *roff = xmalloc((size_t)(E + 1) * 4), *rorder = xmalloc((size_t)A * 4);
+        for (int t = 0; t < n; t++)
+            for (int k = 0; k < K; k++) {
+                int e;
+                bool dup;
+                do { // a token picks an expert at most once
+                    e = irand(E);
+                    dup = false;
+                    for (int j = 0; j < k; j++) dup |= ex[t * K + j] == e;
+                } while (dup);
+                ex[t * K + k] = e;
+            }
+        // reference grouping: stable counting sort
+        memset(roff, 0, (size_t)(E + 1) * 4);
+        for (int a = 0; a < A; a++) roff[ex[a] + 1]++;
+        for (int e = 0; e < E; e++) roff[e + 1] += roff[e];
+        for (int e = 0, p = 0; e < E; e++)
+            for (int a = 0; a < A; a++)
+                if (ex[a] == e) rorder[p++] = a;
+        struct dbuf dex, doff, dord, dslot;
+        dput(&dex, ex, (size_t)A * 4);
+        dnew(&doff, (size_t)(E + 1) * 4);
+        dnew(&dord, (size_t)A * 4);
+        dnew(&dslot, (size_t)A * 4);
+        expect_ok(g4_cuda_moe_sort(doff.p, dord.p, dslot.p, dex.p, A, E, NULL));
+        dget(off, &doff), dget(order, &dord), dget(slot, &dslot);
+        assert_memory_equal(off, roff, (size_t)(E + 1) * 4);
+        assert_memory_equal(order, rorder, (size_t)A * 4);
+        for (int s = 0; s < A; s++) assert_int_equal(slot[order[s]], s);
+        printf("moe_sort n=%d experts=%d top_k=%d: exact\n", n, E, K);
+
+        // gate_up matmul over gathered token rows, then down over sorted rows
+        uint16_t *wgu = xmalloc((size_t)E * I2 * H * 2);
+        float *xf = xmalloc((size_t)n * H * 4), *ref = xmalloc((size_t)A * I2 * 4),
+              *got = xmalloc((size_t)A * I2 * 4);
+        for (int i = 0; i < n * H; i++) xf[i] = (float)(irand(9) - 4);
+        for (size_t i = 0; i < (size_t)E * I2 * H; i++) wgu[i] = to_bf16((float)(irand(7) - 3));
+        struct g4_weight wg = {wgu, G4_DTYPE_BF16, (int64_t)E * I2, H};
+        for (int s = 0; s < A; s++) {
+            const int a = rorder[s], e = ex[a];
+            g4_matmul_cpu(ref + (size_t)s * I2, xf + (size_t)(a / K) * H,
+                          g4_weight_rows(wg, (int64_t)e * I2, I2), 1, NULL);
+        }
+        struct dbuf dx, dw, dout;
+        dput(&dx, xf, (size_t)n * H * 4);
+        dput(&dw, wgu, (size_t)E * I2 * H * 2);
+        dnew(&dout, (size_t)A * I2 * 4);
+        expect_ok(g4_cuda_moe_matmul(dout.p, dx.p, dord.p, K, dw.p, doff.p, E, n, I2, H, NULL));
+        dget(got, &dout);
+        char what[96];
+        snprintf(what, sizeof what, "moe_matmul gathered n=%d E=%d K=%d %dx%d", n, E, K, I2, H);
+        expect_exact(got, ref, (size_t)A * I2, what);
+        // rows in sorted order (order NULL): the down projection's shape
+        uint16_t *wd = xmalloc((size_t)E * H * I2 * 2);
+        float *af = xmalloc((size_t)A * I2 * 4), *ref2 = xmalloc((size_t)A * H * 4),
+              *got2 = xmalloc((size_t)A * H * 4);
+        for (size_t i = 0; i < (size_t)A * I2; i++) af[i] = (float)(irand(5) - 2);
+        for (size_t i = 0; i < (size_t)E * H * I2; i++) wd[i] = to_bf16((float)(irand(5) - 2));
+        struct g4_weight wdn = {wd, G4_DTYPE_BF16, (int64_t)E * H, I2};
+        for (int s = 0; s < A; s++)
+            g4_matmul_cpu(ref2 + (size_t)s * H, af + (size_t)s * I2,
+                          g4_weight_rows(wdn, (int64_t)ex[rorder[s]] * H, H), 1, NULL);
+        struct dbuf da, dwd, dout2;
+        dput(&da, af, (size_t)A * I2 * 4);
+        dput(&dwd, wd, (size_t)E * H * I2 * 2);
+        dnew(&dout2, (size_t)A * H * 4);
+        expect_ok(g4_cuda_moe_matmul(dout2.p, da.p, NULL, 1, dwd.p, doff.p, E, n, H, I2, NULL));
+        dget(got2, &dout2);
+        snprintf(what, sizeof what, "moe_matmul sorted n=%d E=%d K=%d %dx%d", n, E, K, H, I2);
+        expect_exact(got2, ref2, (size_t)A * H, what);
+
+        // combine: out[t] = sum_k w[t,k] y[slot_of[t,k]]
+        float *wts = xmalloc((size_t)A * 4), *refc = xmalloc((size_t)n * H * 4),
+              *gotc = xmalloc((size_t)n * H * 4);
+        fill_f32(wts, (size_t)A, 1.0f);
+        for (int t = 0; t < n; t++)
+            for (int i = 0; i < H; i++) {
+                float acc = 0.0f;
+                for (int k = 0; k < K; k++) acc += wts[t * K + k] * ref2[(size_t)slot[t * K + k] * H + i];
+                refc[(size_t)t * H + i] = acc;
+            }
+        struct dbuf dwt, dc;
+        dput(&dwt, wts, (size_t)A * 4);
+        dnew(&dc, (size_t)n * H * 4);
+        expect_ok(g4_cuda_moe_combine(dc.p, dout2.p, dwt.p, dslot.p, n, K, H, NULL));
+        dget(gotc, &dc);
+        snprintf(what, sizeof what, "moe_combine n=%d K=%d hidden=%d", n, K, H);
+        expect_close(gotc, refc, (size_t)n * H, 1e-6, what);
+
+        dfree(&dex), dfree(&doff), dfree(&dord), dfree(&dslot), dfree(&dx), dfree(&dw);
+        dfree(&dout), dfree(&da), dfree(&dwd), dfree(&dout2), dfree(&dwt), dfree(&dc);
+        free(ex), free(off), free(order), free(slot), free(roff), free(rorder);
+        free(wgu), free(xf), free(ref), free(got), free(wd), free(af), free(ref2);
+        free(got2), free(wts), free(refc), free(gotc);
+    }
+}
+
+// ---- logits.cu / sample.cu -------------------------------------------------------------------
+static void test_softcap_argmax(void **state) {
+    (void)state;
+    const size_t n = 262144 * 2 + 3;
+    float *x = xmalloc(n * 4), *ref = xmalloc(n * 4), *got = xmalloc(n * 4);
+    fill_f32(x, n, 60.0f);
+    memcpy(ref, x, n * 4);
+    g4_softcap_cpu(ref, n, 30.0f);
+    struct dbuf dx;
+    dput(&dx, x, n * 4);
+    expect_ok(g4_cuda_softcap(dx.p, n, 30.0f, NULL));
+    dget(got, &dx);
+    expect_close(got, ref, n, 1e-6, "softcap n=524291 cap=30");
+    dfree(&dx);
+
+    // argmax rows: random; a tie (lowest id wins); NaNs; all -inf (id 0); short row
+    enum { V = 262144, R = 4 };
+    float *rows = xmalloc((size_t)R * V * 4);
+    fill_f32(rows, (size_t)R * V, 10.0f);
+    rows[(size_t)0 * V + 70000] = 50.0f;
+    rows[(size_t)1 * V + 9] = 40.0f, rows[(size_t)1 * V + 200000] = 40.0f, rows[(size_t)1 * V + 5] = NAN;
+    for (int i = 0; i < V; i++) rows[(size_t)2 * V + i] = i % 3 ? -INFINITY : NAN;
+    rows[(size_t)3 * V + V - 1] = 11.0f;
+    const int32_t want[R] = {70000, 9, 0, V - 1};
+    int32_t tok[R];
+    struct dbuf dr, dt;
+    dput(&dr, rows, (size_t)R * V * 4);
+    dnew(&dt, sizeof tok);
+    expect_ok(g4_cuda_argmax(dt.p, dr.p, R, V, NULL));
+    dget(tok, &dt);
+    for (int r = 0; r < R; r++) assert_int_equal(tok[r], want[r]);
+    expect_ok(g4_cuda_argmax(dt.p, dr.p, 1, 7, NULL)); // 7 of 1024 threads have an element
+    assert_int_equal(cudaMemcpy(tok, dt.p, 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    int best = 0;
+    for (int i = 1; i < 7; i++)
+        if (rows[i] > rows[best]) best = i;
+    assert_int_equal(tok[0], best);
+    printf("argmax: ties, NaN, all -inf and short rows: exact\n");
+    dfree(&dr), dfree(&dt);
+    free(x), free(ref), free(got), free(rows);
+}
+
+// Survivors of g4_sampler_sample's filters, by definition (sorted, in double): keep[i] and the
+// weights e[i]. Returns their total weight.
+static const float *sort_v;
+static const double *sort_e;
+static int by_value(const void *a, const void *b) { // larger value first, then lower id
+    const int32_t i = *(const int32_t *)a, j = *(const int32_t *)b;
+    if (sort_v[i] != sort_v[j]) return sort_v[i] > sort_v[j] ? -1 : 1;
+    return i < j ? -1 : i > j;
+}
+static int by_weight(const void *a, const void *b) { // larger weight first, then lower id
+    const int32_t i = *(const int32_t *)a, j = *(const int32_t *)b;
+    if (sort_e[i] != sort_e[j]) return sort_e[i] > sort_e[j] ? -1 : 1;
+    return i < j ? -1 : i > j;
+}
+
+static double sample_reference(const float *v, int n, float temp, int top_k, float top_p,
+                               float min_p, bool *keep, double *e) {
+    int32_t *idx = xmalloc((size_t)n * 4);
+    for (int i = 0; i < n; i++) idx[i] = i;
+    sort_v = v;
+    qsort(idx, (size_t)n, sizeof *idx, by_value);
+    const float m = v[idx[0]];
+    const float thr = top_k > 0 && top_k < n ? v[idx[top_k - 1]] : -INFINITY;
+    double z = 0.0;
+    for (int i = 0; i < n; i++) {
+        e[i] = v[i] >= thr ? (double)expf((v[i] - m) * (1.0f / temp)) : 0.0;
+        z += e[i];
+    }
+    sort_e = e;
+    qsort(idx, (size_t)n, sizeof *idx, by_weight);
+    double above = 0.0, total = 0.0;
+    for (int r = 0; r < n; r++) {
+        const int i = idx[r];
+        bool k = e[i] > 0.0 && e[i] >= (double)min_p;
+        if (top_p < 1.0f) k = k && above < (double)top_p * z;
+        above += e[i];
+        keep[i] = k;
+        if (k) total += e[i];
+    }
+    free(idx);
+    return total;
+}
+
+static void test_sample(void **state) {
+    (void)state;
+    static const struct { int n; float temp; int top_k; float top_p, min_p; } cases[] = {
+        {1000, 0.7f, 50, 0.9f, 0.0f}, {1000, 1.0f, 0, 0.5f, 0.0f}, {1000, 1.3f, 0, 1.0f, 0.05f},
+        {262144, 0.8f, 40, 0.95f, 0.0f}, {777, 1.0f, 1, 1.0f, 0.0f}, {1000, 0.9f, 20, 1.0f, 0.0f}};
+    for (size_t c = 0; c < G4_COUNT(cases); c++) {
+        const int n = cases[c].n;
+        float *v = xmalloc((size_t)n * 4);
+        bool *keep = xmalloc((size_t)n);
+        double *e = xmalloc((size_t)n * 8);
+        fill_f32(v, (size_t)n, 6.0f);
+        for (int i = 0; i < 40; i++) v[irand(n)] = 4.5f; // ties, some at the top-k threshold
+        const double total = sample_reference(v, n, cases[c].temp, cases[c].top_k, cases[c].top_p,
+                                              cases[c].min_p, keep, e);
+        struct dbuf dv, dt;
+        dput(&dv, v, (size_t)n * 4);
+        dnew(&dt, 4);
+        // u at the middle of each survivor's interval (in id order): that survivor must come out
+        double cum = 0.0;
+        int n_kept = 0, checked = 0;
+        for (int i = 0; i < n; i++) {
+            if (!keep[i]) continue;
+            n_kept++;
+            const double u = (cum + e[i] / 2) / total;
+            cum += e[i];
+            if (n_kept > 64 && irand(8)) continue; // a sample of the survivors
+            int32_t tok = -1;
+            expect_ok(g4_cuda_sample(dt.p, dv.p, n, cases[c].temp, cases[c].top_k, cases[c].top_p,
+                                     cases[c].min_p, u, NULL));
+            assert_int_equal(cudaMemcpy(&tok, dt.p, 4, cudaMemcpyDeviceToHost), cudaSuccess);
+            if (tok != i)
+                print_error("sample n=%d T=%g k=%d p=%g min_p=%g u=%.9f: got %d, want %d\n", n,
+                            cases[c].temp, cases[c].top_k, cases[c].top_p, cases[c].min_p, u, tok, i);
+            assert_int_equal(tok, i);
+            checked++;
+        }
+        printf("sample n=%d T=%g top_k=%d top_p=%g min_p=%g: %d survivors, %d draws exact\n", n,
+               cases[c].temp, cases[c].top_k, cases[c].top_p, cases[c].min_p, n_kept, checked);
+        // temperature 0 is argmax
+        int32_t tok = -1;
+        int best = 0;
+        for (int i = 1; i < n; i++)
+            if (v[i] > v[best]) best = i;
+        expect_ok(g4_cuda_sample(dt.p, dv.p, n, 0.0f, 0, 1.0f, 0.0f, 0.5, NULL));
+        assert_int_equal(cudaMemcpy(&tok, dt.p, 4, cudaMemcpyDeviceToHost), cudaSuccess);
+        assert_int_equal(tok, best);
+        dfree(&dv), dfree(&dt);
+        free(v), free(keep), free(e);
+    }
+}
+
+int main(void) {
+    int n_devices = 0;
+    cudaError_t err = cudaGetDeviceCount(&n_devices);
+    if (err != cudaSuccess || n_devices == 0) { // the reason matters on a GPU machine (old driver?)
+        printf("skipped: no CUDA device (%s)\n",
+               err == cudaSuccess ? "0 devices" : cudaGetErrorString(err));
+        return 77;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matmul),        cmocka_unit_test(test_embed),
+        cmocka_unit_test(test_ple_combine),   cmocka_unit_test(test_rmsnorm),
+        cmocka_unit_test(test_head_norm_rope), cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_kv_commit),     cmocka_unit_test(test_gelu),
+        cmocka_unit_test(test_moe_route),     cmocka_unit_test(test_moe_dispatch),
+        cmocka_unit_test(test_softcap_argmax), cmocka_unit_test(test_sample),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
+
+#endif
