@@ -1,12 +1,14 @@
 // The public ABI: the only file with exported symbols. Argument checks, then calls into core/;
 // statuses and thread-local messages come back unchanged. Public handles are the core structs
-// themselves behind opaque typedefs.
+// themselves behind opaque typedefs, tagged while the caller holds them (core/handle.h): every
+// entry point checks the tag after the NULL check.
 #include "gemma4.h"
 
 #include <string.h>
 
 #include "chat.h"
 #include "generate.h"
+#include "handle.h"
 #include "log.h"
 #include "mem.h"
 #include "model.h"
@@ -21,6 +23,12 @@
 
 // Every public call starts here: the message describes this call's failure, not an older one.
 #define BEGIN() g4_clear_error()
+
+// Tag checks for non-NULL handles (see core/handle.h for what they can and cannot catch).
+static bool model_ok(const gemma4_model *m) { return MODEL(m)->tag == G4_TAG_MODEL; }
+static bool session_ok(const gemma4_session *s) { return SESSION(s)->tag == G4_TAG_SESSION; }
+#define CHECK_MODEL(m, fn) CHECK(model_ok(m), "%s: invalid or freed model handle", fn)
+#define CHECK_SESSION(s, fn) CHECK(session_ok(s), "%s: invalid or freed session handle", fn)
 
 GEMMA4_API const char *gemma4_version(void) { return GEMMA4_VERSION_STRING; }
 GEMMA4_API int32_t gemma4_abi_version(void) { return GEMMA4_ABI_VERSION; }
@@ -54,15 +62,26 @@ GEMMA4_API gemma4_status gemma4_load(const char *model_dir, int32_t device, int3
     G4_TRY(g4_model_load(&m, model_dir, (enum g4_device)device, device_index, n_ctx, n_threads));
     g4_log(G4_LOG_INFO, "loaded %s: %s, %d layers, %zu weight bytes", model_dir, m->cfg.variant,
            m->cfg.num_hidden_layers, m->w.n_bytes);
+    m->tag = G4_TAG_MODEL;
     *out = (gemma4_model *)m;
     return GEMMA4_OK;
 }
 
-GEMMA4_API void gemma4_model_free(gemma4_model *model) { g4_model_release(MODEL(model)); }
+GEMMA4_API void gemma4_model_free(gemma4_model *model) {
+    if (!model) return;
+    if (!model_ok(model)) {
+        g4_fail(G4_ERR_INVALID_ARGUMENT,
+                "gemma4_model_free: invalid or freed model handle (ignored)");
+        return;
+    }
+    MODEL(model)->tag = 0; // the caller's reference is gone, even while sessions keep the model
+    g4_model_release(MODEL(model));
+}
 
 GEMMA4_API gemma4_status gemma4_model_info(const gemma4_model *model, int32_t key, int64_t *value) {
     BEGIN();
     CHECK(model && value, "gemma4_model_info: NULL argument");
+    CHECK_MODEL(model, "gemma4_model_info");
     const struct g4_model *m = MODEL(model);
     const struct g4_config *c = &m->cfg;
     switch (key) {
@@ -97,11 +116,13 @@ GEMMA4_API gemma4_status gemma4_model_variant(const gemma4_model *model, char *b
                                               size_t capacity, size_t *n_out) {
     BEGIN();
     CHECK(model && n_out, "gemma4_model_variant: NULL argument");
+    CHECK_MODEL(model, "gemma4_model_variant");
     return copy_out(MODEL(model)->cfg.variant, buf, capacity, n_out);
 }
 
 static g4_status need_tokenizer(const gemma4_model *model, const char *fn) {
     if (!model) return g4_fail(G4_ERR_INVALID_ARGUMENT, "%s: model is NULL", fn);
+    CHECK_MODEL(model, fn);
     if (!MODEL(model)->tok)
         return g4_fail(G4_ERR_NO_TOKENIZER, "%s: the model directory has no tokenizer.json", fn);
     return G4_OK;
@@ -143,6 +164,7 @@ GEMMA4_API gemma4_status gemma4_chat_apply(const gemma4_model *model, const char
                                            size_t capacity, size_t *n_out) {
     BEGIN();
     CHECK(n_out && roles && contents, "gemma4_chat_apply: NULL argument");
+    if (model) CHECK_MODEL(model, "gemma4_chat_apply");
     int gen = 0;
     if (add_generation_prompt) gen = model ? MODEL(model)->cfg.chat_gen_prompt : G4_CHAT_GEN_PROMPT;
     return g4_chat_render(roles, contents, n_messages, gen, buf, capacity, n_out);
@@ -154,19 +176,31 @@ GEMMA4_API gemma4_status gemma4_session_new(gemma4_model *model, int64_t n_ctx,
     CHECK(out, "gemma4_session_new: out is NULL");
     *out = NULL;
     CHECK(model, "gemma4_session_new: model is NULL");
+    CHECK_MODEL(model, "gemma4_session_new");
     struct g4_session *s;
     G4_TRY(g4_session_init(&s, MODEL(model), n_ctx));
+    s->tag = G4_TAG_SESSION;
     *out = (gemma4_session *)s;
     return GEMMA4_OK;
 }
 
-GEMMA4_API void gemma4_session_free(gemma4_session *session) { g4_session_free(SESSION(session)); }
+GEMMA4_API void gemma4_session_free(gemma4_session *session) {
+    if (!session) return;
+    if (!session_ok(session)) {
+        g4_fail(G4_ERR_INVALID_ARGUMENT,
+                "gemma4_session_free: invalid or freed session handle (ignored)");
+        return;
+    }
+    SESSION(session)->tag = 0;
+    g4_session_free(SESSION(session));
+}
 
 GEMMA4_API gemma4_status gemma4_session_step(gemma4_session *session, const int32_t *tokens,
                                              size_t n_tokens, float *logits, size_t capacity,
                                              size_t *n_logits) {
     BEGIN();
     CHECK(session && tokens, "gemma4_session_step: NULL argument");
+    CHECK_SESSION(session, "gemma4_session_step");
     CHECK(n_tokens > 0, "gemma4_session_step: n_tokens is 0");
     struct g4_session *s = SESSION(session);
     const size_t V = (size_t)s->model->cfg.vocab_size;
@@ -184,6 +218,7 @@ GEMMA4_API gemma4_status gemma4_session_step(gemma4_session *session, const int3
 GEMMA4_API gemma4_status gemma4_kv_reset(gemma4_session *session) {
     BEGIN();
     CHECK(session, "gemma4_kv_reset: session is NULL");
+    CHECK_SESSION(session, "gemma4_kv_reset");
     g4_session_reset(SESSION(session));
     return GEMMA4_OK;
 }
@@ -191,6 +226,7 @@ GEMMA4_API gemma4_status gemma4_kv_reset(gemma4_session *session) {
 GEMMA4_API gemma4_status gemma4_session_truncate(gemma4_session *session, int64_t n_keep) {
     BEGIN();
     CHECK(session, "gemma4_session_truncate: session is NULL");
+    CHECK_SESSION(session, "gemma4_session_truncate");
     atomic_store(&SESSION(session)->cancel, false);
     return g4_session_truncate(SESSION(session), n_keep);
 }
@@ -199,6 +235,7 @@ GEMMA4_API gemma4_status gemma4_session_info(const gemma4_session *session, int3
                                              int64_t *value) {
     BEGIN();
     CHECK(session && value, "gemma4_session_info: NULL argument");
+    CHECK_SESSION(session, "gemma4_session_info");
     const struct g4_session *s = SESSION(session);
     switch (key) {
     case GEMMA4_SESSION_N_PAST: *value = s->n_past; break;
@@ -217,6 +254,7 @@ GEMMA4_API gemma4_status gemma4_session_info(const gemma4_session *session, int3
 GEMMA4_API gemma4_status gemma4_session_set_greedy(gemma4_session *session) {
     BEGIN();
     CHECK(session, "gemma4_session_set_greedy: session is NULL");
+    CHECK_SESSION(session, "gemma4_session_set_greedy");
     struct g4_sampler *sp = &SESSION(session)->sampler;
     return g4_sampler_set(sp, 0.0f, 0, 1.0f, 0.0f, sp->repeat_penalty, sp->repeat_last_n);
 }
@@ -225,6 +263,7 @@ GEMMA4_API gemma4_status gemma4_session_set_sampling(gemma4_session *session, fl
                                                      int32_t top_k, float top_p, float min_p) {
     BEGIN();
     CHECK(session, "gemma4_session_set_sampling: session is NULL");
+    CHECK_SESSION(session, "gemma4_session_set_sampling");
     struct g4_sampler *sp = &SESSION(session)->sampler;
     return g4_sampler_set(sp, temperature, top_k, top_p, min_p, sp->repeat_penalty,
                           sp->repeat_last_n);
@@ -234,6 +273,7 @@ GEMMA4_API gemma4_status gemma4_session_set_repetition_penalty(gemma4_session *s
                                                                float penalty, int32_t last_n) {
     BEGIN();
     CHECK(session, "gemma4_session_set_repetition_penalty: session is NULL");
+    CHECK_SESSION(session, "gemma4_session_set_repetition_penalty");
     struct g4_sampler *sp = &SESSION(session)->sampler;
     return g4_sampler_set(sp, sp->temperature, sp->top_k, sp->top_p, sp->min_p, penalty, last_n);
 }
@@ -241,6 +281,7 @@ GEMMA4_API gemma4_status gemma4_session_set_repetition_penalty(gemma4_session *s
 GEMMA4_API gemma4_status gemma4_session_set_seed(gemma4_session *session, uint64_t seed) {
     BEGIN();
     CHECK(session, "gemma4_session_set_seed: session is NULL");
+    CHECK_SESSION(session, "gemma4_session_set_seed");
     g4_sampler_set_seed(&SESSION(session)->sampler, seed);
     return GEMMA4_OK;
 }
@@ -248,6 +289,7 @@ GEMMA4_API gemma4_status gemma4_session_set_seed(gemma4_session *session, uint64
 GEMMA4_API gemma4_status gemma4_session_sample(gemma4_session *session, int32_t *token) {
     BEGIN();
     CHECK(session && token, "gemma4_session_sample: NULL argument");
+    CHECK_SESSION(session, "gemma4_session_sample");
     struct g4_session *s = SESSION(session);
     CHECK(s->has_logits, "gemma4_session_sample: no logits yet (step the session first)");
     *token = g4_sampler_sample(&s->sampler, s->logits, s->history, (size_t)s->n_past);
@@ -257,12 +299,14 @@ GEMMA4_API gemma4_status gemma4_session_sample(gemma4_session *session, int32_t 
 GEMMA4_API gemma4_status gemma4_session_add_stop(gemma4_session *session, const char *stop) {
     BEGIN();
     CHECK(session && stop, "gemma4_session_add_stop: NULL argument");
+    CHECK_SESSION(session, "gemma4_session_add_stop");
     return g4_session_add_stop(SESSION(session), stop);
 }
 
 GEMMA4_API gemma4_status gemma4_session_clear_stops(gemma4_session *session) {
     BEGIN();
     CHECK(session, "gemma4_session_clear_stops: session is NULL");
+    CHECK_SESSION(session, "gemma4_session_clear_stops");
     g4_session_clear_stops(SESSION(session));
     return GEMMA4_OK;
 }
@@ -272,6 +316,7 @@ GEMMA4_API gemma4_status gemma4_generate(gemma4_session *session, const char *pr
                                          void *user_data) {
     BEGIN();
     CHECK(session && prompt, "gemma4_generate: NULL argument");
+    CHECK_SESSION(session, "gemma4_generate");
     CHECK(max_tokens >= 0, "gemma4_generate: max_tokens %d < 0", max_tokens);
     return g4_generate(SESSION(session), prompt, max_tokens, on_token, user_data);
 }
@@ -282,6 +327,7 @@ GEMMA4_API gemma4_status gemma4_chat_generate(gemma4_session *session, const cha
                                               void *user_data) {
     BEGIN();
     CHECK(session && roles && contents && n_messages > 0, "gemma4_chat_generate: NULL argument");
+    CHECK_SESSION(session, "gemma4_chat_generate");
     CHECK(max_tokens >= 0, "gemma4_chat_generate: max_tokens %d < 0", max_tokens);
     return g4_chat_generate(SESSION(session), roles, contents, n_messages, max_tokens, on_token,
                             user_data);
@@ -290,6 +336,7 @@ GEMMA4_API gemma4_status gemma4_chat_generate(gemma4_session *session, const cha
 GEMMA4_API gemma4_status gemma4_session_cancel(gemma4_session *session) {
     // No BEGIN(): may run on another thread while the session works; touches only the flag.
     if (!session) return g4_fail(G4_ERR_INVALID_ARGUMENT, "gemma4_session_cancel: session is NULL");
+    CHECK_SESSION(session, "gemma4_session_cancel");
     atomic_store(&SESSION(session)->cancel, true);
     return GEMMA4_OK;
 }

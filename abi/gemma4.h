@@ -35,8 +35,19 @@
 // gemma4_last_error() is per thread.
 //
 // Lifetimes: sessions hold a reference to their model, so gemma4_model_free may be called
-// before the sessions are freed; the weights go when the last session is freed. Every _free
-// accepts NULL. Freeing a handle twice is undefined behaviour (bindings prevent it).
+// before the sessions are freed; the weights go when the last session is freed. The model
+// handle itself is invalid from gemma4_model_free on (its sessions keep working). Every _free
+// accepts NULL.
+//
+// Freed handles: each handle carries a tag that every function checks and that _free clears.
+// Passing a freed handle, or a pointer that is no handle, gives GEMMA4_ERR_INVALID_ARGUMENT
+// ("invalid or freed model handle" / "... session handle"); a _free given one does nothing but
+// set that message. This is a best-effort check, not a guarantee: it can only read memory that
+// is still allocated. The library keeps the handle structs of the last 8 freed models and the
+// last 8 freed sessions allocated (only the structs: weights, tokenizer and caches are released
+// at once), so reuse of those is always caught; for a handle freed longer ago the memory may
+// have been reused, and using it remains undefined behaviour (as does racing a _free with
+// another call on the same handle). Bindings should still make double frees impossible.
 #ifndef GEMMA4_H
 #define GEMMA4_H
 
@@ -127,11 +138,13 @@ typedef struct gemma4_session gemma4_session;
 // anything runs. device: GEMMA4_DEVICE_CPU or _CUDA; device_index: CUDA ordinal (0 on CPU).
 // n_ctx: default context of new sessions (<= 0: min(8192, the model's maximum)).
 // n_threads: CPU threads (<= 0: one per physical core this process may run on).
-// Errors: INVALID_ARGUMENT (NULL dir/out, bad device), IO, FORMAT, CONFIG, UNSUPPORTED,
-// OUT_OF_MEMORY, DEVICE. On error *out is NULL and nothing is left allocated.
+// Errors: INVALID_ARGUMENT (NULL dir/out, bad device), IO (a file missing or unreadable, or
+// not a regular file, such as a directory or FIFO; the message names it), FORMAT, CONFIG,
+// UNSUPPORTED, OUT_OF_MEMORY, DEVICE. On error *out is NULL and nothing is left allocated.
 GEMMA4_API gemma4_status gemma4_load(const char *model_dir, int32_t device, int32_t device_index,
                                      int64_t n_ctx, int32_t n_threads, gemma4_model **out);
-// Drops the caller's reference. Sessions keep the model alive until they are freed. NULL is fine.
+// Drops the caller's reference and invalidates the handle. Sessions keep the model alive until
+// they are freed. NULL is fine; a freed or invalid handle is ignored (see "Freed handles").
 GEMMA4_API void gemma4_model_free(gemma4_model *model);
 
 #define GEMMA4_INFO_VOCAB_SIZE 0
@@ -190,7 +203,8 @@ GEMMA4_API gemma4_status gemma4_chat_apply(const gemma4_model *model, const char
 // stop strings. Errors: INVALID_ARGUMENT, OUT_OF_MEMORY, DEVICE.
 GEMMA4_API gemma4_status gemma4_session_new(gemma4_model *model, int64_t n_ctx,
                                             gemma4_session **out);
-// NULL is fine. Must not race with other calls on the same session.
+// NULL is fine; a freed or invalid handle is ignored (see "Freed handles"). Must not race with
+// other calls on the same session.
 GEMMA4_API void gemma4_session_free(gemma4_session *session);
 
 // Appends n_tokens tokens to the context and runs them (a prefill when n_tokens > 1).

@@ -44,35 +44,24 @@ g4_status g4_bpe_ids_push(struct g4_bpe_ids *ids, int32_t id) {
     return G4_OK;
 }
 
-g4_status g4_bpe_init(struct g4_bpe *b, int32_t n_ids, size_t pool_bytes, size_t n_merges) {
+g4_status g4_bpe_init(struct g4_bpe *b, int32_t n_ids, size_t n_tokens, size_t pool_bytes,
+                      size_t n_merges) {
     memset(b, 0, sizeof *b);
     b->unk_id = -1;
     if (n_ids <= 0) return g4_fail(G4_ERR_FORMAT, "BPE vocab is empty");
     b->n_ids = n_ids;
-    b->pool_bytes = pool_bytes;
-    b->slot_mask = table_size((size_t)n_ids) - 1;
+    b->n_tokens = n_tokens;
+    b->pool_bytes = pool_bytes + 1;
+    b->pool_used = 1; // offset 0 marks a hole
+    b->slot_mask = table_size(n_tokens) - 1;
     b->merge_mask = table_size(n_merges) - 1;
     G4_TRY(g4_calloc((void **)&b->str_off, (size_t)n_ids, sizeof *b->str_off, "vocab offsets"));
     G4_TRY(g4_calloc((void **)&b->str_len, (size_t)n_ids, sizeof *b->str_len, "vocab lengths"));
-    G4_TRY(g4_calloc((void **)&b->pool, pool_bytes + 1, 1, "vocab text"));
+    G4_TRY(g4_calloc((void **)&b->pool, b->pool_bytes, 1, "vocab text"));
     G4_TRY(g4_calloc((void **)&b->slots, b->slot_mask + 1, sizeof *b->slots, "vocab hash"));
     G4_TRY(g4_calloc((void **)&b->merges, b->merge_mask + 1, sizeof *b->merges, "merge hash"));
-    for (int32_t i = 0; i < n_ids; i++) b->str_off[i] = UINT32_MAX;
     for (size_t i = 0; i <= b->slot_mask; i++) b->slots[i] = -1;
     for (size_t i = 0; i <= b->merge_mask; i++) b->merges[i].new_id = -1;
-    return G4_OK;
-}
-
-g4_status g4_bpe_set(struct g4_bpe *b, int32_t id, const char *s, size_t n) {
-    if (id < 0 || id >= b->n_ids) return g4_fail(G4_ERR_FORMAT, "BPE vocab id %d out of range", id);
-    if (b->str_off[id] != UINT32_MAX)
-        return g4_fail(G4_ERR_FORMAT, "BPE vocab id %d is given twice", id);
-    if (n > b->pool_bytes - b->pool_used || b->pool_used > UINT32_MAX - 1)
-        return g4_fail(G4_ERR_INTERNAL, "BPE vocab text pool too small");
-    memcpy(b->pool + b->pool_used, s, n);
-    b->str_off[id] = (uint32_t)b->pool_used;
-    b->str_len[id] = (uint32_t)n;
-    b->pool_used += n;
     return G4_OK;
 }
 
@@ -84,24 +73,32 @@ int32_t g4_bpe_find(const struct g4_bpe *b, const char *s, size_t n) {
     }
 }
 
-g4_status g4_bpe_index(struct g4_bpe *b) {
-    for (int32_t id = 0; id < b->n_ids; id++) {
-        if (b->str_off[id] == UINT32_MAX) continue;
-        const char *s = b->pool + b->str_off[id];
-        size_t n = b->str_len[id];
-        if (g4_bpe_find(b, s, n) >= 0)
-            return g4_fail(G4_ERR_FORMAT, "BPE vocab text \"%.*s\" has two ids", (int)n, s);
-        size_t i = hash_bytes(s, n) & b->slot_mask;
-        while (b->slots[i] >= 0) i = (i + 1) & b->slot_mask;
-        b->slots[i] = id;
-    }
+g4_status g4_bpe_set(struct g4_bpe *b, int32_t id, const char *s, size_t n) {
+    if (id < 0 || id >= b->n_ids) return g4_fail(G4_ERR_FORMAT, "BPE vocab id %d out of range", id);
+    if (b->str_off[id] != 0) return g4_fail(G4_ERR_FORMAT, "BPE vocab id %d is given twice", id);
+    if (g4_bpe_find(b, s, n) >= 0)
+        return g4_fail(G4_ERR_FORMAT, "BPE vocab text \"%.*s\" has two ids", (int)n, s);
+    if (b->n_set == b->n_tokens || n > b->pool_bytes - b->pool_used ||
+        b->pool_used > UINT32_MAX - 1)
+        return g4_fail(G4_ERR_INTERNAL, "BPE vocab tables too small");
+    memcpy(b->pool + b->pool_used, s, n);
+    b->str_off[id] = (uint32_t)b->pool_used;
+    b->str_len[id] = (uint32_t)n;
+    b->pool_used += n;
+    size_t i = hash_bytes(s, n) & b->slot_mask;
+    while (b->slots[i] >= 0) i = (i + 1) & b->slot_mask;
+    b->slots[i] = id;
+    b->n_set++;
+    return G4_OK;
+}
+
+void g4_bpe_index(struct g4_bpe *b) {
     static const char hex[] = "0123456789ABCDEF";
     for (int c = 0; c < 256; c++) {
         // tokenizers formats the fallback token as format!("<{b:#04X}>"), e.g. "<0x0A>"
         char name[6] = {'<', '0', 'x', hex[c >> 4], hex[c & 15], '>'};
         b->byte_id[c] = g4_bpe_find(b, name, sizeof name);
     }
-    return G4_OK;
 }
 
 static struct g4_bpe_merge *merge_slot(const struct g4_bpe *b, uint64_t pair) {

@@ -21,12 +21,14 @@ struct g4_bpe_merge {
 
 struct g4_bpe {
     int32_t n_ids;        // model ids are [0, n_ids); ids the vocab does not name are holes
-    uint32_t *str_off;    // (n_ids,) offset of the token text in pool, UINT32_MAX for a hole
+    // The id tables are zero for a hole, so a sparse vocab (one huge id in a small file) costs
+    // untouched calloc pages, not a pass over every id: load time follows the file, not n_ids.
+    uint32_t *str_off;    // (n_ids,) offset of the token text in pool, 0 for a hole
     uint32_t *str_len;    // (n_ids,) byte length of the token text
-    char *pool;           // all token texts, back to back
+    char *pool;           // pool[0] unused (offset 0 marks a hole), then the token texts
     size_t pool_bytes, pool_used;
-    int32_t *slots;       // open-addressing vocab hash, ids, -1 empty
-    size_t slot_mask;
+    int32_t *slots;       // open-addressing vocab hash sized by n_tokens, ids, -1 empty
+    size_t slot_mask, n_tokens, n_set;
     struct g4_bpe_merge *merges;  // open-addressing merge hash
     size_t merge_mask;
     int32_t byte_id[256]; // id of "<0xHH>" for each byte, -1 if absent
@@ -41,12 +43,15 @@ struct g4_bpe_ids {
 };
 g4_status g4_bpe_ids_push(struct g4_bpe_ids *ids, int32_t id);
 
-// Allocates room for n_ids ids, pool_bytes bytes of token text and n_merges merges.
-g4_status g4_bpe_init(struct g4_bpe *b, int32_t n_ids, size_t pool_bytes, size_t n_merges);
-// Sets the text of id (0 <= id < n_ids). G4_ERR_FORMAT if id is already set.
+// Allocates room for ids [0, n_ids), n_tokens of them named (the vocab entries), pool_bytes
+// bytes of token text and n_merges merges.
+g4_status g4_bpe_init(struct g4_bpe *b, int32_t n_ids, size_t n_tokens, size_t pool_bytes,
+                      size_t n_merges);
+// Sets the text of id (0 <= id < n_ids) and hashes it. G4_ERR_FORMAT if id is already set or
+// the text already has another id.
 g4_status g4_bpe_set(struct g4_bpe *b, int32_t id, const char *s, size_t n);
-// Builds the vocab hash and byte table once all ids are set. G4_ERR_FORMAT on duplicate texts.
-g4_status g4_bpe_index(struct g4_bpe *b);
+// Builds the byte-fallback table once all ids are set.
+void g4_bpe_index(struct g4_bpe *b);
 // Id of the exact text s[0..n), or -1.
 int32_t g4_bpe_find(const struct g4_bpe *b, const char *s, size_t n);
 // Adds merge number `rank` (left, right). The merged text must be in the vocab (G4_ERR_FORMAT

@@ -3,12 +3,15 @@
 #include "config.h"
 
 #include "chat.h"
+#include "file.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 // Reads integer key `key` of object o into *out (default when absent or null).
 static g4_status get_int(const cJSON *o, const char *key, int dflt, int *out, const char *what) {
@@ -379,19 +382,13 @@ done:
 g4_status g4_config_load(struct g4_config *cfg, const char *dir) {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) return g4_fail(G4_ERR_IO, "%s: cannot open (is this a model directory?)", path);
-    char *buf = NULL;
-    long len = -1;
-    if (fseek(f, 0, SEEK_END) == 0) len = ftell(f);
-    if (len >= 0 && len < (1L << 24) && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc(len + 1)) &&
-        fread(buf, 1, len, f) != (size_t)len) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (!buf) return g4_fail(G4_ERR_IO, "%s: cannot read (%ld bytes)", path, len);
-    g4_status st = g4_config_parse(cfg, buf, (size_t)len, path);
+    char *buf;
+    size_t len;
+    g4_status st = g4_file_read(path, 1 << 24, &buf, &len);
+    if (st == G4_ERR_IO && access(path, F_OK) != 0 && errno == ENOENT)
+        return g4_fail(st, "%s: no such file (is this a model directory?)", path);
+    if (st != G4_OK) return st;
+    st = g4_config_parse(cfg, buf, len, path);
     free(buf);
     return st;
 }

@@ -9,7 +9,6 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "mem.h"
 
 static const struct {
@@ -265,31 +265,22 @@ done:
 static g4_status map_file(const char *path, size_t min_bytes, void **map, size_t *n_bytes) {
     *map = NULL;
     *n_bytes = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return g4_fail(G4_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int err = errno;
+    int fd;
+    uint64_t size;
+    G4_TRY(g4_file_open(path, &fd, &size));
+    if (size < min_bytes || size > SIZE_MAX) {
         close(fd);
-        return g4_fail(G4_ERR_IO, "%s: %s", path, strerror(err));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return g4_fail(G4_ERR_IO, "%s: not a regular file", path);
-    }
-    if ((uint64_t)sb.st_size < min_bytes || (uint64_t)sb.st_size > SIZE_MAX) {
-        close(fd);
-        return g4_fail(G4_ERR_FORMAT, "%s: file is %lld bytes (truncated)", path,
-                       (long long)sb.st_size);
+        return g4_fail(G4_ERR_FORMAT, "%s: file is %llu bytes (truncated)", path,
+                       (unsigned long long)size);
     }
     // Read-only and private: the checkpoint is never written, and pages stay shared with the
     // page cache. cJSON parses the header in place with an explicit length.
-    void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *m = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
     int err = errno;
     close(fd);
     if (m == MAP_FAILED) return g4_fail(G4_ERR_IO, "%s: mmap: %s", path, strerror(err));
     *map = m;
-    *n_bytes = (size_t)sb.st_size;
+    *n_bytes = (size_t)size;
     return G4_OK;
 }
 

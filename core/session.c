@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "handle.h"
 #include "mem.h"
 
 enum { DEFAULT_N_BATCH = 128 };
@@ -51,7 +52,7 @@ void g4_session_free(struct g4_session *s) {
     g4_sampler_free(&s->sampler);
     free(s->logits);
     free(s->history);
-    free(s);
+    g4_handle_retire(G4_HANDLE_SESSION, s);
 }
 
 g4_status g4_session_step(struct g4_session *s, const int32_t *tokens, int64_t n, float *logits,

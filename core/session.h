@@ -13,6 +13,7 @@
 #define G4_MAX_STOPS 16
 
 struct g4_session {
+    uint32_t tag;            // G4_TAG_SESSION from gemma4_session_new to _free (handle.h)
     struct g4_model *model;  // holds a reference
     int64_t n_ctx;
     int64_t n_past;          // positions already in the cache
@@ -32,7 +33,7 @@ struct g4_session {
 };
 
 g4_status g4_session_init(struct g4_session **out, struct g4_model *m, int64_t n_ctx);
-void g4_session_free(struct g4_session *s); // NULL fine
+void g4_session_free(struct g4_session *s); // via the handle quarantine; NULL fine
 
 // Appends n tokens and runs them (micro-batched). logits: NULL, or (n, vocab) when all_logits,
 // else (vocab,) for the last token; the last position's logits are also kept in s->logits.

@@ -11,6 +11,7 @@
 // extract_and_normalize (raw-text match, normalize, normalized-text match), pre-tokenize,
 // BPE per piece, post-process. The text is bytes: sequences that are not valid UTF-8 never match
 // the vocab and are byte-fallback encoded one byte at a time (HF only ever sees valid str).
+#define _GNU_SOURCE // memmem
 #include "tokenizer.h"
 
 #include <cjson/cJSON.h>
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #include "bpe.h"
+#include "file.h"
 #include "mem.h"
 
 struct str {
@@ -40,8 +42,10 @@ struct trie_node {
     unsigned char byte;
 };
 struct trie {
-    struct trie_node *node;
+    struct trie_node *node; // node 0 is the root
     size_t n, cap;
+    int32_t root[256];      // the root's child for each first byte, 0 if none: the encoder
+                            // tries every text position, most of which start no pattern
 };
 
 enum { NORM_REPLACE, NORM_PREPEND };
@@ -67,7 +71,7 @@ struct dec_step {
 struct g4_tokenizer {
     struct g4_bpe bpe;
     int32_t n_vocab;         // max(model ids, added ids) + 1
-    int32_t *added_of_id;    // (n_vocab,) index into added, or -1
+    int32_t *added_of_id;    // (n_vocab,) 1 + index into added, 0 if none (calloc: no init pass)
     struct added_token *added;
     size_t n_added;
     struct trie raw_trie, norm_trie;
@@ -92,10 +96,12 @@ static g4_status dup_str(struct str *out, const char *s, size_t n) {
     return G4_OK;
 }
 
-// Growable byte buffer.
+// Growable byte buffer. borrowed: s is the caller's storage (a stack array), copied to the heap
+// when it must grow, and never freed here (buf_free).
 struct buf {
     char *s;
     size_t n, cap;
+    bool borrowed;
 };
 
 static g4_status buf_put(struct buf *b, const char *s, size_t n) {
@@ -105,23 +111,49 @@ static g4_status buf_put(struct buf *b, const char *s, size_t n) {
             if (cap > SIZE_MAX / 2) return g4_fail(G4_ERR_OUT_OF_MEMORY, "text buffer overflows");
             cap *= 2;
         }
-        char *p = realloc(b->s, cap);
+        char *p = b->borrowed ? malloc(cap) : realloc(b->s, cap);
         if (!p) return g4_fail(G4_ERR_OUT_OF_MEMORY, "text buffer of %zu bytes", cap);
+        if (b->borrowed && b->n) memcpy(p, b->s, b->n);
         b->s = p;
         b->cap = cap;
+        b->borrowed = false;
     }
     if (n) memcpy(b->s + b->n, s, n);
     b->n += n;
     return G4_OK;
 }
 
+static void buf_free(struct buf *b) {
+    if (!b->borrowed) free(b->s);
+}
+
+// Index into tok->added of valid id, or -1.
+static int32_t added_index(const struct g4_tokenizer *tok, int32_t id) {
+    return tok->added_of_id[id] - 1;
+}
+
+// Appends s[0..n) to out with every non-overlapping occurrence of pattern (left to right, as
+// Rust's str::replace) replaced by content. memmem keeps it linear for any pattern.
+static g4_status replace_all(struct buf *out, const char *s, size_t n, const struct str *pattern,
+                             const struct str *content) {
+    for (size_t i = 0; i < n;) {
+        const char *hit = memmem(s + i, n - i, pattern->s, pattern->n);
+        size_t k = hit ? (size_t)(hit - s) : n;
+        G4_TRY(buf_put(out, s + i, k - i));
+        if (!hit) break;
+        G4_TRY(buf_put(out, content->s, content->n));
+        i = k + pattern->n;
+    }
+    return G4_OK;
+}
+
 static const char *token_text(const struct g4_tokenizer *tok, int32_t id, size_t *n) {
-    int32_t a = tok->added_of_id[id];
+    int32_t a = added_index(tok, id);
     if (a >= 0) {
         *n = tok->added[a].content.n;
         return tok->added[a].content.s;
     }
-    if (id < tok->bpe.n_ids && tok->bpe.str_off[id] != UINT32_MAX) {
+    if (id < tok->bpe.n_ids && tok->bpe.str_off[id] != 0) {
         *n = tok->bpe.str_len[id];
         return tok->bpe.pool + tok->bpe.str_off[id];
     }
@@ -135,18 +167,20 @@ static bool is_space(uint32_t c) {
            c == 0x205F || c == 0x3000;
 }
 
-// Bytes of the whitespace run that ends at s[n] (scanning backwards).
-static size_t space_run_before(const char *s, size_t n) {
+// Start of the whitespace run that ends at s[n] (scanning backwards), or any position <= lo
+// once the run reaches lo: the caller clamps to lo, so stopping there keeps a whole text of
+// lstrip matches linear instead of rescanning the run before each one.
+static size_t space_run_start(const char *s, size_t n, size_t lo) {
     const unsigned char *u = (const unsigned char *)s;
     size_t i = n;
-    while (i > 0) {
+    while (i > lo) {
         size_t j = i - 1;
         while (j > 0 && i - j < 4 && (u[j] & 0xC0) == 0x80) j--;
         uint32_t cp;
         if (g4_bpe_utf8_len(u + j, i - j, &cp) != i - j || !is_space(cp)) break;
         i = j;
     }
-    return n - i;
+    return i;
 }
 
 static size_t space_run_after(const char *s, size_t n) {
@@ -188,6 +222,7 @@ static g4_status trie_insert(struct trie *t, const char *s, size_t n, int32_t ad
             G4_TRY(trie_new_node(t, c, &k));
             t->node[k].sibling = t->node[cur].child;
             t->node[cur].child = k;
+            if (cur == 0) t->root[c] = k;
         }
         cur = k;
     }
@@ -200,8 +235,9 @@ static g4_status trie_insert(struct trie *t, const char *s, size_t n, int32_t ad
 static size_t trie_longest(const struct trie *t, const char *s, size_t n, int32_t *added) {
     size_t best = 0;
     int32_t cur = 0;
+    if (n == 0 || t->root[(unsigned char)s[0]] == 0) return 0;
     for (size_t i = 0; i < n; i++) {
-        int32_t k = t->node[cur].child;
+        int32_t k = i ? t->node[cur].child : t->root[(unsigned char)s[0]];
         while (k >= 0 && t->node[k].byte != (unsigned char)s[i]) k = t->node[k].sibling;
         if (k < 0) break;
         cur = k;
@@ -238,6 +274,9 @@ static g4_status find_matches(const struct g4_tokenizer *tok, const struct trie 
                               const char *s, size_t n, struct segs *out) {
     out->n = 0;
     size_t start_offset = 0;
+    // rstrip: the last whitespace run measured, [rs_from, rs_to). A later match ends inside it
+    // when the run holds whitespace added tokens; answering from the run keeps that linear.
+    size_t rs_from = 1, rs_to = 0;
     for (size_t i = 0; t->n > 0 && i < n;) {
         int32_t a = -1;
         size_t len = trie_longest(t, s + i, n - i, &a);
@@ -249,10 +288,18 @@ static g4_status find_matches(const struct g4_tokenizer *tok, const struct trie 
         i = stop;
         const struct added_token *at = &tok->added[a];
         if (at->lstrip) {
-            size_t newstart = start - space_run_before(s, start);
+            size_t newstart = space_run_start(s, start, start_offset);
             start = newstart > start_offset ? newstart : start_offset;
         }
-        if (at->rstrip) stop += space_run_after(s + stop, n - stop);
+        if (at->rstrip) {
+            if (stop < rs_from || stop > rs_to) { // not inside the run measured last
+                rs_from = stop;
+                rs_to = stop + space_run_after(s + stop, n - stop);
+            }
+            // inside it: a character boundary reaches the same end; a continuation byte
+            // starts no character, so no run (as space_run_after would find)
+            if (stop == rs_to || ((unsigned char)s[stop] & 0xC0) != 0x80) stop = rs_to;
+        }
         if (start_offset < start) G4_TRY(segs_push(out, start_offset, start, -1));
         G4_TRY(segs_push(out, start, stop, a));
         start_offset = stop;
@@ -273,16 +320,7 @@ static g4_status normalize(const struct g4_tokenizer *tok, const char *s, size_t
             G4_TRY(buf_put(tmp, st->content.s, st->content.n));
             G4_TRY(buf_put(tmp, out->s, out->n));
         } else {
-            size_t p = st->pattern.n;
-            for (size_t i = 0; i < out->n;) {
-                if (out->n - i >= p && memcmp(out->s + i, st->pattern.s, p) == 0) {
-                    G4_TRY(buf_put(tmp, st->content.s, st->content.n));
-                    i += p;
-                } else {
-                    G4_TRY(buf_put(tmp, out->s + i, 1));
-                    i++;
-                }
-            }
+            G4_TRY(replace_all(tmp, out->s, out->n, &st->pattern, &st->content));
         }
         struct buf swap = *out;
         *out = *tmp;
@@ -302,10 +340,9 @@ static g4_status pretokenize(const struct g4_tokenizer *tok, size_t step, const 
     g4_status st = G4_OK;
     size_t prev = 0, p = sp->pattern.n;
     for (size_t i = 0; st == G4_OK && i + p <= n;) {
-        if (memcmp(s + i, sp->pattern.s, p) != 0) {
-            i++;
-            continue;
-        }
+        const char *hit = memmem(s + i, n - i, sp->pattern.s, p);
+        if (!hit) break;
+        i = (size_t)(hit - s);
         if (prev != i) st = segs_push(&m, prev, i, sp->invert);
         if (st == G4_OK) st = segs_push(&m, i, i + p, !sp->invert);
         prev = i += p;
@@ -399,19 +436,23 @@ g4_status g4_tokenizer_encode(const struct g4_tokenizer *tok, const char *text, 
 // ---- decode ------------------------------------------------------------------------------
 
 // A list of strings stored back to back, as the Vec<String> tokenizers' decoders pass along.
+// Its storage may start borrowed, as struct buf's.
 struct strs {
     struct buf text;
     size_t *end; // end offset of each string in text
     size_t n, cap;
+    bool end_borrowed;
 };
 
 static g4_status strs_push(struct strs *l, const char *s, size_t n) {
     if (l->n == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 64;
-        size_t *p = realloc(l->end, cap * sizeof *p);
+        size_t *p = l->end_borrowed ? malloc(cap * sizeof *p) : realloc(l->end, cap * sizeof *p);
         if (!p) return g4_fail(G4_ERR_OUT_OF_MEMORY, "decode token list of %zu", cap);
+        if (l->end_borrowed && l->n) memcpy(p, l->end, l->n * sizeof *p);
         l->end = p;
         l->cap = cap;
+        l->end_borrowed = false;
     }
     G4_TRY(buf_put(&l->text, s, n));
     l->end[l->n++] = l->text.n;
@@ -466,12 +507,14 @@ static g4_status dec_step(const struct dec_step *d, const struct strs *in, struc
     out->n = 0;
     out->text.n = 0;
     bytes->n = 0;
+    if (d->kind == DEC_FUSE) { // the strings already lie back to back: one string of them all
+        if (in->n) G4_TRY(strs_push(out, in->text.s ? in->text.s : "", in->text.n));
+        return G4_OK;
+    }
     for (size_t i = 0; i < in->n; i++) {
         size_t n;
         const char *s = strs_get(in, i, &n);
-        if (d->kind == DEC_FUSE) {
-            G4_TRY(buf_put(&out->text, s, n));
-        } else if (d->kind == DEC_BYTE_FALLBACK) {
+        if (d->kind == DEC_BYTE_FALLBACK) {
             int b = byte_token(s, n);
             if (b >= 0) {
                 char c = (char)b;
@@ -481,13 +524,7 @@ static g4_status dec_step(const struct dec_step *d, const struct strs *in, struc
                 G4_TRY(strs_push(out, s, n));
             }
         } else if (d->kind == DEC_REPLACE) {
-            size_t p = d->pattern.n;
-            for (size_t k = 0; k < n;) {
-                bool hit = n - k >= p && memcmp(s + k, d->pattern.s, p) == 0;
-                G4_TRY(hit ? buf_put(&out->text, d->content.s, d->content.n)
-                           : buf_put(&out->text, s + k, 1));
-                k += hit ? p : 1;
-            }
+            G4_TRY(replace_all(&out->text, s, n, &d->pattern, &d->content));
             G4_TRY(strs_close(out));
         } else { // DEC_STRIP: drop up to start/stop copies of one character at each end
             const char *c = d->content.s;
@@ -498,7 +535,6 @@ static g4_status dec_step(const struct dec_step *d, const struct strs *in, struc
             G4_TRY(strs_push(out, s + a, b - a));
         }
     }
-    if (d->kind == DEC_FUSE && in->n) G4_TRY(strs_close(out));
     if (d->kind == DEC_BYTE_FALLBACK) G4_TRY(flush_bytes(out, bytes, raw));
     return G4_OK;
 }
@@ -506,8 +542,13 @@ static g4_status dec_step(const struct dec_step *d, const struct strs *in, struc
 // Runs the decoder chain over ids and writes the joined result (tokenizers Tokenizer::decode).
 static g4_status decode_ids(const struct g4_tokenizer *tok, const int32_t *ids, size_t n,
                             int skip_special, bool raw, char *buf, size_t cap, size_t *n_out) {
-    struct strs a = {0}, b = {0};
-    struct buf bytes = {0};
+    // Short sequences decode in stack storage: g4_tokenizer_piece runs this twice per generated
+    // token. Longer ones move to the heap as they grow.
+    char text_a[256], text_b[256], small_bytes[32];
+    size_t end_a[16], end_b[16];
+    struct strs a = {{text_a, 0, sizeof text_a, true}, end_a, 0, G4_COUNT(end_a), true};
+    struct strs b = {{text_b, 0, sizeof text_b, true}, end_b, 0, G4_COUNT(end_b), true};
+    struct buf bytes = {small_bytes, 0, sizeof small_bytes, true};
     g4_status st = G4_OK;
     for (size_t i = 0; st == G4_OK && i < n; i++) {
         if (ids[i] < 0 || ids[i] >= tok->n_vocab) {
@@ -515,7 +556,7 @@ static g4_status decode_ids(const struct g4_tokenizer *tok, const int32_t *ids, 
                          tok->n_vocab);
             break;
         }
-        int32_t ai = tok->added_of_id[ids[i]];
+        int32_t ai = added_index(tok, ids[i]);
         if (skip_special && ai >= 0 && tok->added[ai].special) continue;
         size_t len;
         const char *s = token_text(tok, ids[i], &len);
@@ -536,21 +577,22 @@ static g4_status decode_ids(const struct g4_tokenizer *tok, const int32_t *ids, 
                          total, cap);
         } else if (buf) {
             size_t o = 0;
-            for (size_t i = 0; i < a.n; i++) {
+            for (size_t i = 0; i < a.n && !tok->has_decoder; i++) {
                 size_t m;
                 const char *s = strs_get(&a, i, &m);
-                if (i && !tok->has_decoder) buf[o++] = ' ';
+                if (i) buf[o++] = ' ';
                 memcpy(buf + o, s, m);
                 o += m;
             }
+            if (tok->has_decoder && total) memcpy(buf, a.text.s, total); // back to back
             if (cap > total) buf[total] = '\0';
         }
     }
-    free(a.text.s);
-    free(a.end);
-    free(b.text.s);
-    free(b.end);
-    free(bytes.s);
+    buf_free(&a.text);
+    if (!a.end_borrowed) free(a.end);
+    buf_free(&b.text);
+    if (!b.end_borrowed) free(b.end);
+    buf_free(&bytes);
     return st;
 }
 
@@ -580,8 +622,8 @@ int32_t g4_tokenizer_find(const struct g4_tokenizer *tok, const char *token) {
 }
 
 int g4_tokenizer_is_special(const struct g4_tokenizer *tok, int32_t id) {
-    if (id < 0 || id >= tok->n_vocab || tok->added_of_id[id] < 0) return 0;
-    return tok->added[tok->added_of_id[id]].special;
+    if (id < 0 || id >= tok->n_vocab || added_index(tok, id) < 0) return 0;
+    return tok->added[added_index(tok, id)].special;
 }
 
 void g4_tokenizer_free(struct g4_tokenizer *tok) {
@@ -609,6 +651,8 @@ void g4_tokenizer_free(struct g4_tokenizer *tok) {
 // Token ids index dense tables (vocab text, added-token map), so they are capped; config.c caps
 // vocab_size at the same 2^24, and a model needs tokenizer ids < vocab_size anyway.
 enum { MAX_IDS = 1 << 24 };
+// Gemma's tokenizer.json files are 13-33 MB.
+#define MAX_FILE_BYTES ((size_t)1 << 30)
 
 static const cJSON *item(const cJSON *obj, const char *key) {
     return cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -793,7 +837,7 @@ static g4_status load_model(struct g4_tokenizer *tok, const cJSON *m) {
         if (!is_null(x = item(m, affixes[i])) && !(cJSON_IsString(x) && !x->valuestring[0]))
             return g4_fail(G4_ERR_UNSUPPORTED, "model BPE %s", affixes[i]);
     double max_id = -1;
-    size_t pool = 0, n_merges = 0;
+    size_t pool = 0, n_tokens = 0, n_merges = 0;
     for (const cJSON *v = vocab->child; v; v = v->next) {
         if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > INT32_MAX - 1 ||
             v->valuedouble != (double)v->valueint)
@@ -803,12 +847,13 @@ static g4_status load_model(struct g4_tokenizer *tok, const cJSON *m) {
                            v->valueint, v->string, MAX_IDS - 1);
         if (v->valuedouble > max_id) max_id = v->valuedouble;
         pool += strlen(v->string);
+        n_tokens++;
     }
     for (x = merges->child; x; x = x->next) n_merges++;
-    G4_TRY(g4_bpe_init(&tok->bpe, (int32_t)max_id + 1, pool, n_merges));
+    G4_TRY(g4_bpe_init(&tok->bpe, (int32_t)max_id + 1, n_tokens, pool, n_merges));
     for (const cJSON *v = vocab->child; v; v = v->next)
         G4_TRY(g4_bpe_set(&tok->bpe, v->valueint, v->string, strlen(v->string)));
-    G4_TRY(g4_bpe_index(&tok->bpe));
+    g4_bpe_index(&tok->bpe);
     uint32_t rank = 0;
     for (x = merges->child; x; x = x->next) {
         const char *a, *b;
@@ -872,16 +917,15 @@ static g4_status load_added_tokens(struct g4_tokenizer *tok, const cJSON *arr) {
         if (at->id >= tok->n_vocab) tok->n_vocab = at->id + 1;
     }
     G4_TRY(g4_calloc((void **)&tok->added_of_id, (size_t)tok->n_vocab, sizeof(int32_t), "id map"));
-    for (int32_t i = 0; i < tok->n_vocab; i++) tok->added_of_id[i] = -1;
     struct buf nb = {0}, tmp = {0};
     g4_status st = G4_OK;
     for (size_t i = 0; st == G4_OK && i < tok->n_added; i++) {
         struct added_token *at = &tok->added[i];
-        if (tok->added_of_id[at->id] >= 0) {
+        if (added_index(tok, at->id) >= 0) {
             st = g4_fail(G4_ERR_FORMAT, "added token id %d is given twice", at->id);
             break;
         }
-        tok->added_of_id[at->id] = (int32_t)i;
+        tok->added_of_id[at->id] = (int32_t)i + 1;
         if (!at->normalized) {
             if (at->content.n) st = trie_insert(&tok->raw_trie, at->content.s, at->content.n, (int32_t)i);
             continue;
@@ -898,24 +942,18 @@ static g4_status load_added_tokens(struct g4_tokenizer *tok, const cJSON *arr) {
 g4_status g4_tokenizer_load(struct g4_tokenizer **out, const char *path) {
     if (!out || !path) return g4_fail(G4_ERR_INVALID_ARGUMENT, "tokenizer load: NULL argument");
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return g4_fail(G4_ERR_IO, "%s: cannot open", path);
-    struct buf text = {0};
-    char chunk[1 << 16];
-    size_t got;
-    g4_status st = G4_OK;
-    while (st == G4_OK && (got = fread(chunk, 1, sizeof chunk, f)) > 0) st = buf_put(&text, chunk, got);
-    if (st == G4_OK && ferror(f)) st = g4_fail(G4_ERR_IO, "%s: read error", path);
-    fclose(f);
-    if (st != G4_OK) return free(text.s), st;
+    char *text;
+    size_t len;
+    g4_status st = g4_file_read(path, MAX_FILE_BYTES, &text, &len);
+    if (st != G4_OK) return st;
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text.s ? text.s : "", text.n, &end, 0);
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root) {
-        size_t at = end && text.s ? (size_t)(end - text.s) : 0;
-        free(text.s);
+        size_t at = end ? (size_t)(end - text) : 0;
+        free(text);
         return g4_fail(G4_ERR_FORMAT, "%s: not valid JSON (near byte %zu)", path, at);
     }
-    free(text.s);
+    free(text);
     struct g4_tokenizer *tok = calloc(1, sizeof *tok);
     if (!tok) st = g4_fail(G4_ERR_OUT_OF_MEMORY, "tokenizer");
     static const char *const must_be_null[] = {"truncation", "padding"};

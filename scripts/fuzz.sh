@@ -2,7 +2,8 @@
 # Builds the libFuzzer targets in tests/fuzz/ into build-fuzz/ (clang, ASan + UBSan) and runs each
 # for SECONDS_PER_TARGET seconds (default 60) on one worker, printing the executions per target.
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     e.g. scripts/fuzz.sh 30 fuzz_chat
-# Env: CC (default: clang, else clang-14), FUZZ_RSS_MB (default 2048), FUZZ_BUILD (build dir).
+# Env: CC (default: clang, else clang-14), FUZZ_RSS_MB (default 2048), FUZZ_BUILD (build dir),
+#      FUZZ_MAX_LEN (input size limit for every target; default per target, see max_len below).
 # Crashes land in build-fuzz/artifacts/<target>/; add each one to tests/fuzz/corpus/<target>/
 # once fixed. The corpus directories are only read: new coverage goes to build-fuzz/corpus/.
 set -euo pipefail
@@ -20,14 +21,24 @@ flags=(-std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undef
        -fno-sanitize-recover=undefined -Wall -Wextra -I"$root/core" $cjson_cflags
        -DG4_SOURCE_DIR="\"$root\"")
 
-# core files each target links (parsers plus status/mem/log)
-base="status.c mem.c log.c"
+# core files each target links (parsers plus status/mem/log/file)
+base="status.c mem.c log.c file.c"
 declare -A srcs=(
   [fuzz_safetensors]="safetensors.c"
   [fuzz_config]="config.c"
   [fuzz_tokenizer_load]="tokenizer.c bpe.c"
   [fuzz_tokenizer]="tokenizer.c bpe.c"
   [fuzz_chat]="chat.c"
+)
+# -max_len per target: whole files for the parsers (the tokenizer.json seeds are ~14 KB); 4 KB of
+# text or 1023 ids for fuzz_tokenizer, whose added tokens and merges span a few bytes, so longer
+# inputs only make each run slower (its cost grows with the input, ~10 encode/decode passes).
+declare -A max_len=(
+  [fuzz_safetensors]=65536
+  [fuzz_config]=65536
+  [fuzz_tokenizer_load]=65536
+  [fuzz_tokenizer]=4096
+  [fuzz_chat]=65536
 )
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(fuzz_safetensors fuzz_config fuzz_tokenizer_load fuzz_tokenizer fuzz_chat)
@@ -50,7 +61,7 @@ for t in "${targets[@]}"; do
   set +e
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     "$out/$t" -max_total_time="$secs" -print_final_stats=1 -rss_limit_mb="${FUZZ_RSS_MB:-2048}" \
-      -timeout=10 -max_len=65536 -artifact_prefix="$out/artifacts/$t/" \
+      -timeout=10 -max_len="${FUZZ_MAX_LEN:-${max_len[$t]}}" -artifact_prefix="$out/artifacts/$t/" \
       "$out/corpus/$t" "$root/tests/fuzz/corpus/$t" >"$log" 2>&1
   rc=$?
   set -e

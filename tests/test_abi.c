@@ -1,6 +1,7 @@
 // The public ABI: error codes and messages for misuse, buffer convention, lifetimes (model freed
-// before its session), context overflow, truncation exactness, cancellation, and the exported
-// symbol table of libgemma4.so being exactly the gemma4_* functions of abi/gemma4.h.
+// before its session), freed and bogus handles, context overflow, truncation exactness,
+// cancellation, and the exported symbol table of libgemma4.so being exactly the gemma4_*
+// functions of abi/gemma4.h.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -208,6 +209,69 @@ static void test_cancel_before_step(void **state) {
     gemma4_model_free(m);
 }
 
+// A freed handle gives INVALID_ARGUMENT, and a second _free is ignored. Only handles the header
+// promises to catch are used after free: a session among the last 8 freed (its struct is still
+// allocated in the library's quarantine) and a model whose struct its session keeps alive, so
+// this test reads no freed memory and stays clean under ASan and valgrind. A pointer to zeroed
+// memory stands for any other pointer that is no handle.
+static void test_freed_handles(void **state) {
+    (void)state;
+    gemma4_model *m = load_e2b(64);
+    gemma4_session *s, *keep;
+    int32_t toks[3] = {2, 5, 6}, tok;
+    int64_t v;
+    size_t n;
+    assert_int_equal(gemma4_session_new(m, 0, &s), GEMMA4_OK);
+    assert_int_equal(gemma4_session_step(s, toks, 3, NULL, 0, NULL), GEMMA4_OK);
+    gemma4_session_free(s);
+    EXPECT_ERR(gemma4_session_info(s, GEMMA4_SESSION_N_PAST, &v), GEMMA4_ERR_INVALID_ARGUMENT,
+               "gemma4_session_info: invalid or freed session handle");
+    EXPECT_ERR(gemma4_session_step(s, toks, 3, NULL, 0, NULL), GEMMA4_ERR_INVALID_ARGUMENT,
+               "invalid or freed session handle");
+    EXPECT_ERR(gemma4_session_sample(s, &tok), GEMMA4_ERR_INVALID_ARGUMENT, "freed session");
+    EXPECT_ERR(gemma4_generate(s, "hi", 1, NULL, NULL), GEMMA4_ERR_INVALID_ARGUMENT,
+               "freed session");
+    EXPECT_ERR(gemma4_session_cancel(s), GEMMA4_ERR_INVALID_ARGUMENT, "freed session");
+    EXPECT_ERR(gemma4_kv_reset(s), GEMMA4_ERR_INVALID_ARGUMENT, "freed session");
+    gemma4_session_free(s); // double free: ignored, with a message
+    assert_non_null(strstr(gemma4_last_error(), "gemma4_session_free: invalid or freed session"));
+
+    // model: freed by its caller while a session keeps it alive
+    assert_int_equal(gemma4_session_new(m, 0, &keep), GEMMA4_OK);
+    gemma4_model_free(m);
+    EXPECT_ERR(gemma4_model_info(m, GEMMA4_INFO_VOCAB_SIZE, &v), GEMMA4_ERR_INVALID_ARGUMENT,
+               "gemma4_model_info: invalid or freed model handle");
+    EXPECT_ERR(gemma4_tokenize(m, "hi", 2, 0, NULL, 0, &n), GEMMA4_ERR_INVALID_ARGUMENT,
+               "freed model");
+    EXPECT_ERR(gemma4_session_new(m, 0, &s), GEMMA4_ERR_INVALID_ARGUMENT, "freed model");
+    assert_null(s);
+    gemma4_model_free(m); // would drop the session's reference without the tag
+    assert_non_null(strstr(gemma4_last_error(), "gemma4_model_free: invalid or freed model"));
+    float logits[512];
+    assert_int_equal(gemma4_session_step(keep, toks, 3, logits, 512, &n), GEMMA4_OK);
+    assert_true(isfinite(logits[0]) && n == 512); // the model is intact
+    gemma4_session_free(keep); // frees the model (its struct is quarantined)
+    gemma4_model_free(m);
+    assert_non_null(strstr(gemma4_last_error(), "invalid or freed model"));
+
+    // not a handle at all; a handle of the other kind
+    static uint64_t zeros[64];
+    gemma4_model *bogus_m = (gemma4_model *)zeros;
+    gemma4_session *bogus_s = (gemma4_session *)zeros;
+    EXPECT_ERR(gemma4_model_variant(bogus_m, NULL, 0, &n), GEMMA4_ERR_INVALID_ARGUMENT,
+               "freed model");
+    EXPECT_ERR(gemma4_chat_apply(bogus_m, (const char *[]){"user"}, (const char *[]){"x"}, 1, 1,
+                                 NULL, 0, &n),
+               GEMMA4_ERR_INVALID_ARGUMENT, "freed model");
+    EXPECT_ERR(gemma4_session_set_seed(bogus_s, 1), GEMMA4_ERR_INVALID_ARGUMENT, "freed session");
+    gemma4_model_free(bogus_m); // ignored: nothing is freed or released
+    gemma4_session_free(bogus_s);
+    m = load_e2b(64);
+    EXPECT_ERR(gemma4_session_info((gemma4_session *)m, GEMMA4_SESSION_N_PAST, &v),
+               GEMMA4_ERR_INVALID_ARGUMENT, "invalid or freed session handle");
+    gemma4_model_free(m);
+}
+
 // Names declared GEMMA4_API in the header == names the shared library exports.
 static void test_exported_symbols(void **state) {
     (void)state;
@@ -269,6 +333,7 @@ int main(void) {
         cmocka_unit_test(test_truncate_exact),
         cmocka_unit_test(test_memory_budget),
         cmocka_unit_test(test_cancel_before_step),
+        cmocka_unit_test(test_freed_handles),
         cmocka_unit_test(test_exported_symbols),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

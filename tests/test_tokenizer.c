@@ -412,12 +412,99 @@ static void test_merge_formats(void **state) {
     g4_rm_rf(dir);
 }
 
+// Loads json (written to a temporary tokenizer.json) or fails the test.
+static struct g4_tokenizer *load_json(const char *json) {
+    const char *dir = g4_tmpdir("tokenizer_json");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    assert_int_equal(g4_write_file(path, json, strlen(json)), 0);
+    struct g4_tokenizer *tok = NULL;
+    g4_status st = g4_tokenizer_load(&tok, path);
+    if (st != G4_OK) printf("  %s\n", g4_last_error());
+    assert_int_equal(st, G4_OK);
+    g4_rm_rf(dir);
+    return tok;
+}
+
+static void expect_ids(const struct g4_tokenizer *tok, const char *text, size_t len,
+                       const int32_t *want, size_t n_want) {
+    int32_t *ids = malloc((len + 1) * sizeof *ids);
+    size_t n = 0;
+    assert_int_equal(g4_tokenizer_encode(tok, text, len, 0, ids, len + 1, &n), G4_OK);
+    assert_int_equal(n, n_want);
+    assert_memory_equal(ids, want, n * sizeof *ids);
+    free(ids);
+}
+
+// Added tokens that are whitespace and strip whitespace: each match used to rescan the run
+// before it (lstrip) or after it (rstrip), so a long run took quadratic time (100k spaces: 30 s).
+// The small cases and the 2000-character runs were checked against Hugging Face tokenizers
+// 0.23.3, which gives one token per character for such runs.
+static void test_strip_runs_linear(void **state) {
+    (void)state;
+    struct g4_tokenizer *tok = load_json(
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"<unk>\":0,\"a\":1,\"b\":2},\"merges\":[],"
+        "\"unk_token\":\"<unk>\"},\"added_tokens\":["
+        "{\"id\":3,\"content\":\" \",\"lstrip\":true,\"rstrip\":false,\"normalized\":false},"
+        "{\"id\":4,\"content\":\"\\t\",\"lstrip\":false,\"rstrip\":true,\"normalized\":false},"
+        "{\"id\":5,\"content\":\"<r>\",\"lstrip\":false,\"rstrip\":true,\"normalized\":false}]}");
+    expect_ids(tok, "a   b", 5, (const int32_t[]){1, 3, 3, 3, 2}, 5);
+    expect_ids(tok, "a\t\t\tb", 5, (const int32_t[]){1, 4, 4, 4, 2}, 5);
+    expect_ids(tok, "<r>\t\t a", 7, (const int32_t[]){5, 4, 4, 1}, 4);
+    enum { N = 200000 };
+    char *text = malloc(N);
+    int32_t *want = malloc(N * sizeof *want);
+    static const struct { char c; int32_t id; } runs[] = {{' ', 3}, {'\t', 4}};
+    for (size_t r = 0; r < G4_COUNT(runs); r++) {
+        memset(text, runs[r].c, N);
+        for (int i = 0; i < N; i++) want[i] = runs[r].id;
+        double t0 = now_s();
+        expect_ids(tok, text, N, want, N);
+        double dt = now_s() - t0;
+        printf("  %d x '%s': %.3f s\n", N, runs[r].c == ' ' ? " " : "\\t", dt);
+        assert_true(dt < 2.0); // ~0.01 s; the quadratic scan took minutes
+    }
+    free(text);
+    free(want);
+    g4_tokenizer_free(tok);
+}
+
+// Sparse ids: the id tables are dense but zero-initialised, so holes cost nothing to load (a
+// 4 KB fuzzer input with one id of 371497 took 23 ms per load before) and decode to nothing.
+static void test_sparse_ids(void **state) {
+    (void)state;
+    double t0 = now_s();
+    struct g4_tokenizer *tok = load_json(
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":5000000,\"ab\":16777215},"
+        "\"merges\":[\"a b\"]},\"added_tokens\":[{\"id\":9000000,\"content\":\"<x>\","
+        "\"special\":true}],\"decoder\":{\"type\":\"Fuse\"}}");
+    printf("  loaded in %.3f s\n", now_s() - t0);
+    assert_int_equal(g4_tokenizer_vocab_size(tok), 16777216);
+    assert_int_equal(g4_tokenizer_find(tok, "ab"), 16777215);
+    assert_int_equal(g4_tokenizer_find(tok, "<x>"), 9000000);
+    assert_int_equal(g4_tokenizer_find(tok, "c"), -1);
+    assert_int_equal(g4_tokenizer_is_special(tok, 9000000), 1);
+    assert_int_equal(g4_tokenizer_is_special(tok, 1), 0);
+    expect_ids(tok, "ab<x>b", 6, (const int32_t[]){16777215, 9000000, 5000000}, 3);
+    const int32_t ids[] = {0, 1, 5000000, 8999999, 9000000, 16777215}; // 1, 8999999: holes
+    char out[32];
+    size_t n = 0;
+    assert_int_equal(g4_tokenizer_decode(tok, ids, G4_COUNT(ids), 0, out, sizeof out, &n), G4_OK);
+    assert_string_equal(out, "ab<x>ab");
+    assert_int_equal(g4_tokenizer_decode(tok, ids, G4_COUNT(ids), 1, out, sizeof out, &n), G4_OK);
+    assert_string_equal(out, "abab");
+    assert_int_equal(g4_tokenizer_piece(tok, 1, out, sizeof out, &n), G4_OK);
+    assert_int_equal(n, 0);
+    g4_tokenizer_free(tok);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_small_matches_hf),  cmocka_unit_test(test_lookup_and_special),
         cmocka_unit_test(test_buffer_convention), cmocka_unit_test(test_invalid_token),
         cmocka_unit_test(test_invalid_utf8),      cmocka_unit_test(test_load_errors),
-        cmocka_unit_test(test_merge_formats),     cmocka_unit_test(test_real_vocab_matches_hf),
+        cmocka_unit_test(test_merge_formats),     cmocka_unit_test(test_strip_runs_linear),
+        cmocka_unit_test(test_sparse_ids),        cmocka_unit_test(test_real_vocab_matches_hf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 // Checkpoint validation through g4_model_load: a config that does not describe the checkpoint
-// (missing, extra or mis-shaped tensors), a truncated file and NaN weights each give a clear
+// (missing, extra or mis-shaped tensors), a truncated file, NaN weights and files that cannot be
+// read (a directory, FIFO, socket or /proc file in their place, no permission) each give a clear
 // error naming the tensor or file, and leave nothing allocated (ASan/valgrind runs check that).
 #define _GNU_SOURCE // memmem
 #include <setjmp.h>
@@ -12,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -126,10 +130,120 @@ static void test_bad_checkpoint_files(void **state) {
     g4_rm_rf(dir);
 }
 
+// Puts something that is not a readable regular file at dir/name (removing what is there), or
+// one that is but holds no checkpoint file: /proc/self/maps (size 0, yet text to read) and a
+// sparse file of 17 MB (above config.json's 16 MB limit). /dev/zero would never end.
+enum unreadable {
+    AS_DIRECTORY, AS_FIFO, AS_SOCKET, AS_DEV_ZERO, AS_PROC_MEM, AS_PROC_MAPS, AS_HUGE
+};
+static void make_unreadable(const char *dir, const char *name, enum unreadable how) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    unlink(path);
+    switch (how) {
+    case AS_DIRECTORY: assert_int_equal(mkdir(path, 0700), 0); break;
+    case AS_FIFO: assert_int_equal(mkfifo(path, 0600), 0); break; // open() would wait for a writer
+    case AS_SOCKET: {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        assert_true(strlen(path) < sizeof sa.sun_path);
+        strcpy(sa.sun_path, path);
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+        close(fd); // the socket file stays; open() on it fails with ENXIO
+        break;
+    }
+    case AS_PROC_MEM: // a regular file of size 0 whose first bytes cannot be read (EIO)
+        assert_int_equal(symlink("/proc/self/mem", path), 0);
+        break;
+    case AS_DEV_ZERO: assert_int_equal(symlink("/dev/zero", path), 0); break; // endless
+    case AS_PROC_MAPS: assert_int_equal(symlink("/proc/self/maps", path), 0); break;
+    case AS_HUGE: {
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        assert_int_equal(ftruncate(fileno(f), 17 << 20), 0);
+        fclose(f);
+        break;
+    }
+    }
+}
+
+// A directory, FIFO, socket or /proc file where config.json, model.safetensors or
+// tokenizer.json should be: each fails cleanly (and fast: nothing waits on the FIFO), naming the
+// file. These work as root too, unlike a chmod (see test_unreadable_permission).
+static void test_unreadable_files(void **state) {
+    (void)state;
+    static const struct {
+        const char *name;
+        enum unreadable how;
+        g4_status st;
+        const char *msg;
+    } cases[] = {
+        {"config.json", AS_DIRECTORY, G4_ERR_IO, "config.json: not a regular file (a directory)"},
+        {"config.json", AS_FIFO, G4_ERR_IO, "config.json: not a regular file (a FIFO)"},
+        {"config.json", AS_SOCKET, G4_ERR_IO, "config.json: No such device or address"},
+        {"config.json", AS_PROC_MEM, G4_ERR_IO, "config.json: read: Input/output error"},
+        {"model.safetensors", AS_DIRECTORY, G4_ERR_IO,
+         "model.safetensors: not a regular file (a directory)"},
+        {"model.safetensors", AS_FIFO, G4_ERR_IO, "model.safetensors: not a regular file (a FIFO)"},
+        {"model.safetensors", AS_SOCKET, G4_ERR_IO, "model.safetensors: No such device or address"},
+        {"model.safetensors", AS_PROC_MEM, G4_ERR_FORMAT, "model.safetensors: file is 0 bytes"},
+        {"tokenizer.json", AS_DIRECTORY, G4_ERR_IO,
+         "tokenizer.json: not a regular file (a directory)"},
+        {"tokenizer.json", AS_FIFO, G4_ERR_IO, "tokenizer.json: not a regular file (a FIFO)"},
+        {"tokenizer.json", AS_SOCKET, G4_ERR_IO, "tokenizer.json: No such device or address"},
+        {"tokenizer.json", AS_DEV_ZERO, G4_ERR_IO,
+         "tokenizer.json: not a regular file (a character device)"},
+        {"tokenizer.json", AS_PROC_MEM, G4_ERR_IO, "tokenizer.json: read: Input/output error"},
+        // its text parses as a number ("not an object") or not at all ("not valid JSON")
+        {"tokenizer.json", AS_PROC_MAPS, G4_ERR_FORMAT, "tokenizer.json: not "},
+        {"config.json", AS_HUGE, G4_ERR_FORMAT, "config.json: larger than 16777216 bytes"},
+    };
+    for (size_t i = 0; i < G4_COUNT(cases); i++) {
+        const char *dir = make_dir(NULL, NULL, NULL, 0);
+        make_unreadable(dir, cases[i].name, cases[i].how);
+        static const char *const what[] = {"a directory",     "a FIFO",         "a socket",
+                                           "/dev/zero",       "/proc/self/mem", "/proc/self/maps",
+                                           "a sparse 17 MB file"};
+        printf("%s as %s ", cases[i].name, what[cases[i].how]);
+        expect_load_error(dir, cases[i].st, cases[i].msg);
+        g4_rm_rf(dir);
+    }
+    // config.json a dangling symlink: missing, with the hint
+    const char *dir = make_dir(NULL, NULL, NULL, 0);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(symlink("/nonexistent/g4/config.json", path), 0);
+    expect_load_error(dir, G4_ERR_IO, "config.json: no such file (is this a model directory?)");
+    g4_rm_rf(dir);
+}
+
+// chmod 000: root reads the file anyway, so as root this test is skipped, and says so.
+static void test_unreadable_permission(void **state) {
+    (void)state;
+    if (geteuid() == 0) {
+        printf("running as root: chmod 000 does not stop reads; skipped\n");
+        skip();
+    }
+    static const char *const names[] = {"config.json", "model.safetensors"};
+    for (size_t i = 0; i < G4_COUNT(names); i++) {
+        const char *dir = make_dir(NULL, NULL, "x", 1); // a real file (not the symlink) to chmod
+        char path[4200], msg[64];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        assert_int_equal(chmod(path, 0), 0);
+        snprintf(msg, sizeof msg, "%s: Permission denied", names[i]);
+        expect_load_error(dir, G4_ERR_IO, msg);
+        g4_rm_rf(dir);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_mismatch),
         cmocka_unit_test(test_bad_checkpoint_files),
+        cmocka_unit_test(test_unreadable_files),
+        cmocka_unit_test(test_unreadable_permission),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
