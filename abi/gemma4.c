@@ -246,8 +246,24 @@ GEMMA4_API gemma4_status gemma4_session_info(const gemma4_session *session, int3
     case GEMMA4_SESSION_LAST_GEN_TOKENS: *value = s->last_gen_tokens; break;
     case GEMMA4_SESSION_LAST_PROMPT_US: *value = s->last_prompt_us; break;
     case GEMMA4_SESSION_LAST_GEN_US: *value = s->last_gen_us; break;
+    case GEMMA4_SESSION_PRECISION:
+        *value = s->bf16_prompt ? GEMMA4_PRECISION_BF16 : GEMMA4_PRECISION_FP32;
+        break;
     default: return g4_fail(G4_ERR_INVALID_ARGUMENT, "gemma4_session_info: unknown key %d", key);
     }
+    return GEMMA4_OK;
+}
+
+GEMMA4_API gemma4_status gemma4_session_set_precision(gemma4_session *session,
+                                                      int32_t precision) {
+    BEGIN();
+    CHECK(session, "gemma4_session_set_precision: session is NULL");
+    CHECK_SESSION(session, "gemma4_session_set_precision");
+    if (precision != GEMMA4_PRECISION_FP32 && precision != GEMMA4_PRECISION_BF16)
+        return g4_fail(G4_ERR_INVALID_ARGUMENT,
+                       "gemma4_session_set_precision: unknown precision %d (GEMMA4_PRECISION_FP32 "
+                       "0 or GEMMA4_PRECISION_BF16 1)", precision);
+    SESSION(session)->bf16_prompt = precision == GEMMA4_PRECISION_BF16;
     return GEMMA4_OK;
 }
 

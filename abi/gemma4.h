@@ -237,8 +237,26 @@ GEMMA4_API gemma4_status gemma4_session_truncate(gemma4_session *session, int64_
 #define GEMMA4_SESSION_LAST_GEN_TOKENS 5
 #define GEMMA4_SESSION_LAST_PROMPT_US 6     // microseconds spent on the prompt
 #define GEMMA4_SESSION_LAST_GEN_US 7        // microseconds spent generating
+#define GEMMA4_SESSION_PRECISION 8          // GEMMA4_PRECISION_* set on the session
 GEMMA4_API gemma4_status gemma4_session_info(const gemma4_session *session, int32_t key,
                                              int64_t *value /* out */);
+
+// ---- Precision -------------------------------------------------------------------------------
+
+// How the session's matrix products treat activations. Weights are always used as stored.
+// FP32 (the default): activations stay fp32 and accumulation is fp32, so logits match the
+//   transformers float32 forward to ~1e-5 relative (summation order only).
+// BF16: multi-token steps (prompts) round activations to bf16 before each product with a bf16
+//   weight matrix, as llama.cpp does; on CPUs with AVX512_BF16 this about doubles the prompt
+//   speed. Logits then differ from FP32 by about 1e-2 relative (greedy tokens usually agree).
+//   Single-token steps (decoding) stay fp32: they are limited by memory, not arithmetic, so
+//   bf16 would lose accuracy for nothing. The CUDA engine currently ignores this setting.
+#define GEMMA4_PRECISION_FP32 0
+#define GEMMA4_PRECISION_BF16 1
+// Takes effect from the next step; the K/V cache is kept. Errors: INVALID_ARGUMENT (unknown
+// precision).
+GEMMA4_API gemma4_status gemma4_session_set_precision(gemma4_session *session,
+                                                      int32_t precision);
 
 // ---- Sampling ---------------------------------------------------------------------------------
 
