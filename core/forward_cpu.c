@@ -26,6 +26,8 @@ struct cpu_state {
     int32_t *ei;           // (top_k,) routed experts
     float *scores;         // (pool size, max_group * n_ctx) attention scores, per pool part
     size_t n_scores;       // max_group * n_ctx
+    float *xs;             // (B, widest matmul input) activations rounded to bf16 (precision bf16)
+    bool bf16;             // this forward rounds matmul activations to bf16
 };
 
 static struct cpu_state *state(struct g4_session *s) { return s->backend_state; }
@@ -48,12 +50,15 @@ static g4_status cpu_session_init(struct g4_session *s) {
     size_t LP = (size_t)c->num_hidden_layers * c->hidden_size_per_layer_input;
     size_t P = c->hidden_size_per_layer_input, E = c->num_experts, K = c->top_k_experts;
     size_t Im = c->moe_intermediate_size;
+    size_t max_in = H > nq ? H : nq; // inputs of the prompt matmuls: hidden, attention, MLP, PLE
+    if (max_i > max_in) max_in = max_i;
+    if (P > max_in) max_in = P;
     size_t sizes[] = {B * H, B * H, B * H, B * nq, B * nq, B * max_i, B * max_i, B * LP, B * P,
                       B * H, B * H, 2 * Im, H, H, E, K, K,
-                      max_group * (size_t)s->n_ctx * g4_pool_size(cs->pool)};
+                      max_group * (size_t)s->n_ctx * g4_pool_size(cs->pool), B * G4_BF16ACT_LD(max_in)};
     float **ptrs[] = {&cs->x, &cs->h, &cs->t, &cs->q, &cs->att, &cs->gate, &cs->up, &cs->ple,
                       &cs->g, &cs->h2, &cs->moe, &cs->eg, &cs->eo, &cs->rnorm, &cs->probs,
-                      &cs->ew, (float **)&cs->ei, &cs->scores};
+                      &cs->ew, (float **)&cs->ei, &cs->scores, &cs->xs};
     size_t total = 0;
     for (size_t i = 0; i < G4_COUNT(sizes); i++) total += sizes[i];
     cs->n_scores = max_group * (size_t)s->n_ctx;
@@ -80,6 +85,16 @@ static size_t cpu_kv_bytes(const struct g4_session *s) {
     return ((const struct cpu_state *)s->backend_state)->kv.cache_bytes;
 }
 
+// out (n, w.rows) = x (n, w.cols) @ w^T over the session's pool; forwards of several tokens
+// round x to bf16 first when the session asked for GEMMA4_PRECISION_BF16 (see abi/gemma4.h).
+static void mm(struct g4_session *s, float *out, const float *x, struct g4_weight w, int n) {
+    struct cpu_state *cs = state(s);
+    if (cs->bf16)
+        g4_matmul_cpu_bf16act(out, x, w, n, cs->pool, cs->xs);
+    else
+        g4_matmul_cpu(out, x, w, n, cs->pool);
+}
+
 // Row `id` of an embedding table, times scale (Gemma4TextScaledWordEmbedding).
 static void embed_row(float *out, struct g4_weight table, int32_t id, float scale) {
     g4_to_f32(out, (const char *)table.data + (size_t)id * table.cols * g4_dtype_size(table.dtype),
@@ -95,7 +110,7 @@ static void per_layer_inputs(struct g4_session *s, const int32_t *tokens, int n)
     const int L = c->num_hidden_layers, P = c->hidden_size_per_layer_input;
     const size_t LP = (size_t)L * P;
     // context part: RMSNorm(per_layer_model_projection(embeds) * hidden^-0.5) per (token, layer)
-    g4_matmul_cpu(cs->ple, cs->x, m->w.per_layer_model_projection, n, cs->pool);
+    mm(s, cs->ple, cs->x, m->w.per_layer_model_projection, n);
     const float proj_scale = powf((float)c->hidden_size, -0.5f);
     for (size_t i = 0; i < (size_t)n * LP; i++) cs->ple[i] *= proj_scale;
     g4_rmsnorm_cpu(cs->ple, cs->ple, m->w.per_layer_projection_norm, n * L, P, c->rms_norm_eps);
@@ -148,7 +163,7 @@ static void attention(struct g4_session *s, int il, int64_t pos0, int n) {
     const size_t qrow = (size_t)nh * hd, kvrow = (size_t)nkv * hd;
 
     // q = RoPE(q_norm(q_proj(h)))   (transformers: q_norm before RoPE)
-    g4_matmul_cpu(cs->q, cs->h, lw->q_proj, n, cs->pool);
+    mm(s, cs->q, cs->h, lw->q_proj, n);
     g4_rmsnorm_cpu(cs->q, cs->q, lw->q_norm, n * nh, hd, c->rms_norm_eps);
     for (int t = 0; t < n; t++)
         g4_rope_cpu(cs->q + t * qrow, nh, hd, ly->n_rope_pairs, ly->rope_theta, pos0 + t);
@@ -156,12 +171,12 @@ static void attention(struct g4_session *s, int il, int64_t pos0, int n) {
     if (ly->writes_kv) {
         float *k = g4_kv_cache_new_k(&cs->kv, ly->kv_slot, pos0);
         float *v = g4_kv_cache_new_v(&cs->kv, ly->kv_slot, pos0);
-        g4_matmul_cpu(k, cs->h, lw->k_proj, n, cs->pool);
+        mm(s, k, cs->h, lw->k_proj, n);
         // k_eq_v: V is the k_proj output before k_norm and RoPE
         if (ly->k_eq_v)
             memcpy(v, k, (size_t)n * kvrow * sizeof(float));
         else
-            g4_matmul_cpu(v, cs->h, lw->v_proj, n, cs->pool);
+            mm(s, v, cs->h, lw->v_proj, n);
         g4_rmsnorm_cpu(k, k, lw->k_norm, n * nkv, hd, c->rms_norm_eps);
         for (int t = 0; t < n; t++)
             g4_rope_cpu(k + t * kvrow, nkv, hd, ly->n_rope_pairs, ly->rope_theta, pos0 + t);
@@ -180,17 +195,17 @@ static void attention(struct g4_session *s, int il, int64_t pos0, int n) {
     struct attn_job job = {cs, g4_kv_cache_view(&cs->kv, ly->kv_slot, pos0), pos0, n, nh, ly->window,
                            per_unit, qrow};
     g4_pool_run(n * nh >= 2 ? cs->pool : NULL, attention_part, &job);
-    g4_matmul_cpu(cs->t, cs->att, lw->o_proj, n, cs->pool);
+    mm(s, cs->t, cs->att, lw->o_proj, n);
 }
 
 // Gemma4TextMLP: down(gelu_tanh(gate(x)) * up(x)); reads in (n, hidden), writes out.
 static void mlp(struct g4_session *s, const struct g4_layer_weights *lw, int I, const float *in,
                 float *out, int n) {
     struct cpu_state *cs = state(s);
-    g4_matmul_cpu(cs->gate, in, lw->gate_proj, n, cs->pool);
-    g4_matmul_cpu(cs->up, in, lw->up_proj, n, cs->pool);
+    mm(s, cs->gate, in, lw->gate_proj, n);
+    mm(s, cs->up, in, lw->up_proj, n);
     g4_vec_gelu_mul(cs->gate, cs->up, (size_t)n * I);
-    g4_matmul_cpu(out, cs->gate, lw->down_proj, n, cs->pool);
+    mm(s, out, cs->gate, lw->down_proj, n);
 }
 
 // Gemma4TextRouter + Gemma4TextExperts for n tokens: router reads `resid`, experts read
@@ -230,6 +245,7 @@ static g4_status cpu_forward(struct g4_session *s, const int32_t *tokens, int n,
     const size_t nH = (size_t)n * H;
     const int64_t pos0 = s->n_past;
     const float eps = c->rms_norm_eps;
+    cs->bf16 = s->bf16_prompt && n > 1; // decode is memory-bound: fp32 costs nothing there
 
     // inputs_embeds = embed_tokens(ids) * sqrt(hidden)  (fp32 scale: the fp32 reference path)
     const float embed_scale = sqrtf((float)H);
@@ -260,13 +276,13 @@ static g4_status cpu_forward(struct g4_session *s, const int32_t *tokens, int n,
 
         // PLE: h = h + post_per_layer_input_norm(proj(gelu(gate(h)) * per_layer_input[il]))
         if (P) {
-            g4_matmul_cpu(cs->g, cs->x, lw->per_layer_input_gate, n, cs->pool);
+            mm(s, cs->g, cs->x, lw->per_layer_input_gate, n);
             g4_gelu_tanh_cpu(cs->g, (size_t)n * P);
             for (int t = 0; t < n; t++) {
                 const float *pl = cs->ple + ((size_t)t * c->num_hidden_layers + il) * P;
                 for (int i = 0; i < P; i++) cs->g[(size_t)t * P + i] *= pl[i];
             }
-            g4_matmul_cpu(cs->t, cs->g, lw->per_layer_projection, n, cs->pool);
+            mm(s, cs->t, cs->g, lw->per_layer_projection, n);
             g4_rmsnorm_cpu(cs->t, cs->t, lw->post_per_layer_input_norm, n, H, eps);
             for (size_t i = 0; i < nH; i++) cs->x[i] += cs->t[i];
         }
@@ -278,7 +294,7 @@ static g4_status cpu_forward(struct g4_session *s, const int32_t *tokens, int n,
         // final norm -> tied LM head -> softcap, for every token or only the last
         const int first = all_logits ? 0 : n - 1, n_out = n - first;
         g4_rmsnorm_cpu(cs->h, cs->x + (size_t)first * H, w->norm, n_out, H, eps);
-        g4_matmul_cpu(logits, cs->h, w->lm_head, n_out, cs->pool);
+        mm(s, logits, cs->h, w->lm_head, n_out);
         if (c->final_logit_softcapping > 0.0f)
             g4_vec_softcap(logits, (size_t)n_out * c->vocab_size, c->final_logit_softcapping);
     }

@@ -9,6 +9,8 @@
 //     tile's weight slice (MR x KC) stays in L1 while it meets every token of the block, and the
 //     block's activations (TB x KC fp32 = 768 KB) stay in L2 while every row tile of the thread
 //     passes over them; partial sums of later slices are added to out,
+//   - g4_matmul_cpu_bf16act (GEMMA4_PRECISION_BF16) runs the same blocks on bf16 copies of the
+//     activations with the VDPBF16PS tile (2 x TB tokens per block: the same bytes),
 //   - decode (n <= MT) walks each row once, end to end (pure streaming; memory bound).
 // Tiles exist for AVX-512 (MT 6), AVX2/FMA/F16C (MT 2) and portable C (the reference the others
 // are tested against), each specialised per dtype and per token count so the accumulators stay
@@ -24,8 +26,10 @@ enum { MR = 4, KC = 2048, TB = 96 };
 
 // out[t * ldo + r] = (acc ? out[t * ldo + r] : 0) + dot(w row r, x row t) over columns [k0, k1),
 // for r < nr (<= MR) and t < nt (<= the kernel's MT). Row r of w starts at w + r * row_bytes.
+// x is fp32 for every tile except the bf16-activation tile (uint16_t bf16 bits); ldx counts
+// elements.
 typedef void (*tile_fn)(float *out, int64_t ldo, const char *w, size_t row_bytes, int nr,
-                        const float *x, int64_t ldx, int nt, int64_t k0, int64_t k1, bool acc);
+                        const void *x, int64_t ldx, int nt, int64_t k0, int64_t k1, bool acc);
 
 struct kernel {
     tile_fn f32, bf16, f16;
@@ -65,7 +69,7 @@ static void tile_portable(float *out, int64_t ldo, const char *w, size_t row_byt
 
 #define PORTABLE_TILE(NAME, DT)                                                                  \
     static void NAME(float *out, int64_t ldo, const char *w, size_t row_bytes, int nr,          \
-                     const float *x, int64_t ldx, int nt, int64_t k0, int64_t k1, bool acc) {   \
+                     const void *x, int64_t ldx, int nt, int64_t k0, int64_t k1, bool acc) {    \
         tile_portable(out, ldo, w, row_bytes, nr, x, ldx, nt, k0, k1, acc, DT);                 \
     }
 PORTABLE_TILE(tile_portable_f32, G4_DTYPE_F32)
@@ -196,7 +200,7 @@ AVX2 static INLINE void gemv_avx2(float *out, const char *w, size_t row_bytes, i
 
 #define AVX2_TILE(NAME, DT)                                                                      \
     AVX2 static void NAME(float *out, int64_t ldo, const char *w, size_t row_bytes, int nr,     \
-                          const float *x, int64_t ldx, int nt, int64_t k0, int64_t k1,          \
+                          const void *x, int64_t ldx, int nt, int64_t k0, int64_t k1,           \
                           bool acc) {                                                            \
         if (nt == 2) tile_avx2(out, ldo, w, row_bytes, nr, x, ldx, 2, k0, k1, acc, DT);          \
         else gemv_avx2(out, w, row_bytes, nr, x, k0, k1, acc, DT);                               \
@@ -292,7 +296,7 @@ AVX512 static INLINE void gemv_avx512(float *out, const char *w, size_t row_byte
 
 #define AVX512_TILE(NAME, DT)                                                                    \
     AVX512 static void NAME(float *out, int64_t ldo, const char *w, size_t row_bytes, int nr,   \
-                            const float *x, int64_t ldx, int nt, int64_t k0, int64_t k1,        \
+                            const void *x, int64_t ldx, int nt, int64_t k0, int64_t k1,         \
                             bool acc) {                                                          \
         switch (nt) {                                                                            \
         case 6: tile_avx512(out, ldo, w, row_bytes, nr, x, ldx, 6, k0, k1, acc, DT); break;     \
@@ -309,11 +313,91 @@ AVX512_TILE(tile_avx512_f16, G4_DTYPE_F16)
 
 static const struct kernel kernel_avx512 = {tile_avx512_f32, tile_avx512_bf16, tile_avx512_f16,
                                             6};
+
+// --- AVX512_BF16: bf16 weights x bf16 activations (GEMMA4_PRECISION_BF16 prompts). VDPBF16PS
+// multiplies 32 bf16 pairs exactly and adds them into 16 fp32 lanes: twice the MACs of an FMA
+// per instruction, and no conversion of the weights. Same MR x 6 tile and reductions as above,
+// 32 columns per step.
+
+#define AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c")))
+
+AVX512BF16 static INLINE __m512bh load32bh(const void *p) {
+    return (__m512bh)_mm512_loadu_si512(p);
+}
+
+AVX512BF16 static INLINE void tile_avx512bf16(float *out, int64_t ldo, const char *w,
+                                              size_t row_bytes, int nr, const uint16_t *x,
+                                              int64_t ldx, const int nt, int64_t k0, int64_t k1,
+                                              bool acc) {
+    const char *wr[MR];
+    for (int r = 0; r < MR; r++) wr[r] = w + (size_t)(r < nr ? r : nr - 1) * row_bytes + k0 * 2;
+    const uint16_t *xr = x + k0;
+    __m512 a[MR][6];
+    UNROLL for (int r = 0; r < MR; r++)
+        UNROLL for (int t = 0; t < nt; t++) a[r][t] = _mm512_setzero_ps();
+    const int64_t len = k1 - k0;
+    int64_t k = 0;
+#define BF16_STEP(WP, XP, XSTRIDE)                                                               \
+    do {                                                                                         \
+        __m512bh wv[MR];                                                                         \
+        UNROLL for (int r = 0; r < MR; r++) wv[r] = load32bh(WP(r));                           \
+        UNROLL for (int t = 0; t < nt; t++) {                                                    \
+            const __m512bh xv = load32bh((XP) + t * (XSTRIDE));                                  \
+            UNROLL for (int r = 0; r < MR; r++) a[r][t] = _mm512_dpbf16_ps(a[r][t], wv[r], xv);  \
+        }                                                                                        \
+    } while (0)
+#define WROW(r) (wr[r] + k * 2)
+    for (; k + 32 <= len; k += 32) BF16_STEP(WROW, xr + k, ldx);
+#undef WROW
+    if (k < len) { // zero-padded copies of the last columns
+        uint16_t wbuf[MR][32] = {{0}}, xbuf[6][32] = {{0}};
+        for (int r = 0; r < MR; r++)
+            memcpy(wbuf[r], wr[r] + k * 2, (size_t)(len - k) * 2);
+        for (int t = 0; t < nt; t++) memcpy(xbuf[t], xr + t * ldx + k, (size_t)(len - k) * 2);
+#define WBUF(r) (wbuf[r])
+        BF16_STEP(WBUF, &xbuf[0][0], 32);
+#undef WBUF
+    }
+#undef BF16_STEP
+    UNROLL for (int t = 0; t < nt; t++)
+        store4(out + t * ldo,
+               hsum4_256(fold512(a[0][t]), fold512(a[1][t]), fold512(a[2][t]), fold512(a[3][t])),
+               nr, acc);
+}
+
+AVX512BF16 static void tile_bf16act(float *out, int64_t ldo, const char *w, size_t row_bytes,
+                                    int nr, const void *x, int64_t ldx, int nt, int64_t k0,
+                                    int64_t k1, bool acc) {
+    switch (nt) {
+    case 6: tile_avx512bf16(out, ldo, w, row_bytes, nr, x, ldx, 6, k0, k1, acc); break;
+    case 5: tile_avx512bf16(out, ldo, w, row_bytes, nr, x, ldx, 5, k0, k1, acc); break;
+    case 4: tile_avx512bf16(out, ldo, w, row_bytes, nr, x, ldx, 4, k0, k1, acc); break;
+    case 3: tile_avx512bf16(out, ldo, w, row_bytes, nr, x, ldx, 3, k0, k1, acc); break;
+    case 2: tile_avx512bf16(out, ldo, w, row_bytes, nr, x, ldx, 2, k0, k1, acc); break;
+    default: tile_avx512bf16(out, ldo, w, row_bytes, nr, x, ldx, 1, k0, k1, acc); break;
+    }
+}
+
+// Rounds n floats to bf16 bits, to nearest even (NaN stays NaN), as g4_bf16_round below.
+AVX512 static void round_bf16_avx512(uint16_t *dst, const float *src, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512i u = _mm512_loadu_si512(src + i);
+        const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+        __m512i r = _mm512_srli_epi32(
+            _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+        const __mmask16 nan = _mm512_cmpgt_epu32_mask(
+            _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+        r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm512_cvtepi32_epi16(r));
+    }
+    for (; i < n; i++) dst[i] = g4_bf16_round(src[i]);
+}
 #endif
 
 // --- instruction set choice
 
-static _Atomic int isa_limit = G4_ISA_AVX512;
+static _Atomic int isa_limit = G4_ISA_AVX512BF16;
 
 static enum g4_isa cpu_isa(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -325,8 +409,10 @@ static enum g4_isa cpu_isa(void) {
             __builtin_cpu_supports("f16c")) {
             isa = G4_ISA_AVX2;
             if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
                 isa = G4_ISA_AVX512;
+                if (__builtin_cpu_supports("avx512bf16")) isa = G4_ISA_AVX512BF16;
+            }
         }
         cached = isa;
     }
@@ -345,6 +431,7 @@ void g4_matmul_limit_isa(enum g4_isa max) { isa_limit = max; }
 
 const char *g4_isa_name(enum g4_isa isa) {
     switch (isa) {
+    case G4_ISA_AVX512BF16: return "avx512bf16";
     case G4_ISA_AVX512: return "avx512";
     case G4_ISA_AVX2: return "avx2";
     default: return "portable";
@@ -353,7 +440,7 @@ const char *g4_isa_name(enum g4_isa isa) {
 
 static const struct kernel *kernel_for(enum g4_isa isa) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (isa == G4_ISA_AVX512) return &kernel_avx512;
+    if (isa >= G4_ISA_AVX512) return &kernel_avx512;
     if (isa == G4_ISA_AVX2) return &kernel_avx2;
 #endif
     (void)isa;
@@ -372,14 +459,16 @@ struct g4_weight g4_weight_rows(struct g4_weight w, int64_t row0, int64_t n) {
 struct matmul_job {
     float *out;
     int64_t ldo;
-    const float *x;
+    const char *x;
     int64_t ldx;
+    size_t x_es; // bytes per activation: 4 (fp32) or 2 (bf16 bits)
     const char *w;
     size_t row_bytes;
     int64_t rows, K;
     int n;
     tile_fn tile;
     int mt;
+    int64_t kc, tb; // K slice and token block of prefill
 };
 
 static void matmul_part(void *arg, int part, int n_parts) {
@@ -388,17 +477,18 @@ static void matmul_part(void *arg, int part, int n_parts) {
     const int64_t row0 = n_tiles * part / n_parts * MR;
     const int64_t row1_raw = n_tiles * (part + 1) / n_parts * MR;
     const int64_t row1 = row1_raw < rows ? row1_raw : rows;
-    const int64_t kc = j->n <= j->mt ? K : KC;
+    const int64_t kc = j->n <= j->mt ? K : j->kc;
     for (int64_t k0 = 0; k0 < K; k0 += kc) {
         const int64_t k1 = K - k0 < kc ? K : k0 + kc;
-        for (int b0 = 0; b0 < j->n; b0 += TB) {
-            const int b1 = j->n - b0 < TB ? j->n : b0 + TB;
+        for (int b0 = 0; b0 < j->n; b0 += j->tb) {
+            const int b1 = j->n - b0 < j->tb ? j->n : b0 + (int)j->tb;
             for (int64_t r = row0; r < row1; r += MR) {
                 const int nr = row1 - r < MR ? (int)(row1 - r) : MR;
                 for (int t = b0; t < b1; t += j->mt) {
                     const int nt = b1 - t < j->mt ? b1 - t : j->mt;
                     j->tile(j->out + (size_t)t * j->ldo + r, j->ldo, j->w + (size_t)r * j->row_bytes,
-                            j->row_bytes, nr, j->x + (size_t)t * j->ldx, j->ldx, nt, k0, k1, k0 > 0);
+                            j->row_bytes, nr, j->x + (size_t)t * j->ldx * j->x_es, j->ldx, nt,
+                            k0, k1, k0 > 0);
                 }
             }
         }
@@ -417,9 +507,9 @@ void g4_matmul_cpu(float *out, const float *x, struct g4_weight w, int n_tokens,
         return;
     }
     const struct kernel *k = kernel_for(g4_matmul_isa());
-    struct matmul_job job = {out, w.rows, x, w.cols, w.data,
+    struct matmul_job job = {out, w.rows, (const char *)x, w.cols, 4, w.data,
                              (size_t)w.cols * g4_dtype_size(w.dtype), w.rows, w.cols,
-                             n_tokens, tile_for(k, w.dtype), k->mt};
+                             n_tokens, tile_for(k, w.dtype), k->mt, KC, TB};
     // Small products are not worth waking the workers.
     if ((double)w.rows * w.cols * n_tokens < 1 << 15) pool = NULL;
     g4_pool_run(pool, matmul_part, &job);
@@ -433,7 +523,49 @@ void g4_matmul_rows_f32(float *out, int64_t ldo, const float *x, int64_t ldx, in
         for (int t = 0; t < n; t++) memset(out + t * ldo, 0, (size_t)n_rows * sizeof(float));
         return;
     }
-    struct matmul_job job = {out, ldo, x, ldx, (const char *)rows, (size_t)row_stride * sizeof(float),
-                             n_rows, k, n, kn->f32, kn->mt};
+    struct matmul_job job = {out, ldo, (const char *)x, ldx, 4, (const char *)rows,
+                             (size_t)row_stride * sizeof(float), n_rows, k, n, kn->f32, kn->mt,
+                             KC, TB};
     matmul_part(&job, 0, 1);
+}
+
+uint16_t g4_bf16_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); // quiet NaN
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+void g4_matmul_cpu_bf16act(float *out, const float *x, struct g4_weight w, int n_tokens,
+                           struct g4_pool *pool, void *scratch) {
+    if (w.dtype != G4_DTYPE_BF16 || n_tokens <= 0 || w.rows <= 0 || w.cols <= 0) {
+        g4_matmul_cpu(out, x, w, n_tokens, pool);
+        return;
+    }
+    const size_t n = (size_t)n_tokens * w.cols;
+#if defined(__x86_64__) || defined(__i386__)
+    if (g4_matmul_isa() == G4_ISA_AVX512BF16) {
+        // Token rows of the rounded copy are G4_BF16ACT_LD(cols) apart: a multiple of 64 bytes
+        // plus one line, so the 6 rows a tile reads never fall into the same L1 set (with 6144
+        // columns they would be 12 KB apart, a multiple of 4 KB).
+        uint16_t *xb = scratch;
+        const int64_t ld = G4_BF16ACT_LD(w.cols);
+        for (int t = 0; t < n_tokens; t++)
+            round_bf16_avx512(xb + t * ld, x + (size_t)t * w.cols, (size_t)w.cols);
+        struct matmul_job job = {out, w.rows, (const char *)xb, ld, 2, w.data,
+                                 (size_t)w.cols * 2, w.rows, w.cols, n_tokens, tile_bf16act, 6,
+                                 KC, 2 * TB}; // bf16 block: the same bytes as an fp32 one
+        if ((double)w.rows * w.cols * n_tokens < 1 << 15) pool = NULL;
+        g4_pool_run(pool, matmul_part, &job);
+        return;
+    }
+#endif
+    // Without VDPBF16PS: the same rounded activations, as floats, through the fp32 kernels
+    // (exact products either way; only the summation order differs).
+    float *xr = scratch;
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t u = (uint32_t)g4_bf16_round(x[i]) << 16;
+        memcpy(&xr[i], &u, 4);
+    }
+    g4_matmul_cpu(out, xr, w, n_tokens, pool);
 }

@@ -32,9 +32,21 @@ void g4_matmul_cpu(float *out, const float *x, struct g4_weight w, int n_tokens,
 void g4_matmul_rows_f32(float *out, int64_t ldo, const float *x, int64_t ldx, int n,
                         const float *rows, int64_t row_stride, int64_t n_rows, int64_t k);
 
+// GEMMA4_PRECISION_BF16 products: as g4_matmul_cpu, but x is first rounded to bf16 (to
+// nearest even) when w is bf16; other dtypes go to g4_matmul_cpu unchanged. scratch: room for
+// n_tokens * G4_BF16ACT_LD(w.cols) floats. With AVX512_BF16 the products run on VDPBF16PS (bf16 pairs, fp32
+// accumulation); elsewhere the rounded values go through the fp32 kernels, so every CPU computes
+// the same products up to summation order.
+#define G4_BF16ACT_LD(cols) (((cols) + 31) / 32 * 32 + 32)
+void g4_matmul_cpu_bf16act(float *out, const float *x, struct g4_weight w, int n_tokens,
+                           struct g4_pool *pool, void *scratch);
+// f rounded to bf16 bits, to nearest even; NaN stays NaN.
+uint16_t g4_bf16_round(float f);
+
 // Instruction sets the kernels may use; g4_matmul_isa() is the best one this CPU has, within
 // the limit set by g4_matmul_limit_isa (tests use it to compare each kernel with portable C).
-enum g4_isa { G4_ISA_PORTABLE = 0, G4_ISA_AVX2 = 1, G4_ISA_AVX512 = 2 };
+// G4_ISA_AVX512BF16 adds VDPBF16PS, used only by g4_matmul_cpu_bf16act.
+enum g4_isa { G4_ISA_PORTABLE = 0, G4_ISA_AVX2 = 1, G4_ISA_AVX512 = 2, G4_ISA_AVX512BF16 = 3 };
 enum g4_isa g4_matmul_isa(void);
 void g4_matmul_limit_isa(enum g4_isa max);
 const char *g4_isa_name(enum g4_isa isa);

@@ -80,8 +80,12 @@ double g4_compare_rel(const float *got, const float *ref, size_t n, double tol, 
 }
 
 int g4_reference_read(const char *fixture, struct g4_reference *r) {
+    return g4_reference_read_file(fixture, "reference.bin", r);
+}
+
+int g4_reference_read_file(const char *fixture, const char *file, struct g4_reference *r) {
     char rel[256];
-    snprintf(rel, sizeof rel, "tests/golden/%s/reference.bin", fixture);
+    snprintf(rel, sizeof rel, "tests/golden/%s/%s", fixture, file);
     size_t n;
     memset(r, 0, sizeof *r);
     r->blob = g4_read_file(g4_src_path(rel), &n);

@@ -28,6 +28,8 @@ struct g4_reference {
     char *blob;            // owns the above; free() it
 };
 int g4_reference_read(const char *fixture, struct g4_reference *r);
+// The same for another file of that format in the fixture (e.g. "reference_bf16act.bin").
+int g4_reference_read_file(const char *fixture, const char *file, struct g4_reference *r);
 
 // Parses tests/configs/<name>.json into *cfg (struct g4_config *); returns its g4_status.
 int g4_config_fixture(const char *name, void *cfg);

@@ -86,6 +86,24 @@ static void test_info(void **state) {
     assert_int_equal(n, 6);
     assert_int_equal(gemma4_model_variant(m, buf, sizeof buf, &n), GEMMA4_OK);
     assert_string_equal(buf, "custom");
+    // precision: fp32 by default, settable, unknown values refused and the setting kept
+    gemma4_session *s;
+    assert_int_equal(gemma4_session_new(m, 0, &s), GEMMA4_OK);
+    assert_int_equal(gemma4_session_info(s, GEMMA4_SESSION_PRECISION, &v), GEMMA4_OK);
+    assert_int_equal(v, GEMMA4_PRECISION_FP32);
+    assert_int_equal(gemma4_session_set_precision(s, GEMMA4_PRECISION_BF16), GEMMA4_OK);
+    assert_int_equal(gemma4_session_info(s, GEMMA4_SESSION_PRECISION, &v), GEMMA4_OK);
+    assert_int_equal(v, GEMMA4_PRECISION_BF16);
+    EXPECT_ERR(gemma4_session_set_precision(s, 2), GEMMA4_ERR_INVALID_ARGUMENT, "unknown precision 2");
+    EXPECT_ERR(gemma4_session_set_precision(s, -1), GEMMA4_ERR_INVALID_ARGUMENT, "unknown precision -1");
+    EXPECT_ERR(gemma4_session_set_precision(NULL, 0), GEMMA4_ERR_INVALID_ARGUMENT, "NULL");
+    assert_int_equal(gemma4_session_info(s, GEMMA4_SESSION_PRECISION, &v), GEMMA4_OK);
+    assert_int_equal(v, GEMMA4_PRECISION_BF16);
+    assert_int_equal(gemma4_session_set_precision(s, GEMMA4_PRECISION_FP32), GEMMA4_OK);
+    assert_int_equal(gemma4_session_info(s, GEMMA4_SESSION_PRECISION, &v), GEMMA4_OK);
+    assert_int_equal(v, GEMMA4_PRECISION_FP32);
+    gemma4_session_free(s);
+    EXPECT_ERR(gemma4_session_set_precision(s, 0), GEMMA4_ERR_INVALID_ARGUMENT, "freed session");
     gemma4_model_free(m);
 }
 
@@ -290,7 +308,7 @@ static void test_exported_symbols(void **state) {
         snprintf(declared[n_declared++], 64, "%.*s", (int)(paren - name), name);
     }
     free(hdr);
-    assert_true(n_declared >= 30); // the functions of abi/gemma4.h at the time of writing
+    assert_true(n_declared >= 31); // the functions of abi/gemma4.h at the time of writing
     char cmd[512];
     snprintf(cmd, sizeof cmd, "nm -D --defined-only %s/libgemma4.so | awk '$2 ~ /[TDBR]/ {print $3}'",
              G4_BINARY_DIR);

@@ -48,7 +48,8 @@ static void test_matmul_simd_vs_portable(void **state) {
     const enum g4_isa best = g4_matmul_isa();
     print_message("matmul: this CPU runs %s; testing every level up to it\n", g4_isa_name(best));
     int n_cases = 0;
-    for (int isa = G4_ISA_PORTABLE; isa <= (int)best; isa++)
+    // (G4_ISA_AVX512BF16 runs the AVX-512 kernels here; test_matmul_bf16act covers it.)
+    for (int isa = G4_ISA_PORTABLE; isa <= (int)best && isa <= G4_ISA_AVX512; isa++)
     for (size_t si = 0; si < G4_COUNT(shapes); si++)
         for (size_t di = 0; di < G4_COUNT(dtypes); di++)
             for (size_t ti = 0; ti < G4_COUNT(tokens); ti++) {
@@ -69,7 +70,7 @@ static void test_matmul_simd_vs_portable(void **state) {
                 g4_matmul_cpu(a + GUARD, x, w, nt, pool);
                 g4_matmul_limit_isa(G4_ISA_PORTABLE);
                 g4_matmul_cpu(b + GUARD, x, w, nt, NULL);
-                g4_matmul_limit_isa(G4_ISA_AVX512);
+                g4_matmul_limit_isa(G4_ISA_AVX512BF16);
                 char what[112];
                 snprintf(what, sizeof what, "matmul %s %s rows=%d cols=%d tokens=%d",
                          g4_isa_name((enum g4_isa)isa), g4_dtype_name(dtypes[di]), R, C, nt);
@@ -89,6 +90,122 @@ static void test_matmul_simd_vs_portable(void **state) {
     print_message("default threads (physical cores): %d of %ld CPUs\n", nt_default,
                   sysconf(_SC_NPROCESSORS_ONLN));
     assert_true(nt_default >= 1 && nt_default <= sysconf(_SC_NPROCESSORS_ONLN));
+}
+
+// Round to nearest even through double, the independent reference for g4_bf16_round.
+static float ref_bf16(float f) {
+    if (isnan(f) || isinf(f)) return f;
+    int e;
+    frexp(f, &e);                             // |f| in [2^(e-1), 2^e)
+    const double ulp = ldexp(1.0, e - 8);     // 8 significant bits
+    double q = f / ulp, r = nearbyint(q);     // default rounding mode: to nearest, ties even
+    return (float)(r * ulp);                  // may round up to the next binade or to inf
+}
+
+static float bf16_bits_to_f32(uint16_t b) {
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+// GEMMA4_PRECISION_BF16 products: VDPBF16PS (where the CPU has it) and the portable emulation
+// against a double reference on bf16-rounded activations, the rounding itself on ties, NaN and
+// overflow, and a check that rounding really happens (results differ from the fp32 product).
+static void test_matmul_bf16act(void **state) {
+    (void)state;
+    // rounding: ties to even, carries, NaN, Inf, overflow
+    static const uint32_t bits[] = {0x3f800000, 0x3f808000, 0x3f818000, 0x3f80ffff, 0x3f807fff,
+                                    0xbf808001, 0x7f7fffff, 0x7f7f7fff, 0xff800000, 0x00000001,
+                                    0x80000000, 0x7fc00001, 0xffa00000};
+    for (size_t i = 0; i < G4_COUNT(bits); i++) {
+        float f;
+        memcpy(&f, &bits[i], 4);
+        const float got = bf16_bits_to_f32(g4_bf16_round(f)), want = ref_bf16(f);
+        if (isnan(f)) assert_true(isnan(got));
+        else if (fpclassify(f) == FP_SUBNORMAL) assert_true(got == 0.0f); // rounds to +-0 here
+        else assert_true(got == want);
+    }
+    for (int i = 0; i < 100000; i++) {
+        const float f = frand() * ldexpf(1.0f, (int)(frand() * 60));
+        assert_true(bf16_bits_to_f32(g4_bf16_round(f)) == ref_bf16(f));
+    }
+
+    static const struct { int rows, cols; } shapes[] = {{1, 1}, {7, 31}, {33, 33}, {5, 255},
+                                                        {17, 4097}, {64, 64}, {9, 1536}};
+    static const int tokens[] = {1, 2, 3, 5, 6, 7, 13, 130};
+    struct g4_pool *pool;
+    assert_int_equal(g4_pool_init(&pool, 3), G4_OK);
+    const enum g4_isa best = g4_matmul_isa();
+    print_message("bf16 activations: this CPU runs %s\n", g4_isa_name(best));
+    int n_cases = 0;
+    double max_vs_fp32 = 0.0;
+    for (size_t si = 0; si < G4_COUNT(shapes); si++)
+        for (size_t ti = 0; ti < G4_COUNT(tokens); ti++) {
+            const int R = shapes[si].rows, C = shapes[si].cols, nt = tokens[ti];
+            uint16_t *wd = malloc((size_t)R * C * 2);
+            float *x = malloc(sizeof(float) * nt * C);
+            float *scratch = malloc(sizeof(float) * nt * G4_BF16ACT_LD(C));
+            float *a = malloc(sizeof(float) * (nt * R + 2 * GUARD));
+            float *b = malloc(sizeof(float) * (nt * R + 2 * GUARD));
+            float *f = malloc(sizeof(float) * nt * R), *ref = malloc(sizeof(float) * nt * R);
+            for (int i = 0; i < R * C; i++) wd[i] = to_bf16(frand());
+            for (int i = 0; i < nt * C; i++) x[i] = frand();
+            for (int i = 0; i < nt * R + 2 * GUARD; i++) a[i] = b[i] = SENTINEL;
+            const struct g4_weight w = {wd, G4_DTYPE_BF16, R, C};
+            for (int t = 0; t < nt; t++)
+                for (int r = 0; r < R; r++) {
+                    double acc = 0.0;
+                    for (int k = 0; k < C; k++)
+                        acc += (double)bf16_bits_to_f32(wd[(size_t)r * C + k]) * ref_bf16(x[t * C + k]);
+                    ref[t * R + r] = (float)acc;
+                }
+            g4_matmul_cpu_bf16act(a + GUARD, x, w, nt, pool, scratch);
+            g4_matmul_limit_isa(G4_ISA_PORTABLE);
+            g4_matmul_cpu_bf16act(b + GUARD, x, w, nt, NULL, scratch);
+            g4_matmul_limit_isa(G4_ISA_AVX512BF16);
+            g4_matmul_cpu(f, x, w, nt, pool);
+            char what[112];
+            snprintf(what, sizeof what, "bf16act %s rows=%d cols=%d tokens=%d", g4_isa_name(best),
+                     R, C, nt);
+            assert_true(g4_compare_rel(a + GUARD, ref, (size_t)nt * R, 1e-5, what) <= 1e-5);
+            snprintf(what, sizeof what, "bf16act portable rows=%d cols=%d tokens=%d", R, C, nt);
+            assert_true(g4_compare_rel(b + GUARD, ref, (size_t)nt * R, 1e-5, what) <= 1e-5);
+            for (int i = 0; i < GUARD; i++) {
+                assert_true(a[i] == SENTINEL && a[GUARD + nt * R + i] == SENTINEL);
+                assert_true(b[i] == SENTINEL && b[GUARD + nt * R + i] == SENTINEL);
+            }
+            double d = 0.0, m = 0.0;
+            for (int i = 0; i < nt * R; i++) {
+                d = fmax(d, fabs((double)a[GUARD + i] - f[i]));
+                m = fmax(m, fabs((double)f[i]));
+            }
+            if (C >= 64) { // rounding 8 bits of each activation must show (and stay small)
+                assert_true(d > 1e-5 * m && d < 2e-2 * m);
+                max_vs_fp32 = fmax(max_vs_fp32, d / m);
+            }
+            free(wd), free(x), free(scratch), free(a), free(b), free(f), free(ref);
+            n_cases++;
+        }
+    // NaN in the activations stays NaN; other dtypes are not rounded
+    {
+        uint16_t wd[4 * 40];
+        float x[2 * 40], out[8], scratch[2 * G4_BF16ACT_LD(40)];
+        for (int i = 0; i < 160; i++) wd[i] = to_bf16(frand());
+        for (int i = 0; i < 80; i++) x[i] = frand();
+        x[45] = NAN;
+        g4_matmul_cpu_bf16act(out, x, (struct g4_weight){wd, G4_DTYPE_BF16, 4, 40}, 2, pool, scratch);
+        for (int r = 0; r < 4; r++) assert_true(!isnan(out[r]) && isnan(out[4 + r]));
+        float wf[4 * 40], o1[8], o2[8];
+        for (int i = 0; i < 160; i++) wf[i] = frand();
+        x[45] = 0.3f;
+        g4_matmul_cpu_bf16act(o1, x, (struct g4_weight){wf, G4_DTYPE_F32, 4, 40}, 2, pool, scratch);
+        g4_matmul_cpu(o2, x, (struct g4_weight){wf, G4_DTYPE_F32, 4, 40}, 2, pool);
+        assert_memory_equal(o1, o2, sizeof o1);
+    }
+    print_message("bf16 activations: %d cases agree with the double reference; max difference "
+                  "from the fp32 product %.2e of max |out|\n", n_cases, max_vs_fp32);
+    g4_pool_free(pool);
 }
 
 // The vector primitives at every ISA level against plain loops: lengths around 8/16/32, gelu
@@ -152,7 +269,7 @@ static void test_vec_ops(void **state) {
             assert_true(fabsf(g[i] - r) <= 2e-6f * fabsf(r) + 1e-7f);
         }
     }
-    g4_matmul_limit_isa(G4_ISA_AVX512);
+    g4_matmul_limit_isa(G4_ISA_AVX512BF16);
 }
 
 static void test_small_ops(void **state) {
@@ -205,6 +322,7 @@ static void test_attention_window(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul_simd_vs_portable),
+        cmocka_unit_test(test_matmul_bf16act),
         cmocka_unit_test(test_small_ops),
         cmocka_unit_test(test_vec_ops),
         cmocka_unit_test(test_attention_window),

@@ -158,6 +158,7 @@ class Gemma4Error(Exception):
 %ignore gemma4_kv_reset;
 %ignore gemma4_session_truncate;
 %ignore gemma4_session_info;
+%ignore gemma4_session_set_precision;
 %ignore gemma4_session_set_greedy;
 %ignore gemma4_session_set_sampling;
 %ignore gemma4_session_set_repetition_penalty;
@@ -304,6 +305,11 @@ public:
         return v;
     }
     int64_t n_past() const { return info(GEMMA4_SESSION_N_PAST); }
+    // GEMMA4_PRECISION_FP32 (the default) or GEMMA4_PRECISION_BF16, from the next step on.
+    void set_precision(int32_t precision) {
+        g4swig_check(gemma4_session_set_precision(h_, precision));
+    }
+    int32_t precision() const { return (int32_t)info(GEMMA4_SESSION_PRECISION); }
     void set_greedy() { g4swig_check(gemma4_session_set_greedy(h_)); }
     void set_sampling(float temperature, int32_t top_k = 0, float top_p = 1.0f, float min_p = 0.0f) {
         g4swig_check(gemma4_session_set_sampling(h_, temperature, top_k, top_p, min_p));

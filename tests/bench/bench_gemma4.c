@@ -12,7 +12,9 @@
 // A 16-token step runs first and is thrown away, so page faults of the mmap are not timed.
 //
 //   bench_gemma4 MODEL_DIR --ids FILE [--threads N] [--prompts 128,1024] [--ctx 128,2048]
-//                [--n-decode 32] [--reps 2] [--dump-logits FILE]
+//                [--n-decode 32] [--reps 2] [--dump-logits FILE] [--precision fp32|bf16]
+// --precision bf16: gemma4_session_set_precision(GEMMA4_PRECISION_BF16), bf16 activations in the
+// prompt's matrix products (llama.cpp's numerics); decode steps are fp32 either way.
 #define _POSIX_C_SOURCE 200809L
 
 #include <math.h>
@@ -27,7 +29,7 @@
 
 struct opts {
     const char *model_dir, *ids_path, *dump_logits;
-    int n_threads, n_decode, reps;
+    int n_threads, n_decode, reps, precision;
     int prompts[MAX_LIST], n_prompts;
     int ctxs[MAX_LIST], n_ctxs;
 };
@@ -64,6 +66,8 @@ static int parse_args(int argc, char **argv, struct opts *o) {
         else if (!strcmp(a, "--threads")) o->n_threads = atoi(v);
         else if (!strcmp(a, "--n-decode")) o->n_decode = atoi(v);
         else if (!strcmp(a, "--reps")) o->reps = atoi(v);
+        else if (!strcmp(a, "--precision") && (!strcmp(v, "fp32") || !strcmp(v, "bf16")))
+            o->precision = !strcmp(v, "bf16") ? GEMMA4_PRECISION_BF16 : GEMMA4_PRECISION_FP32;
         else if (!strcmp(a, "--prompts")) o->n_prompts = parse_list(v, o->prompts);
         else if (!strcmp(a, "--ctx")) o->n_ctxs = parse_list(v, o->ctxs);
         else return -1;
@@ -119,7 +123,8 @@ int main(int argc, char **argv) {
     struct opts o;
     if (parse_args(argc, argv, &o)) {
         fprintf(stderr, "usage: bench_gemma4 MODEL_DIR --ids FILE [--threads N] [--prompts 128,1024] "
-                        "[--ctx 128,2048] [--n-decode 32] [--reps 2] [--dump-logits FILE]\n");
+                        "[--ctx 128,2048] [--n-decode 32] [--reps 2] [--dump-logits FILE] "
+                        "[--precision fp32|bf16]\n");
         return 2;
     }
     int max_tokens = 16;
@@ -144,6 +149,7 @@ int main(int argc, char **argv) {
     if ((st = gemma4_load(o.model_dir, GEMMA4_DEVICE_CPU, 0, n_ctx, o.n_threads, &model)))
         return fail("gemma4_load", st);
     if ((st = gemma4_session_new(model, n_ctx, &s))) return fail("gemma4_session_new", st);
+    if ((st = gemma4_session_set_precision(s, o.precision))) return fail("set_precision", st);
     const double load_s = now_s() - t0;
     int64_t vocab = 0, n_layers = 0, weight_bytes = 0, kv_bytes = 0;
     gemma4_model_info(model, GEMMA4_INFO_VOCAB_SIZE, &vocab);
@@ -157,9 +163,10 @@ int main(int argc, char **argv) {
     if (!logits) return 1;
     printf("{\"engine\":\"gemma4\",\"test\":\"info\",\"version\":\"%s\",\"variant\":\"%s\","
            "\"n_layers\":%lld,\"vocab\":%lld,\"weight_bytes\":%lld,\"kv_bytes\":%lld,"
-           "\"n_threads\":%d,\"n_ctx\":%d,\"n_ubatch\":128,\"load_s\":%.3f}\n",
+           "\"n_threads\":%d,\"n_ctx\":%d,\"n_ubatch\":128,\"load_s\":%.3f,\"precision\":\"%s\"}\n",
            gemma4_version(), variant, (long long)n_layers, (long long)vocab, (long long)weight_bytes,
-           (long long)kv_bytes, o.n_threads, n_ctx, load_s);
+           (long long)kv_bytes, o.n_threads, n_ctx, load_s,
+           o.precision == GEMMA4_PRECISION_BF16 ? "bf16" : "fp32");
     fflush(stdout);
 
     // Warm-up: faults in every weight page a step touches (the LM head included).

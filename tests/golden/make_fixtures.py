@@ -5,6 +5,11 @@ For each fixture this writes tests/golden/<name>/ containing
   config.json (+ generation_config.json)        -- from transformers' save_pretrained
   model.safetensors  or  model-0000k-of-0000n.safetensors + model.safetensors.index.json
   reference.bin                                 -- reference logits + greedy continuation
+  reference_bf16act.bin (bf16 fixtures only)    -- the same prompt's logits with every nn.Linear
+                                                   input except the MoE router rounded to bf16
+                                                   (gemma4's GEMMA4_PRECISION_BF16 prompt numerics;
+                                                   experts are not nn.Linear and stay fp32, as in
+                                                   gemma4, which runs them one token at a time)
 
 Fixtures (tiny, randomly initialised, see README.md):
   e2b         Gemma4ForCausalLM, E2B-like: PLE, KV sharing, double-wide MLP, dual RoPE; float32
@@ -34,6 +39,8 @@ Seeds: for each fixture the first seed from a fixed base that passes quality cri
 no MoE router near-ties, small float32-vs-float64 noise); the search is deterministic.
 
 Re-run (regenerates everything in place):  python3 tests/golden/make_fixtures.py [name ...]
+Only the bf16-activation references, from the committed fixtures:
+  python3 tests/golden/make_fixtures.py --bf16act
 """
 
 import importlib
@@ -383,7 +390,33 @@ def write_reference(path, tokens, logits, gen):
         f.write(gen.tobytes())
 
 
-GENERATED_FILES = ("config.json", "generation_config.json", "model.safetensors.index.json", "reference.bin")
+def write_bf16act_reference(name):
+    """reference_bf16act.bin of a bf16 fixture: the prompt of reference.bin through the reloaded
+    float32 model with each nn.Linear input (router excluded) rounded to bf16; n_gen = 0."""
+    outdir = os.path.join(HERE, name)
+    with open(os.path.join(outdir, "reference.bin"), "rb") as f:
+        blob = f.read()
+    n, _ = struct.unpack_from("<ii", blob, 8)
+    tokens = np.frombuffer(blob, dtype="<i4", count=n, offset=16).astype(np.int64)
+    model = Gemma4ForCausalLM.from_pretrained(outdir, dtype=torch.float32, attn_implementation="eager").eval()
+    hooks = [mod.register_forward_pre_hook(lambda _m, inp: (inp[0].to(torch.bfloat16).to(torch.float32),))
+             for mname, mod in model.named_modules()
+             if isinstance(mod, torch.nn.Linear) and ".router." not in mname]
+    with torch.no_grad():
+        logits = model(torch.tensor(tokens[None])).logits[0].float().numpy()
+    for h in hooks:
+        h.remove()
+    with torch.no_grad():
+        plain = model(torch.tensor(tokens[None])).logits[0].float().numpy()
+    rel = np.abs(logits - plain).max(1) / np.abs(plain).max(1)
+    print(f"{name}: bf16-activation logits vs float32: median position rel {np.median(rel):.2e}, "
+          f"worst {rel.max():.2e}, argmax equal {(logits.argmax(1) == plain.argmax(1)).sum()}/{n}, "
+          f"{len(hooks)} Linear inputs rounded")
+    write_reference(os.path.join(outdir, "reference_bf16act.bin"), tokens.tolist(), logits, [])
+
+
+GENERATED_FILES = ("config.json", "generation_config.json", "model.safetensors.index.json", "reference.bin",
+                   "reference_bf16act.bin")
 
 
 def clean_dir(d):
@@ -517,6 +550,8 @@ def build_fixture(name, cfg_fn, model_cls, save_dtype, base_seed, max_shard_size
     print(f"gen ({r['n_distinct']} distinct) = {r['gen']}")
 
     write_reference(os.path.join(outdir, "reference.bin"), r["prompt"][0].tolist(), r["logits"].numpy(), r["gen"])
+    if save_dtype == torch.bfloat16:
+        write_bf16act_reference(name)
 
     files = sorted(os.listdir(outdir))
     if max_shard_size is not None:
@@ -539,6 +574,11 @@ FIXTURES = [
 
 def main():
     print(f"torch {torch.__version__}, transformers {transformers.__version__}")
+    if sys.argv[1:] == ["--bf16act"]:
+        for name, _, _, dt, _, _ in FIXTURES:
+            if dt == torch.bfloat16:
+                write_bf16act_reference(name)
+        return
     only = set(sys.argv[1:])
     results = []
     for name, cfg_fn, cls, dt, seed, shard in FIXTURES:

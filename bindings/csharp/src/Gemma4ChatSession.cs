@@ -30,6 +30,7 @@ namespace Gemma4
 
         readonly Gemma4Model model;
         readonly long nCtx;
+        readonly Gemma4Precision precision;
         readonly object mapLock = new object();
         readonly Dictionary<string, Conversation> map = new Dictionary<string, Conversation>();
         readonly LinkedList<Conversation> lru = new LinkedList<Conversation>(); // most recent first
@@ -38,11 +39,19 @@ namespace Gemma4
         // model stays owned by the caller (sessions keep the weights alive natively anyway).
         // nCtx: context of each conversation's session (<= 0: the model's default).
         public Gemma4ChatSession(Gemma4Model model, long nCtx = 0, int maxConversations = 4)
+            : this(model, nCtx, maxConversations, Gemma4Precision.Fp32)
+        {
+        }
+
+        // precision: set on each conversation's session when it is created (a value outside the
+        // enum makes those calls throw Gemma4Exception InvalidArgument).
+        public Gemma4ChatSession(Gemma4Model model, long nCtx, int maxConversations, Gemma4Precision precision)
         {
             if (model == null) throw new ArgumentNullException("model");
             if (maxConversations < 1) throw new ArgumentOutOfRangeException("maxConversations");
             this.model = model;
             this.nCtx = nCtx;
+            this.precision = precision;
             MaxConversations = maxConversations;
             DefaultOptions = new Gemma4GenerationOptions();
         }
@@ -50,6 +59,7 @@ namespace Gemma4
         public int MaxConversations { get; private set; }
         public Gemma4GenerationOptions DefaultOptions { get; set; }
         public Gemma4Model Model { get { return model; } }
+        public Gemma4Precision Precision { get { return precision; } }
 
         public int Count { get { lock (mapLock) return map.Count; } }
         public bool Contains(string conversationKey)
@@ -71,7 +81,7 @@ namespace Gemma4
                 c.Gate.Wait(cancellationToken);
                 try
                 {
-                    if (c.Session == null) c.Session = model.CreateSession(nCtx);
+                    if (c.Session == null) c.Session = model.CreateSession(nCtx, precision);
                     c.Session.Configure(o);
                     return c.Session.ChatGenerate(messages, o.MaxTokens, onPiece, cancellationToken);
                 }

@@ -177,5 +177,18 @@ namespace Gemma4
             }
             return new Gemma4Session(h, VocabSize);
         }
+
+        // CreateSession, then SetPrecision(precision).
+        public Gemma4Session CreateSession(long nCtx, Gemma4Precision precision)
+        {
+            Gemma4Session s = CreateSession(nCtx);
+            try { s.SetPrecision(precision); }
+            catch
+            {
+                s.Dispose();
+                throw;
+            }
+            return s;
+        }
     }
 }

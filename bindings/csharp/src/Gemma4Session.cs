@@ -111,6 +111,14 @@ namespace Gemma4
         public long NPast { get { return GetInfo(Gemma4SessionInfo.NPast); } }
         public long NCtx { get { return GetInfo(Gemma4SessionInfo.NCtx); } }
         public long NEvaluated { get { return GetInfo(Gemma4SessionInfo.NEvaluated); } }
+        public Gemma4Precision Precision { get { return (Gemma4Precision)GetInfo(Gemma4SessionInfo.Precision); } }
+
+        // Fp32 (the default) or Bf16, from the next step on; the KV cache is kept. A value outside
+        // the enum throws Gemma4Exception (InvalidArgument) and changes nothing.
+        public void SetPrecision(Gemma4Precision precision)
+        {
+            Simple(h => NativeMethods.gemma4_session_set_precision(h, (int)precision));
+        }
 
         // ---- sampler settings
 

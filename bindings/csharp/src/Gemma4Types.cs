@@ -106,6 +106,11 @@ namespace Gemma4
     public enum Gemma4SessionInfo
     {
         NPast = 0, NCtx = 1, KvBytes = 2, NEvaluated = 3, LastPromptTokens = 4,
-        LastGenTokens = 5, LastPromptMicroseconds = 6, LastGenMicroseconds = 7,
+        LastGenTokens = 5, LastPromptMicroseconds = 6, LastGenMicroseconds = 7, Precision = 8,
     }
+
+    // GEMMA4_PRECISION_*: how a session's matrix products treat activations. Fp32 (the default)
+    // keeps them fp32; Bf16 rounds them to bf16 in prompt (multi-token) steps for speed, at about
+    // 1e-2 relative logit error (see gemma4_session_set_precision in gemma4.h).
+    public enum Gemma4Precision { Fp32 = 0, Bf16 = 1 }
 }

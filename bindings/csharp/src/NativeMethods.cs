@@ -82,6 +82,10 @@ namespace Gemma4
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern int gemma4_session_info(SessionHandle session, int key, long* value);
 
+        // ---- precision
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int gemma4_session_set_precision(SessionHandle session, int precision);
+
         // ---- sampling
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern int gemma4_session_set_greedy(SessionHandle session);

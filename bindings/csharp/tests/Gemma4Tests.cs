@@ -1,9 +1,10 @@
 // Gemma4Tests.cs: console test program for the C# binding, run with Mono by run_tests.sh.
 // The same checks as the Python suite, over the golden fixtures of tests/golden: logits vs
 // transformers (1e-4 relative), greedy tokens identical, greedy text, tokenizer round trip,
-// every documented error with its status code and message, streaming (foreach, MoveNextAsync,
-// Task), cancellation via CancellationToken leaving the session usable, seeded sampling,
-// multi-turn cache reuse per conversation, and 1000 session create/free cycles without a leak.
+// every documented error with its status code and message, session precision, streaming
+// (foreach, MoveNextAsync, Task), cancellation via CancellationToken leaving the session usable,
+// seeded sampling, multi-turn cache reuse per conversation, and 1000 session create/free cycles
+// without a leak.
 // Usage: mono Gemma4Tests.exe [GOLDEN_DIR]   (default: ../../tests/golden from this file)
 // Prints one PASS/FAIL line per test and ends with "N passed, N failed"; exit 1 on failure.
 using System;
@@ -39,6 +40,7 @@ static class Gemma4Tests
             T("error_no_tokenizer", ErrorNoTokenizer),
             T("error_buffer_too_small", ErrorBufferTooSmall),
             T("error_invalid_argument", ErrorInvalidArgument),
+            T("precision", Precision),
             T("disposed_handles", DisposedHandles),
             T("model_freed_before_session", ModelFreedBeforeSession),
             T("streaming_foreach_async_task", Streaming),
@@ -378,6 +380,56 @@ static class Gemma4Tests
             Throws(Gemma4Status.InvalidArgument, "", () => s.AddStop(""));
             try { s.AddStop("a\0b"); throw new TestFailure("NUL accepted"); }
             catch (ArgumentException) { }
+        }
+    }
+
+    // The fixtures' weights are F32, on which Bf16 changes nothing numerically (the numeric
+    // comparison lives in tests/test_forward_cpu.c), so this checks the setting, not the math.
+    static void Precision()
+    {
+        Reference re = ReadReference("e2b");
+        using (Gemma4Model m = Load("e2b", 128))
+        {
+            using (Gemma4Session s = m.CreateSession())
+            {
+                Equal(Gemma4Precision.Fp32, s.Precision, "default precision");
+                s.SetPrecision(Gemma4Precision.Bf16);
+                Equal(Gemma4Precision.Bf16, s.Precision, "after SetPrecision(Bf16)");
+                Equal(1L, s.GetInfo(Gemma4SessionInfo.Precision), "GEMMA4_SESSION_PRECISION");
+                float[] l = s.StepLogits(re.Tokens); // a multi-token step: the path Bf16 changes
+                Equal(512, l.Length, "logits length");
+                Assert(l.All(x => !float.IsNaN(x) && !float.IsInfinity(x)), "finite logits in bf16 mode");
+                s.SetPrecision(Gemma4Precision.Fp32);
+                Equal(Gemma4Precision.Fp32, s.Precision, "back to Fp32");
+                Equal((long)re.Tokens.Length, s.NPast, "the cache is kept");
+                s.SetPrecision(Gemma4Precision.Bf16);
+                Gemma4Result r = s.Generate(" and", 4);
+                Assert(r.GeneratedTokens > 0, "generate in bf16 mode");
+                Throws(Gemma4Status.InvalidArgument, "unknown precision 7", () => s.SetPrecision((Gemma4Precision)7));
+                Throws(Gemma4Status.InvalidArgument, "unknown precision -1", () => s.SetPrecision((Gemma4Precision)(-1)));
+                Equal(Gemma4Precision.Bf16, s.Precision, "a failed call changes nothing");
+            }
+            using (Gemma4Session s = m.CreateSession(64, Gemma4Precision.Bf16))
+            {
+                Equal(Gemma4Precision.Bf16, s.Precision, "CreateSession(nCtx, Bf16)");
+                Equal(64L, s.NCtx, "CreateSession(nCtx, Bf16) n_ctx");
+            }
+            Throws(Gemma4Status.InvalidArgument, "unknown precision 5", () => m.CreateSession(0, (Gemma4Precision)5));
+            var hi = new[] { Gemma4Message.User("Hi") };
+            var o = new Gemma4GenerationOptions { MaxTokens = 4 };
+            using (var chat = new Gemma4ChatSession(m, 128, 2, Gemma4Precision.Bf16))
+            {
+                Equal(Gemma4Precision.Bf16, chat.Precision, "ChatSession.Precision");
+                Assert(chat.Complete("a", hi, o).GeneratedTokens > 0, "chat in bf16 mode");
+                Equal(1L, chat.GetSessionInfo("a", Gemma4SessionInfo.Precision), "conversation session is bf16");
+            }
+            using (var chat = new Gemma4ChatSession(m, 128))
+            {
+                chat.Complete("a", hi, o);
+                Equal(0L, chat.GetSessionInfo("a", Gemma4SessionInfo.Precision), "ChatSession default fp32");
+            }
+            using (var chat = new Gemma4ChatSession(m, 128, 2, (Gemma4Precision)9))
+                Throws(Gemma4Status.InvalidArgument, "unknown precision 9", () => chat.Complete("a", hi, o));
         }
     }
 

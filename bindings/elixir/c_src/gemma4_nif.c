@@ -555,6 +555,16 @@ static ERL_NIF_TERM session_info_nif(ErlNifEnv *env, int argc, const ERL_NIF_TER
     return r;
 }
 
+// set_precision(session, precision): a GEMMA4_PRECISION_* value (lib/ maps :fp32 / :bf16)
+static ERL_NIF_TERM set_precision_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    SESSION_OR_BADARG(env, argv[0], s);
+    int precision;
+    if (!enif_get_int(env, argv[1], &precision)) return enif_make_badarg(env);
+    if (!acquire(s)) return busy_error(env);
+    return status_result(env, s, gemma4_session_set_precision(s->session, precision));
+}
+
 static ERL_NIF_TERM set_greedy_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     (void)argc;
     SESSION_OR_BADARG(env, argv[0], s);
@@ -862,6 +872,7 @@ static ErlNifFunc funcs[] = {
     {"kv_reset", 1, kv_reset_nif, 0},
     {"truncate", 2, truncate_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},
     {"session_info", 2, session_info_nif, 0},
+    {"set_precision", 2, set_precision_nif, 0},
     {"set_greedy", 1, set_greedy_nif, 0},
     {"set_sampling", 5, set_sampling_nif, 0},
     {"set_repetition_penalty", 3, set_repetition_penalty_nif, 0},

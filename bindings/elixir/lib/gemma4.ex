@@ -73,8 +73,10 @@ defmodule Gemma4 do
     last_prompt_tokens: 4,
     last_gen_tokens: 5,
     last_prompt_us: 6,
-    last_gen_us: 7
+    last_gen_us: 7,
+    precision: 8
   ]
+  @precisions [fp32: 0, bf16: 1]
 
   @doc "Version string and ABI version of the loaded libgemma4, e.g. `{\"0.1.0\", 0}`."
   @spec version() :: {String.t(), integer()}
@@ -161,17 +163,24 @@ defmodule Gemma4 do
   end
 
   @doc """
-  Sets sampling options of a session:
+  Sets options of a session (those not given keep their current value):
 
     * `temperature:` 0 means greedy (the default); with > 0, `top_k:` (0 = off),
       `top_p:` (1.0 = off) and `min_p:` (0.0 = off) apply,
     * `seed:` the sampler's RNG seed,
     * `repetition_penalty:` (1.0 = off) over the last `penalty_last_n:` tokens (0 = all),
-    * `stop:` a list of stop strings, replacing the current ones.
+    * `stop:` a list of stop strings, replacing the current ones,
+    * `precision:` `:fp32` or `:bf16` (see `set_precision/2`).
   """
   @spec configure(session(), keyword()) :: :ok | error()
   def configure(session, opts) do
     steps = [
+      fn ->
+        case Keyword.fetch(opts, :precision) do
+          :error -> :ok
+          {:ok, precision} -> set_precision(session, precision)
+        end
+      end,
       fn ->
         case Keyword.fetch(opts, :temperature) do
           :error ->
@@ -252,11 +261,49 @@ defmodule Gemma4 do
 
   @doc """
   Session counters as a map: `n_past`, `n_ctx`, `kv_bytes`, `n_evaluated`,
-  `last_prompt_tokens`, `last_gen_tokens`, `last_prompt_us`, `last_gen_us`.
+  `last_prompt_tokens`, `last_gen_tokens`, `last_prompt_us`, `last_gen_us`, and `precision`
+  (`:fp32` or `:bf16`).
   """
   @spec session_info(session()) :: {:ok, map()} | error()
   def session_info(session) do
-    collect(@session_keys, %{}, &Native.session_info(session, &1))
+    with {:ok, info} <- collect(@session_keys, %{}, &Native.session_info(session, &1)) do
+      {:ok, Map.update!(info, :precision, &precision_name/1)}
+    end
+  end
+
+  @doc """
+  Sets how the session's matrix products treat activations, from the next step on (the KV
+  cache is kept): `:fp32` (the default) keeps them fp32; `:bf16` rounds them to bf16 in prompt
+  (multi-token) steps for speed, at about 1e-2 relative logit error (see
+  `gemma4_session_set_precision` in gemma4.h). An integer is passed to the library as a
+  `GEMMA4_PRECISION_*` value (an unknown one gives `{:error, {:invalid_argument, message}}`);
+  anything else raises `ArgumentError`.
+  """
+  @spec set_precision(session(), :fp32 | :bf16 | integer()) :: :ok | error()
+  def set_precision(session, precision) do
+    value =
+      case List.keyfind(@precisions, precision, 0) do
+        {_, v} -> v
+        nil when is_integer(precision) -> precision
+        nil -> raise ArgumentError, "precision must be :fp32 or :bf16, got: #{inspect(precision)}"
+      end
+
+    Native.set_precision(session, value)
+  end
+
+  @doc "The session's precision: `{:ok, :fp32}` (the default) or `{:ok, :bf16}`."
+  @spec precision(session()) :: {:ok, :fp32 | :bf16} | error()
+  def precision(session) do
+    with {:ok, v} <- Native.session_info(session, @session_keys[:precision]) do
+      {:ok, precision_name(v)}
+    end
+  end
+
+  defp precision_name(value) do
+    case List.keyfind(@precisions, value, 1) do
+      {name, _} -> name
+      nil -> value
+    end
   end
 
   @doc """

@@ -109,6 +109,61 @@ defmodule Gemma4Test do
     end
   end
 
+  # The fixtures' weights are F32, on which bf16 mode changes nothing numerically (the numeric
+  # comparison lives in tests/test_forward_cpu.c), so these check the setting, not the math.
+  describe "precision" do
+    test "defaults to :fp32, switches to :bf16 and back, keeps the cache" do
+      r = reference("e2b")
+      s = session!(load!("e2b"))
+      assert {:ok, :fp32} = Gemma4.precision(s)
+      assert {:ok, %{precision: :fp32}} = Gemma4.session_info(s)
+      assert :ok = Gemma4.set_precision(s, :bf16)
+      assert {:ok, :bf16} = Gemma4.precision(s)
+      assert {:ok, %{precision: :bf16}} = Gemma4.session_info(s)
+      # a multi-token step, the path bf16 mode changes; float-32 patterns skip NaN and Inf,
+      # so a full-length list means every logit is finite
+      assert {:ok, bin} = Gemma4.step(s, r.tokens, logits: true)
+      assert length(Gemma4.logits_to_list(bin)) == r.vocab
+      assert :ok = Gemma4.set_precision(s, :fp32)
+      assert {:ok, :fp32} = Gemma4.precision(s)
+      assert {:ok, %{n_past: 48}} = Gemma4.session_info(s)
+      assert :ok = Gemma4.set_precision(s, 1)
+      assert {:ok, :bf16} = Gemma4.precision(s)
+    end
+
+    test "as a session, configure and generate option" do
+      model = load!("e2b")
+      s = session!(model, n_ctx: 64, precision: :bf16)
+      assert {:ok, %{precision: :bf16, n_ctx: 64}} = Gemma4.session_info(s)
+      assert {:ok, text, %{gen_tokens: n}} = Gemma4.generate_text(s, "The sea", max_tokens: 4)
+      assert is_binary(text) and n > 0
+      assert {:ok, :bf16} = Gemma4.precision(s)
+      assert :ok = Gemma4.configure(s, precision: :fp32)
+      assert {:ok, :fp32} = Gemma4.precision(s)
+      assert :ok = Gemma4.configure(s, temperature: 0)
+      assert {:ok, :fp32} = Gemma4.precision(s)
+    end
+
+    test "an unknown precision is an error and changes nothing" do
+      model = load!("e2b")
+      s = session!(model, precision: :bf16)
+
+      for bad <- [7, -1] do
+        assert {:error, {:invalid_argument, msg}} = Gemma4.set_precision(s, bad)
+        assert msg =~ "unknown precision #{bad}"
+      end
+
+      assert {:error, {:invalid_argument, msg}} = Gemma4.configure(s, precision: 5)
+      assert msg =~ "unknown precision 5"
+      assert {:error, {:invalid_argument, _}} = Gemma4.session(model, precision: 2)
+      assert {:ok, :bf16} = Gemma4.precision(s)
+      assert_raise ArgumentError, fn -> Gemma4.set_precision(s, :fp16) end
+      assert_raise ArgumentError, fn -> Gemma4.set_precision(s, "bf16") end
+      assert_raise ArgumentError, fn -> Gemma4.set_precision(s, 1 <<< 40) end
+      assert_raise ArgumentError, fn -> Gemma4.set_precision(model, :bf16) end
+    end
+  end
+
   describe "streaming" do
     test "pieces arrive in order and concatenate to the non-streamed text" do
       model = load!("e2b", n_ctx: 256)

@@ -11,7 +11,7 @@ directory, or the system library path. Errors raise Gemma4Error subclasses carry
 (the C status code), .name and .message.
 """
 from . import _lib
-from ._lib import ABI_VERSION
+from ._lib import ABI_VERSION, PRECISION_BF16, PRECISION_FP32
 from .errors import (BufferTooSmallError, CancelledError, ConfigError, ContextFullError,
                      DeviceError, FormatError, Gemma4Error, InternalError, InvalidArgumentError,
                      InvalidTokenError, IoError, NoTokenizerError, OutOfMemoryError,
@@ -70,5 +70,6 @@ __all__ = [
     "IoError", "FormatError", "UnsupportedError", "OutOfMemoryError", "DeviceError",
     "ContextFullError", "BufferTooSmallError", "InternalError", "InvalidTokenError",
     "CancelledError", "ConfigError", "NoTokenizerError", "library_version", "library_path",
-    "status_name", "set_log_callback", "set_memory_budget", "ABI_VERSION",
+    "status_name", "set_log_callback", "set_memory_budget", "ABI_VERSION", "PRECISION_FP32",
+    "PRECISION_BF16",
 ]

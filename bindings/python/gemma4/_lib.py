@@ -55,6 +55,10 @@ SESSION_LAST_PROMPT_TOKENS = 4
 SESSION_LAST_GEN_TOKENS = 5
 SESSION_LAST_PROMPT_US = 6
 SESSION_LAST_GEN_US = 7
+SESSION_PRECISION = 8
+
+PRECISION_FP32 = 0
+PRECISION_BF16 = 1
 
 # ---- types ------------------------------------------------------------------------------------
 c_status = ctypes.c_int32
@@ -101,6 +105,7 @@ SIGNATURES = {
     "gemma4_kv_reset": (c_status, [c_session_p]),
     "gemma4_session_truncate": (c_status, [c_session_p, ctypes.c_int64]),
     "gemma4_session_info": (c_status, [c_session_p, ctypes.c_int32, c_int64_p]),
+    "gemma4_session_set_precision": (c_status, [c_session_p, ctypes.c_int32]),
     "gemma4_session_set_greedy": (c_status, [c_session_p]),
     "gemma4_session_set_sampling": (c_status, [c_session_p, ctypes.c_float, ctypes.c_int32,
                                                ctypes.c_float, ctypes.c_float]),

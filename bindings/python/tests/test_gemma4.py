@@ -159,6 +159,43 @@ def test_model_info(model):
         assert (si.n_past, si.n_ctx, si.n_evaluated) == (0, 64, 0) and si.kv_bytes > 0
 
 
+def test_precision(model):
+    # The fixtures' weights are F32, on which bf16 mode changes nothing numerically (the numeric
+    # comparison lives in tests/test_forward_cpu.c), so this checks the setting, not the math.
+    with model.session() as s:
+        assert s.precision == "fp32" and s.info.precision == "fp32"  # the default
+        s.set_precision("bf16")
+        assert s.precision == "bf16" and s.info.precision == "bf16"
+        tokens, ref_logits, _ = read_reference("e2b")
+        logits = s.step(tokens)  # a multi-token step: the path bf16 mode changes
+        assert logits.shape == (model.vocab_size,) and np.all(np.isfinite(logits))
+        assert s.n_past == len(tokens)
+        s.set_precision(gemma4.PRECISION_FP32)  # the constants work too; the cache is kept
+        assert s.precision == "fp32" and s.n_past == len(tokens)
+        s.set_precision(gemma4.PRECISION_BF16)
+        text = s.generate(" and", max_tokens=4, stream=False)
+        assert isinstance(text, str) and s.info.last_gen_tokens > 0 and s.precision == "bf16"
+        for bad in (7, -1):
+            with pytest.raises(gemma4.InvalidArgumentError) as e:
+                s.set_precision(bad)
+            assert e.value.status == 1 and "unknown precision %d" % bad in e.value.message
+        with pytest.raises(gemma4.InvalidArgumentError) as e:
+            s.set_precision("fp16")
+        assert "'fp16'" in e.value.message
+        with pytest.raises(gemma4.InvalidArgumentError):
+            s.set_precision(2 ** 32)  # would wrap to 0 in a C int32
+        with pytest.raises(TypeError):
+            s.set_precision(1.0)
+        assert s.precision == "bf16"  # a failed call changes nothing
+    with model.session(n_ctx=64, precision="bf16") as s:
+        assert s.precision == "bf16" and s.n_ctx == 64
+    with model.session(precision=gemma4.PRECISION_FP32) as s:
+        assert s.precision == "fp32"
+    with pytest.raises(gemma4.InvalidArgumentError) as e:
+        model.session(precision=5)
+    assert "unknown precision 5" in e.value.message
+
+
 def test_chat_template(model):
     msgs = [{"role": "user", "content": "Hi"}]
     text = model.apply_chat_template(msgs)

@@ -1,5 +1,6 @@
 // TestSwig.cs: the SWIG-generated C# wrapper (namespace Gemma4.Swig) on tests/golden/e2b:
-// load, tokenize/detokenize, step, greedy generate, and a status turned into an exception.
+// load, tokenize/detokenize, step, greedy generate, the precision setting, and a status turned
+// into an exception.
 // Exit code 0 on success, 1 on the first failed check.
 using System;
 using System.IO;
@@ -30,6 +31,28 @@ static class TestSwig {
                 s.reset();
                 Check(s.generate("The sea", 16) == a, "greedy generate reproducible");
                 Console.WriteLine("generate: \"" + a + "\"");
+                // precision: F32 fixture weights, so bf16 changes nothing numerically here (the
+                // numeric comparison lives in tests/test_forward_cpu.c); this checks the setting
+                Check(s.precision() == gemma4swig.GEMMA4_PRECISION_FP32, "default precision fp32");
+                s.set_precision(gemma4swig.GEMMA4_PRECISION_BF16);
+                Check(s.precision() == gemma4swig.GEMMA4_PRECISION_BF16, "precision bf16");
+                Check(s.info(gemma4swig.GEMMA4_SESSION_PRECISION) == 1, "GEMMA4_SESSION_PRECISION");
+                s.reset();
+                FloatVector bl = s.step(ids); // a multi-token step: the path bf16 mode changes
+                Check(bl.Count == 512, "bf16 logits size");
+                foreach (float x in bl) Check(!float.IsNaN(x) && !float.IsInfinity(x), "bf16 logits finite");
+                s.set_precision(gemma4swig.GEMMA4_PRECISION_FP32);
+                Check(s.precision() == gemma4swig.GEMMA4_PRECISION_FP32, "precision back to fp32");
+                try {
+                    s.set_precision(7);
+                    Check(false, "precision 7 accepted");
+                } catch (ApplicationException e) {
+                    Check(e.Message.StartsWith("GEMMA4_ERR_INVALID_ARGUMENT(1)") &&
+                          e.Message.Contains("unknown precision 7"), "exception: " + e.Message);
+                    Console.WriteLine("expected error: " + e.Message);
+                }
+                Check(s.precision() == gemma4swig.GEMMA4_PRECISION_FP32, "failed set changes nothing");
+                s.reset();
                 try {
                     s.step(new IntVector(new int[] { 9999 }));
                     Check(false, "invalid token accepted");

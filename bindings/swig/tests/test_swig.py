@@ -1,7 +1,9 @@
 # test_swig.py: the SWIG-generated Python module gemma4swig on tests/golden/e2b and moe:
 # load, tokenize/detokenize, step logits vs transformers' reference.bin, greedy tokens, generate
-# (full text, with a director callback, a raising callback, cancel), errors with status codes,
-# and no leak over many Model/Session cycles. Plain asserts, no pytest: exits non-zero on failure.
+# (full text, with a director callback, a raising callback, cancel), the precision setting,
+# errors with status codes, and no leak over many Model/Session cycles. Plain asserts, no pytest:
+# exits non-zero on failure.
+import math
 import os
 import struct
 import sys
@@ -116,6 +118,27 @@ def main():
     assert s.generate("Hello", 16) == a
     s.set_greedy()
     print("generate: %d tokens %r" % (n_gen, full))
+
+    # precision: the fixtures' weights are F32, on which bf16 changes nothing numerically (the
+    # numeric comparison lives in tests/test_forward_cpu.c), so this checks the setting only
+    p = m.session(128)
+    ref_ids = reference("e2b")[0]
+    assert g.GEMMA4_PRECISION_FP32 == 0 and g.GEMMA4_PRECISION_BF16 == 1
+    assert p.precision() == g.GEMMA4_PRECISION_FP32  # the default
+    p.set_precision(g.GEMMA4_PRECISION_BF16)
+    assert p.precision() == g.GEMMA4_PRECISION_BF16
+    assert p.info(g.GEMMA4_SESSION_PRECISION) == g.GEMMA4_PRECISION_BF16
+    logits = p.step(ref_ids)  # a multi-token step: the path bf16 mode changes
+    assert len(logits) == 512 and all(math.isfinite(x) for x in logits)
+    p.set_precision(g.GEMMA4_PRECISION_FP32)
+    assert p.precision() == g.GEMMA4_PRECISION_FP32 and p.n_past() == len(ref_ids)
+    p.set_precision(g.GEMMA4_PRECISION_BF16)
+    assert isinstance(p.generate(" and", 4), str) and p.info(g.GEMMA4_SESSION_LAST_GEN_TOKENS) > 0
+    expect_error(g.GEMMA4_ERR_INVALID_ARGUMENT, "unknown precision 7", p.set_precision, 7)
+    expect_error(g.GEMMA4_ERR_INVALID_ARGUMENT, "unknown precision -1", p.set_precision, -1)
+    assert p.precision() == g.GEMMA4_PRECISION_BF16  # a failed call changes nothing
+    del p
+    print("precision: fp32 default, bf16 set and read back, unknown values rejected")
 
     # cancel from another thread while generate runs (needs the GIL released: -threads)
     big = m.session(8192)

@@ -39,6 +39,7 @@ defmodule Gemma4.Native do
   def kv_reset(_session), do: nif()
   def truncate(_session, _n_keep), do: nif()
   def session_info(_session, _key), do: nif()
+  def set_precision(_session, _precision), do: nif()
   def set_greedy(_session), do: nif()
   def set_sampling(_session, _temperature, _top_k, _top_p, _min_p), do: nif()
   def set_repetition_penalty(_session, _penalty, _last_n), do: nif()
