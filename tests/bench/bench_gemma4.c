@@ -13,6 +13,7 @@
 //
 //   bench_gemma4 MODEL_DIR --ids FILE [--threads N] [--prompts 128,1024] [--ctx 128,2048]
 //                [--n-decode 32] [--reps 2] [--dump-logits FILE] [--precision fp32|bf16]
+// --ctx none: prompts only.
 // --precision bf16: gemma4_session_set_precision(GEMMA4_PRECISION_BF16), bf16 activations in the
 // prompt's matrix products (llama.cpp's numerics); decode steps are fp32 either way.
 #define _POSIX_C_SOURCE 200809L
@@ -69,11 +70,11 @@ static int parse_args(int argc, char **argv, struct opts *o) {
         else if (!strcmp(a, "--precision") && (!strcmp(v, "fp32") || !strcmp(v, "bf16")))
             o->precision = !strcmp(v, "bf16") ? GEMMA4_PRECISION_BF16 : GEMMA4_PRECISION_FP32;
         else if (!strcmp(a, "--prompts")) o->n_prompts = parse_list(v, o->prompts);
-        else if (!strcmp(a, "--ctx")) o->n_ctxs = parse_list(v, o->ctxs);
+        else if (!strcmp(a, "--ctx")) o->n_ctxs = !strcmp(v, "none") ? 0 : parse_list(v, o->ctxs);
         else return -1;
     }
     if (!o->model_dir || !o->ids_path || o->n_decode < 2 || o->reps < 1 || o->n_prompts < 0 ||
-        o->n_ctxs < 1)
+        o->n_ctxs < 0)
         return -1;
     for (int i = 0; i < o->n_ctxs; i++)
         if (o->ctxs[i] <= o->n_decode / 2) return -1;

@@ -2,6 +2,7 @@
 # CPU benchmark: gemma4's CPU engine vs llama.cpp (llama-cpp-python 0.3.36, built from source for
 # this CPU) on a random-weight model with Gemma 4 E2B's dimensions, bf16 weights in both.
 # Prints one table (prompt tok/s at 128 and 1024 tokens, decode tok/s at context 128 and 2048,
+# gemma4 in its default fp32 precision and with GEMMA4_PRECISION_BF16 prompts,
 # the memory-bandwidth limit for decode and the share of it each engine reaches) and writes it
 # to WORK/results/<date>/table.md. See docs/performance.md.
 #
@@ -156,12 +157,19 @@ run_gemma4() {
     "$work/build/tests/bench/bench_gemma4" "$model" "${common[@]}" \
         --dump-logits "$run/gemma4_logits.bin" >"$run/gemma4.jsonl"
 }
+# GEMMA4_PRECISION_BF16: prompts only (decode steps are fp32 in either precision)
+run_gemma4_bf16() {
+    "$work/build/tests/bench/bench_gemma4" "$model" --ids "$ids" --threads "$threads" \
+        --prompts 128,1024 --ctx none --reps "$reps" --precision bf16 \
+        --dump-logits "$run/gemma4_bf16_logits.bin" >"$run/gemma4_bf16.jsonl"
+}
 run_llama_cpp() {
     "$venv/bin/python" "$here/bench_llama.py" "$gguf" "${common[@]}" --n-batch 2048 \
         --n-ubatch "$ubatch" --dump-logits "$run/llama_logits.bin" >"$run/llama.jsonl"
 }
 stage membw run_membw
 stage gemma4 run_gemma4
+stage gemma4_bf16 run_gemma4_bf16
 stage llama_cpp run_llama_cpp
 
 python3 "$here/report.py" "$run" "$model" "$cmd"

@@ -50,8 +50,8 @@ def physical_cores():
         return os.cpu_count()
 
 
-def logits_check(run):
-    a, b = os.path.join(run, "gemma4_logits.bin"), os.path.join(run, "llama_logits.bin")
+def logits_check(run, a="gemma4_logits.bin", b="llama_logits.bin"):
+    a, b = os.path.join(run, a), os.path.join(run, b)
     if not (os.path.exists(a) and os.path.exists(b)):
         return None
     g, l = np.fromfile(a, np.float32), np.fromfile(b, np.float32)
@@ -68,6 +68,7 @@ def logits_check(run):
 def main():
     run, model_dir, command = sys.argv[1], sys.argv[2], sys.argv[3]
     g, l = load(os.path.join(run, "gemma4.jsonl")), load(os.path.join(run, "llama.jsonl"))
+    gb = load(os.path.join(run, "gemma4_bf16.jsonl"))
     bw = json.load(open(os.path.join(run, "membw.json")))
     meta = json.load(open(os.path.join(model_dir, "bench_meta.json")))
     gi, li = pick(g, "info") or {}, pick(l, "info") or {}
@@ -93,18 +94,24 @@ def main():
             seen.add(t[0])
             uniq.append(t)
     summary = {"tests": {}}
-    lines.append("| test | gemma4 | llama.cpp | gemma4 / llama.cpp |")
-    lines.append("|---|---:|---:|---:|")
+    lines.append("| test | gemma4 fp32 | gemma4 bf16 | llama.cpp | fp32 / llama.cpp | bf16 / llama.cpp |")
+    lines.append("|---|---:|---:|---:|---:|---:|")
     for name, test, pct, kv in uniq:
         cg, vg = cell(g, test, "tok_s", pct, **kv)
+        cb, vb = cell(gb, test, "tok_s", pct, **kv) if test == "pp" else ("= fp32", None)
         cl, vl = cell(l, test, "tok_s", pct, **kv)
         ratio = f"{vg / vl:.2f}x" if vg and vl else "-"
-        lines.append(f"| {name} | {cg} | {cl} | {ratio} |")
-        summary["tests"][name] = {"gemma4": vg, "llama.cpp": vl}
-    lines.append(f"| decode limit tok/s (bandwidth / bytes per token) | {limit:.2f} | {limit:.2f} | |")
+        ratio_b = f"{vb / vl:.2f}x" if vb and vl else ("-" if test == "pp" else "")
+        lines.append(f"| {name} | {cg} | {cb} | {cl} | {ratio} | {ratio_b} |")
+        summary["tests"][name] = {"gemma4": vg, "gemma4_bf16": vb, "llama.cpp": vl}
+    lines.append(f"| decode limit tok/s (bandwidth / bytes per token) | {limit:.2f} | | {limit:.2f} | | |")
 
     nproc = os.cpu_count()
     info = [
+        "gemma4 fp32: the default precision (fp32 activations, logits match transformers' float32 "
+        "to ~1e-5); gemma4 bf16: gemma4_session_set_precision(GEMMA4_PRECISION_BF16), prompts "
+        "round activations to bf16 in their matrix products as llama.cpp does (decode steps are "
+        "fp32 in both)",
         "prompt tok/s: one step of the whole prompt on an empty cache, best of the runs; decode "
         "tok/s: 1 / median time of a one-token step (argmax of the previous logits fed back) "
         "around that context",
@@ -134,6 +141,13 @@ def main():
                      f"top-10 overlap {lc['top10_overlap']}/10")
     elif lc:
         check.append(f"logits: {lc['error']}")
+    for other, label in (("gemma4_logits.bin", "gemma4 fp32"), ("llama_logits.bin", "llama.cpp")):
+        lb = logits_check(run, "gemma4_bf16_logits.bin", other)
+        if lb and "error" not in lb:
+            check.append(f"gemma4 bf16 logits after the first prompt vs {label}: max diff "
+                         f"{lb['max_abs_diff']:.4f} (rel {lb['rel']:.2e}), correlation {lb['corr']:.6f}, "
+                         f"argmax {lb['argmax_gemma4']} vs {lb['argmax_llama']}, top-10 overlap "
+                         f"{lb['top10_overlap']}/10")
     gg, gl = pick(g, "greedy"), pick(l, "greedy")
     if gg and gl:
         same = 0
