@@ -247,9 +247,15 @@ AVX512 static void gelu_mul_avx512(float *x, const float *y, size_t n) {
 }
 #endif
 
+// The kernel family for the current ISA level: AVX512_BF16 adds nothing here.
+enum g4_isa g4_vec_isa(void) {
+    const enum g4_isa isa = g4_matmul_isa();
+    return isa > G4_ISA_AVX512 ? G4_ISA_AVX512 : isa;
+}
+
 float g4_vec_dot(const float *a, const float *b, size_t n) {
 #if defined(__x86_64__) || defined(__i386__)
-    switch (g4_matmul_isa()) {
+    switch (g4_vec_isa()) {
     case G4_ISA_AVX512: return dot_avx512(a, b, n);
     case G4_ISA_AVX2: return dot_avx2(a, b, n);
     default: break;
@@ -260,7 +266,7 @@ float g4_vec_dot(const float *a, const float *b, size_t n) {
 
 void g4_vec_axpy(float *y, float s, const float *x, size_t n) {
 #if defined(__x86_64__) || defined(__i386__)
-    switch (g4_matmul_isa()) {
+    switch (g4_vec_isa()) {
     case G4_ISA_AVX512: axpy_avx512(y, s, x, n); return;
     case G4_ISA_AVX2: axpy_avx2(y, s, x, n); return;
     default: break;
@@ -271,7 +277,7 @@ void g4_vec_axpy(float *y, float s, const float *x, size_t n) {
 
 void g4_vec_gelu_mul(float *x, const float *y, size_t n) {
 #if defined(__x86_64__) || defined(__i386__)
-    switch (g4_matmul_isa()) {
+    switch (g4_vec_isa()) {
     case G4_ISA_AVX512: gelu_mul_avx512(x, y, n); return;
     case G4_ISA_AVX2: gelu_mul_avx2(x, y, n); return;
     default: break;
@@ -283,7 +289,7 @@ void g4_vec_gelu_mul(float *x, const float *y, size_t n) {
 void g4_vec_pv(float *out, int nh, int hd, const float *p, int64_t ldp, const float *v,
                int64_t v_stride, int64_t n) {
 #if defined(__x86_64__) || defined(__i386__)
-    switch (g4_matmul_isa()) {
+    switch (g4_vec_isa()) {
     case G4_ISA_AVX512: pv_avx512(out, nh, hd, p, ldp, v, v_stride, n); return;
     case G4_ISA_AVX2: pv_avx2(out, nh, hd, p, ldp, v, v_stride, n); return;
     default: break;
@@ -294,7 +300,7 @@ void g4_vec_pv(float *out, int nh, int hd, const float *p, int64_t ldp, const fl
 
 void g4_vec_softcap(float *x, size_t n, float cap) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (g4_matmul_isa() == G4_ISA_AVX512) {
+    if (g4_vec_isa() == G4_ISA_AVX512) {
         softcap_avx512(x, n, cap);
         return;
     }

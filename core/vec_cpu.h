@@ -7,7 +7,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "matmul_cpu.h"
+
 // sum_i a[i] * b[i]
+// The kernel family these functions use: g4_matmul_isa() capped at G4_ISA_AVX512.
+enum g4_isa g4_vec_isa(void);
+
 float g4_vec_dot(const float *a, const float *b, size_t n);
 // y[i] += s * x[i]
 void g4_vec_axpy(float *y, float s, const float *x, size_t n);

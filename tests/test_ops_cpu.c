@@ -217,6 +217,8 @@ static void test_vec_ops(void **state) {
     for (int i = 0; i < N; i++) a[i] = frand(), b[i] = frand(), y[i] = frand();
     for (int isa = G4_ISA_PORTABLE; isa <= (int)g4_matmul_isa(); isa++) {
         g4_matmul_limit_isa((enum g4_isa)isa);
+        // every level runs its own SIMD family (AVX512_BF16 the AVX-512 one), never portable
+        assert_int_equal(g4_vec_isa(), isa < G4_ISA_AVX512 ? isa : G4_ISA_AVX512);
         static const int lens[] = {0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 47, 256, 300};
         for (size_t li = 0; li < G4_COUNT(lens); li++) {
             const int n = lens[li];
