@@ -20,10 +20,12 @@ struct cpu_state {
     float *ple;            // (B, n_layers, ple_dim) per-layer inputs
     float *g;              // (B, ple_dim)
     float *h2, *moe;       // (B, hidden) expert input and expert sum
-    float *eg, *eo;        // (2 * moe_intermediate,), (hidden,) one expert's activations
+    float *xe, *eg, *eo;   // (B, hidden), (B, 2 * moe_intermediate), (B, hidden): one expert's
+                           // tokens gathered, their gate|up and down outputs
     float *rnorm, *probs;  // (hidden,), (n_experts,) router scratch
-    float *ew;             // (top_k,) routing weights
-    int32_t *ei;           // (top_k,) routed experts
+    float *ew;             // (B, top_k) routing weights
+    int32_t *ei;           // (B, top_k) routed experts
+    int32_t *et;           // (B,) tokens routed to the expert at hand
     float *scores;         // (pool size, max_group * n_ctx) attention scores, per pool part
     size_t n_scores;       // max_group * n_ctx
     float *xs;             // (B, widest matmul input) activations rounded to bf16 (precision bf16)
@@ -53,12 +55,13 @@ static g4_status cpu_session_init(struct g4_session *s) {
     size_t max_in = H > nq ? H : nq; // inputs of the prompt matmuls: hidden, attention, MLP, PLE
     if (max_i > max_in) max_in = max_i;
     if (P > max_in) max_in = P;
+    const size_t BE = E ? B : 0; // expert buffers only for MoE models
     size_t sizes[] = {B * H, B * H, B * H, B * nq, B * nq, B * max_i, B * max_i, B * LP, B * P,
-                      B * H, B * H, 2 * Im, H, H, E, K, K,
+                      B * H, B * H, BE * H, BE * 2 * Im, BE * H, H, E, B * K, B * K, BE,
                       max_group * (size_t)s->n_ctx * g4_pool_size(cs->pool), B * G4_BF16ACT_LD(max_in)};
     float **ptrs[] = {&cs->x, &cs->h, &cs->t, &cs->q, &cs->att, &cs->gate, &cs->up, &cs->ple,
-                      &cs->g, &cs->h2, &cs->moe, &cs->eg, &cs->eo, &cs->rnorm, &cs->probs,
-                      &cs->ew, (float **)&cs->ei, &cs->scores, &cs->xs};
+                      &cs->g, &cs->h2, &cs->moe, &cs->xe, &cs->eg, &cs->eo, &cs->rnorm, &cs->probs,
+                      &cs->ew, (float **)&cs->ei, (float **)&cs->et, &cs->scores, &cs->xs};
     size_t total = 0;
     for (size_t i = 0; i < G4_COUNT(sizes); i++) total += sizes[i];
     cs->n_scores = max_group * (size_t)s->n_ctx;
@@ -209,28 +212,44 @@ static void mlp(struct g4_session *s, const struct g4_layer_weights *lw, int I, 
 }
 
 // Gemma4TextRouter + Gemma4TextExperts for n tokens: router reads `resid`, experts read
-// pre_feedforward_layernorm_2(resid); result into cs->moe (n, hidden).
+// pre_feedforward_layernorm_2(resid); result into cs->moe (n, hidden). Tokens are routed first,
+// then each expert runs once on all the tokens routed to it (gathered into cs->xe), so a prompt
+// reads each chosen expert's weights once, not once per token; each token's sum over its experts
+// is taken in expert order whatever the batch. Experts stay fp32 in every precision (they are
+// not nn.Linear in transformers, see tests/golden/README.md).
 static void moe(struct g4_session *s, const struct g4_layer_weights *lw, const float *resid, int n) {
     const struct g4_config *c = &s->model->cfg;
     struct cpu_state *cs = state(s);
     const int H = c->hidden_size, Im = c->moe_intermediate_size, K = c->top_k_experts;
     g4_rmsnorm_cpu(cs->h2, resid, lw->pre_feedforward_layernorm_2, n, H, c->rms_norm_eps);
-    for (int t = 0; t < n; t++) {
-        const float *rt = resid + (size_t)t * H;
-        float *acc = cs->moe + (size_t)t * H;
-        g4_moe_route_cpu(cs->ew, cs->ei, rt, lw->router_scale, lw->router_proj,
-                         lw->router_per_expert_scale, H, c->num_experts, K, c->rms_norm_eps,
-                         cs->rnorm, cs->probs);
-        memset(acc, 0, (size_t)H * sizeof(float));
-        for (int k = 0; k < K; k++) {
-            const int e = cs->ei[k];
-            g4_matmul_cpu(cs->eg, cs->h2 + (size_t)t * H,
-                          g4_weight_rows(lw->experts_gate_up, (int64_t)e * 2 * Im, 2 * Im), 1,
-                          cs->pool);
-            g4_vec_gelu_mul(cs->eg, cs->eg + Im, (size_t)Im); // gate half, then up half
-            g4_matmul_cpu(cs->eo, cs->eg, g4_weight_rows(lw->experts_down, (int64_t)e * H, H), 1,
-                          cs->pool);
-            for (int i = 0; i < H; i++) acc[i] += cs->ew[k] * cs->eo[i];
+    for (int t = 0; t < n; t++)
+        g4_moe_route_cpu(cs->ew + (size_t)t * K, cs->ei + (size_t)t * K, resid + (size_t)t * H,
+                         lw->router_scale, lw->router_proj, lw->router_per_expert_scale, H,
+                         c->num_experts, K, c->rms_norm_eps, cs->rnorm, cs->probs);
+    memset(cs->moe, 0, (size_t)n * H * sizeof(float));
+    for (int e = 0; e < c->num_experts; e++) {
+        int m = 0;
+        for (int t = 0; t < n; t++)
+            for (int k = 0; k < K; k++)
+                if (cs->ei[(size_t)t * K + k] == e) {
+                    cs->et[m] = t;
+                    memcpy(cs->xe + (size_t)m++ * H, cs->h2 + (size_t)t * H, (size_t)H * sizeof(float));
+                }
+        if (!m) continue;
+        g4_matmul_cpu(cs->eg, cs->xe, g4_weight_rows(lw->experts_gate_up, (int64_t)e * 2 * Im, 2 * Im),
+                      m, cs->pool);
+        for (int i = 0; i < m; i++) { // gelu(gate) * up, packed to (m, Im) for the down product
+            float *row = cs->eg + (size_t)i * 2 * Im;
+            g4_vec_gelu_mul(row, row + Im, (size_t)Im);
+            memmove(cs->eg + (size_t)i * Im, row, (size_t)Im * sizeof(float));
+        }
+        g4_matmul_cpu(cs->eo, cs->eg, g4_weight_rows(lw->experts_down, (int64_t)e * H, H), m, cs->pool);
+        for (int i = 0; i < m; i++) {
+            const int t = cs->et[i];
+            float wk = 0.0f;
+            for (int k = 0; k < K; k++)
+                if (cs->ei[(size_t)t * K + k] == e) wk = cs->ew[(size_t)t * K + k];
+            g4_vec_axpy(cs->moe + (size_t)t * H, wk, cs->eo + (size_t)i * H, (size_t)H);
         }
     }
 }
