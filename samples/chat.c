@@ -2,7 +2,7 @@
 //
 //   gemma4-chat --model DIR [--prompt TEXT] [--interactive] [--system TEXT] [-n MAX_TOKENS]
 //               [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S]
-//               [--ctx N] [--threads N] [--device cpu|cuda]
+//               [--ctx N] [--threads N] [--device cpu|cuda] [--precision fp32|bf16]
 //
 // Streams the reply as it is generated, then prints prompt and generation speed. In interactive
 // mode every turn passes the whole conversation to gemma4_chat_generate, which reuses the
@@ -46,12 +46,14 @@ static int fail(const char *what, gemma4_status st) {
 static void usage(void) {
     fprintf(stderr, "usage: gemma4-chat --model DIR [--prompt TEXT] [--interactive] [--system TEXT]\n"
                     "       [-n MAX_TOKENS] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
-                    "       [--repeat-penalty R] [--seed S] [--ctx N] [--threads N] [--device cpu|cuda]\n");
+                    "       [--repeat-penalty R] [--seed S] [--ctx N] [--threads N] [--device cpu|cuda]\n"
+                    "       [--precision fp32|bf16]   (bf16: faster prompts, see gemma4_session_set_precision)\n");
 }
 
 int main(int argc, char **argv) {
     const char *model_dir = NULL, *prompt = NULL, *system = NULL;
     int interactive = 0, max_tokens = 128, top_k = 0, threads = 0, device = GEMMA4_DEVICE_CPU;
+    int precision = GEMMA4_PRECISION_FP32;
     float temp = 0.0f, top_p = 1.0f, min_p = 0.0f, penalty = 1.0f;
     long long ctx = 0;
     unsigned long long seed = 0;
@@ -71,6 +73,8 @@ int main(int argc, char **argv) {
         else if (OPT("--ctx")) ctx = atoll(v);
         else if (OPT("--threads")) threads = atoi(v);
         else if (OPT("--device")) device = strcmp(v, "cuda") == 0 ? GEMMA4_DEVICE_CUDA : GEMMA4_DEVICE_CPU;
+        else if (OPT("--precision") && (!strcmp(v, "fp32") || !strcmp(v, "bf16")))
+            precision = strcmp(v, "bf16") == 0 ? GEMMA4_PRECISION_BF16 : GEMMA4_PRECISION_FP32;
         else if (strcmp(a, "--interactive") == 0 || strcmp(a, "-i") == 0) interactive = 1;
         else {
             usage();
@@ -93,6 +97,7 @@ int main(int argc, char **argv) {
         return fail("sampling", st);
     if ((st = gemma4_session_set_repetition_penalty(chat, penalty, 64))) return fail("penalty", st);
     gemma4_session_set_seed(chat, seed);
+    if ((st = gemma4_session_set_precision(chat, precision))) return fail("precision", st);
 
     const char *roles[MAX_MESSAGES];
     char *contents[MAX_MESSAGES];
