@@ -59,8 +59,7 @@ void g4_rmsnorm_cpu(float *out, const float *x, const float *w, int n_rows, int 
     for (int r = 0; r < n_rows; r++) {
         const float *xr = x + (size_t)r * dim;
         float *o = out + (size_t)r * dim;
-        float ss = 0.0f;
-        for (int i = 0; i < dim; i++) ss += xr[i] * xr[i];
+        const float ss = g4_vec_dot(xr, xr, (size_t)dim); // SIMD: runs on one thread per step
         float inv = powf(ss / dim + eps, -0.5f);
         for (int i = 0; i < dim; i++) o[i] = w ? xr[i] * inv * w[i] : xr[i] * inv;
     }
