@@ -247,7 +247,7 @@ GEMMA4_API gemma4_status gemma4_session_info(const gemma4_session *session, int3
     case GEMMA4_SESSION_LAST_PROMPT_US: *value = s->last_prompt_us; break;
     case GEMMA4_SESSION_LAST_GEN_US: *value = s->last_gen_us; break;
     case GEMMA4_SESSION_PRECISION:
-        *value = s->bf16_prompt ? GEMMA4_PRECISION_BF16 : GEMMA4_PRECISION_FP32;
+        *value = s->bf16 ? GEMMA4_PRECISION_BF16 : GEMMA4_PRECISION_FP32;
         break;
     default: return g4_fail(G4_ERR_INVALID_ARGUMENT, "gemma4_session_info: unknown key %d", key);
     }
@@ -263,7 +263,7 @@ GEMMA4_API gemma4_status gemma4_session_set_precision(gemma4_session *session,
         return g4_fail(G4_ERR_INVALID_ARGUMENT,
                        "gemma4_session_set_precision: unknown precision %d (GEMMA4_PRECISION_FP32 "
                        "0 or GEMMA4_PRECISION_BF16 1)", precision);
-    SESSION(session)->bf16_prompt = precision == GEMMA4_PRECISION_BF16;
+    SESSION(session)->bf16 = precision == GEMMA4_PRECISION_BF16;
     return GEMMA4_OK;
 }
 

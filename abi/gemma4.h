@@ -246,11 +246,13 @@ GEMMA4_API gemma4_status gemma4_session_info(const gemma4_session *session, int3
 // How the session's matrix products treat activations. Weights are always used as stored.
 // FP32 (the default): activations stay fp32 and accumulation is fp32, so logits match the
 //   transformers float32 forward to ~1e-5 relative (summation order only).
-// BF16: multi-token steps (prompts) round activations to bf16 before each product with a bf16
-//   weight matrix, as llama.cpp does; on CPUs with AVX512_BF16 this about doubles the prompt
-//   speed. Logits then differ from FP32 by about 1e-2 relative (greedy tokens usually agree).
-//   Single-token steps (decoding) stay fp32: they are limited by memory, not arithmetic, so
-//   bf16 would lose accuracy for nothing. The CUDA engine currently ignores this setting.
+// BF16: activations are rounded to bf16 before each product with a bf16 weight matrix (the
+//   attention projections, MLPs, per-layer-embedding projections and LM head; not the MoE router
+//   and experts), as llama.cpp does, with fp32 accumulation. On CPUs with AVX512_BF16 this about
+//   doubles prompt speed, and decoding gains too (half the activation bytes beside the weight
+//   stream). Logits then follow transformers' float32 forward with those inputs rounded, and
+//   differ from FP32 by about 1e-2 relative (greedy tokens usually agree). Other CPUs compute
+//   the same rounded products with fp32 instructions. The CUDA engine ignores this setting.
 #define GEMMA4_PRECISION_FP32 0
 #define GEMMA4_PRECISION_BF16 1
 // Takes effect from the next step; the K/V cache is kept. Errors: INVALID_ARGUMENT (unknown

@@ -29,7 +29,6 @@ struct cpu_state {
     float *scores;         // (pool size, max_group * n_ctx) attention scores, per pool part
     size_t n_scores;       // max_group * n_ctx
     float *xs;             // (B, widest matmul input) activations rounded to bf16 (precision bf16)
-    bool bf16;             // this forward rounds matmul activations to bf16
 };
 
 static struct cpu_state *state(struct g4_session *s) { return s->backend_state; }
@@ -88,11 +87,11 @@ static size_t cpu_kv_bytes(const struct g4_session *s) {
     return ((const struct cpu_state *)s->backend_state)->kv.cache_bytes;
 }
 
-// out (n, w.rows) = x (n, w.cols) @ w^T over the session's pool; forwards of several tokens
-// round x to bf16 first when the session asked for GEMMA4_PRECISION_BF16 (see abi/gemma4.h).
+// out (n, w.rows) = x (n, w.cols) @ w^T over the session's pool; x is rounded to bf16 first when
+// the session asked for GEMMA4_PRECISION_BF16 (see abi/gemma4.h).
 static void mm(struct g4_session *s, float *out, const float *x, struct g4_weight w, int n) {
     struct cpu_state *cs = state(s);
-    if (cs->bf16)
+    if (s->bf16)
         g4_matmul_cpu_bf16act(out, x, w, n, cs->pool, cs->xs);
     else
         g4_matmul_cpu(out, x, w, n, cs->pool);
@@ -264,7 +263,6 @@ static g4_status cpu_forward(struct g4_session *s, const int32_t *tokens, int n,
     const size_t nH = (size_t)n * H;
     const int64_t pos0 = s->n_past;
     const float eps = c->rms_norm_eps;
-    cs->bf16 = s->bf16_prompt && n > 1; // decode is memory-bound: fp32 costs nothing there
 
     // inputs_embeds = embed_tokens(ids) * sqrt(hidden)  (fp32 scale: the fp32 reference path)
     const float embed_scale = sqrtf((float)H);

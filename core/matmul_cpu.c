@@ -371,6 +371,34 @@ AVX512BF16 static INLINE void tile_avx512bf16(float *out, int64_t ldo, const cha
                nr, acc);
 }
 
+// One token (decode): rows one after another with 4 accumulators, as gemv_avx512. bf16 x is half
+// the bytes of fp32 x, so it stays in L1 beside the weight stream up to twice the row length.
+AVX512BF16 static INLINE void gemv_avx512bf16(float *out, const char *w, size_t row_bytes, int nr,
+                                              const uint16_t *x, int64_t k0, int64_t k1, bool acc) {
+    const int64_t len = k1 - k0;
+    const uint16_t *xr = x + k0;
+    for (int r = 0; r < nr; r++) {
+        const char *wr = w + (size_t)r * row_bytes + k0 * 2;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        int64_t k = 0;
+        for (; k + 128 <= len; k += 128) {
+            a0 = _mm512_dpbf16_ps(a0, load32bh(wr + k * 2), load32bh(xr + k));
+            a1 = _mm512_dpbf16_ps(a1, load32bh(wr + (k + 32) * 2), load32bh(xr + k + 32));
+            a2 = _mm512_dpbf16_ps(a2, load32bh(wr + (k + 64) * 2), load32bh(xr + k + 64));
+            a3 = _mm512_dpbf16_ps(a3, load32bh(wr + (k + 96) * 2), load32bh(xr + k + 96));
+        }
+        for (; k + 32 <= len; k += 32) a0 = _mm512_dpbf16_ps(a0, load32bh(wr + k * 2), load32bh(xr + k));
+        if (k < len) {
+            uint16_t wbuf[32] = {0}, xbuf[32] = {0};
+            memcpy(wbuf, wr + k * 2, (size_t)(len - k) * 2);
+            memcpy(xbuf, xr + k, (size_t)(len - k) * 2);
+            a1 = _mm512_dpbf16_ps(a1, load32bh(wbuf), load32bh(xbuf));
+        }
+        const float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+        out[r] = acc ? out[r] + s : s;
+    }
+}
+
 AVX512BF16 static void tile_bf16act(float *out, int64_t ldo, const char *w, size_t row_bytes,
                                     int nr, const void *x, int64_t ldx, int nt, int64_t k0,
                                     int64_t k1, bool acc) {
@@ -380,7 +408,10 @@ AVX512BF16 static void tile_bf16act(float *out, int64_t ldo, const char *w, size
     case 4: tile_avx512bf16(out, ldo, w, row_bytes, nr, x, ldx, 4, k0, k1, acc); break;
     case 3: tile_avx512bf16(out, ldo, w, row_bytes, nr, x, ldx, 3, k0, k1, acc); break;
     case 2: tile_avx512bf16(out, ldo, w, row_bytes, nr, x, ldx, 2, k0, k1, acc); break;
-    default: tile_avx512bf16(out, ldo, w, row_bytes, nr, x, ldx, 1, k0, k1, acc); break;
+    default:
+        if (k1 - k0 <= 2 * GEMV_MAX_K) gemv_avx512bf16(out, w, row_bytes, nr, x, k0, k1, acc);
+        else tile_avx512bf16(out, ldo, w, row_bytes, nr, x, ldx, 1, k0, k1, acc);
+        break;
     }
 }
 

@@ -27,7 +27,7 @@ struct g4_session {
     struct g4_sampler sampler;
     char *stops[G4_MAX_STOPS];
     int n_stops;
-    bool bf16_prompt;        // GEMMA4_PRECISION_BF16: prompt products with bf16 activations
+    bool bf16;               // GEMMA4_PRECISION_BF16: matmul activations rounded to bf16
     atomic_bool cancel;      // set by any thread; checked between micro-batches and tokens
     // Statistics of the last g4_generate.
     int64_t last_prompt_tokens, last_gen_tokens, last_prompt_us, last_gen_us;

@@ -131,8 +131,9 @@ static void test_matmul_bf16act(void **state) {
         assert_true(bf16_bits_to_f32(g4_bf16_round(f)) == ref_bf16(f));
     }
 
+    // (one token: the GEMV up to 8192 columns, the 4-row tile beyond)
     static const struct { int rows, cols; } shapes[] = {{1, 1}, {7, 31}, {33, 33}, {5, 255},
-                                                        {17, 4097}, {64, 64}, {9, 1536}};
+                                                        {17, 4097}, {64, 64}, {9, 1536}, {6, 8200}};
     static const int tokens[] = {1, 2, 3, 5, 6, 7, 13, 130};
     struct g4_pool *pool;
     assert_int_equal(g4_pool_init(&pool, 3), G4_OK);

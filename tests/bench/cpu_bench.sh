@@ -2,7 +2,7 @@
 # CPU benchmark: gemma4's CPU engine vs llama.cpp (llama-cpp-python 0.3.36, built from source for
 # this CPU) on a random-weight model with Gemma 4 E2B's dimensions, bf16 weights in both.
 # Prints one table (prompt tok/s at 128 and 1024 tokens, decode tok/s at context 128 and 2048,
-# gemma4 in its default fp32 precision and with GEMMA4_PRECISION_BF16 prompts,
+# gemma4 in its default fp32 precision and with GEMMA4_PRECISION_BF16,
 # the memory-bandwidth limit for decode and the share of it each engine reaches) and writes it
 # to WORK/results/<date>/table.md. See docs/performance.md.
 #
@@ -157,10 +157,9 @@ run_gemma4() {
     "$work/build/tests/bench/bench_gemma4" "$model" "${common[@]}" \
         --dump-logits "$run/gemma4_logits.bin" >"$run/gemma4.jsonl"
 }
-# GEMMA4_PRECISION_BF16: prompts only (decode steps are fp32 in either precision)
+# GEMMA4_PRECISION_BF16: bf16 activations in the matrix products (llama.cpp's numerics)
 run_gemma4_bf16() {
-    "$work/build/tests/bench/bench_gemma4" "$model" --ids "$ids" --threads "$threads" \
-        --prompts 128,1024 --ctx none --reps "$reps" --precision bf16 \
+    "$work/build/tests/bench/bench_gemma4" "$model" "${common[@]}" --precision bf16 \
         --dump-logits "$run/gemma4_bf16_logits.bin" >"$run/gemma4_bf16.jsonl"
 }
 run_llama_cpp() {

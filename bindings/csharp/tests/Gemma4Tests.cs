@@ -396,7 +396,7 @@ static class Gemma4Tests
                 s.SetPrecision(Gemma4Precision.Bf16);
                 Equal(Gemma4Precision.Bf16, s.Precision, "after SetPrecision(Bf16)");
                 Equal(1L, s.GetInfo(Gemma4SessionInfo.Precision), "GEMMA4_SESSION_PRECISION");
-                float[] l = s.StepLogits(re.Tokens); // a multi-token step: the path Bf16 changes
+                float[] l = s.StepLogits(re.Tokens); // a step in Bf16 mode
                 Equal(512, l.Length, "logits length");
                 Assert(l.All(x => !float.IsNaN(x) && !float.IsInfinity(x)), "finite logits in bf16 mode");
                 s.SetPrecision(Gemma4Precision.Fp32);

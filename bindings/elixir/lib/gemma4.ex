@@ -273,8 +273,8 @@ defmodule Gemma4 do
 
   @doc """
   Sets how the session's matrix products treat activations, from the next step on (the KV
-  cache is kept): `:fp32` (the default) keeps them fp32; `:bf16` rounds them to bf16 in prompt
-  (multi-token) steps for speed, at about 1e-2 relative logit error (see
+  cache is kept): `:fp32` (the default) keeps them fp32; `:bf16` rounds them to bf16 in the matrix
+  products (llama.cpp's numerics) for speed, at about 1e-2 relative logit error (see
   `gemma4_session_set_precision` in gemma4.h). An integer is passed to the library as a
   `GEMMA4_PRECISION_*` value (an unknown one gives `{:error, {:invalid_argument, message}}`);
   anything else raises `ArgumentError`.

@@ -120,7 +120,7 @@ defmodule Gemma4Test do
       assert :ok = Gemma4.set_precision(s, :bf16)
       assert {:ok, :bf16} = Gemma4.precision(s)
       assert {:ok, %{precision: :bf16}} = Gemma4.session_info(s)
-      # a multi-token step, the path bf16 mode changes; float-32 patterns skip NaN and Inf,
+      # a step in bf16 mode; float-32 patterns skip NaN and Inf,
       # so a full-length list means every logit is finite
       assert {:ok, bin} = Gemma4.step(s, r.tokens, logits: true)
       assert length(Gemma4.logits_to_list(bin)) == r.vocab

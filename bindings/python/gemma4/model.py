@@ -350,7 +350,7 @@ class Session(_Handle):
 
     @property
     def precision(self):
-        """"fp32" (the default) or "bf16": how prompt matrix products treat activations."""
+        """"fp32" (the default) or "bf16": how matrix products treat activations."""
         value = self._info(_lib.SESSION_PRECISION)
         return _PRECISION_NAMES.get(value, value)
 
@@ -407,8 +407,8 @@ class Session(_Handle):
 
     def set_precision(self, precision):
         """"fp32" (the default; or gemma4.PRECISION_FP32) or "bf16" (gemma4.PRECISION_BF16).
-        bf16 rounds activations to bf16 in the matrix products of multi-token steps (prompts):
-        faster prompts, logits ~1e-2 relative from fp32 (see gemma4_session_set_precision in
+        bf16 rounds activations to bf16 in the matrix products (llama.cpp's numerics):
+        faster prompts and decoding, logits ~1e-2 relative from fp32 (see gemma4_session_set_precision in
         gemma4.h). Takes effect from the next step; the KV cache is kept."""
         check(_C.gemma4_session_set_precision(self._h(), _precision_value(precision)))
 

@@ -167,7 +167,7 @@ def test_precision(model):
         s.set_precision("bf16")
         assert s.precision == "bf16" and s.info.precision == "bf16"
         tokens, ref_logits, _ = read_reference("e2b")
-        logits = s.step(tokens)  # a multi-token step: the path bf16 mode changes
+        logits = s.step(tokens)  # a step in bf16 mode
         assert logits.shape == (model.vocab_size,) and np.all(np.isfinite(logits))
         assert s.n_past == len(tokens)
         s.set_precision(gemma4.PRECISION_FP32)  # the constants work too; the cache is kept

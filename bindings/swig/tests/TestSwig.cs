@@ -38,7 +38,7 @@ static class TestSwig {
                 Check(s.precision() == gemma4swig.GEMMA4_PRECISION_BF16, "precision bf16");
                 Check(s.info(gemma4swig.GEMMA4_SESSION_PRECISION) == 1, "GEMMA4_SESSION_PRECISION");
                 s.reset();
-                FloatVector bl = s.step(ids); // a multi-token step: the path bf16 mode changes
+                FloatVector bl = s.step(ids); // a step in bf16 mode
                 Check(bl.Count == 512, "bf16 logits size");
                 foreach (float x in bl) Check(!float.IsNaN(x) && !float.IsInfinity(x), "bf16 logits finite");
                 s.set_precision(gemma4swig.GEMMA4_PRECISION_FP32);

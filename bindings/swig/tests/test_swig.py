@@ -128,7 +128,7 @@ def main():
     p.set_precision(g.GEMMA4_PRECISION_BF16)
     assert p.precision() == g.GEMMA4_PRECISION_BF16
     assert p.info(g.GEMMA4_SESSION_PRECISION) == g.GEMMA4_PRECISION_BF16
-    logits = p.step(ref_ids)  # a multi-token step: the path bf16 mode changes
+    logits = p.step(ref_ids)  # a step in bf16 mode
     assert len(logits) == 512 and all(math.isfinite(x) for x in logits)
     p.set_precision(g.GEMMA4_PRECISION_FP32)
     assert p.precision() == g.GEMMA4_PRECISION_FP32 and p.n_past() == len(ref_ids)
