@@ -22,7 +22,7 @@
 
 #include "ops_cpu.h"
 
-enum { MR = 4, KC = 2048, TB = 96, GEMV_MAX_K = 4096 };
+enum { MR = 4, KC = 2048, TB = 96, GEMV_MAX_K = 3072 };
 
 // out[t * ldo + r] = (acc ? out[t * ldo + r] : 0) + dot(w row r, x row t) over columns [k0, k1),
 // for r < nr (<= MR) and t < nt (<= the kernel's MT). Row r of w starts at w + r * row_bytes.
@@ -34,6 +34,7 @@ typedef void (*tile_fn)(float *out, int64_t ldo, const char *w, size_t row_bytes
 struct kernel {
     tile_fn f32, bf16, f16;
     int mt;
+    bool gemv_all_rows; // with one token the tile takes any number of rows (it walks them itself)
 };
 
 static inline void store_tile(float *out, int64_t ldo, int t, const float *sums, int nr, bool acc) {
@@ -77,7 +78,7 @@ PORTABLE_TILE(tile_portable_bf16, G4_DTYPE_BF16)
 PORTABLE_TILE(tile_portable_f16, G4_DTYPE_F16)
 
 static const struct kernel kernel_portable = {tile_portable_f32, tile_portable_bf16,
-                                              tile_portable_f16, 8};
+                                              tile_portable_f16, 8, false};
 
 // Copies the last (< vector width) columns of the tile's rows and tokens into zero-padded
 // buffers, so the SIMD tiles finish with one ordinary vector step.
@@ -209,7 +210,7 @@ AVX2_TILE(tile_avx2_f32, G4_DTYPE_F32)
 AVX2_TILE(tile_avx2_bf16, G4_DTYPE_BF16)
 AVX2_TILE(tile_avx2_f16, G4_DTYPE_F16)
 
-static const struct kernel kernel_avx2 = {tile_avx2_f32, tile_avx2_bf16, tile_avx2_f16, 2};
+static const struct kernel kernel_avx2 = {tile_avx2_f32, tile_avx2_bf16, tile_avx2_f16, 2, true};
 
 // --- AVX-512: 16 columns per vector, MR x 6 accumulators (+ 4 weights + 1 x of 32 zmm).
 
@@ -266,9 +267,8 @@ AVX512 static INLINE void tile_avx512(float *out, int64_t ldo, const char *w, si
 
 // Decode (one token): rows one after another, each walked by 4 independent accumulators, so
 // the weights stream through in order. Only while x stays in L1 beside the stream: measured on
-// Zen 4 (one thread, 400 MB of bf16 rows), 25 GB/s with 6 KB of x, 16 at 16 KB, 12.5 at 24 KB
-// (down_proj, 6144 columns). Longer rows take the 4-row tile with one token instead (17-18
-// GB/s there): each x vector loaded serves 4 rows.
+// Zen 4 (one thread, 400 MB of bf16 rows), ~22-25 GB/s with 6-8 KB of x, 16 at 16 KB, 12.5 at
+// 24 KB (down_proj, 6144 columns). Longer rows go through gemv8_avx512.
 AVX512 static INLINE void gemv_avx512(float *out, const char *w, size_t row_bytes, int nr,
                                       const float *x, int64_t k0, int64_t k1, bool acc,
                                       const enum g4_dtype dt) {
@@ -297,6 +297,41 @@ AVX512 static INLINE void gemv_avx512(float *out, const char *w, size_t row_byte
     }
 }
 
+// Decode over rows longer than GEMV_MAX_K: 8 rows at a time, so each x vector loaded serves 8
+// rows (8 weight streams; on short rows that many streams cost more than they save: 16 GB/s vs
+// 22 at 1536 columns, but 21.6-23.4 vs 12.5 at 6144-12288). Leftover rows: the 4-row tile.
+AVX512 static INLINE void gemv8_avx512(float *out, int64_t ldo, const char *w, size_t row_bytes,
+                                       int nr, const float *x, int64_t k0, int64_t k1, bool acc,
+                                       const enum g4_dtype dt) {
+    const size_t es = dt == G4_DTYPE_F32 ? 4 : 2;
+    const int64_t len = k1 - k0;
+    int r = 0;
+    for (; r + 8 <= nr; r += 8) {
+        const char *wr = w + (size_t)r * row_bytes + k0 * es;
+        const float *xr = x + k0;
+        __m512 a[8];
+        UNROLL for (int i = 0; i < 8; i++) a[i] = _mm512_setzero_ps();
+        int64_t k = 0;
+        for (; k + 16 <= len; k += 16) {
+            const __m512 xv = _mm512_loadu_ps(xr + k);
+            UNROLL for (int i = 0; i < 8; i++)
+                a[i] = _mm512_fmadd_ps(load16(wr + i * row_bytes + k * es, dt), xv, a[i]);
+        }
+        for (int i = 0; i < 8; i++) {
+            float s = _mm512_reduce_add_ps(a[i]);
+            if (k < len) {
+                float tail[16];
+                g4_to_f32(tail, wr + i * row_bytes + k * es, dt, (size_t)(len - k));
+                for (int64_t c = 0; c < len - k; c++) s += tail[c] * xr[k + c];
+            }
+            out[r + i] = acc ? out[r + i] + s : s;
+        }
+    }
+    for (; r < nr; r += MR)
+        tile_avx512(out + r, ldo, w + (size_t)r * row_bytes, row_bytes, nr - r < MR ? nr - r : MR, x,
+                    0, 1, k0, k1, acc, dt);
+}
+
 #define AVX512_TILE(NAME, DT)                                                                    \
     AVX512 static void NAME(float *out, int64_t ldo, const char *w, size_t row_bytes, int nr,   \
                             const void *x, int64_t ldx, int nt, int64_t k0, int64_t k1,         \
@@ -309,7 +344,7 @@ AVX512 static INLINE void gemv_avx512(float *out, const char *w, size_t row_byte
         case 2: tile_avx512(out, ldo, w, row_bytes, nr, x, ldx, 2, k0, k1, acc, DT); break;     \
         default:                                                                                 \
             if (k1 - k0 <= GEMV_MAX_K) gemv_avx512(out, w, row_bytes, nr, x, k0, k1, acc, DT);  \
-            else tile_avx512(out, ldo, w, row_bytes, nr, x, ldx, 1, k0, k1, acc, DT);           \
+            else gemv8_avx512(out, ldo, w, row_bytes, nr, x, k0, k1, acc, DT);                  \
             break;                                                                               \
         }                                                                                        \
     }
@@ -318,7 +353,7 @@ AVX512_TILE(tile_avx512_bf16, G4_DTYPE_BF16)
 AVX512_TILE(tile_avx512_f16, G4_DTYPE_F16)
 
 static const struct kernel kernel_avx512 = {tile_avx512_f32, tile_avx512_bf16, tile_avx512_f16,
-                                            6};
+                                            6, true};
 
 // --- AVX512_BF16: bf16 weights x bf16 activations (GEMMA4_PRECISION_BF16 prompts). VDPBF16PS
 // multiplies 32 bf16 pairs exactly and adds them into 16 fp32 lanes: twice the MACs of an FMA
@@ -409,8 +444,13 @@ AVX512BF16 static void tile_bf16act(float *out, int64_t ldo, const char *w, size
     case 3: tile_avx512bf16(out, ldo, w, row_bytes, nr, x, ldx, 3, k0, k1, acc); break;
     case 2: tile_avx512bf16(out, ldo, w, row_bytes, nr, x, ldx, 2, k0, k1, acc); break;
     default:
-        if (k1 - k0 <= 2 * GEMV_MAX_K) gemv_avx512bf16(out, w, row_bytes, nr, x, k0, k1, acc);
-        else tile_avx512bf16(out, ldo, w, row_bytes, nr, x, ldx, 1, k0, k1, acc);
+        if (k1 - k0 <= 2 * GEMV_MAX_K) {
+            gemv_avx512bf16(out, w, row_bytes, nr, x, k0, k1, acc);
+        } else {
+            for (int r = 0; r < nr; r += MR)
+                tile_avx512bf16(out + r, ldo, w + (size_t)r * row_bytes, row_bytes,
+                                nr - r < MR ? nr - r : MR, x, ldx, 1, k0, k1, acc);
+        }
         break;
     }
 }
@@ -505,7 +545,8 @@ struct matmul_job {
     int n;
     tile_fn tile;
     int mt;
-    int64_t kc, tb; // K slice and token block of prefill
+    int64_t kc, tb;     // K slice and token block of prefill
+    bool gemv_all_rows; // one token: a single tile call over the part's rows
 };
 
 static void matmul_part(void *arg, int part, int n_parts) {
@@ -514,6 +555,12 @@ static void matmul_part(void *arg, int part, int n_parts) {
     const int64_t row0 = n_tiles * part / n_parts * MR;
     const int64_t row1_raw = n_tiles * (part + 1) / n_parts * MR;
     const int64_t row1 = row1_raw < rows ? row1_raw : rows;
+    if (j->n == 1 && j->gemv_all_rows) {
+        if (row1 > row0)
+            j->tile(j->out + row0, j->ldo, j->w + (size_t)row0 * j->row_bytes, j->row_bytes,
+                    (int)(row1 - row0), j->x, j->ldx, 1, 0, K, false);
+        return;
+    }
     const int64_t kc = j->n <= j->mt ? K : j->kc;
     for (int64_t k0 = 0; k0 < K; k0 += kc) {
         const int64_t k1 = K - k0 < kc ? K : k0 + kc;
@@ -546,7 +593,7 @@ void g4_matmul_cpu(float *out, const float *x, struct g4_weight w, int n_tokens,
     const struct kernel *k = kernel_for(g4_matmul_isa());
     struct matmul_job job = {out, w.rows, (const char *)x, w.cols, 4, w.data,
                              (size_t)w.cols * g4_dtype_size(w.dtype), w.rows, w.cols,
-                             n_tokens, tile_for(k, w.dtype), k->mt, KC, TB};
+                             n_tokens, tile_for(k, w.dtype), k->mt, KC, TB, k->gemv_all_rows};
     // Small products are not worth waking the workers.
     if ((double)w.rows * w.cols * n_tokens < 1 << 15) pool = NULL;
     g4_pool_run(pool, matmul_part, &job);
@@ -562,7 +609,7 @@ void g4_matmul_rows_f32(float *out, int64_t ldo, const float *x, int64_t ldx, in
     }
     struct matmul_job job = {out, ldo, (const char *)x, ldx, 4, (const char *)rows,
                              (size_t)row_stride * sizeof(float), n_rows, k, n, kn->f32, kn->mt,
-                             KC, TB};
+                             KC, TB, kn->gemv_all_rows};
     matmul_part(&job, 0, 1);
 }
 
@@ -591,7 +638,7 @@ void g4_matmul_cpu_bf16act(float *out, const float *x, struct g4_weight w, int n
             round_bf16_avx512(xb + t * ld, x + (size_t)t * w.cols, (size_t)w.cols);
         struct matmul_job job = {out, w.rows, (const char *)xb, ld, 2, w.data,
                                  (size_t)w.cols * 2, w.rows, w.cols, n_tokens, tile_bf16act, 6,
-                                 KC, 2 * TB}; // bf16 block: the same bytes as an fp32 one
+                                 KC, 2 * TB, true}; // bf16 block: the same bytes as an fp32 one
         if ((double)w.rows * w.cols * n_tokens < 1 << 15) pool = NULL;
         g4_pool_run(pool, matmul_part, &job);
         return;
