@@ -7,7 +7,7 @@
 # to WORK/results/<date>/table.md. See docs/performance.md.
 #
 #   bash tests/bench/cpu_bench.sh [--threads N] [--layers N] [--work DIR] [--reps N]
-#                                 [--n-decode N] [--llama-ubatch N]
+#                                 [--n-decode N] [--llama-ubatch N] [--rounds N]
 #
 #   --threads N      threads for both engines and the bandwidth test (default: physical cores)
 #   --layers N       N layers instead of E2B's 35 (same widths; see make_model.py), for quick runs
@@ -16,6 +16,10 @@
 #   --reps N         prompt runs per length, best kept (default 2)
 #   --n-decode N     decode steps per context (default 32)
 #   --llama-ubatch N llama.cpp's n_ubatch (default 512, llama.cpp's own default; n_batch is 2048)
+#   --rounds N       N rounds of (bandwidth, gemma4 fp32, gemma4 bf16, llama.cpp), one after the
+#                    other; the table keeps each engine's best round (default 2: a shared VM's
+#                    memory bandwidth drifts by 2x over minutes, and alternating rounds give
+#                    each engine the same chance of a good one)
 #
 # Every stage is cached in WORK and skipped when its output exists: the sdist, a venv with
 # llama-cpp-python (built with -DGGML_NATIVE=ON, ~10+ min on 2 cores) and the converter's gguf-py,
@@ -36,6 +40,7 @@ work=${G4_BENCH_DIR:-$HOME/.cache/gemma4-bench}
 reps=2
 n_decode=32
 ubatch=512
+rounds=2
 cmd="bash tests/bench/cpu_bench.sh $*"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -45,7 +50,8 @@ while [ $# -gt 0 ]; do
     --reps) reps=$2; shift 2 ;;
     --n-decode) n_decode=$2; shift 2 ;;
     --llama-ubatch) ubatch=$2; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "cpu_bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -152,24 +158,27 @@ print(' '.join(map(str, np.random.default_rng(42).integers(256, 262144, 4096))))
 # --- measurements -----------------------------------------------------------------------------
 common=(--ids "$ids" --threads "$threads" --prompts 128,1024 --ctx 128,2048 --n-decode "$n_decode"
         --reps "$reps")
-run_membw() { "$work/build/tests/bench/membw" --threads "$threads" >"$run/membw.json"; }
+# Each round appends its JSON lines; report.py keeps each engine's best round.
+run_membw() { "$work/build/tests/bench/membw" --threads "$threads" >>"$run/membw.json"; }
 run_gemma4() {
     "$work/build/tests/bench/bench_gemma4" "$model" "${common[@]}" \
-        --dump-logits "$run/gemma4_logits.bin" >"$run/gemma4.jsonl"
+        --dump-logits "$run/gemma4_logits.bin" >>"$run/gemma4.jsonl"
 }
 # GEMMA4_PRECISION_BF16: bf16 activations in the matrix products (llama.cpp's numerics)
 run_gemma4_bf16() {
     "$work/build/tests/bench/bench_gemma4" "$model" "${common[@]}" --precision bf16 \
-        --dump-logits "$run/gemma4_bf16_logits.bin" >"$run/gemma4_bf16.jsonl"
+        --dump-logits "$run/gemma4_bf16_logits.bin" >>"$run/gemma4_bf16.jsonl"
 }
 run_llama_cpp() {
     "$venv/bin/python" "$here/bench_llama.py" "$gguf" "${common[@]}" --n-batch 2048 \
-        --n-ubatch "$ubatch" --dump-logits "$run/llama_logits.bin" >"$run/llama.jsonl"
+        --n-ubatch "$ubatch" --dump-logits "$run/llama_logits.bin" >>"$run/llama.jsonl"
 }
-stage membw run_membw
-stage gemma4 run_gemma4
-stage gemma4_bf16 run_gemma4_bf16
-stage llama_cpp run_llama_cpp
+for r in $(seq 1 "$rounds"); do
+    stage "membw_r$r" run_membw
+    stage "gemma4_r$r" run_gemma4
+    stage "gemma4_bf16_r$r" run_gemma4_bf16
+    stage "llama_cpp_r$r" run_llama_cpp
+done
 
 python3 "$here/report.py" "$run" "$model" "$cmd"
 { echo; echo "stage wall times (this run):"; sed 's/^/- /' "$timings"; } | tee -a "$run/table.md"

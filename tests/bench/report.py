@@ -29,10 +29,15 @@ def load(path):
 
 
 def pick(rows, test, **kv):
-    for r in rows:
-        if r.get("test") == test and all(r.get(k) == v for k, v in kv.items()):
-            return r
-    return None
+    """The first row of that test, or for timings (pp, tg) the best one over the rounds."""
+    found = [r for r in rows if r.get("test") == test and all(r.get(k) == v for k, v in kv.items())]
+    if not found:
+        return None
+    if test == "pp":
+        return max(found, key=lambda r: r["tok_s"])
+    if test == "tg":
+        return min(found, key=lambda r: r["median_ms"])
+    return found[0]
 
 
 def cpu_model():
@@ -69,7 +74,8 @@ def main():
     run, model_dir, command = sys.argv[1], sys.argv[2], sys.argv[3]
     g, l = load(os.path.join(run, "gemma4.jsonl")), load(os.path.join(run, "llama.jsonl"))
     gb = load(os.path.join(run, "gemma4_bf16.jsonl"))
-    bw = json.load(open(os.path.join(run, "membw.json")))
+    bws = load(os.path.join(run, "membw.json"))  # one line per round: the best
+    bw = max(bws, key=lambda b: b["read_gbs"])
     meta = json.load(open(os.path.join(model_dir, "bench_meta.json")))
     gi, li = pick(g, "info") or {}, pick(l, "info") or {}
     dec_bytes = meta["decode_bytes_per_token"]["total"]
@@ -113,7 +119,8 @@ def main():
         "rounded to bf16 in the matrix products as llama.cpp does",
         "prompt tok/s: one step of the whole prompt on an empty cache, best of the runs; decode "
         "tok/s: 1 / median time of a one-token step (argmax of the previous logits fed back) "
-        "around that context",
+        f"around that context; each engine's best of {len(bws)} rounds (read bandwidth per round: "
+        + ", ".join(f"{b['read_gbs']:.1f}" for b in bws) + " GB/s)",
         f"CPU: {cpu_model()}, {physical_cores()} physical cores, {nproc} logical CPUs; "
         f"threads: gemma4 {gi.get('n_threads')}, llama.cpp {li.get('n_threads')}",
         f"memory bandwidth ({bw['threads']} threads, {bw['bytes'] >> 20} MiB buffers, best of runs): "
