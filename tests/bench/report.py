@@ -70,6 +70,16 @@ def logits_check(run, a="gemma4_logits.bin", b="llama_logits.bin"):
             "corr": float(np.corrcoef(g, l)[0, 1])}
 
 
+def common_prefix(a, b):
+    """How many leading greedy tokens two runs share."""
+    n = 0
+    for x, y in zip(a["tokens"], b["tokens"]):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def main():
     run, model_dir, command = sys.argv[1], sys.argv[2], sys.argv[3]
     g, l = load(os.path.join(run, "gemma4.jsonl")), load(os.path.join(run, "llama.jsonl"))
@@ -156,22 +166,12 @@ def main():
                          f"{lb['top10_overlap']}/10")
     gg, gl, gbg = pick(g, "greedy"), pick(l, "greedy"), pick(gb, "greedy")
     if gbg and gl:
-        same = 0
-        for a, b in zip(gbg["tokens"], gl["tokens"]):
-            if a != b:
-                break
-            same += 1
-        check.append(f"greedy continuation, gemma4 bf16 vs llama.cpp: first {same} of {len(gbg['tokens'])} "
-                     f"tokens agree")
+        check.append(f"greedy continuation, gemma4 bf16 vs llama.cpp: first {common_prefix(gbg, gl)} "
+                     f"of {len(gbg['tokens'])} tokens agree")
     if gg and gl:
-        same = 0
-        for a, b in zip(gg["tokens"], gl["tokens"]):
-            if a != b:
-                break
-            same += 1
-        check.append(f"greedy continuation after {gg['n_prompt']} prompt tokens: first {same} of "
-                     f"{len(gg['tokens'])} tokens agree (gemma4 {gg['tokens'][:4]}..., llama.cpp "
-                     f"{gl['tokens'][:4]}...)")
+        check.append(f"greedy continuation after {gg['n_prompt']} prompt tokens: first "
+                     f"{common_prefix(gg, gl)} of {len(gg['tokens'])} tokens agree (gemma4 "
+                     f"{gg['tokens'][:4]}..., llama.cpp {gl['tokens'][:4]}...)")
     summary.update(limit_tok_s=limit, decode_bytes=dec_bytes, membw=bw, checks=check, logits=lc)
 
     text = "\n".join(["## CPU benchmark: gemma4 vs llama.cpp", "", f"command: `{command}`", ""] + lines +
