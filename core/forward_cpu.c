@@ -1,5 +1,6 @@
 // CPU decoder for Gemma 4, built only from ops_cpu and kv_cache. Reads top to bottom like
-// transformers' Gemma4TextModel.forward + Gemma4TextDecoderLayer.forward, in fp32. This is the
+// transformers' Gemma4TextModel.forward + Gemma4TextDecoderLayer.forward, in fp32 (matmul inputs
+// rounded to bf16 when the session asks for GEMMA4_PRECISION_BF16). This is the
 // reference engine the golden tests compare with transformers and the CUDA engine with.
 #include <math.h>
 #include <stdlib.h>

@@ -11,7 +11,8 @@
 //     passes over them; partial sums of later slices are added to out,
 //   - g4_matmul_cpu_bf16act (GEMMA4_PRECISION_BF16) runs the same blocks on bf16 copies of the
 //     activations with the VDPBF16PS tile (2 x TB tokens per block: the same bytes),
-//   - decode (n <= MT) walks each row once, end to end (pure streaming; memory bound).
+//   - decode (n <= MT) walks each row once, end to end (pure streaming; memory bound); with one
+//     token, rows longer than GEMV_MAX_K go 8 at a time so the activation vector stays in L1.
 // Tiles exist for AVX-512 (MT 6), AVX2/FMA/F16C (MT 2) and portable C (the reference the others
 // are tested against), each specialised per dtype and per token count so the accumulators stay
 // in registers.
@@ -355,7 +356,7 @@ AVX512_TILE(tile_avx512_f16, G4_DTYPE_F16)
 static const struct kernel kernel_avx512 = {tile_avx512_f32, tile_avx512_bf16, tile_avx512_f16,
                                             6, true};
 
-// --- AVX512_BF16: bf16 weights x bf16 activations (GEMMA4_PRECISION_BF16 prompts). VDPBF16PS
+// --- AVX512_BF16: bf16 weights x bf16 activations (GEMMA4_PRECISION_BF16). VDPBF16PS
 // multiplies 32 bf16 pairs exactly and adds them into 16 fp32 lanes: twice the MACs of an FMA
 // per instruction, and no conversion of the weights. Same MR x 6 tile and reductions as above,
 // 32 columns per step.
