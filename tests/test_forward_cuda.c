@@ -34,6 +34,8 @@ int main(void) {
 
 #include <cuda_runtime_api.h>
 
+#include "cuda_skip.h"
+
 #include "model.h"
 #include "session.h"
 
@@ -270,13 +272,7 @@ static void test_out_of_memory(void **state) {
 }
 
 int main(void) {
-    int n_devices = 0;
-    cudaError_t err = cudaGetDeviceCount(&n_devices);
-    if (err != cudaSuccess || n_devices == 0) { // the reason matters on a GPU machine (old driver?)
-        printf("skipped: no CUDA device (%s)\n",
-               err == cudaSuccess ? "0 devices" : cudaGetErrorString(err));
-        return 77;
-    }
+    if (g4_no_cuda_device()) return 77;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_e2b),        cmocka_unit_test(test_moe),
         cmocka_unit_test(test_dense31b),   cmocka_unit_test(test_multimodal),

@@ -29,6 +29,7 @@ int main(void) {
 }
 #else
 
+#include "cuda_skip.h"
 #include "kernels.h"
 #include "kv_cache.h"
 #include "ops_cpu.h"
@@ -899,13 +900,7 @@ static void test_sample(void **state) {
 }
 
 int main(void) {
-    int n_devices = 0;
-    cudaError_t err = cudaGetDeviceCount(&n_devices);
-    if (err != cudaSuccess || n_devices == 0) { // the reason matters on a GPU machine (old driver?)
-        printf("skipped: no CUDA device (%s)\n",
-               err == cudaSuccess ? "0 devices" : cudaGetErrorString(err));
-        return 77;
-    }
+    if (g4_no_cuda_device()) return 77;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul),        cmocka_unit_test(test_embed),
         cmocka_unit_test(test_ple_combine),   cmocka_unit_test(test_rmsnorm),
