@@ -160,14 +160,11 @@ common=(--ids "$ids" --threads "$threads" --prompts 128,1024 --ctx 128,2048 --n-
         --reps "$reps")
 # Each round appends its JSON lines; report.py keeps each engine's best round.
 run_membw() { "$work/build/tests/bench/membw" --threads "$threads" >>"$run/membw.json"; }
+# run_gemma4 NAME PRECISION -> RUN/NAME.jsonl, RUN/NAME_logits.bin. Precision bf16:
+# GEMMA4_PRECISION_BF16, bf16 activations in the matrix products (llama.cpp's numerics).
 run_gemma4() {
-    "$work/build/tests/bench/bench_gemma4" "$model" "${common[@]}" \
-        --dump-logits "$run/gemma4_logits.bin" >>"$run/gemma4.jsonl"
-}
-# GEMMA4_PRECISION_BF16: bf16 activations in the matrix products (llama.cpp's numerics)
-run_gemma4_bf16() {
-    "$work/build/tests/bench/bench_gemma4" "$model" "${common[@]}" --precision bf16 \
-        --dump-logits "$run/gemma4_bf16_logits.bin" >>"$run/gemma4_bf16.jsonl"
+    "$work/build/tests/bench/bench_gemma4" "$model" "${common[@]}" --precision "$2" \
+        --dump-logits "$run/$1_logits.bin" >>"$run/$1.jsonl"
 }
 run_llama_cpp() {
     "$venv/bin/python" "$here/bench_llama.py" "$gguf" "${common[@]}" --n-batch 2048 \
@@ -175,8 +172,8 @@ run_llama_cpp() {
 }
 for r in $(seq 1 "$rounds"); do
     stage "membw_r$r" run_membw
-    stage "gemma4_r$r" run_gemma4
-    stage "gemma4_bf16_r$r" run_gemma4_bf16
+    stage "gemma4_r$r" run_gemma4 gemma4 fp32
+    stage "gemma4_bf16_r$r" run_gemma4 gemma4_bf16 bf16
     stage "llama_cpp_r$r" run_llama_cpp
 done
 
