@@ -1,6 +1,6 @@
 // The one CPU/CUDA seam: what an engine must provide to run a session. The session owns the
 // token history, position and validation; a backend owns its activations and K/V cache and runs
-// steps. CPU: forward_cpu.c; CUDA: kernels/forward_cuda.cu (when built).
+// steps. CPU: kernels/cpu/forward_cpu.c; CUDA: kernels/cuda/forward_cuda.cu (when built).
 #ifndef G4_BACKEND_H
 #define G4_BACKEND_H
 

@@ -16,7 +16,18 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "ops_cpu.h"
+
+// Where attention finds K/V rows for one cache slot. Rows for positions
+// [new_pos0, new_pos0 + n_new) (this step's tokens) are in new_k/new_v; older positions are in
+// k/v at row (ring ? p % capacity : p). Row layout: (n_kv_heads, head_dim).
+struct g4_kv_view {
+    const float *k, *v;         // (capacity, n_kv_heads, head_dim)
+    const float *new_k, *new_v; // (n_new, n_kv_heads, head_dim)
+    int64_t new_pos0;
+    int capacity;
+    bool ring;
+    int n_kv_heads, head_dim;
+};
 
 struct g4_kv_slot {
     float *k, *v;             // (capacity, n_kv_heads, head_dim)

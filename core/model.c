@@ -1,7 +1,6 @@
 // Model loading and lifetime; see model.h. Order: config -> checkpoint -> weights -> tokenizer
 // -> backend, each validated before the next, with one cleanup path.
 #include "model.h"
-#include "threadpool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cpu.h"
 #include "handle.h"
 #include "mem.h"
 
@@ -39,7 +39,7 @@ g4_status g4_model_load(struct g4_model **out, const char *dir, enum g4_device d
         goto fail;
     }
     m->n_ctx = n_ctx;
-    if (n_threads <= 0) n_threads = g4_pool_default_threads();
+    if (n_threads <= 0) n_threads = g4_cpu_default_threads();
     if (n_threads > 256) n_threads = 256;
     m->n_threads = n_threads;
     m->device = device;

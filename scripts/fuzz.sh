@@ -18,17 +18,17 @@ CC=${CC:-$(command -v clang || command -v clang-14 || true)}
 cjson_cflags=$(pkg-config --cflags libcjson)
 cjson_libs=$(pkg-config --libs libcjson)
 flags=(-std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
-       -fno-sanitize-recover=undefined -Wall -Wextra -I"$root/core" $cjson_cflags
+       -fno-sanitize-recover=undefined -Wall -Wextra -I"$root/core" -I"$root/core/formats" -I"$root/core/text" $cjson_cflags
        -DG4_SOURCE_DIR="\"$root\"")
 
-# core files each target links (parsers plus status/mem/log/file)
-base="status.c mem.c log.c file.c"
+# core files each target links (parsers plus status/mem/log/dtype/file)
+base="status.c mem.c log.c dtype.c formats/file.c"
 declare -A srcs=(
-  [fuzz_safetensors]="safetensors.c"
-  [fuzz_config]="config.c"
-  [fuzz_tokenizer_load]="tokenizer.c bpe.c"
-  [fuzz_tokenizer]="tokenizer.c bpe.c"
-  [fuzz_chat]="chat.c"
+  [fuzz_safetensors]="formats/safetensors.c"
+  [fuzz_config]="formats/config.c text/chat.c"
+  [fuzz_tokenizer_load]="text/tokenizer.c text/bpe.c"
+  [fuzz_tokenizer]="text/tokenizer.c text/bpe.c"
+  [fuzz_chat]="text/chat.c"
 )
 # -max_len per target: whole files for the parsers (the tokenizer.json seeds are ~14 KB); 4 KB of
 # text or 1023 ids for fuzz_tokenizer, whose added tokens and merges span a few bytes, so longer

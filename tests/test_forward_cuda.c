@@ -8,7 +8,7 @@
 // The CUDA engine holds every weight matrix in bf16 (kernels/README.md), and on these tiny
 // random fixtures rounding the f32 / f16 checkpoints' weights to bf16 alone moves the logits by
 // 7-22% (max |diff| / max |ref|). So the reference is the CPU engine running the same
-// bf16-rounded matrices (its "bf16 twin", made below exactly as kernels/device.cu rounds):
+// bf16-rounded matrices (its "bf16 twin", made below exactly as kernels/cuda/device.cu rounds):
 // that compares the engines, not the weight formats. The distance to the unrounded checkpoint
 // is printed for information.
 // Without a CUDA device (or a CUDA build) the program prints "skipped: no CUDA device" and exits
@@ -54,7 +54,7 @@ static struct g4_model *load(const char *fixture, enum g4_device device) {
 }
 
 // Replaces every weight matrix the CUDA engine stores in bf16 (all but the MoE router, which it
-// keeps in fp32) by a bf16 copy rounded to nearest even, as kernels/device.cu does. The copies
+// keeps in fp32) by a bf16 copy rounded to nearest even, as kernels/cuda/device.cu does. The copies
 // are listed in bufs (free them after the model).
 struct twin {
     void *bufs[4 * G4_MAX_LAYERS * 16];

@@ -1,4 +1,4 @@
-// Every CUDA kernel launcher (kernels/kernels.h) against its CPU reference (core/ops_cpu.h,
+// Every CUDA kernel launcher (kernels/cuda/kernels.h) against its CPU reference (kernels/cpu/ops_cpu.h,
 // core/kv_cache.h, the production code, not a copy) on seeded random inputs of awkward sizes:
 // rows and dims that are not multiples of a block or tile, 1/7/33/130 tokens, head dims 16 to 512
 // (and 30, which is not a multiple of 8), sliding windows at positions W-1, W, W+1, ring
@@ -32,7 +32,9 @@ int main(void) {
 #include "cuda_skip.h"
 #include "kernels.h"
 #include "kv_cache.h"
+#include "matmul_cpu.h"
 #include "ops_cpu.h"
+#include "threadpool.h"
 
 // fp32 on both sides, different summation order and rsqrtf / powf / expf: a few ulp, relative to
 // the largest element.

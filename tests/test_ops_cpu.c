@@ -13,8 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cpu.h"
 #include "harness.h"
+#include "matmul_cpu.h"
 #include "ops_cpu.h"
+#include "threadpool.h"
 #include "vec_cpu.h"
 
 #define SENTINEL 12345.0f
@@ -86,7 +89,7 @@ static void test_matmul_simd_vs_portable(void **state) {
     print_message("matmul: %d cases agree\n", n_cases);
     g4_pool_free(pool);
     // default thread count: physical cores, so between 1 and the online CPUs
-    const int nt_default = g4_pool_default_threads();
+    const int nt_default = g4_cpu_default_threads();
     print_message("default threads (physical cores): %d of %ld CPUs\n", nt_default,
                   sysconf(_SC_NPROCESSORS_ONLN));
     assert_true(nt_default >= 1 && nt_default <= sysconf(_SC_NPROCESSORS_ONLN));

@@ -1,4 +1,4 @@
-// The CUDA engine behind g4_backend_cuda (kernels/backend_cuda.c). The engine is C++ and never
+// The CUDA engine behind g4_backend_cuda (kernels/cuda/backend_cuda.c). The engine is C++ and never
 // sees struct g4_model / g4_session (model.h uses C11 atomics); the C bridge passes it the
 // config, the bound host weights and the session sizes, and keeps the opaque states.
 //

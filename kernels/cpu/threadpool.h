@@ -20,8 +20,5 @@ int g4_pool_size(const struct g4_pool *p);
 // p may be NULL (runs fn(ctx, 0, 1)).
 void g4_pool_run(struct g4_pool *p, g4_pool_fn fn, void *ctx);
 
-// Default thread count: physical cores available to this process (SMT siblings counted once;
-// all allowed CPUs when the topology is unknown), at most 64.
-int g4_pool_default_threads(void);
 
 #endif

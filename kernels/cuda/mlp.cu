@@ -1,7 +1,7 @@
 // Gated GELU activations: gelu_tanh(gate) * up of Gemma4TextMLP and of each MoE expert (gate and
 // up come from one GEMM over the concatenated [gate; up] weight rows), and the PLE gate
 // gelu_tanh(per_layer_input_gate(h)) * per_layer_input, in fp32.
-// CPU reference: g4_gelu_tanh_cpu (core/ops_cpu.h).
+// CPU reference: g4_gelu_tanh_cpu (kernels/cpu/ops_cpu.h).
 #include "common.cuh"
 
 static __global__ void gelu_mul_kernel(float *out, const float *gu, int64_t n_rows, int dim) {

@@ -3,7 +3,7 @@
 // assignments by expert, a grouped matmul (bf16 weights, fp32 activations and arithmetic) that
 // runs every expert's rows in one launch without the host knowing the counts (no
 // synchronization), and the weighted combine.
-// CPU reference: g4_moe_route_cpu (core/ops_cpu.h) and moe() in core/forward_cpu.c.
+// CPU reference: g4_moe_route_cpu (kernels/cpu/ops_cpu.h) and moe() in kernels/cpu/forward_cpu.c.
 #include "common.cuh"
 
 #define ROUTE_THREADS 256

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "matmul_cpu.h"
+#include "isa.h"
 
 // sum_i a[i] * b[i]
 // The kernel family these functions use: g4_matmul_isa() capped at G4_ISA_AVX512.

@@ -4,9 +4,21 @@
 #ifndef G4_WEIGHTS_H
 #define G4_WEIGHTS_H
 
+#include <stdint.h>
+
 #include "config.h"
-#include "ops_cpu.h"
+#include "dtype.h"
 #include "safetensors.h"
+
+// A row-major matrix (rows, cols) in checkpoint dtype, usually pointing into the mapping.
+struct g4_weight {
+    const void *data;
+    enum g4_dtype dtype;
+    int64_t rows, cols;
+};
+
+// Rows [row0, row0 + n) of w as a matrix of its own (e.g. one expert of a 3-D expert tensor).
+struct g4_weight g4_weight_rows(struct g4_weight w, int64_t row0, int64_t n);
 
 struct g4_layer_weights {
     const float *input_layernorm, *post_attention_layernorm;     // (hidden,)

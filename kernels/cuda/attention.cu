@@ -11,7 +11,7 @@
 // shuffles and folded into an online softmax in fp32 (running max m, sum l). The key range of a block is the union of its rows' visible ranges;
 // a split (blockIdx.z) takes one chunk of it, and with more than one split the unnormalised
 // partials (acc, m, l) go to scratch and attention_merge_kernel combines them (flash-decoding).
-// CPU reference: g4_attention_cpu (core/ops_cpu.h).
+// CPU reference: g4_attention_cpu (kernels/cpu/ops_cpu.h).
 #include "common.cuh"
 
 #define ATT_THREADS 128

@@ -2,58 +2,12 @@
 // float32 path (fp32 accumulation, fp32 inv_freq/cos/sin, softmax in fp32).
 #include "ops_cpu.h"
 
+#include "matmul_cpu.h"
 #include "vec_cpu.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-static inline float bf16_to_f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static inline float f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, u;
-    if (exp == 0x1f) {
-        u = sign | 0x7f800000u | (mant << 13);
-    } else if (exp != 0) {
-        u = sign | ((exp + 112) << 23) | (mant << 13);
-    } else if (mant == 0) {
-        u = sign;
-    } else { // subnormal: normalise
-        int e = -1;
-        do {
-            e++;
-            mant <<= 1;
-        } while (!(mant & 0x400));
-        u = sign | ((uint32_t)(112 - e) << 23) | ((mant & 0x3ff) << 13);
-    }
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-void g4_to_f32(float *dst, const void *src, enum g4_dtype dtype, size_t n) {
-    switch (dtype) {
-    case G4_DTYPE_F32: memcpy(dst, src, n * sizeof(float)); break;
-    case G4_DTYPE_BF16: {
-        const uint16_t *s = src;
-        for (size_t i = 0; i < n; i++) dst[i] = bf16_to_f32(s[i]);
-        break;
-    }
-    case G4_DTYPE_F16: {
-        const uint16_t *s = src;
-        for (size_t i = 0; i < n; i++) dst[i] = f16_to_f32(s[i]);
-        break;
-    }
-    default: // g4_weights_bind admits only the three float dtypes
-        memset(dst, 0, n * sizeof(float));
-        break;
-    }
-}
 
 void g4_rmsnorm_cpu(float *out, const float *x, const float *w, int n_rows, int dim, float eps) {
     for (int r = 0; r < n_rows; r++) {

@@ -127,37 +127,3 @@ void g4_pool_run(struct g4_pool *p, g4_pool_fn fn, void *ctx) {
 // Physical cores among the CPUs this process may run on: distinct (package, core) pairs from
 // sysfs topology. SMT siblings share a core's FMA units and caches, so a second thread per core
 // only adds contention to these bandwidth- and FMA-bound kernels.
-int g4_pool_default_threads(void) {
-    cpu_set_t set;
-    int n_cpus = 0, n_cores = 0;
-    if (sched_getaffinity(0, sizeof set, &set) != 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        return n > 0 ? (int)(n > 64 ? 64 : n) : 1;
-    }
-    enum { MAX_CORES = 256 };
-    long seen[MAX_CORES];
-    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
-        if (!CPU_ISSET(cpu, &set)) continue;
-        n_cpus++;
-        long core = -1, pkg = 0;
-        char path[96];
-        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/core_id", cpu);
-        FILE *f = fopen(path, "r");
-        if (f) {
-            if (fscanf(f, "%ld", &core) != 1) core = -1;
-            fclose(f);
-        }
-        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/physical_package_id", cpu);
-        if ((f = fopen(path, "r"))) {
-            if (fscanf(f, "%ld", &pkg) != 1) pkg = 0;
-            fclose(f);
-        }
-        if (core < 0) return n_cpus > 64 ? 64 : CPU_COUNT(&set); // no topology: count CPUs
-        const long key = pkg * 1000000 + core;
-        bool dup = false;
-        for (int i = 0; i < n_cores && !dup; i++) dup = seen[i] == key;
-        if (!dup && n_cores < MAX_CORES) seen[n_cores++] = key;
-    }
-    if (n_cores == 0) n_cores = n_cpus > 0 ? n_cpus : 1;
-    return n_cores > 64 ? 64 : n_cores;
-}

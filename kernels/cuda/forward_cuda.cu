@@ -1,5 +1,5 @@
 // CUDA decoder for Gemma 4: the session's device state (K/V cache, activations, stream, cuBLAS
-// handle) and the forward pass, mirroring core/forward_cpu.c step for step (same order, same
+// handle) and the forward pass, mirroring kernels/cpu/forward_cpu.c step for step (same order, same
 // names; transformers' Gemma4TextModel.forward + Gemma4TextDecoderLayer.forward).
 //
 // Precision: weights are bf16; activations, the K/V cache and all arithmetic are fp32, like the

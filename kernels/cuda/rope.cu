@@ -4,7 +4,7 @@
 // row of head_dim <= 512 lives in 16 registers per lane and can be rewritten in place.
 // inv_freq = 1 / theta^(2i / head_dim) in fp32 as transformers computes it; pairs
 // i >= n_rope_pairs are the identity ("proportional" RoPE of the full-attention layers).
-// CPU reference: g4_rmsnorm_cpu + g4_rope_cpu (core/ops_cpu.h).
+// CPU reference: g4_rmsnorm_cpu + g4_rope_cpu (kernels/cpu/ops_cpu.h).
 #include "common.cuh"
 
 #define ROPE_ROWS_PER_BLOCK 4

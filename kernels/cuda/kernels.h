@@ -8,7 +8,7 @@
 // Matrices are row-major; "(n, dim)" means n rows of dim elements, row stride dim unless a
 // *_stride argument says otherwise. Numerics: weights are bf16; activations, the K/V cache and
 // all arithmetic are fp32 (GEMMs feed the tensor cores an exact bf16 hi + lo split of each fp32
-// activation, see gemm.cu). Every CPU reference named below is in core/ops_cpu.h.
+// activation, see gemm.cu). Every CPU reference named below is in kernels/cpu/ops_cpu.h.
 #ifndef G4_KERNELS_H
 #define G4_KERNELS_H
 

@@ -1,7 +1,7 @@
 // RMSNorm kernels (Gemma4RMSNorm: x * (mean(x^2) + eps)^-0.5 * w, plain weight, fp32), one block
 // of 256 threads per row: the plain norm, the sandwich-norm residual update fused with the next
 // norm, and the MoE block's sum of two norms.
-// CPU reference: g4_rmsnorm_cpu (core/ops_cpu.h); the fused forms mirror core/forward_cpu.c.
+// CPU reference: g4_rmsnorm_cpu (kernels/cpu/ops_cpu.h); the fused forms mirror kernels/cpu/forward_cpu.c.
 #include "common.cuh"
 
 #define NORM_THREADS 256

@@ -8,12 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "matmul_cpu.h"
-#include "safetensors.h"
-#include "threadpool.h"
-
-// Converts n elements of dtype at src to fp32.
-void g4_to_f32(float *dst, const void *src, enum g4_dtype dtype, size_t n);
+#include "kv_cache.h"
+#include "weights.h"
 
 // Gemma4RMSNorm: out = x * (mean(x^2) + eps)^-0.5 * w, per row; w == NULL: no scale (V norm,
 // router norm). x: (n_rows, dim). out may alias x.
@@ -29,18 +25,6 @@ void g4_rope_cpu(float *x, int n_heads, int head_dim, int n_rope_pairs, float th
 void g4_gelu_tanh_cpu(float *x, size_t n);
 // Final logit softcapping: x = cap * tanh(x / cap), in place (cap > 0).
 void g4_softcap_cpu(float *x, size_t n, float cap);
-
-// Where attention finds K/V rows for one cache slot. Rows for positions
-// [new_pos0, new_pos0 + n_new) (this step's tokens) are in new_k/new_v; older positions are in
-// k/v at row (ring ? p % capacity : p). Row layout: (n_kv_heads, head_dim).
-struct g4_kv_view {
-    const float *k, *v;         // (capacity, n_kv_heads, head_dim)
-    const float *new_k, *new_v; // (n_new, n_kv_heads, head_dim)
-    int64_t new_pos0;
-    int capacity;
-    bool ring;
-    int n_kv_heads, head_dim;
-};
 
 // eager_attention_forward for one query token at position pos, query heads [h0, h1) of
 // n_heads, scaling 1.0 (q/k norms replace 1/sqrt(d)), causal, GQA (query head h reads KV head

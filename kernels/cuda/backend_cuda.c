@@ -1,5 +1,5 @@
 // g4_backend_cuda: the C bridge between core/ (struct g4_model, struct g4_session, which C++
-// cannot include) and the C++ CUDA engine (kernels/engine.h). It only unpacks fields.
+// cannot include) and the C++ CUDA engine (kernels/cuda/engine.h). It only unpacks fields.
 #include "engine.h"
 #include "session.h"
 

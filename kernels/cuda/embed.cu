@@ -1,7 +1,7 @@
 // Embedding gathers: the scaled token embedding (Gemma4TextScaledWordEmbedding) and the
 // per-layer-input combination of Gemma4TextModel.project_per_layer_inputs (PLE). The table rows
 // are bf16 on the device; the scale is applied in fp32, as the fp32 reference does.
-// CPU reference: embed_row / per_layer_inputs in core/forward_cpu.c (g4_to_f32, g4_rmsnorm_cpu).
+// CPU reference: embed_row / per_layer_inputs in kernels/cpu/forward_cpu.c (g4_to_f32, g4_rmsnorm_cpu).
 #include "common.cuh"
 
 // One block per token.

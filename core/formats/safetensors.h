@@ -7,27 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dtype.h"
 #include "status.h"
 
-// F32, F16 and BF16 are what the engines compute with; the other safetensors dtypes are parsed
-// and validated (a multimodal checkpoint may hold them outside the text model) but
-// g4_weights_bind refuses them for text-model tensors.
-enum g4_dtype {
-    G4_DTYPE_F32 = 0,
-    G4_DTYPE_F16 = 1,
-    G4_DTYPE_BF16 = 2,
-    G4_DTYPE_F64,
-    G4_DTYPE_I64,
-    G4_DTYPE_I32,
-    G4_DTYPE_I16,
-    G4_DTYPE_I8,
-    G4_DTYPE_U8,
-    G4_DTYPE_BOOL,
-    G4_DTYPE_F8_E4M3,
-    G4_DTYPE_F8_E5M2,
-};
-// True for the dtypes g4_to_f32 converts (F32, F16, BF16).
-#define G4_DTYPE_IS_FLOAT(dt) ((dt) == G4_DTYPE_F32 || (dt) == G4_DTYPE_F16 || (dt) == G4_DTYPE_BF16)
 #define G4_MAX_DIMS 8
 
 struct g4_tensor {
@@ -49,8 +31,6 @@ struct g4_safetensors {
     int n_tensors;
 };
 
-size_t g4_dtype_size(enum g4_dtype dt);
-const char *g4_dtype_name(enum g4_dtype dt);
 
 // Parses one safetensors file image `buf` of `n` bytes (8-byte little-endian header length, JSON
 // header, data). Validates: header length within the file, JSON well-formed, every entry has a

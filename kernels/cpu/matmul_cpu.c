@@ -21,7 +21,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "ops_cpu.h"
+#include "dtype.h"
 
 enum { MR = 4, KC = 2048, TB = 96, GEMV_MAX_K = 3072 };
 
@@ -507,15 +507,6 @@ enum g4_isa g4_matmul_isa(void) {
 
 void g4_matmul_limit_isa(enum g4_isa max) { isa_limit = max; }
 
-const char *g4_isa_name(enum g4_isa isa) {
-    switch (isa) {
-    case G4_ISA_AVX512BF16: return "avx512bf16";
-    case G4_ISA_AVX512: return "avx512";
-    case G4_ISA_AVX2: return "avx2";
-    default: return "portable";
-    }
-}
-
 static const struct kernel *kernel_for(enum g4_isa isa) {
 #if defined(__x86_64__) || defined(__i386__)
     if (isa >= G4_ISA_AVX512) return &kernel_avx512;
@@ -526,13 +517,6 @@ static const struct kernel *kernel_for(enum g4_isa isa) {
 }
 
 // --- driver
-
-struct g4_weight g4_weight_rows(struct g4_weight w, int64_t row0, int64_t n) {
-    struct g4_weight r = w;
-    r.data = (const char *)w.data + (size_t)row0 * w.cols * g4_dtype_size(w.dtype);
-    r.rows = n;
-    return r;
-}
 
 struct matmul_job {
     float *out;

@@ -2,7 +2,7 @@
 // JSON header {name: {dtype, shape, data_offsets}}, then the data section. Everything in the
 // header is validated before a pointer is formed; tensor data is never read here, so the mapped
 // pages of tensors nobody uses (vision and audio towers) are never faulted in.
-// This is not a writer, and it does not convert dtypes (that is g4_to_f32 in ops_cpu.c).
+// This is not a writer, and it does not convert dtypes (that is g4_to_f32 in core/dtype.c).
 #define _POSIX_C_SOURCE 200809L
 
 #include "safetensors.h"
@@ -20,28 +20,9 @@
 #include "file.h"
 #include "mem.h"
 
-static const struct {
-    const char *name;
-    size_t size;
-} dtypes[] = {
-    [G4_DTYPE_F32] = {"F32", 4},     [G4_DTYPE_F16] = {"F16", 2},   [G4_DTYPE_BF16] = {"BF16", 2},
-    [G4_DTYPE_F64] = {"F64", 8},     [G4_DTYPE_I64] = {"I64", 8},   [G4_DTYPE_I32] = {"I32", 4},
-    [G4_DTYPE_I16] = {"I16", 2},     [G4_DTYPE_I8] = {"I8", 1},     [G4_DTYPE_U8] = {"U8", 1},
-    [G4_DTYPE_BOOL] = {"BOOL", 1},   [G4_DTYPE_F8_E4M3] = {"F8_E4M3", 1},
-    [G4_DTYPE_F8_E5M2] = {"F8_E5M2", 1},
-};
-
-size_t g4_dtype_size(enum g4_dtype dt) {
-    return (unsigned)dt < G4_COUNT(dtypes) ? dtypes[dt].size : 0;
-}
-
-const char *g4_dtype_name(enum g4_dtype dt) {
-    return (unsigned)dt < G4_COUNT(dtypes) ? dtypes[dt].name : "unknown";
-}
-
 static bool parse_dtype(const char *s, enum g4_dtype *out) {
-    for (size_t i = 0; i < G4_COUNT(dtypes); i++) {
-        if (strcmp(s, dtypes[i].name) == 0) {
+    for (int i = 0; i < G4_DTYPE_COUNT; i++) {
+        if (strcmp(s, g4_dtype_name((enum g4_dtype)i)) == 0) {
             *out = (enum g4_dtype)i;
             return true;
         }

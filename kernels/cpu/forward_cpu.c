@@ -7,8 +7,11 @@
 #include <string.h>
 
 #include "kv_cache.h"
+#include "matmul_cpu.h"
 #include "mem.h"
+#include "ops_cpu.h"
 #include "session.h"
+#include "threadpool.h"
 #include "vec_cpu.h"
 
 struct cpu_state {

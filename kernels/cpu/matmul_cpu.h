@@ -8,18 +8,9 @@
 
 #include <stdint.h>
 
-#include "safetensors.h"
+#include "isa.h"
 #include "threadpool.h"
-
-// A row-major matrix (rows, cols) in checkpoint dtype, usually pointing into the mapping.
-struct g4_weight {
-    const void *data;
-    enum g4_dtype dtype;
-    int64_t rows, cols;
-};
-
-// Rows [row0, row0 + n) of w as a matrix of its own (e.g. one expert of a 3-D expert tensor).
-struct g4_weight g4_weight_rows(struct g4_weight w, int64_t row0, int64_t n);
+#include "weights.h"
 
 // nn.Linear without bias: out (n_tokens, w.rows) = x (n_tokens, w.cols) @ w^T, fp32 accumulate.
 // Output rows are split across pool (NULL: calling thread only). No allocation.
@@ -43,12 +34,9 @@ void g4_matmul_cpu_bf16act(float *out, const float *x, struct g4_weight w, int n
 // f rounded to bf16 bits, to nearest even; NaN stays NaN.
 uint16_t g4_bf16_round(float f);
 
-// Instruction sets the kernels may use; g4_matmul_isa() is the best one this CPU has, within
-// the limit set by g4_matmul_limit_isa (tests use it to compare each kernel with portable C).
-// G4_ISA_AVX512BF16 adds VDPBF16PS, used only by g4_matmul_cpu_bf16act.
-enum g4_isa { G4_ISA_PORTABLE = 0, G4_ISA_AVX2 = 1, G4_ISA_AVX512 = 2, G4_ISA_AVX512BF16 = 3 };
+// The best level this CPU has, within the limit set by g4_matmul_limit_isa (tests use it to
+// compare each kernel with portable C).
 enum g4_isa g4_matmul_isa(void);
 void g4_matmul_limit_isa(enum g4_isa max);
-const char *g4_isa_name(enum g4_isa isa);
 
 #endif

@@ -1,6 +1,6 @@
 // The logits tail: final softcap (cap * tanh(x / cap), Gemma4ForCausalLM with
 // final_logit_softcapping) and greedy argmax over a vocabulary row on the device.
-// CPU reference: g4_softcap_cpu (core/ops_cpu.h); argmax as g4_sampler_sample at temperature 0.
+// CPU reference: g4_softcap_cpu (kernels/cpu/ops_cpu.h); argmax as g4_sampler_sample at temperature 0.
 #include "common.cuh"
 
 static __global__ void softcap_kernel(float *x, size_t n, float cap) {
