@@ -21,7 +21,7 @@
 #include "mem.h"
 
 static bool parse_dtype(const char *s, enum g4_dtype *out) {
-    for (int i = 0; i < G4_DTYPE_COUNT; i++) {
+    for (int i = 0; i < G4_DTYPE_SAFETENSORS_COUNT; i++) {
         if (strcmp(s, g4_dtype_name((enum g4_dtype)i)) == 0) {
             *out = (enum g4_dtype)i;
             return true;

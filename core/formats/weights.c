@@ -215,7 +215,7 @@ void g4_weights_free(struct g4_weights *w) {
 
 struct g4_weight g4_weight_rows(struct g4_weight w, int64_t row0, int64_t n) {
     struct g4_weight r = w;
-    r.data = (const char *)w.data + (size_t)row0 * w.cols * g4_dtype_size(w.dtype);
+    r.data = (const char *)w.data + (size_t)row0 * g4_dtype_row_bytes(w.dtype, w.cols);
     r.rows = n;
     return r;
 }
