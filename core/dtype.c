@@ -10,11 +10,11 @@ static const struct {
     size_t size;  // bytes per element; per block for block types
     int block;    // elements per block (0 means 1)
 } dtypes[] = {
-    [G4_DTYPE_F32] = {"F32", 4},     [G4_DTYPE_F16] = {"F16", 2},   [G4_DTYPE_BF16] = {"BF16", 2},
-    [G4_DTYPE_F64] = {"F64", 8},     [G4_DTYPE_I64] = {"I64", 8},   [G4_DTYPE_I32] = {"I32", 4},
-    [G4_DTYPE_I16] = {"I16", 2},     [G4_DTYPE_I8] = {"I8", 1},     [G4_DTYPE_U8] = {"U8", 1},
-    [G4_DTYPE_BOOL] = {"BOOL", 1},   [G4_DTYPE_F8_E4M3] = {"F8_E4M3", 1},
-    [G4_DTYPE_F8_E5M2] = {"F8_E5M2", 1},
+    [G4_DTYPE_F32] = {"F32", 4, 0},     [G4_DTYPE_F16] = {"F16", 2, 0},   [G4_DTYPE_BF16] = {"BF16", 2, 0},
+    [G4_DTYPE_F64] = {"F64", 8, 0},     [G4_DTYPE_I64] = {"I64", 8, 0},   [G4_DTYPE_I32] = {"I32", 4, 0},
+    [G4_DTYPE_I16] = {"I16", 2, 0},     [G4_DTYPE_I8] = {"I8", 1, 0},     [G4_DTYPE_U8] = {"U8", 1, 0},
+    [G4_DTYPE_BOOL] = {"BOOL", 1, 0},   [G4_DTYPE_F8_E4M3] = {"F8_E4M3", 1, 0},
+    [G4_DTYPE_F8_E5M2] = {"F8_E5M2", 1, 0},
     // ggml's block layouts (ggml-common.h): Q4_0 = f16 d + 16 B nibbles; Q5_0 = d + 4 B high bits
     // + 16 B; Q8_0 = d + 32 int8; Q4_K = f16 d, dmin + 12 B scales + 128 B; Q5_K = Q4_K + 32 B
     // high bits; Q6_K = 128 B low + 64 B high + 16 int8 scales + f16 d.
