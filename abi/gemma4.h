@@ -160,7 +160,8 @@ GEMMA4_API void gemma4_model_free(gemma4_model *model);
 // One integer property of the model. Errors: INVALID_ARGUMENT (NULL, unknown key).
 GEMMA4_API gemma4_status gemma4_model_info(const gemma4_model *model, int32_t key,
                                            int64_t *value /* out */);
-// "e2b", "e4b", "26b-a4b", "31b" when the shapes match a released model, else "custom".
+// "e2b", "e4b", "26b-a4b", "31b" when the shapes match a released model, else "custom"; Gemma 3
+// checkpoints: "gemma3-270m", "gemma3-1b", "gemma3-4b", "gemma3-12b", "gemma3-27b" or "gemma3-custom".
 GEMMA4_API gemma4_status gemma4_model_variant(const gemma4_model *model, char *buf,
                                               size_t capacity, size_t *n_out /* out */);
 

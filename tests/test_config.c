@@ -150,12 +150,128 @@ static void test_invalid_fields(void **state) {
     assert_non_null(strstr(g4_last_error(), "/nonexistent/config.json"));
 }
 
+// Gemma 3 text config (Gemma3ForCausalLM layout, legacy rope keys): every 6th layer full.
+static void test_gemma3_270m(void **state) {
+    (void)state;
+    struct g4_config c;
+    load_cfg("gemma3-270m", &c);
+    assert_int_equal(c.arch, G4_ARCH_GEMMA3);
+    assert_false(c.is_multimodal);
+    assert_string_equal(c.variant, "gemma3-270m");
+    assert_false(c.v_norm);
+    assert_true(c.attn_scale == 0.0625f); // 256^-0.5
+    assert_true(c.final_logit_softcapping == 0.0f);
+    assert_true(c.attn_logit_softcapping == 0.0f);
+    assert_int_equal(c.n_kv_slots, 18);
+    assert_int_equal(c.hidden_size_per_layer_input, 0);
+    for (int il = 0; il < 18; il++) {
+        const struct g4_layer *ly = &c.layer[il];
+        assert_int_equal(ly->is_sliding, (il + 1) % 6 != 0);
+        assert_int_equal(ly->head_dim, 256);
+        assert_int_equal(ly->n_kv_heads, 1);
+        assert_int_equal(ly->n_rope_pairs, 128);
+        assert_int_equal(ly->rope_type, G4_ROPE_DEFAULT);
+        assert_true(ly->rope_factor == 1.0f);
+        assert_true(ly->rope_theta == (ly->is_sliding ? 1e4f : 1e6f));
+        assert_int_equal(ly->window, ly->is_sliding ? 512 : 0);
+        assert_int_equal(ly->intermediate_size, 2048);
+        assert_true(ly->writes_kv);
+    }
+}
+
+// Multimodal Gemma3Config with a sparse text_config: Gemma 3 defaults, rope_scaling on full
+// layers only, and no forced full last layer (34 layers: layer 33 is sliding).
+static void test_gemma3_4b(void **state) {
+    (void)state;
+    struct g4_config c;
+    load_cfg("gemma3-4b", &c);
+    assert_int_equal(c.arch, G4_ARCH_GEMMA3);
+    assert_true(c.is_multimodal);
+    assert_string_equal(c.variant, "gemma3-4b");
+    assert_int_equal(c.vocab_size, 262208);
+    assert_int_equal(c.num_attention_heads, 8);
+    assert_int_equal(c.num_key_value_heads, 4);
+    assert_true(c.layer[33].is_sliding);
+    assert_false(c.layer[5].is_sliding);
+    assert_int_equal(c.layer[5].rope_type, G4_ROPE_LINEAR);
+    assert_true(c.layer[5].rope_factor == 8.0f);
+    assert_true(c.layer[5].rope_theta == 1e6f);
+    assert_int_equal(c.layer[0].rope_type, G4_ROPE_DEFAULT);
+    assert_true(c.layer[0].rope_factor == 1.0f);
+    assert_true(c.layer[0].rope_theta == 1e4f);
+    assert_int_equal(c.layer[0].window, 1024);
+}
+
+// transformers 5 serialisation (rope_parameters per layer type) and sliding_window_pattern.
+static void test_gemma3_rope_parameters(void **state) {
+    (void)state;
+    const char *json =
+        "{\"model_type\":\"gemma3_text\",\"vocab_size\":64,\"hidden_size\":16,\"num_hidden_layers\":5,"
+        "\"head_dim\":8,\"num_attention_heads\":2,\"num_key_value_heads\":1,\"intermediate_size\":32,"
+        "\"sliding_window_pattern\":2,\"query_pre_attn_scalar\":64,\"sliding_window\":3,"
+        "\"attn_logit_softcapping\":50.0,\"rope_theta\":123.0,"
+        "\"rope_parameters\":{\"full_attention\":{\"rope_type\":\"linear\",\"factor\":4.0,"
+        "\"rope_theta\":5e5},\"sliding_attention\":{\"rope_type\":\"default\",\"rope_theta\":2e4}}}";
+    struct g4_config c;
+    assert_int_equal(g4_config_parse(&c, json, strlen(json), "t"), G4_OK);
+    for (int il = 0; il < 5; il++) assert_int_equal(c.layer[il].is_sliding, il % 2 == 0);
+    assert_true(c.layer[1].rope_theta == 5e5f); // rope_parameters' theta wins over rope_theta
+    assert_true(c.layer[1].rope_factor == 4.0f);
+    assert_true(c.layer[0].rope_theta == 2e4f);
+    assert_true(c.attn_scale == 0.125f);
+    assert_true(c.attn_logit_softcapping == 50.0f);
+    assert_string_equal(c.variant, "gemma3-custom");
+}
+
+static void test_gemma3_invalid(void **state) {
+    (void)state;
+    static const struct {
+        const char *field;
+        g4_status st;
+        const char *msg;
+    } cases[] = {
+        {"\"rope_scaling\":{\"rope_type\":\"yarn\",\"factor\":8}", G4_ERR_UNSUPPORTED, "yarn"},
+        {"\"rope_scaling\":{\"rope_type\":\"linear\",\"factor\":0}", G4_ERR_CONFIG, "factor"},
+        {"\"rope_scaling\":7", G4_ERR_FORMAT, "rope_scaling"},
+        {"\"rope_parameters\":{\"sliding_attention\":{\"rope_type\":\"default\","
+         "\"partial_rotary_factor\":0.5}}", G4_ERR_UNSUPPORTED, "partial_rotary_factor"},
+        {"\"rope_local_base_freq\":0.5", G4_ERR_CONFIG, "rope_theta"},
+        {"\"use_bidirectional_attention\":true", G4_ERR_UNSUPPORTED, "use_bidirectional_attention"},
+        {"\"query_pre_attn_scalar\":0", G4_ERR_CONFIG, "query_pre_attn_scalar"},
+        {"\"attn_logit_softcapping\":-1", G4_ERR_CONFIG, "attn_logit_softcapping"},
+        {"\"sliding_window_pattern\":0", G4_ERR_CONFIG, "sliding_window_pattern"},
+        {"\"head_dim\":7", G4_ERR_CONFIG, "head_dim"},
+        {"\"hidden_activation\":\"silu\"", G4_ERR_UNSUPPORTED, "hidden_activation"},
+    };
+    const char *tmpl =
+        "{\"model_type\":\"gemma3_text\",\"vocab_size\":64,\"hidden_size\":16,\"num_hidden_layers\":2,"
+        "\"head_dim\":8,\"num_attention_heads\":2,\"num_key_value_heads\":1,\"intermediate_size\":32,"
+        "\"sliding_window_pattern\":2}";
+    char json[1024];
+    struct g4_config c;
+    for (size_t i = 0; i < G4_COUNT(cases); i++) {
+        snprintf(json, sizeof json, "{%s,%s", cases[i].field, tmpl + 1);
+        g4_status st = g4_config_parse(&c, json, strlen(json), "cfg.json");
+        printf("%-70.70s -> %d %s\n", cases[i].field, st, g4_last_error());
+        assert_int_equal(st, cases[i].st);
+        assert_non_null(strstr(g4_last_error(), cases[i].msg));
+    }
+    assert_int_equal(g4_config_parse(&c, tmpl, strlen(tmpl), "cfg.json"), G4_OK);
+    assert_true(c.layer[0].is_sliding);
+    assert_false(c.layer[1].is_sliding);
+    assert_int_equal(c.layer[0].window, 4096); // Gemma3TextConfig's default window
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_e2b_layer_table),
         cmocka_unit_test(test_large_variants),
         cmocka_unit_test(test_per_layer_config),
         cmocka_unit_test(test_invalid_fields),
+        cmocka_unit_test(test_gemma3_270m),
+        cmocka_unit_test(test_gemma3_4b),
+        cmocka_unit_test(test_gemma3_rope_parameters),
+        cmocka_unit_test(test_gemma3_invalid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 // config.json -> struct g4_config and its per-layer table. Validates every value before any
-// allocation or compute; see config.h. Defaults mirror transformers' Gemma4TextConfig.
+// allocation or compute; see config.h. Defaults mirror transformers' Gemma4TextConfig, and
+// Gemma3TextConfig for model_type gemma3_text / gemma3.
 #include "config.h"
 
 #include "chat.h"
@@ -77,6 +78,7 @@ static g4_status parse_rope(const cJSON *rope, const char *type, struct g4_layer
         return g4_fail(G4_ERR_UNSUPPORTED, "%s: rope_parameters.%s.factor %g (only 1.0)", what,
                        type, factor);
     ly->rope_theta = theta;
+    ly->rope_factor = 1.0f;
     if (strcmp(rt, "default") == 0) {
         // transformers' default RoPE ignores partial_rotary_factor: every pair rotates.
         ly->rope_type = G4_ROPE_DEFAULT;
@@ -127,12 +129,17 @@ static g4_status apply_per_layer_config(const cJSON *plc, struct g4_config *cfg,
 }
 
 static const char *detect_variant(const struct g4_config *c) {
-    static const struct { const char *name; int layers, hidden; } known[] = {
-        {"e2b", 35, 1536}, {"e4b", 42, 2560}, {"26b-a4b", 30, 2816}, {"31b", 60, 5376}};
+    static const struct { enum g4_arch arch; const char *name; int layers, hidden; } known[] = {
+        {G4_ARCH_GEMMA4, "e2b", 35, 1536},          {G4_ARCH_GEMMA4, "e4b", 42, 2560},
+        {G4_ARCH_GEMMA4, "26b-a4b", 30, 2816},      {G4_ARCH_GEMMA4, "31b", 60, 5376},
+        {G4_ARCH_GEMMA3, "gemma3-270m", 18, 640},   {G4_ARCH_GEMMA3, "gemma3-1b", 26, 1152},
+        {G4_ARCH_GEMMA3, "gemma3-4b", 34, 2560},    {G4_ARCH_GEMMA3, "gemma3-12b", 48, 3840},
+        {G4_ARCH_GEMMA3, "gemma3-27b", 62, 5376}};
     for (size_t i = 0; i < G4_COUNT(known); i++)
-        if (c->num_hidden_layers == known[i].layers && c->hidden_size == known[i].hidden)
+        if (c->arch == known[i].arch && c->num_hidden_layers == known[i].layers &&
+            c->hidden_size == known[i].hidden)
             return known[i].name;
-    return "custom";
+    return c->arch == G4_ARCH_GEMMA3 ? "gemma3-custom" : "custom";
 }
 
 // Builds layer[].writes_kv / kv_slot / kv_donor and slot[] (transformers' kv_sharing_modes:
@@ -230,6 +237,45 @@ static g4_status validate(const struct g4_config *c, const char *what) {
     return G4_OK;
 }
 
+// eos_token_id: an integer or a list of up to G4_MAX_EOS integers (default 1).
+static g4_status parse_eos(struct g4_config *c, const cJSON *t, const char *what) {
+    const cJSON *eos = cJSON_GetObjectItemCaseSensitive(t, "eos_token_id");
+    c->n_eos = 0;
+    if (!eos || cJSON_IsNull(eos)) {
+        c->eos_token_id[c->n_eos++] = 1;
+    } else if (cJSON_IsNumber(eos)) {
+        c->eos_token_id[c->n_eos++] = eos->valueint;
+    } else if (cJSON_IsArray(eos)) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, eos) {
+            if (!cJSON_IsNumber(e) || c->n_eos == G4_MAX_EOS)
+                return g4_fail(G4_ERR_FORMAT, "%s: eos_token_id must be up to %d integers", what,
+                               G4_MAX_EOS);
+            c->eos_token_id[c->n_eos++] = e->valueint;
+        }
+    } else {
+        return g4_fail(G4_ERR_FORMAT, "%s: eos_token_id must be an integer or a list", what);
+    }
+    return G4_OK;
+}
+
+// layer_types: one "sliding_attention" / "full_attention" per layer -> layer[].is_sliding.
+static g4_status parse_layer_types(struct g4_config *c, const cJSON *lt, const char *what) {
+    if (!cJSON_IsArray(lt) || cJSON_GetArraySize(lt) != c->num_hidden_layers)
+        return g4_fail(G4_ERR_CONFIG, "%s: layer_types must list %d entries (num_hidden_layers), has %d",
+                       what, c->num_hidden_layers, cJSON_IsArray(lt) ? cJSON_GetArraySize(lt) : -1);
+    int il = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, lt) {
+        if (!cJSON_IsString(e) || (strcmp(e->valuestring, "sliding_attention") != 0 &&
+                                   strcmp(e->valuestring, "full_attention") != 0))
+            return g4_fail(G4_ERR_CONFIG, "%s: layer_types[%d] must be \"sliding_attention\" or \"full_attention\"",
+                           what, il);
+        c->layer[il++].is_sliding = strcmp(e->valuestring, "sliding_attention") == 0;
+    }
+    return G4_OK;
+}
+
 static g4_status parse_text(struct g4_config *c, const cJSON *t, const char *what) {
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(t, "hidden_activation");
     if (act && !cJSON_IsNull(act) &&
@@ -269,23 +315,7 @@ static g4_status parse_text(struct g4_config *c, const cJSON *t, const char *wha
     G4_TRY(get_bool(t, "use_double_wide_mlp", false, &c->use_double_wide_mlp, what));
     G4_TRY(get_bool(t, "tie_word_embeddings", true, &c->tie_word_embeddings, what));
 
-    const cJSON *eos = cJSON_GetObjectItemCaseSensitive(t, "eos_token_id");
-    c->n_eos = 0;
-    if (!eos || cJSON_IsNull(eos)) {
-        c->eos_token_id[c->n_eos++] = 1;
-    } else if (cJSON_IsNumber(eos)) {
-        c->eos_token_id[c->n_eos++] = eos->valueint;
-    } else if (cJSON_IsArray(eos)) {
-        const cJSON *e;
-        cJSON_ArrayForEach(e, eos) {
-            if (!cJSON_IsNumber(e) || c->n_eos == G4_MAX_EOS)
-                return g4_fail(G4_ERR_FORMAT, "%s: eos_token_id must be up to %d integers", what,
-                               G4_MAX_EOS);
-            c->eos_token_id[c->n_eos++] = e->valueint;
-        }
-    } else {
-        return g4_fail(G4_ERR_FORMAT, "%s: eos_token_id must be an integer or a list", what);
-    }
+    G4_TRY(parse_eos(c, t, what));
     if (c->num_hidden_layers < 1 || c->num_hidden_layers > G4_MAX_LAYERS)
         return g4_fail(G4_ERR_CONFIG, "%s: num_hidden_layers = %d out of range [1, %d]", what,
                        c->num_hidden_layers, G4_MAX_LAYERS);
@@ -293,18 +323,7 @@ static g4_status parse_text(struct g4_config *c, const cJSON *t, const char *wha
     // layer_types: explicit list, or transformers' default 5:1 pattern; the last layer is full.
     const cJSON *lt = cJSON_GetObjectItemCaseSensitive(t, "layer_types");
     if (lt && !cJSON_IsNull(lt)) {
-        if (!cJSON_IsArray(lt) || cJSON_GetArraySize(lt) != c->num_hidden_layers)
-            return g4_fail(G4_ERR_CONFIG, "%s: layer_types must list %d entries (num_hidden_layers), has %d",
-                           what, c->num_hidden_layers, cJSON_IsArray(lt) ? cJSON_GetArraySize(lt) : -1);
-        int il = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, lt) {
-            if (!cJSON_IsString(e) || (strcmp(e->valuestring, "sliding_attention") != 0 &&
-                                       strcmp(e->valuestring, "full_attention") != 0))
-                return g4_fail(G4_ERR_CONFIG, "%s: layer_types[%d] must be \"sliding_attention\" or \"full_attention\"",
-                               what, il);
-            c->layer[il++].is_sliding = strcmp(e->valuestring, "sliding_attention") == 0;
-        }
+        G4_TRY(parse_layer_types(c, lt, what));
     } else {
         for (int il = 0; il < c->num_hidden_layers; il++) c->layer[il].is_sliding = (il + 1) % 6 != 0;
     }
@@ -337,8 +356,148 @@ static g4_status parse_text(struct g4_config *c, const cJSON *t, const char *wha
                               what));
     }
     if (!c->enable_moe_block) c->num_experts = c->top_k_experts = c->moe_intermediate_size = 0;
+    return g4_config_finish(c, what);
+}
+
+// Gemma3TextConfig rope parameters of one layer type: rope_parameters.<type> when present, else
+// the legacy keys (rope_theta / rope_local_base_freq, rope_scaling on full layers), as
+// Gemma3TextConfig.convert_rope_params_to_dict merges them (rope_parameters' own theta wins).
+static g4_status parse_rope_gemma3(const cJSON *t, const cJSON *rope, bool full,
+                                   struct g4_layer *ly, const char *what) {
+    const char *type = full ? "full_attention" : "sliding_attention";
+    const cJSON *p = rope ? cJSON_GetObjectItemCaseSensitive(rope, type) : NULL;
+    if (p && !cJSON_IsNull(p) && !cJSON_IsObject(p))
+        return g4_fail(G4_ERR_FORMAT, "%s: rope_parameters.%s must be an object", what, type);
+    if (p && cJSON_IsNull(p)) p = NULL;
+    const cJSON *scaling = full ? cJSON_GetObjectItemCaseSensitive(t, "rope_scaling") : NULL;
+    if (scaling && cJSON_IsNull(scaling)) scaling = NULL;
+    if (scaling && !cJSON_IsObject(scaling))
+        return g4_fail(G4_ERR_FORMAT, "%s: rope_scaling must be an object or null", what);
+    float theta = 0.0f;
+    G4_TRY(get_float(t, full ? "rope_theta" : "rope_local_base_freq", full ? 1e6f : 1e4f, &theta,
+                     what));
+    const char *rt = "default";
+    float factor = 1.0f, partial = 1.0f;
+    // Later sources override earlier ones: legacy keys, rope_scaling, then rope_parameters.
+    const cJSON *src[2] = {scaling, p};
+    for (int i = 0; i < 2; i++) {
+        if (!src[i]) continue;
+        const cJSON *ty = cJSON_GetObjectItemCaseSensitive(src[i], "rope_type");
+        if (!ty) ty = cJSON_GetObjectItemCaseSensitive(src[i], "type"); // older configs
+        if (ty && !cJSON_IsString(ty))
+            return g4_fail(G4_ERR_FORMAT, "%s: %s rope_type must be a string", what, type);
+        if (ty) rt = ty->valuestring;
+        G4_TRY(get_float(src[i], "rope_theta", theta, &theta, what));
+        G4_TRY(get_float(src[i], "factor", factor, &factor, what));
+        G4_TRY(get_float(src[i], "partial_rotary_factor", partial, &partial, what));
+    }
+    if (!(theta > 1.0f) || !isfinite(theta))
+        return g4_fail(G4_ERR_CONFIG, "%s: %s rope_theta %g out of range", what, type, theta);
+    if (partial != 1.0f)
+        return g4_fail(G4_ERR_UNSUPPORTED, "%s: %s partial_rotary_factor %g (Gemma 3: only 1.0)",
+                       what, type, partial);
+    ly->rope_theta = theta;
+    ly->n_rope_pairs = ly->head_dim / 2;
+    ly->rope_factor = 1.0f;
+    if (strcmp(rt, "default") == 0) {
+        ly->rope_type = G4_ROPE_DEFAULT; // default RoPE ignores `factor`
+    } else if (strcmp(rt, "linear") == 0) {
+        if (!(factor > 0.0f) || !isfinite(factor))
+            return g4_fail(G4_ERR_CONFIG, "%s: %s linear RoPE factor %g must be > 0", what, type,
+                           factor);
+        ly->rope_type = G4_ROPE_LINEAR;
+        ly->rope_factor = factor;
+    } else {
+        return g4_fail(G4_ERR_UNSUPPORTED, "%s: rope_type \"%s\" for %s (Gemma 3: default, linear)",
+                       what, rt, type);
+    }
+    return G4_OK;
+}
+
+// Gemma3TextConfig (transformers models/gemma3/configuration_gemma3.py): no PLE, KV sharing, MoE,
+// k_eq_v, global head dim or v norm; attention scaled by query_pre_attn_scalar^-0.5.
+static g4_status parse_text_gemma3(struct g4_config *c, const cJSON *t, const char *what) {
+    c->arch = G4_ARCH_GEMMA3;
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(t, "hidden_activation");
+    if (act && !cJSON_IsNull(act) &&
+        (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu_pytorch_tanh") != 0))
+        return g4_fail(G4_ERR_UNSUPPORTED, "%s: hidden_activation must be \"gelu_pytorch_tanh\"",
+                       what);
+    bool flag = false;
+    G4_TRY(get_bool(t, "attention_bias", false, &flag, what));
+    if (flag) return g4_fail(G4_ERR_UNSUPPORTED, "%s: attention_bias = true", what);
+    G4_TRY(get_bool(t, "use_bidirectional_attention", false, &flag, what));
+    if (flag) return g4_fail(G4_ERR_UNSUPPORTED, "%s: use_bidirectional_attention = true", what);
+
+    G4_TRY(get_int(t, "vocab_size", 262208, &c->vocab_size, what));
+    G4_TRY(get_int(t, "hidden_size", 2304, &c->hidden_size, what));
+    G4_TRY(get_int(t, "intermediate_size", 9216, &c->intermediate_size, what));
+    G4_TRY(get_int(t, "num_hidden_layers", 26, &c->num_hidden_layers, what));
+    G4_TRY(get_int(t, "num_attention_heads", 8, &c->num_attention_heads, what));
+    G4_TRY(get_int(t, "num_key_value_heads", 4, &c->num_key_value_heads, what));
+    G4_TRY(get_int(t, "head_dim", 256, &c->head_dim, what));
+    c->global_head_dim = c->head_dim;
+    G4_TRY(get_int(t, "max_position_embeddings", 131072, &c->max_position_embeddings, what));
+    G4_TRY(get_int(t, "sliding_window", 4096, &c->sliding_window, what));
+    G4_TRY(get_int(t, "bos_token_id", 2, &c->bos_token_id, what));
+    G4_TRY(get_int(t, "pad_token_id", 0, &c->pad_token_id, what));
+    G4_TRY(get_float(t, "rms_norm_eps", 1e-6f, &c->rms_norm_eps, what));
+    G4_TRY(get_float(t, "final_logit_softcapping", 0.0f, &c->final_logit_softcapping, what));
+    G4_TRY(get_float(t, "attn_logit_softcapping", 0.0f, &c->attn_logit_softcapping, what));
+    G4_TRY(get_float(t, "query_pre_attn_scalar", 256.0f, &c->query_pre_attn_scalar, what));
+    G4_TRY(get_bool(t, "tie_word_embeddings", true, &c->tie_word_embeddings, what));
+    G4_TRY(parse_eos(c, t, what));
+    if (c->num_hidden_layers < 1 || c->num_hidden_layers > G4_MAX_LAYERS)
+        return g4_fail(G4_ERR_CONFIG, "%s: num_hidden_layers = %d out of range [1, %d]", what,
+                       c->num_hidden_layers, G4_MAX_LAYERS);
+
+    // layer_types, else every sliding_window_pattern-th layer full; no forced full last layer.
+    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(t, "layer_types");
+    if (lt && !cJSON_IsNull(lt)) {
+        G4_TRY(parse_layer_types(c, lt, what));
+    } else {
+        int pattern;
+        G4_TRY(get_int(t, "_sliding_window_pattern", 6, &pattern, what));
+        G4_TRY(get_int(t, "sliding_window_pattern", pattern, &pattern, what));
+        if (pattern < 1)
+            return g4_fail(G4_ERR_CONFIG, "%s: sliding_window_pattern = %d must be >= 1", what,
+                           pattern);
+        for (int il = 0; il < c->num_hidden_layers; il++)
+            c->layer[il].is_sliding = (il + 1) % pattern != 0;
+    }
+    const cJSON *rope = cJSON_GetObjectItemCaseSensitive(t, "rope_parameters");
+    if (rope && cJSON_IsNull(rope)) rope = NULL;
+    if (rope && !cJSON_IsObject(rope))
+        return g4_fail(G4_ERR_FORMAT, "%s: rope_parameters must be an object", what);
+    for (int il = 0; il < c->num_hidden_layers; il++) {
+        struct g4_layer *ly = &c->layer[il];
+        ly->head_dim = c->head_dim;
+        ly->n_kv_heads = c->num_key_value_heads;
+        ly->intermediate_size = c->intermediate_size;
+        ly->window = ly->is_sliding ? c->sliding_window : 0;
+        if (ly->head_dim >= 2) G4_TRY(parse_rope_gemma3(t, rope, !ly->is_sliding, ly, what));
+    }
+    return g4_config_finish(c, what);
+}
+
+g4_status g4_config_finish(struct g4_config *c, const char *what) {
+    if (c->arch == G4_ARCH_GEMMA3 &&
+        (c->hidden_size_per_layer_input || c->num_kv_shared_layers || c->enable_moe_block ||
+         c->attention_k_eq_v || c->use_double_wide_mlp))
+        return g4_fail(G4_ERR_CONFIG, "%s: Gemma 3 has no PLE, KV sharing, MoE, k_eq_v or double-wide MLP",
+                       what);
+    if (c->arch == G4_ARCH_GEMMA3 &&
+        (!(c->query_pre_attn_scalar > 0.0f) || !isfinite(c->query_pre_attn_scalar)))
+        return g4_fail(G4_ERR_CONFIG, "%s: query_pre_attn_scalar = %g must be > 0", what,
+                       c->query_pre_attn_scalar);
+    if (c->attn_logit_softcapping < 0.0f || !isfinite(c->attn_logit_softcapping))
+        return g4_fail(G4_ERR_CONFIG, "%s: attn_logit_softcapping = %g out of range", what,
+                       c->attn_logit_softcapping);
     G4_TRY(validate(c, what));
     G4_TRY(build_kv_table(c, what));
+    c->attn_scale = c->arch == G4_ARCH_GEMMA3 ? (float)(1.0 / sqrt((double)c->query_pre_attn_scalar))
+                                              : 1.0f;
+    c->v_norm = c->arch == G4_ARCH_GEMMA4;
     c->variant = detect_variant(c);
     c->chat_gen_prompt = strcmp(c->variant, "26b-a4b") == 0 || strcmp(c->variant, "31b") == 0
                              ? G4_CHAT_GEN_PROMPT_EMPTY_THOUGHT
@@ -367,13 +526,19 @@ g4_status g4_config_parse(struct g4_config *cfg, const char *json, size_t n, con
     } else {
         text = root;
     }
-    if (mt && (!cJSON_IsString(mt) || (strcmp(mt->valuestring, "gemma4_text") != 0 &&
-                                      strcmp(mt->valuestring, "gemma4") != 0))) {
-        st = g4_fail(G4_ERR_UNSUPPORTED, "%s: model_type \"%s\" is not a Gemma 4 text model", what,
+    // The outer model_type decides for a multimodal config whose text_config lacks one.
+    const cJSON *outer = cfg->is_multimodal ? cJSON_GetObjectItemCaseSensitive(root, "model_type") : NULL;
+    if (!mt) mt = outer;
+    bool gemma3 = cJSON_IsString(mt) && (strcmp(mt->valuestring, "gemma3_text") == 0 ||
+                                         strcmp(mt->valuestring, "gemma3") == 0);
+    if (mt && !gemma3 && (!cJSON_IsString(mt) || (strcmp(mt->valuestring, "gemma4_text") != 0 &&
+                                                   strcmp(mt->valuestring, "gemma4") != 0))) {
+        st = g4_fail(G4_ERR_UNSUPPORTED,
+                     "%s: model_type \"%s\" is not a Gemma 4 or Gemma 3 text model", what,
                      cJSON_IsString(mt) ? mt->valuestring : "?");
         goto done;
     }
-    st = parse_text(cfg, text, what);
+    st = gemma3 ? parse_text_gemma3(cfg, text, what) : parse_text(cfg, text, what);
 done:
     cJSON_Delete(root);
     return st;
