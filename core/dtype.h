@@ -9,7 +9,8 @@
 // F32, F16 and BF16 are what the engines compute with; the other safetensors dtypes are parsed
 // and validated (a multimodal checkpoint may hold them outside the text model) but
 // g4_weights_bind refuses them for text-model tensors. The ggml block-quantized types (GGUF) come
-// last: a row of n elements is n / g4_dtype_block(dt) blocks of g4_dtype_block_bytes(dt) bytes.
+// last: a row of n elements is n / g4_dtype_block(dt) blocks of g4_dtype_block_bytes(dt) bytes
+// (layouts in qblock.h); the CPU engine takes them for matrices, kept quantized.
 enum g4_dtype {
     G4_DTYPE_F32 = 0,
     G4_DTYPE_F16 = 1,
@@ -48,7 +49,14 @@ size_t g4_dtype_block_bytes(enum g4_dtype dt);
 // Bytes of a row of n elements; 0 when dt is unknown or n is not a whole number of blocks.
 size_t g4_dtype_row_bytes(enum g4_dtype dt, int64_t n);
 
-// Converts n elements of dtype at src to fp32.
+// Converts n elements of dtype at src to fp32; src is the start of a row (element 0 of a block
+// for the block types, whose values are bit-identical to ggml's dequantize_row_*; a partial last
+// block is read whole and cut). Any other dtype gives zeros (g4_weights_bind admits none).
 void g4_to_f32(float *dst, const void *src, enum g4_dtype dtype, size_t n);
+
+// IEEE half <-> single, exact one way and rounded to nearest even the other (as F16C's
+// VCVTPH2PS / VCVTPS2PH; NaN stays NaN).
+float g4_f16_to_f32(uint16_t h);
+uint16_t g4_f32_to_f16(float f);
 
 #endif

@@ -1,0 +1,153 @@
+// Quantized weights on the CPU: the dequantizers bit for bit against the gguf package
+// (tests/quant/dequant.bin, written by tests/quant/make_fixture.py), fp32 <-> fp16.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dtype.h"
+#include "harness.h"
+
+struct record {
+    char name[9];
+    uint32_t n, in_bytes, out_bytes;
+    const uint8_t *in, *out;
+};
+
+// Parses the fixture into recs (at most max); returns the count, or -1 on a malformed file.
+static int read_fixture(char **blob, struct record *recs, int max) {
+    size_t size = 0;
+    *blob = g4_read_file(g4_src_path("tests/quant/dequant.bin"), &size);
+    if (!*blob || size < 12 || memcmp(*blob, "G4QF", 4)) return -1;
+    const uint8_t *p = (const uint8_t *)*blob, *end = p + size;
+    uint32_t version, count;
+    memcpy(&version, p + 4, 4);
+    memcpy(&count, p + 8, 4);
+    if (version != 1 || count > (uint32_t)max) return -1;
+    p += 12;
+    for (uint32_t i = 0; i < count; i++) {
+        struct record *r = &recs[i];
+        if (end - p < 20) return -1;
+        memcpy(r->name, p, 8);
+        r->name[8] = 0;
+        memcpy(&r->n, p + 8, 4);
+        memcpy(&r->in_bytes, p + 12, 4);
+        memcpy(&r->out_bytes, p + 16, 4);
+        p += 20;
+        if ((size_t)(end - p) < (size_t)r->in_bytes + r->out_bytes) return -1;
+        r->in = p;
+        r->out = p + r->in_bytes;
+        p += r->in_bytes + r->out_bytes;
+    }
+    return (int)count;
+}
+
+static enum g4_dtype dtype_named(const char *name) {
+    for (int dt = 0; dt < G4_DTYPE_COUNT; dt++)
+        if (strcmp(g4_dtype_name((enum g4_dtype)dt), name) == 0) return (enum g4_dtype)dt;
+    return G4_DTYPE_COUNT;
+}
+
+// Index of the first element whose bits differ, or -1.
+static long first_diff(const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], 4)) return (long)i;
+    return -1;
+}
+
+// g4_to_f32 on every record: the whole row, every prefix length (partial last blocks), and rows
+// starting at each block; NaN bits included.
+static void test_dequant_bit_exact(void **state) {
+    (void)state;
+    char *blob = NULL;
+    struct record recs[16];
+    const int n_recs = read_fixture(&blob, recs, 16);
+    assert_true(n_recs > 0);
+    int seen_quant = 0, n_checks = 0;
+    for (int ri = 0; ri < n_recs; ri++) {
+        const struct record *r = &recs[ri];
+        if (strcmp(r->name, "TOF16") == 0) continue;
+        const enum g4_dtype dt = dtype_named(r->name);
+        assert_true(dt != G4_DTYPE_COUNT);
+        assert_int_equal(r->out_bytes, (size_t)r->n * 4);
+        assert_int_equal(g4_dtype_row_bytes(dt, r->n), r->in_bytes);
+        seen_quant += G4_DTYPE_IS_QUANT(dt);
+        float *want = malloc((size_t)r->n * 4), *got = malloc((size_t)r->n * 4 + 64);
+        memcpy(want, r->out, (size_t)r->n * 4);
+        const int qk = g4_dtype_block(dt);
+        // whole row, then prefixes: n = qk * b + tail for a spread of tails
+        for (uint32_t n = r->n; n > 0; n = n > 97 ? n - 97 : n - 1) {
+            memset(got, 0xA5, (size_t)r->n * 4 + 64);
+            g4_to_f32(got, r->in, dt, n);
+            const long d = first_diff(got, want, n);
+            if (d >= 0)
+                print_message("%s n=%u: element %ld is %.9g (0x%08x), gguf says %.9g\n", r->name, n,
+                              d, got[d], ((uint32_t *)got)[d], want[d]);
+            assert_int_equal(d, -1);
+            // nothing written past n
+            for (size_t i = n; i < (size_t)r->n + 16; i++) assert_int_equal(((uint32_t *)got)[i], 0xA5A5A5A5u);
+            n_checks++;
+        }
+        // rows starting at each block (as a row lookup or a matmul tile does)
+        for (uint32_t b0 = 0; b0 * qk < r->n; b0++) {
+            const size_t n = r->n - (size_t)b0 * qk;
+            g4_to_f32(got, r->in + g4_dtype_row_bytes(dt, (int64_t)b0 * qk), dt, n);
+            assert_int_equal(first_diff(got, want + (size_t)b0 * qk, n), -1);
+            n_checks++;
+        }
+        print_message("%-5s %5u elements (%u blocks) bit-identical to gguf.quants\n", r->name, r->n,
+                      r->n / qk);
+        free(want), free(got);
+    }
+    assert_int_equal(seen_quant, 6); // Q4_0 Q5_0 Q8_0 Q4_K Q5_K Q6_K
+    print_message("dequantization: %d checks\n", n_checks);
+    free(blob);
+}
+
+// fp32 -> fp16 against numpy's rounding (ties, subnormals, overflow), and fp16 -> fp32 -> fp16
+// for every non-NaN half.
+static void test_f16_round(void **state) {
+    (void)state;
+    char *blob = NULL;
+    struct record recs[16];
+    const int n_recs = read_fixture(&blob, recs, 16);
+    assert_true(n_recs > 0);
+    int found = 0;
+    for (int ri = 0; ri < n_recs; ri++) {
+        const struct record *r = &recs[ri];
+        if (strcmp(r->name, "TOF16") != 0) continue;
+        found = 1;
+        for (uint32_t i = 0; i < r->n; i++) {
+            float f;
+            uint16_t want;
+            memcpy(&f, r->in + 4 * i, 4);
+            memcpy(&want, r->out + 2 * i, 2);
+            const uint16_t got = g4_f32_to_f16(f);
+            if (got != want) print_message("f16(%.9g) = 0x%04x, numpy 0x%04x\n", f, got, want);
+            assert_int_equal(got, want);
+        }
+        print_message("fp32 -> fp16: %u values as numpy rounds them\n", r->n);
+    }
+    assert_true(found);
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        const float f = g4_f16_to_f32((uint16_t)h);
+        if (isnan(f)) assert_true(isnan(g4_f16_to_f32(g4_f32_to_f16(f))));
+        else assert_int_equal(g4_f32_to_f16(f), h);
+    }
+    assert_true(isnan(g4_f16_to_f32(g4_f32_to_f16(NAN))));
+    free(blob);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dequant_bit_exact),
+        cmocka_unit_test(test_f16_round),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
