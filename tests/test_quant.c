@@ -13,6 +13,42 @@
 
 #include "dtype.h"
 #include "harness.h"
+#include "matmul_cpu.h"
+#include "qblock.h"
+#include "threadpool.h"
+
+#define SENTINEL 12345.0f
+#define GUARD 16
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint32_t rand32(void) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (uint32_t)(rng >> 32);
+}
+static float frand(void) { return (float)((rand32() >> 8) * (1.0 / (1 << 24))) * 2.0f - 1.0f; }
+
+static const enum g4_dtype quant_types[] = {G4_DTYPE_Q4_0, G4_DTYPE_Q5_0, G4_DTYPE_Q8_0,
+                                            G4_DTYPE_Q4_K, G4_DTYPE_Q5_K, G4_DTYPE_Q6_K};
+
+// A (rows, cols) matrix of random blocks: random quants and scale bytes, scales d (and dmin)
+// about 1 / (typical |q| * sqrt-ish), so products stay O(1).
+static void *random_quant(enum g4_dtype dt, int64_t rows, int64_t cols) {
+    const size_t bb = g4_dtype_block_bytes(dt), nb = (size_t)rows * cols / g4_dtype_block(dt);
+    uint8_t *w = malloc(nb * bb);
+    for (size_t i = 0; i < nb * bb; i++) w[i] = (uint8_t)rand32();
+    for (size_t b = 0; b < nb; b++) {
+        uint8_t *p = w + b * bb;
+        const float mag = dt == G4_DTYPE_Q8_0 ? 1.0f / 127 : dt == G4_DTYPE_Q4_K || dt == G4_DTYPE_Q5_K ? 1.0f / 600 : 1.0f / 16;
+        const uint16_t d = g4_f32_to_f16(frand() * mag), dmin = g4_f32_to_f16(frand() * mag);
+        if (dt == G4_DTYPE_Q6_K) {
+            memcpy(p + G4_QBLOCK_Q6_K_D, &d, 2);
+        } else {
+            memcpy(p, &d, 2);
+            if (dt == G4_DTYPE_Q4_K || dt == G4_DTYPE_Q5_K) memcpy(p + 2, &dmin, 2);
+        }
+    }
+    return w;
+}
 
 struct record {
     char name[9];
@@ -144,10 +180,70 @@ static void test_f16_round(void **state) {
     free(blob);
 }
 
+// The exact path: g4_matmul_cpu on quantized weights against a double-precision product with
+// the dequantized matrix, every ISA level, awkward shapes (1 to 5 blocks, K past the 2048-column
+// slices, rows around the 4-row tiles), 1 to 130 tokens (the 96-token blocks), sentinels.
+static void test_matmul_exact(void **state) {
+    (void)state;
+    static const struct { int rows, blocks32; } shapes[] = {{1, 8}, {7, 1}, {5, 3}, {33, 9},
+                                                           {4, 24}, {9, 72}, {6, 136}};
+    static const int tokens[] = {1, 2, 3, 5, 6, 7, 13, 130};
+    struct g4_pool *pool;
+    assert_int_equal(g4_pool_init(&pool, 3), G4_OK);
+    const enum g4_isa best = g4_matmul_isa();
+    int n_cases = 0;
+    double worst = 0.0;
+    for (size_t qi = 0; qi < G4_COUNT(quant_types); qi++)
+        for (size_t si = 0; si < G4_COUNT(shapes); si++) {
+            const enum g4_dtype dt = quant_types[qi];
+            const int qk = g4_dtype_block(dt), R = shapes[si].rows;
+            const int C = qk == 32 ? shapes[si].blocks32 * 32 : (shapes[si].blocks32 + 7) / 8 * 256;
+            void *wq = random_quant(dt, R, C);
+            float *wf = malloc(sizeof(float) * R * C);
+            for (int r = 0; r < R; r++)
+                g4_to_f32(wf + (size_t)r * C, (const char *)wq + g4_dtype_row_bytes(dt, C) * r, dt, (size_t)C);
+            const struct g4_weight w = {wq, dt, R, C};
+            for (size_t ti = 0; ti < G4_COUNT(tokens); ti++) {
+                const int nt = tokens[ti];
+                float *x = malloc(sizeof(float) * nt * C), *ref = malloc(sizeof(float) * nt * R);
+                float *got = malloc(sizeof(float) * (nt * R + 2 * GUARD));
+                for (int i = 0; i < nt * C; i++) x[i] = frand();
+                for (int t = 0; t < nt; t++)
+                    for (int r = 0; r < R; r++) {
+                        double acc = 0.0;
+                        for (int k = 0; k < C; k++) acc += (double)wf[(size_t)r * C + k] * x[t * C + k];
+                        ref[t * R + r] = (float)acc;
+                    }
+                for (int isa = G4_ISA_PORTABLE; isa <= (int)best; isa++) {
+                    for (int i = 0; i < nt * R + 2 * GUARD; i++) got[i] = SENTINEL;
+                    g4_matmul_limit_isa((enum g4_isa)isa);
+                    g4_matmul_cpu(got + GUARD, x, w, nt, isa & 1 ? NULL : pool);
+                    g4_matmul_limit_isa(G4_ISA_AVX512BF16);
+                    char what[112];
+                    snprintf(what, sizeof what, "exact %s %s rows=%d cols=%d tokens=%d",
+                             g4_isa_name((enum g4_isa)isa), g4_dtype_name(dt), R, C, nt);
+                    // fp32 accumulation against double: a few ulps of sqrt(cols)
+                    const double e = g4_compare_rel(got + GUARD, ref, (size_t)nt * R, 1e-5, what);
+                    assert_true(e <= 1e-5);
+                    worst = fmax(worst, e);
+                    for (int i = 0; i < GUARD; i++)
+                        assert_true(got[i] == SENTINEL && got[GUARD + nt * R + i] == SENTINEL);
+                    n_cases++;
+                }
+                free(x), free(ref), free(got);
+            }
+            free(wq), free(wf);
+        }
+    print_message("exact path: %d cases (up to %s) within %.2e of the dequantized double product\n",
+                  n_cases, g4_isa_name(best), worst);
+    g4_pool_free(pool);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dequant_bit_exact),
         cmocka_unit_test(test_f16_round),
+        cmocka_unit_test(test_matmul_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,10 +18,25 @@ struct binder {
     struct g4_weights *w;
 };
 
+// Vectors (norm weights, scales) must be F32, F16 or BF16; matrices may also be ggml block types
+// (kept quantized, see dtype.h), with rows a whole number of blocks.
 static g4_status check_dtype(struct binder *b, const struct g4_tensor *t) {
     if (G4_DTYPE_IS_FLOAT(t->dtype)) return G4_OK;
     return g4_fail(G4_ERR_UNSUPPORTED, "%s: tensor %s has dtype %s; the text model needs F32, F16 or BF16",
                    b->what, t->name, g4_dtype_name(t->dtype));
+}
+
+static g4_status check_matrix_dtype(struct binder *b, const struct g4_tensor *t, int64_t cols) {
+    if (G4_DTYPE_IS_FLOAT(t->dtype)) return G4_OK;
+    if (!G4_DTYPE_IS_QUANT(t->dtype))
+        return g4_fail(G4_ERR_UNSUPPORTED,
+                       "%s: tensor %s has dtype %s; matrices need F32, F16, BF16 or a ggml block type "
+                       "(Q4_0, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K)", b->what, t->name, g4_dtype_name(t->dtype));
+    if (cols % g4_dtype_block(t->dtype))
+        return g4_fail(G4_ERR_FORMAT, "%s: tensor %s is %s with rows of %lld elements, not a multiple "
+                       "of its %d-element blocks", b->what, t->name, g4_dtype_name(t->dtype),
+                       (long long)cols, g4_dtype_block(t->dtype));
+    return G4_OK;
 }
 
 static g4_status find(struct binder *b, const char *name, const struct g4_tensor **out) {
@@ -31,7 +46,7 @@ static g4_status find(struct binder *b, const char *name, const struct g4_tensor
     if (!t) return g4_fail(G4_ERR_FORMAT, "%s: missing tensor %s", b->what, full);
     b->used[t - b->st->tensors] = true;
     *out = t;
-    return check_dtype(b, t);
+    return G4_OK;
 }
 
 static g4_status check_shape(struct binder *b, const struct g4_tensor *t, int n_dims,
@@ -57,6 +72,7 @@ static g4_status mat(struct binder *b, struct g4_weight *out, const char *name, 
     G4_TRY(find(b, name, &t));
     int64_t dims3[3] = {d0, rows, cols}, dims2[2] = {rows, cols};
     G4_TRY(d0 > 0 ? check_shape(b, t, 3, dims3) : check_shape(b, t, 2, dims2));
+    G4_TRY(check_matrix_dtype(b, t, cols));
     *out = (struct g4_weight){t->data, t->dtype, d0 > 0 ? d0 * rows : rows, cols};
     b->w->n_bytes += t->n_bytes;
     return G4_OK;
@@ -66,6 +82,7 @@ static g4_status vec(struct binder *b, const float **out, const char *name, int6
     const struct g4_tensor *t = NULL;
     G4_TRY(find(b, name, &t));
     G4_TRY(check_shape(b, t, 1, &n));
+    G4_TRY(check_dtype(b, t));
     float *dst = b->pool_next;
     b->pool_next += n;
     g4_to_f32(dst, t->data, t->dtype, (size_t)n);
@@ -169,7 +186,7 @@ g4_status g4_weights_bind(struct g4_weights *w, const struct g4_config *c,
             goto fail;
         }
         int64_t dims[2] = {c->vocab_size, H};
-        if ((s = check_shape(&b, t, 2, dims)) || (s = check_dtype(&b, t))) goto fail;
+        if ((s = check_shape(&b, t, 2, dims)) || (s = check_matrix_dtype(&b, t, H))) goto fail;
         w->lm_head = (struct g4_weight){t->data, t->dtype, c->vocab_size, H};
         w->n_bytes += t->n_bytes;
         b.used[t - st->tensors] = true;

@@ -101,9 +101,10 @@ static void mm(struct g4_session *s, float *out, const float *x, struct g4_weigh
         g4_matmul_cpu(out, x, w, n, cs->pool);
 }
 
-// Row `id` of an embedding table, times scale (Gemma4TextScaledWordEmbedding).
+// Row `id` of an embedding table, times scale (Gemma4TextScaledWordEmbedding). Quantized tables
+// (GGUF) dequantize just this row.
 static void embed_row(float *out, struct g4_weight table, int32_t id, float scale) {
-    g4_to_f32(out, (const char *)table.data + (size_t)id * table.cols * g4_dtype_size(table.dtype),
+    g4_to_f32(out, (const char *)table.data + (size_t)id * g4_dtype_row_bytes(table.dtype, table.cols),
               table.dtype, (size_t)table.cols);
     for (int64_t i = 0; i < table.cols; i++) out[i] *= scale;
 }
@@ -122,15 +123,14 @@ static void per_layer_inputs(struct g4_session *s, const int32_t *tokens, int n)
     g4_rmsnorm_cpu(cs->ple, cs->ple, m->w.per_layer_projection_norm, n * L, P, c->rms_norm_eps);
     // token part: embed_tokens_per_layer(ids) * sqrt(P); sum times 1/sqrt(2)
     const float tok_scale = sqrtf((float)P), mix = 0.70710678118654752f; // 2^-0.5
+    const struct g4_weight tab = m->w.embed_tokens_per_layer;
     for (int t = 0; t < n; t++) {
         float *dst = cs->ple + (size_t)t * LP;
-        const char *src = (const char *)m->w.embed_tokens_per_layer.data +
-                          (size_t)tokens[t] * LP * g4_dtype_size(m->w.embed_tokens_per_layer.dtype);
-        for (size_t i = 0; i < LP; i += 256) {
+        const char *src = (const char *)tab.data + (size_t)tokens[t] * g4_dtype_row_bytes(tab.dtype, (int64_t)LP);
+        for (size_t i = 0; i < LP; i += 256) { // 256: a whole number of blocks of every type
             float tmp[256];
             size_t k = LP - i < 256 ? LP - i : 256;
-            g4_to_f32(tmp, src + i * g4_dtype_size(m->w.embed_tokens_per_layer.dtype),
-                      m->w.embed_tokens_per_layer.dtype, k);
+            g4_to_f32(tmp, src + g4_dtype_row_bytes(tab.dtype, (int64_t)i), tab.dtype, k);
             for (size_t j = 0; j < k; j++) dst[i + j] = (dst[i + j] + tmp[j] * tok_scale) * mix;
         }
     }

@@ -24,6 +24,7 @@
 #include "dtype.h"
 
 enum { MR = 4, KC = 2048, TB = 96, GEMV_MAX_K = 3072 };
+_Static_assert(KC % 256 == 0, "K slices must start on quantized blocks");
 
 // out[t * ldo + r] = (acc ? out[t * ldo + r] : 0) + dot(w row r, x row t) over columns [k0, k1),
 // for r < nr (<= MR) and t < nt (<= the kernel's MT). Row r of w starts at w + r * row_bytes.
@@ -532,7 +533,37 @@ struct matmul_job {
     int mt;
     int64_t kc, tb;     // K slice and token block of prefill
     bool gemv_all_rows; // one token: a single tile call over the part's rows
+    enum g4_dtype wq;   // a block type: w holds it, and tile is the fp32 tile (see quant_part)
 };
+
+// Block-quantized weights on the exact path: each MR-row x KC-column slice of the part's rows is
+// dequantized once per token block into an fp32 buffer (32 KB, in L1/L2), which the fp32 tile
+// then meets with every token of the block; the weights stay quantized in memory and stream
+// once per token block. KC is a multiple of every block size, so slices start on blocks.
+static void quant_part(const struct matmul_job *j, int64_t row0, int64_t row1) {
+    float wbuf[MR * KC];
+    const int64_t K = j->K;
+    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+        const int64_t k1 = K - k0 < KC ? K : k0 + KC, nk = k1 - k0;
+        const size_t off = g4_dtype_row_bytes(j->wq, k0);
+        for (int b0 = 0; b0 < j->n; b0 += j->tb) {
+            const int b1 = j->n - b0 < j->tb ? j->n : b0 + (int)j->tb;
+            for (int64_t r = row0; r < row1; r += MR) {
+                const int nr = row1 - r < MR ? (int)(row1 - r) : MR;
+                for (int i = 0; i < nr; i++)
+                    g4_to_f32(wbuf + i * nk, j->w + (size_t)(r + i) * j->row_bytes + off, j->wq,
+                              (size_t)nk);
+                for (int t = b0; t < b1; t += j->mt) {
+                    const int nt = b1 - t < j->mt ? b1 - t : j->mt;
+                    j->tile(j->out + (size_t)t * j->ldo + r, j->ldo, (const char *)wbuf,
+                            (size_t)nk * sizeof(float), nr,
+                            (const float *)j->x + (size_t)t * j->ldx + k0, j->ldx, nt, 0, nk,
+                            k0 > 0);
+                }
+            }
+        }
+    }
+}
 
 static void matmul_part(void *arg, int part, int n_parts) {
     const struct matmul_job *j = arg;
@@ -540,6 +571,10 @@ static void matmul_part(void *arg, int part, int n_parts) {
     const int64_t row0 = n_tiles * part / n_parts * MR;
     const int64_t row1_raw = n_tiles * (part + 1) / n_parts * MR;
     const int64_t row1 = row1_raw < rows ? row1_raw : rows;
+    if (G4_DTYPE_IS_QUANT(j->wq)) {
+        quant_part(j, row0, row1);
+        return;
+    }
     if (j->n == 1 && j->gemv_all_rows) {
         if (row1 > row0)
             j->tile(j->out + row0, j->ldo, j->w + (size_t)row0 * j->row_bytes, j->row_bytes,
@@ -576,9 +611,11 @@ void g4_matmul_cpu(float *out, const float *x, struct g4_weight w, int n_tokens,
         return;
     }
     const struct kernel *k = kernel_for(g4_matmul_isa());
+    const bool quant = G4_DTYPE_IS_QUANT(w.dtype);
     struct matmul_job job = {out, w.rows, (const char *)x, w.cols, 4, w.data,
-                             (size_t)w.cols * g4_dtype_size(w.dtype), w.rows, w.cols,
-                             n_tokens, tile_for(k, w.dtype), k->mt, KC, TB, k->gemv_all_rows};
+                             g4_dtype_row_bytes(w.dtype, w.cols), w.rows, w.cols,
+                             n_tokens, tile_for(k, quant ? G4_DTYPE_F32 : w.dtype), k->mt, KC, TB,
+                             k->gemv_all_rows, quant ? w.dtype : G4_DTYPE_F32};
     // Small products are not worth waking the workers.
     if ((double)w.rows * w.cols * n_tokens < 1 << 15) pool = NULL;
     g4_pool_run(pool, matmul_part, &job);
@@ -594,7 +631,7 @@ void g4_matmul_rows_f32(float *out, int64_t ldo, const float *x, int64_t ldx, in
     }
     struct matmul_job job = {out, ldo, (const char *)x, ldx, 4, (const char *)rows,
                              (size_t)row_stride * sizeof(float), n_rows, k, n, kn->f32, kn->mt,
-                             KC, TB, kn->gemv_all_rows};
+                             KC, TB, kn->gemv_all_rows, G4_DTYPE_F32};
     matmul_part(&job, 0, 1);
 }
 
@@ -623,7 +660,7 @@ void g4_matmul_cpu_bf16act(float *out, const float *x, struct g4_weight w, int n
             round_bf16_avx512(xb + t * ld, x + (size_t)t * w.cols, (size_t)w.cols);
         struct matmul_job job = {out, w.rows, (const char *)xb, ld, 2, w.data,
                                  (size_t)w.cols * 2, w.rows, w.cols, n_tokens, tile_bf16act, 6,
-                                 KC, 2 * TB, true}; // bf16 block: the same bytes as an fp32 one
+                                 KC, 2 * TB, true, G4_DTYPE_F32}; // bf16 block: the same bytes as an fp32 one
         if ((double)w.rows * w.cols * n_tokens < 1 << 15) pool = NULL;
         g4_pool_run(pool, matmul_part, &job);
         return;

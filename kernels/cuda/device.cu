@@ -39,7 +39,14 @@ static uint16_t f32_to_bf16(float f) {
 
 static size_t weight_elems(const struct g4_weight *w) { return (size_t)w->rows * (size_t)w->cols; }
 
-// Copies w (checkpoint dtype) to dst as bf16.
+// Byte offset of flat element i of w: i is a multiple of STAGE_ELEMS, so for block types (rows a
+// whole number of blocks) it starts a block.
+static size_t elem_offset(const struct g4_weight *w, size_t i) {
+    return g4_dtype_row_bytes(w->dtype, (int64_t)i);
+}
+
+// Copies w (checkpoint dtype) to dst as bf16; block-quantized weights (GGUF) are dequantized
+// here, so this engine computes with their bf16 roundings.
 static g4_status put_bf16(struct placer *p, g4_bf16 *dst, const struct g4_weight *w) {
     const size_t n = weight_elems(w);
     if (!p->base || n == 0) return G4_OK;
@@ -47,10 +54,9 @@ static g4_status put_bf16(struct placer *p, g4_bf16 *dst, const struct g4_weight
         G4_CUDA_TRY(cudaMemcpy(dst, w->data, n * 2, cudaMemcpyHostToDevice));
         return G4_OK;
     }
-    const size_t esize = g4_dtype_size(w->dtype);
     for (size_t i = 0; i < n; i += STAGE_ELEMS) {
         const size_t k = n - i < STAGE_ELEMS ? n - i : STAGE_ELEMS;
-        g4_to_f32(p->stage_f32, (const char *)w->data + i * esize, w->dtype, k);
+        g4_to_f32(p->stage_f32, (const char *)w->data + elem_offset(w, i), w->dtype, k);
         for (size_t j = 0; j < k; j++) p->stage_bf[j] = f32_to_bf16(p->stage_f32[j]);
         G4_CUDA_TRY(cudaMemcpy(dst + i, p->stage_bf, k * 2, cudaMemcpyHostToDevice));
     }
@@ -88,13 +94,13 @@ static g4_status put_vec(struct placer *p, const float **out, const float *src, 
 
 // A checkpoint-dtype matrix as fp32 (the MoE router).
 static g4_status put_f32_mat(struct placer *p, const float **out, const struct g4_weight *w) {
-    const size_t n = weight_elems(w), esize = g4_dtype_size(w->dtype);
+    const size_t n = weight_elems(w);
     float *dst = (float *)take(p, n * sizeof(float));
     *out = dst;
     if (!p->base) return G4_OK;
     for (size_t i = 0; i < n; i += STAGE_ELEMS) {
         const size_t k = n - i < STAGE_ELEMS ? n - i : STAGE_ELEMS;
-        g4_to_f32(p->stage_f32, (const char *)w->data + i * esize, w->dtype, k);
+        g4_to_f32(p->stage_f32, (const char *)w->data + elem_offset(w, i), w->dtype, k);
         G4_CUDA_TRY(cudaMemcpy(dst + i, p->stage_f32, k * sizeof(float), cudaMemcpyHostToDevice));
     }
     return G4_OK;
