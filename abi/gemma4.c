@@ -1,7 +1,7 @@
 // The public ABI: the only file with exported symbols. Argument checks, then calls into core/;
-// statuses and thread-local messages come back unchanged. Public handles are the core structs
-// themselves behind opaque typedefs, tagged while the caller holds them (core/handle.h): every
-// entry point checks the tag after the NULL check.
+// statuses and thread-local messages come back unchanged. A public handle is a small tagged
+// struct g4_handle naming the core struct (core/handle.h): every entry point checks the tag after
+// the NULL check, and every call that runs or changes a session marks it busy for its duration.
 #include "gemma4.h"
 
 #include <string.h>
@@ -14,8 +14,9 @@
 #include "model.h"
 #include "session.h"
 
-#define MODEL(p) ((struct g4_model *)(p))
-#define SESSION(p) ((struct g4_session *)(p))
+#define HANDLE(p) ((struct g4_handle *)(p))
+#define MODEL(p) ((struct g4_model *)HANDLE(p)->obj)
+#define SESSION(p) ((struct g4_session *)HANDLE(p)->obj)
 #define CHECK(cond, ...)                                                                           \
     do {                                                                                           \
         if (!(cond)) return g4_fail(G4_ERR_INVALID_ARGUMENT, __VA_ARGS__);                         \
@@ -25,10 +26,28 @@
 #define BEGIN() g4_clear_error()
 
 // Tag checks for non-NULL handles (see core/handle.h for what they can and cannot catch).
-static bool model_ok(const gemma4_model *m) { return MODEL(m)->tag == G4_TAG_MODEL; }
-static bool session_ok(const gemma4_session *s) { return SESSION(s)->tag == G4_TAG_SESSION; }
+static bool model_ok(const gemma4_model *m) { return g4_handle_get(HANDLE(m), G4_TAG_MODEL); }
+static bool session_ok(const gemma4_session *s) { return g4_handle_get(HANDLE(s), G4_TAG_SESSION); }
 #define CHECK_MODEL(m, fn) CHECK(model_ok(m), "%s: invalid or freed model handle", fn)
 #define CHECK_SESSION(s, fn) CHECK(session_ok(s), "%s: invalid or freed session handle", fn)
+
+// A session runs one call at a time: ENTER marks it busy (GEMMA4_ERR_BUSY if it already is, e.g.
+// when a token callback calls back into its own session), LEAVE clears the mark and passes the
+// status through. Every return between the two must go through LEAVE.
+static g4_status busy(const char *fn) {
+    return g4_fail(G4_ERR_BUSY,
+                   "%s: the session is busy with another call (called from its own token "
+                   "callback, or from two threads at once)", fn);
+}
+#define ENTER(s, fn)                                                                               \
+    do {                                                                                           \
+        if (atomic_exchange(&(s)->busy, true)) return busy(fn);                                    \
+    } while (0)
+static g4_status leave(struct g4_session *s, g4_status st) { // st is evaluated before the call
+    atomic_store(&s->busy, false);
+    return st;
+}
+#define LEAVE(s, st) leave(s, st)
 
 GEMMA4_API const char *gemma4_version(void) { return GEMMA4_VERSION_STRING; }
 GEMMA4_API int32_t gemma4_abi_version(void) { return GEMMA4_ABI_VERSION; }
@@ -62,8 +81,13 @@ GEMMA4_API gemma4_status gemma4_load(const char *model_dir, int32_t device, int3
     G4_TRY(g4_model_load(&m, model_dir, (enum g4_device)device, device_index, n_ctx, n_threads));
     g4_log(G4_LOG_INFO, "loaded %s: %s, %d layers, %zu weight bytes", model_dir, m->cfg.variant,
            m->cfg.num_hidden_layers, m->w.n_bytes);
-    m->tag = G4_TAG_MODEL;
-    *out = (gemma4_model *)m;
+    struct g4_handle *h;
+    g4_status st = g4_handle_new(G4_TAG_MODEL, m, &h);
+    if (st != G4_OK) {
+        g4_model_release(m);
+        return st;
+    }
+    *out = (gemma4_model *)h;
     return GEMMA4_OK;
 }
 
@@ -74,8 +98,10 @@ GEMMA4_API void gemma4_model_free(gemma4_model *model) {
                 "gemma4_model_free: invalid or freed model handle (ignored)");
         return;
     }
-    MODEL(model)->tag = 0; // the caller's reference is gone, even while sessions keep the model
-    g4_model_release(MODEL(model));
+    // The caller's reference and handle are gone, even while sessions keep the model.
+    struct g4_model *m = MODEL(model);
+    g4_handle_retire(HANDLE(model));
+    g4_model_release(m);
 }
 
 GEMMA4_API gemma4_status gemma4_model_info(const gemma4_model *model, int32_t key, int64_t *value) {
@@ -179,8 +205,13 @@ GEMMA4_API gemma4_status gemma4_session_new(gemma4_model *model, int64_t n_ctx,
     CHECK_MODEL(model, "gemma4_session_new");
     struct g4_session *s;
     G4_TRY(g4_session_init(&s, MODEL(model), n_ctx));
-    s->tag = G4_TAG_SESSION;
-    *out = (gemma4_session *)s;
+    struct g4_handle *h;
+    g4_status st = g4_handle_new(G4_TAG_SESSION, s, &h);
+    if (st != G4_OK) {
+        g4_session_free(s);
+        return st;
+    }
+    *out = (gemma4_session *)h;
     return GEMMA4_OK;
 }
 
@@ -191,8 +222,13 @@ GEMMA4_API void gemma4_session_free(gemma4_session *session) {
                 "gemma4_session_free: invalid or freed session handle (ignored)");
         return;
     }
-    SESSION(session)->tag = 0;
-    g4_session_free(SESSION(session));
+    struct g4_session *s = SESSION(session);
+    if (atomic_exchange(&s->busy, true)) {
+        busy("gemma4_session_free (not freed)");
+        return;
+    }
+    g4_handle_retire(HANDLE(session));
+    g4_session_free(s);
 }
 
 GEMMA4_API gemma4_status gemma4_session_step(gemma4_session *session, const int32_t *tokens,
@@ -211,24 +247,27 @@ GEMMA4_API gemma4_status gemma4_session_step(gemma4_session *session, const int3
                        capacity, V);
     if (n_tokens > (size_t)INT64_MAX / 2)
         return g4_fail(G4_ERR_CONTEXT_FULL, "gemma4_session_step: %zu tokens", n_tokens);
-    atomic_store(&s->cancel, false);
-    return g4_session_step(s, tokens, (int64_t)n_tokens, logits, false);
+    ENTER(s, "gemma4_session_step");
+    return LEAVE(s, g4_session_step(s, tokens, (int64_t)n_tokens, logits, false));
 }
 
 GEMMA4_API gemma4_status gemma4_kv_reset(gemma4_session *session) {
     BEGIN();
     CHECK(session, "gemma4_kv_reset: session is NULL");
     CHECK_SESSION(session, "gemma4_kv_reset");
-    g4_session_reset(SESSION(session));
-    return GEMMA4_OK;
+    struct g4_session *s = SESSION(session);
+    ENTER(s, "gemma4_kv_reset");
+    g4_session_reset(s);
+    return LEAVE(s, GEMMA4_OK);
 }
 
 GEMMA4_API gemma4_status gemma4_session_truncate(gemma4_session *session, int64_t n_keep) {
     BEGIN();
     CHECK(session, "gemma4_session_truncate: session is NULL");
     CHECK_SESSION(session, "gemma4_session_truncate");
-    atomic_store(&SESSION(session)->cancel, false);
-    return g4_session_truncate(SESSION(session), n_keep);
+    struct g4_session *s = SESSION(session);
+    ENTER(s, "gemma4_session_truncate");
+    return LEAVE(s, g4_session_truncate(s, n_keep));
 }
 
 GEMMA4_API gemma4_status gemma4_session_info(const gemma4_session *session, int32_t key,
@@ -263,16 +302,20 @@ GEMMA4_API gemma4_status gemma4_session_set_precision(gemma4_session *session,
         return g4_fail(G4_ERR_INVALID_ARGUMENT,
                        "gemma4_session_set_precision: unknown precision %d (GEMMA4_PRECISION_FP32 "
                        "0 or GEMMA4_PRECISION_BF16 1)", precision);
-    SESSION(session)->bf16 = precision == GEMMA4_PRECISION_BF16;
-    return GEMMA4_OK;
+    struct g4_session *s = SESSION(session);
+    ENTER(s, "gemma4_session_set_precision");
+    s->bf16 = precision == GEMMA4_PRECISION_BF16;
+    return LEAVE(s, GEMMA4_OK);
 }
 
 GEMMA4_API gemma4_status gemma4_session_set_greedy(gemma4_session *session) {
     BEGIN();
     CHECK(session, "gemma4_session_set_greedy: session is NULL");
     CHECK_SESSION(session, "gemma4_session_set_greedy");
-    struct g4_sampler *sp = &SESSION(session)->sampler;
-    return g4_sampler_set(sp, 0.0f, 0, 1.0f, 0.0f, sp->repeat_penalty, sp->repeat_last_n);
+    struct g4_session *s = SESSION(session);
+    ENTER(s, "gemma4_session_set_greedy");
+    struct g4_sampler *sp = &s->sampler;
+    return LEAVE(s, g4_sampler_set(sp, 0.0f, 0, 1.0f, 0.0f, sp->repeat_penalty, sp->repeat_last_n));
 }
 
 GEMMA4_API gemma4_status gemma4_session_set_sampling(gemma4_session *session, float temperature,
@@ -280,9 +323,11 @@ GEMMA4_API gemma4_status gemma4_session_set_sampling(gemma4_session *session, fl
     BEGIN();
     CHECK(session, "gemma4_session_set_sampling: session is NULL");
     CHECK_SESSION(session, "gemma4_session_set_sampling");
-    struct g4_sampler *sp = &SESSION(session)->sampler;
-    return g4_sampler_set(sp, temperature, top_k, top_p, min_p, sp->repeat_penalty,
-                          sp->repeat_last_n);
+    struct g4_session *s = SESSION(session);
+    ENTER(s, "gemma4_session_set_sampling");
+    struct g4_sampler *sp = &s->sampler;
+    return LEAVE(s, g4_sampler_set(sp, temperature, top_k, top_p, min_p, sp->repeat_penalty,
+                          sp->repeat_last_n));
 }
 
 GEMMA4_API gemma4_status gemma4_session_set_repetition_penalty(gemma4_session *session,
@@ -290,16 +335,20 @@ GEMMA4_API gemma4_status gemma4_session_set_repetition_penalty(gemma4_session *s
     BEGIN();
     CHECK(session, "gemma4_session_set_repetition_penalty: session is NULL");
     CHECK_SESSION(session, "gemma4_session_set_repetition_penalty");
-    struct g4_sampler *sp = &SESSION(session)->sampler;
-    return g4_sampler_set(sp, sp->temperature, sp->top_k, sp->top_p, sp->min_p, penalty, last_n);
+    struct g4_session *s = SESSION(session);
+    ENTER(s, "gemma4_session_set_repetition_penalty");
+    struct g4_sampler *sp = &s->sampler;
+    return LEAVE(s, g4_sampler_set(sp, sp->temperature, sp->top_k, sp->top_p, sp->min_p, penalty, last_n));
 }
 
 GEMMA4_API gemma4_status gemma4_session_set_seed(gemma4_session *session, uint64_t seed) {
     BEGIN();
     CHECK(session, "gemma4_session_set_seed: session is NULL");
     CHECK_SESSION(session, "gemma4_session_set_seed");
-    g4_sampler_set_seed(&SESSION(session)->sampler, seed);
-    return GEMMA4_OK;
+    struct g4_session *s = SESSION(session);
+    ENTER(s, "gemma4_session_set_seed");
+    g4_sampler_set_seed(&s->sampler, seed);
+    return LEAVE(s, GEMMA4_OK);
 }
 
 GEMMA4_API gemma4_status gemma4_session_sample(gemma4_session *session, int32_t *token) {
@@ -307,24 +356,31 @@ GEMMA4_API gemma4_status gemma4_session_sample(gemma4_session *session, int32_t 
     CHECK(session && token, "gemma4_session_sample: NULL argument");
     CHECK_SESSION(session, "gemma4_session_sample");
     struct g4_session *s = SESSION(session);
-    CHECK(s->has_logits, "gemma4_session_sample: no logits yet (step the session first)");
+    ENTER(s, "gemma4_session_sample");
+    if (!s->has_logits)
+        return LEAVE(s, g4_fail(G4_ERR_INVALID_ARGUMENT,
+                                "gemma4_session_sample: no logits yet (step the session first)"));
     *token = g4_sampler_sample(&s->sampler, s->logits, s->history, (size_t)s->n_past);
-    return GEMMA4_OK;
+    return LEAVE(s, GEMMA4_OK);
 }
 
 GEMMA4_API gemma4_status gemma4_session_add_stop(gemma4_session *session, const char *stop) {
     BEGIN();
     CHECK(session && stop, "gemma4_session_add_stop: NULL argument");
     CHECK_SESSION(session, "gemma4_session_add_stop");
-    return g4_session_add_stop(SESSION(session), stop);
+    struct g4_session *s = SESSION(session);
+    ENTER(s, "gemma4_session_add_stop");
+    return LEAVE(s, g4_session_add_stop(s, stop));
 }
 
 GEMMA4_API gemma4_status gemma4_session_clear_stops(gemma4_session *session) {
     BEGIN();
     CHECK(session, "gemma4_session_clear_stops: session is NULL");
     CHECK_SESSION(session, "gemma4_session_clear_stops");
-    g4_session_clear_stops(SESSION(session));
-    return GEMMA4_OK;
+    struct g4_session *s = SESSION(session);
+    ENTER(s, "gemma4_session_clear_stops");
+    g4_session_clear_stops(s);
+    return LEAVE(s, GEMMA4_OK);
 }
 
 GEMMA4_API gemma4_status gemma4_generate(gemma4_session *session, const char *prompt,
@@ -334,7 +390,9 @@ GEMMA4_API gemma4_status gemma4_generate(gemma4_session *session, const char *pr
     CHECK(session && prompt, "gemma4_generate: NULL argument");
     CHECK_SESSION(session, "gemma4_generate");
     CHECK(max_tokens >= 0, "gemma4_generate: max_tokens %d < 0", max_tokens);
-    return g4_generate(SESSION(session), prompt, max_tokens, on_token, user_data);
+    struct g4_session *s = SESSION(session);
+    ENTER(s, "gemma4_generate");
+    return LEAVE(s, g4_generate(s, prompt, max_tokens, on_token, user_data));
 }
 
 GEMMA4_API gemma4_status gemma4_chat_generate(gemma4_session *session, const char *const *roles,
@@ -345,14 +403,26 @@ GEMMA4_API gemma4_status gemma4_chat_generate(gemma4_session *session, const cha
     CHECK(session && roles && contents && n_messages > 0, "gemma4_chat_generate: NULL argument");
     CHECK_SESSION(session, "gemma4_chat_generate");
     CHECK(max_tokens >= 0, "gemma4_chat_generate: max_tokens %d < 0", max_tokens);
-    return g4_chat_generate(SESSION(session), roles, contents, n_messages, max_tokens, on_token,
-                            user_data);
+    struct g4_session *s = SESSION(session);
+    ENTER(s, "gemma4_chat_generate");
+    return LEAVE(s, g4_chat_generate(s, roles, contents, n_messages, max_tokens, on_token,
+                                     user_data));
+}
+
+GEMMA4_API gemma4_status gemma4_session_clear_cancel(gemma4_session *session) {
+    BEGIN();
+    CHECK(session, "gemma4_session_clear_cancel: session is NULL");
+    CHECK_SESSION(session, "gemma4_session_clear_cancel");
+    struct g4_session *s = SESSION(session);
+    ENTER(s, "gemma4_session_clear_cancel");
+    g4_session_clear_cancel(s);
+    return LEAVE(s, GEMMA4_OK);
 }
 
 GEMMA4_API gemma4_status gemma4_session_cancel(gemma4_session *session) {
-    // No BEGIN(): may run on another thread while the session works; touches only the flag.
+    // No BEGIN(): may run on another thread while the session works; touches only the counter.
     if (!session) return g4_fail(G4_ERR_INVALID_ARGUMENT, "gemma4_session_cancel: session is NULL");
     CHECK_SESSION(session, "gemma4_session_cancel");
-    atomic_store(&SESSION(session)->cancel, true);
+    g4_session_cancel(SESSION(session));
     return GEMMA4_OK;
 }

@@ -34,6 +34,15 @@
 // gemma4_session_cancel, which any thread may call at any time while the session is alive.
 // gemma4_last_error() is per thread.
 //
+// Re-entrancy: a session runs one call at a time. A call that runs or changes a session (step,
+// kv_reset, truncate, generate, chat_generate, sample, the set_* and stop functions, _free) made
+// while another call on the same session is still running, such as from that session's own
+// token callback, returns GEMMA4_ERR_BUSY and changes nothing (gemma4_session_free then frees
+// nothing: free the session after the running call returned). gemma4_session_info and
+// gemma4_session_cancel may be called from the callback. Other sessions and models may be used
+// from a callback freely. (Two threads using one session at once is still not allowed; the busy
+// check usually catches it, but is no substitute for the caller's own locking.)
+//
 // Lifetimes: sessions hold a reference to their model, so gemma4_model_free may be called
 // before the sessions are freed; the weights go when the last session is freed. The model
 // handle itself is invalid from gemma4_model_free on (its sessions keep working). Every _free
@@ -44,8 +53,8 @@
 // ("invalid or freed model handle" / "... session handle"); a _free given one does nothing but
 // set that message. This is a best-effort check, not a guarantee: it can only read memory that
 // is still allocated. The library keeps the handle structs of the last 8 freed models and the
-// last 8 freed sessions allocated (only the structs: weights, tokenizer and caches are released
-// at once), so reuse of those is always caught; for a handle freed longer ago the memory may
+// last 8 freed sessions allocated (a handle is a 16-byte struct of its own: weights, tokenizer
+// and caches are released at once), so reuse of those is always caught; for a handle freed longer ago the memory may
 // have been reused, and using it remains undefined behaviour (as does racing a _free with
 // another call on the same handle). Bindings should still make double frees impossible.
 #ifndef GEMMA4_H
@@ -95,6 +104,7 @@ typedef int32_t gemma4_status;
 #define GEMMA4_ERR_CANCELLED 11       // generation stopped by gemma4_session_cancel
 #define GEMMA4_ERR_CONFIG 12          // config.json value missing, out of range or inconsistent
 #define GEMMA4_ERR_NO_TOKENIZER 13    // the model directory has no tokenizer.json
+#define GEMMA4_ERR_BUSY 14            // the session is running another call (see "Re-entrancy")
 
 // Message for the last failed call on this thread ("" if none). Valid until the next gemma4
 // call on this thread. Never NULL.
@@ -318,11 +328,23 @@ GEMMA4_API gemma4_status gemma4_chat_generate(gemma4_session *session, const cha
                                               int32_t max_tokens, gemma4_token_fn on_token,
                                               void *user_data);
 
-// Asks a running gemma4_generate or gemma4_session_step on this session to stop at the next
-// token or micro-batch boundary; the call then returns GEMMA4_ERR_CANCELLED and the tokens
-// already run stay in the context (GEMMA4_SESSION_N_PAST tells how many). Safe from any thread
-// while the session is alive. The request is cleared when the next generate or step begins.
+// Asks the session to stop: safe from any thread (and from the token callback) while the session
+// is alive. A cancel is never lost: every request is answered by exactly one
+// GEMMA4_ERR_CANCELLED from the session's next check, where the checks are
+//  - while gemma4_generate, gemma4_chat_generate, gemma4_session_step or gemma4_session_truncate
+//    runs: before each token and each micro-batch; the call then returns CANCELLED and the tokens
+//    already run stay in the context (GEMMA4_SESSION_N_PAST tells how many);
+//  - when one of those calls begins (after its argument checks): a request made while no call was
+//    running, or one that arrived after a call's last check, makes the next such call return
+//    CANCELLED at once, with the session unchanged.
+// Requests made before one check are answered together by that check. So to stop a reply, call
+// this while it runs; a request that races the end of a reply stops the next call instead (it
+// says "cancelled before it ran"), unless the caller drops it with gemma4_session_clear_cancel.
 GEMMA4_API gemma4_status gemma4_session_cancel(gemma4_session *session);
+// Drops the cancel requests not answered yet, e.g. after cancelling a call that finished on its
+// own, so that they do not stop the next call. Call it on the session's thread between calls
+// (from the token callback: GEMMA4_ERR_BUSY). A request made after it returns still counts.
+GEMMA4_API gemma4_status gemma4_session_clear_cancel(gemma4_session *session);
 
 #ifdef __cplusplus
 }

@@ -58,7 +58,6 @@ static g4_status generate_ids(struct g4_session *s, const int32_t *ids, size_t n
                        n, (long long)s->n_past, (long long)s->n_ctx);
     if (n == 0 && !s->has_logits)
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "generate: empty prompt on a session without logits");
-    atomic_store(&s->cancel, false);
     s->last_prompt_tokens = (int64_t)n;
     s->last_gen_tokens = s->last_gen_us = 0;
     int64_t t0 = now_us();
@@ -72,7 +71,7 @@ static g4_status generate_ids(struct g4_session *s, const int32_t *ids, size_t n
     g4_status st = G4_OK;
     bool stopped = false;
     for (int32_t i = 0; i < max_tokens && !stopped; i++) {
-        if (atomic_load(&s->cancel)) {
+        if (g4_session_cancelled(s)) {
             st = g4_fail(G4_ERR_CANCELLED, "generate: cancelled after %d tokens", i);
             break;
         }
@@ -161,8 +160,6 @@ g4_status g4_chat_generate(struct g4_session *s, const char *const *roles,
                            const char *const *contents, size_t n_messages, int32_t max_tokens,
                            g4_token_fn on_token, void *user_data) {
     if (!s->model->tok) return g4_fail(G4_ERR_NO_TOKENIZER, "chat: the model has no tokenizer.json");
-    // A request left from an earlier cancel must not stop this turn's rewind.
-    atomic_store(&s->cancel, false);
     size_t len;
     const int gen = s->model->cfg.chat_gen_prompt;
     G4_TRY(g4_chat_render(roles, contents, n_messages, gen, NULL, 0, &len));
@@ -179,7 +176,9 @@ g4_status g4_chat_generate(struct g4_session *s, const char *const *roles,
     size_t keep = 0;
     while (keep < n && keep < (size_t)s->n_past && s->history[keep] == ids[keep]) keep++;
     if (keep == n && n > 0) keep--;
-    if ((int64_t)keep != s->n_past) st = g4_session_truncate(s, (int64_t)keep);
+    // A pending cancel request is answered before the rewind changes anything.
+    if (g4_session_cancelled(s)) st = g4_fail(G4_ERR_CANCELLED, "chat: cancelled before it ran");
+    else if ((int64_t)keep != s->n_past) st = g4_session_truncate(s, (int64_t)keep);
     if (st == G4_OK) st = generate_ids(s, ids + keep, n - keep, max_tokens, on_token, user_data);
     free(ids);
     return st;

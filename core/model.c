@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "cpu.h"
-#include "handle.h"
 #include "mem.h"
 
 static void model_destroy(struct g4_model *m) {
@@ -19,7 +18,7 @@ static void model_destroy(struct g4_model *m) {
     g4_budget_release(m->budget_bytes);
     g4_weights_free(&m->w);
     g4_safetensors_free(&m->st);
-    g4_handle_retire(G4_HANDLE_MODEL, m);
+    free(m);
 }
 
 g4_status g4_model_load(struct g4_model **out, const char *dir, enum g4_device device,

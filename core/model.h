@@ -15,7 +15,6 @@
 enum g4_device { G4_DEVICE_CPU = 0, G4_DEVICE_CUDA = 1 };
 
 struct g4_model {
-    uint32_t tag;                 // G4_TAG_MODEL while gemma4_load's caller holds it (handle.h)
     struct g4_config cfg;
     struct g4_safetensors st;
     struct g4_weights w;
@@ -35,6 +34,6 @@ struct g4_model {
 g4_status g4_model_load(struct g4_model **out, const char *dir, enum g4_device device,
                         int device_index, int64_t n_ctx, int n_threads);
 void g4_model_retain(struct g4_model *m);
-void g4_model_release(struct g4_model *m); // frees at zero (via the handle quarantine); NULL fine
+void g4_model_release(struct g4_model *m); // frees at zero; NULL fine
 
 #endif

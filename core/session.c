@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "handle.h"
 #include "mem.h"
 
 enum { DEFAULT_N_BATCH = 128 };
@@ -23,7 +22,8 @@ g4_status g4_session_init(struct g4_session **out, struct g4_model *m, int64_t n
     s->model = m;
     s->n_ctx = n_ctx;
     s->n_batch = n_ctx < DEFAULT_N_BATCH ? (int)n_ctx : DEFAULT_N_BATCH;
-    atomic_init(&s->cancel, false);
+    atomic_init(&s->cancel_requests, 0);
+    atomic_init(&s->busy, false);
     // K/V cache (fp32 on the CPU, bf16 on CUDA: the larger is reserved) before any allocation.
     const uint64_t kv_bytes = g4_config_kv_bytes(&m->cfg, n_ctx, sizeof(float));
     g4_status st = g4_budget_reserve(kv_bytes, "session KV cache");
@@ -52,7 +52,20 @@ void g4_session_free(struct g4_session *s) {
     g4_sampler_free(&s->sampler);
     free(s->logits);
     free(s->history);
-    g4_handle_retire(G4_HANDLE_SESSION, s);
+    free(s);
+}
+
+void g4_session_cancel(struct g4_session *s) { atomic_fetch_add(&s->cancel_requests, 1); }
+
+void g4_session_clear_cancel(struct g4_session *s) {
+    s->cancel_answered = atomic_load(&s->cancel_requests);
+}
+
+bool g4_session_cancelled(struct g4_session *s) {
+    const uint_fast64_t n = atomic_load(&s->cancel_requests);
+    if (n == s->cancel_answered) return false;
+    s->cancel_answered = n;
+    return true;
 }
 
 g4_status g4_session_step(struct g4_session *s, const int32_t *tokens, int64_t n, float *logits,
@@ -72,9 +85,13 @@ g4_status g4_session_step(struct g4_session *s, const int32_t *tokens, int64_t n
         return g4_fail(G4_ERR_CONTEXT_FULL,
                        "step: %lld tokens at position %lld exceed the context of %lld",
                        (long long)n, (long long)s->n_past, (long long)s->n_ctx);
+    // A request pending at entry cancels before anything changes (logits kept).
+    if (g4_session_cancelled(s))
+        return g4_fail(G4_ERR_CANCELLED, "step: cancelled before it ran (the request came before "
+                                         "or as the step began)");
     s->has_logits = false;
     for (int64_t done = 0; done < n;) {
-        if (atomic_load(&s->cancel))
+        if (done && g4_session_cancelled(s))
             return g4_fail(G4_ERR_CANCELLED, "step: cancelled after %lld of %lld tokens",
                            (long long)done, (long long)n);
         int chunk = n - done < s->n_batch ? (int)(n - done) : s->n_batch;
@@ -121,6 +138,8 @@ g4_status g4_session_truncate(struct g4_session *s, int64_t n_keep) {
     const struct g4_config *c = &s->model->cfg;
     for (int i = 0; i < c->n_kv_slots; i++)
         rings |= c->slot[i].is_sliding && c->slot[i].window < s->n_ctx;
+    if (g4_session_cancelled(s))
+        return g4_fail(G4_ERR_CANCELLED, "truncate: cancelled before it ran");
     int64_t old = s->n_past;
     s->has_logits = false;
     if (!rings || n_keep >= old - 1 || n_keep == 0) {

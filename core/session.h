@@ -13,7 +13,6 @@
 #define G4_MAX_STOPS 16
 
 struct g4_session {
-    uint32_t tag;            // G4_TAG_SESSION from gemma4_session_new to _free (handle.h)
     struct g4_model *model;  // holds a reference
     int64_t n_ctx;
     int64_t n_past;          // positions already in the cache
@@ -28,19 +27,32 @@ struct g4_session {
     char *stops[G4_MAX_STOPS];
     int n_stops;
     bool bf16;               // GEMMA4_PRECISION_BF16: matmul activations rounded to bf16
-    atomic_bool cancel;      // set by any thread; checked between micro-batches and tokens
+    // Cancellation (see gemma4_session_cancel): any thread increments cancel_requests; the
+    // session's own thread answers every request made since the last answer with one
+    // G4_ERR_CANCELLED (cancel_answered = the count it saw), so no request is lost or cleared.
+    atomic_uint_fast64_t cancel_requests;
+    uint_fast64_t cancel_answered;
+    atomic_bool busy;        // an ABI call that runs or changes the session is in progress
     // Statistics of the last g4_generate.
     int64_t last_prompt_tokens, last_gen_tokens, last_prompt_us, last_gen_us;
 };
 
 g4_status g4_session_init(struct g4_session **out, struct g4_model *m, int64_t n_ctx);
-void g4_session_free(struct g4_session *s); // via the handle quarantine; NULL fine
+void g4_session_free(struct g4_session *s); // NULL fine
+
+// Requests cancellation (any thread, any time while s is alive).
+void g4_session_cancel(struct g4_session *s);
+// On s's own thread: true (and the pending requests answered) when a cancel request arrived
+// since the last answer; the caller then returns G4_ERR_CANCELLED.
+bool g4_session_cancelled(struct g4_session *s);
+// On s's own thread: answers the pending requests without cancelling anything.
+void g4_session_clear_cancel(struct g4_session *s);
 
 // Appends n tokens and runs them (micro-batched). logits: NULL, or (n, vocab) when all_logits,
 // else (vocab,) for the last token; the last position's logits are also kept in s->logits.
 // Invalid token: G4_ERR_INVALID_TOKEN; n_past + n > n_ctx: G4_ERR_CONTEXT_FULL; both before
-// anything runs, so the session is unchanged. A cancel request stops between micro-batches
-// (G4_ERR_CANCELLED; the chunks already run stay).
+// anything runs, so the session is unchanged. A cancel request is checked before each
+// micro-batch (G4_ERR_CANCELLED; the chunks already run stay, none if it was pending at entry).
 g4_status g4_session_step(struct g4_session *s, const int32_t *tokens, int64_t n, float *logits,
                           bool all_logits);
 // Empties the cache (position 0).

@@ -34,6 +34,7 @@ const char *g4_status_name(g4_status st) {
         "GEMMA4_ERR_CANCELLED",
         "GEMMA4_ERR_CONFIG",
         "GEMMA4_ERR_NO_TOKENIZER",
+        "GEMMA4_ERR_BUSY",
     };
     if ((int)st < 0 || (int)st >= G4_STATUS_COUNT) return "GEMMA4_ERR_UNKNOWN";
     return names[st];

@@ -20,9 +20,10 @@ typedef enum {
     G4_ERR_CANCELLED = 11,       // generation stopped by callback or gemma4_session_cancel
     G4_ERR_CONFIG = 12,          // config.json value missing or out of range
     G4_ERR_NO_TOKENIZER = 13,    // text function on a model directory without tokenizer.json
+    G4_ERR_BUSY = 14,            // the session is running another call (e.g. re-entered from its callback)
 } g4_status;
 
-#define G4_STATUS_COUNT 14
+#define G4_STATUS_COUNT 15
 
 // Records "message" for the calling thread and returns st. Always returns st, also for G4_OK.
 g4_status g4_fail(g4_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

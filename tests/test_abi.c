@@ -220,7 +220,8 @@ static void test_cancel_before_step(void **state) {
     assert_int_equal(gemma4_session_new(m, 0, &s), GEMMA4_OK);
     assert_int_equal(gemma4_session_cancel(s), GEMMA4_OK);
     int32_t toks[3] = {2, 5, 6};
-    // a step clears an earlier request and runs
+    // a request made before a step is not lost: the step answers it without running, once
+    assert_int_equal(gemma4_session_step(s, toks, 3, NULL, 0, NULL), GEMMA4_ERR_CANCELLED);
     assert_int_equal(gemma4_session_step(s, toks, 3, NULL, 0, NULL), GEMMA4_OK);
     EXPECT_ERR(gemma4_session_cancel(NULL), GEMMA4_ERR_INVALID_ARGUMENT, "NULL");
     gemma4_session_free(s);

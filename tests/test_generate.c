@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include "gemma4.h"
+#include "handle.h"
 #include "harness.h"
+#include "model.h"
 
 static gemma4_model *load(const char *fixture, int64_t n_ctx) {
     char rel[128];
@@ -247,33 +249,197 @@ static void test_cancel_from_thread(void **state) {
     gemma4_model_free(m);
 }
 
-// Cancel during a long prefill: it stops at a micro-batch boundary with CANCELLED, keeps what ran,
-// and the session goes on from there.
+// Cancel during a prefill, deterministically: the backend's forward is wrapped so that, while
+// the second micro-batch runs, another thread calls gemma4_session_cancel (and is joined). The
+// step must stop right after that micro-batch with CANCELLED, keep exactly 2 * 128 tokens (128:
+// the session micro-batch, session.c), and the session goes on from there. Without a working
+// cancel the step runs all N tokens and returns OK: the test fails. N is small (a second under
+// ThreadSanitizer).
+static const struct g4_backend *real_backend;
+static gemma4_session *cancel_target;
+static int forwards_seen, cancel_at_forward;
+
+static void *cancel_now(void *arg) {
+    (void)arg;
+    gemma4_session_cancel(cancel_target);
+    return NULL;
+}
+
+static g4_status forward_and_cancel(struct g4_session *s, const int32_t *tokens, int n,
+                                    float *logits, bool all_logits) {
+    g4_status st = real_backend->forward(s, tokens, n, logits, all_logits);
+    if (++forwards_seen == cancel_at_forward) {
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, cancel_now, NULL), 0);
+        pthread_join(t, NULL);
+    }
+    return st;
+}
+
 static void test_cancel_mid_prefill(void **state) {
     (void)state;
-    gemma4_model *m = load("e2b", 8192);
+    gemma4_model *m = load("e2b", 2048);
+    struct g4_model *cm = ((struct g4_handle *)m)->obj;
+    real_backend = cm->backend;
+    struct g4_backend wrapped = *real_backend;
+    wrapped.forward = forward_and_cancel;
+    cm->backend = &wrapped;
     gemma4_session *s;
     assert_int_equal(gemma4_session_new(m, 0, &s), GEMMA4_OK);
-    enum { N = 8000 };
+    enum { N = 1024 };
     int32_t *toks = malloc(sizeof(int32_t) * N);
     for (int i = 0; i < N; i++) toks[i] = 3 + (i * 7919) % 500;
-    struct canceller c = {s, 2000};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, cancel_later, &c), 0);
+    cancel_target = s;
+    forwards_seen = 0;
+    cancel_at_forward = 2;
     gemma4_status st = gemma4_session_step(s, toks, N, NULL, 0, NULL);
-    pthread_join(t, NULL);
     int64_t past;
     gemma4_session_info(s, GEMMA4_SESSION_N_PAST, &past);
-    printf("prefill of %d tokens: %s after %lld\n", N, gemma4_status_name(st), (long long)past);
-    if (st == GEMMA4_OK) {
-        // the machine finished 8000 tokens within 2 ms: nothing to check but the result
-        assert_int_equal(past, N);
-    } else {
-        assert_int_equal(st, GEMMA4_ERR_CANCELLED);
-        assert_true(past < N && past % 128 == 0); // 128: the session micro-batch (session.c)
-        assert_int_equal(gemma4_session_step(s, toks + past, 1, NULL, 0, NULL), GEMMA4_OK);
-    }
+    printf("prefill of %d tokens: %s after %lld: %s\n", N, gemma4_status_name(st), (long long)past,
+           gemma4_last_error());
+    assert_int_equal(st, GEMMA4_ERR_CANCELLED);
+    assert_int_equal(past, 2 * 128);
+    assert_int_equal(forwards_seen, 2);
+    // answered once: the session goes on from there
+    cancel_at_forward = -1;
+    assert_int_equal(gemma4_session_step(s, toks + past, 1, NULL, 0, NULL), GEMMA4_OK);
+
+    // The same within a generate's prompt, and within the re-run of a truncate.
+    gemma4_kv_reset(s);
+    forwards_seen = 0;
+    cancel_at_forward = 3;
+    assert_int_equal(gemma4_generate(s, "The sea", 4, NULL, NULL), GEMMA4_ERR_CANCELLED);
+    int64_t gen;
+    gemma4_session_info(s, GEMMA4_SESSION_LAST_GEN_TOKENS, &gen);
+    assert_int_equal(gen, 2); // prompt (forward 1), tokens 1 and 2 (forwards 2, 3: cancel), stop
+    gemma4_kv_reset(s);
+    cancel_at_forward = -1;
+    assert_int_equal(gemma4_session_step(s, toks, 600, NULL, 0, NULL), GEMMA4_OK);
+    forwards_seen = 0;
+    cancel_at_forward = 1;
+    assert_int_equal(gemma4_session_truncate(s, 500), GEMMA4_ERR_CANCELLED); // re-runs 500 tokens
+    gemma4_session_info(s, GEMMA4_SESSION_N_PAST, &past);
+    assert_int_equal(past, 128);
+    cm->backend = real_backend;
     free(toks);
+    gemma4_session_free(s);
+    gemma4_model_free(m);
+}
+
+// A request made while no call runs, or racing a call's start, is not lost: the next call that
+// runs the model answers it with CANCELLED before changing anything; only that one.
+static void test_cancel_never_lost(void **state) {
+    (void)state;
+    gemma4_model *m = load("e2b", 256);
+    gemma4_session *s;
+    assert_int_equal(gemma4_session_new(m, 0, &s), GEMMA4_OK);
+    const int32_t toks[3] = {2, 5, 6};
+    int64_t past, ev;
+    assert_int_equal(gemma4_session_step(s, toks, 2, NULL, 0, NULL), GEMMA4_OK);
+    int32_t before, after;
+    assert_int_equal(gemma4_session_sample(s, &before), GEMMA4_OK);
+    assert_int_equal(gemma4_session_cancel(s), GEMMA4_OK);
+    assert_int_equal(gemma4_session_cancel(s), GEMMA4_OK); // two requests before a check: one answer
+    assert_int_equal(gemma4_session_step(s, toks + 2, 1, NULL, 0, NULL), GEMMA4_ERR_CANCELLED);
+    assert_non_null(strstr(gemma4_last_error(), "before it ran"));
+    gemma4_session_info(s, GEMMA4_SESSION_N_PAST, &past);
+    gemma4_session_info(s, GEMMA4_SESSION_N_EVALUATED, &ev);
+    assert_int_equal(past, 2);
+    assert_int_equal(ev, 2);
+    assert_int_equal(gemma4_session_sample(s, &after), GEMMA4_OK); // logits kept
+    assert_int_equal(after, before);
+    assert_int_equal(gemma4_session_step(s, toks + 2, 1, NULL, 0, NULL), GEMMA4_OK);
+    // generate, chat_generate and truncate answer a pending request the same way
+    const char *roles[] = {"user"}, *contents[] = {"Hi"};
+    assert_int_equal(gemma4_session_cancel(s), GEMMA4_OK);
+    assert_int_equal(gemma4_generate(s, "The sea", 4, NULL, NULL), GEMMA4_ERR_CANCELLED);
+    gemma4_session_info(s, GEMMA4_SESSION_N_PAST, &past);
+    assert_int_equal(past, 3);
+    assert_int_equal(gemma4_session_cancel(s), GEMMA4_OK);
+    assert_int_equal(gemma4_chat_generate(s, roles, contents, 1, 4, NULL, NULL), GEMMA4_ERR_CANCELLED);
+    gemma4_session_info(s, GEMMA4_SESSION_N_PAST, &past);
+    assert_int_equal(past, 3); // not rewound
+    assert_int_equal(gemma4_session_cancel(s), GEMMA4_OK);
+    assert_int_equal(gemma4_session_truncate(s, 1), GEMMA4_ERR_CANCELLED);
+    gemma4_session_info(s, GEMMA4_SESSION_N_PAST, &past);
+    assert_int_equal(past, 3);
+    assert_int_equal(gemma4_chat_generate(s, roles, contents, 1, 2, NULL, NULL), GEMMA4_OK);
+    // gemma4_session_clear_cancel drops a pending request
+    assert_int_equal(gemma4_session_cancel(s), GEMMA4_OK);
+    assert_int_equal(gemma4_session_clear_cancel(s), GEMMA4_OK);
+    assert_int_equal(gemma4_session_step(s, toks + 2, 1, NULL, 0, NULL), GEMMA4_OK);
+    gemma4_session_free(s);
+    gemma4_model_free(m);
+}
+
+// Calling back into the session from its own token callback: GEMMA4_ERR_BUSY, nothing changed,
+// and generation continues as if the calls had not been made.
+struct reenter {
+    gemma4_session *s;
+    int n_calls;
+    gemma4_status got[16];
+    int64_t past_in_callback;
+};
+
+static int32_t reenter_fn(const char *piece, size_t len, int32_t token, void *user) {
+    (void)piece, (void)len;
+    struct reenter *r = user;
+    if (token < 0 || r->n_calls) return 0;
+    const int32_t tok = 5;
+    int32_t out;
+    const char *roles[] = {"user"}, *contents[] = {"x"};
+    int k = 0;
+    r->got[k++] = gemma4_kv_reset(r->s);
+    r->got[k++] = gemma4_session_truncate(r->s, 0);
+    r->got[k++] = gemma4_generate(r->s, "nested", 2, NULL, NULL);
+    r->got[k++] = gemma4_chat_generate(r->s, roles, contents, 1, 2, NULL, NULL);
+    r->got[k++] = gemma4_session_step(r->s, &tok, 1, NULL, 0, NULL);
+    r->got[k++] = gemma4_session_sample(r->s, &out);
+    r->got[k++] = gemma4_session_set_greedy(r->s);
+    r->got[k++] = gemma4_session_set_seed(r->s, 1);
+    r->got[k++] = gemma4_session_add_stop(r->s, "x");
+    r->got[k++] = gemma4_session_clear_stops(r->s);
+    r->got[k++] = gemma4_session_set_precision(r->s, GEMMA4_PRECISION_BF16);
+    r->got[k++] = gemma4_session_clear_cancel(r->s);
+    gemma4_session_free(r->s); // refused: the session lives on
+    r->got[k++] = strstr(gemma4_last_error(), "not freed") ? GEMMA4_ERR_BUSY : GEMMA4_OK;
+    r->n_calls = k;
+    gemma4_status st = gemma4_session_info(r->s, GEMMA4_SESSION_N_PAST, &r->past_in_callback);
+    if (st) print_error("info in callback: %s\n", gemma4_last_error());
+    assert_int_equal(st, GEMMA4_OK);
+    return 0;
+}
+
+static void test_reentrant_calls_busy(void **state) {
+    (void)state;
+    gemma4_model *m = load("e2b", 256);
+    gemma4_session *s, *ref;
+    assert_int_equal(gemma4_session_new(m, 0, &s), GEMMA4_OK);
+    assert_int_equal(gemma4_session_new(m, 0, &ref), GEMMA4_OK);
+    struct collect plain = {0};
+    assert_int_equal(gemma4_generate(ref, "The sea", 8, collect_fn, &plain), GEMMA4_OK);
+    struct reenter r = {.s = s};
+    gemma4_status st = gemma4_generate(s, "The sea", 8, reenter_fn, &r);
+    if (st) print_error("generate with re-entrant callback: %s\n", gemma4_last_error());
+    assert_int_equal(st, GEMMA4_OK);
+    assert_int_equal(r.n_calls, 13);
+    for (int i = 0; i < r.n_calls; i++) {
+        if (r.got[i] != GEMMA4_ERR_BUSY) print_error("re-entrant call %d: %s\n", i, gemma4_status_name(r.got[i]));
+        assert_int_equal(r.got[i], GEMMA4_ERR_BUSY);
+    }
+    assert_string_equal(gemma4_status_name(GEMMA4_ERR_BUSY), "GEMMA4_ERR_BUSY");
+    assert_true(r.past_in_callback > 0);
+    // nothing changed: same context and tokens as an undisturbed session
+    int64_t p1, p2;
+    gemma4_session_info(s, GEMMA4_SESSION_N_PAST, &p1);
+    gemma4_session_info(ref, GEMMA4_SESSION_N_PAST, &p2);
+    assert_int_equal(p1, p2);
+    int64_t prec;
+    gemma4_session_info(s, GEMMA4_SESSION_PRECISION, &prec);
+    assert_int_equal(prec, GEMMA4_PRECISION_FP32);
+    // and the session works normally afterwards
+    assert_int_equal(gemma4_kv_reset(s), GEMMA4_OK);
+    gemma4_session_free(ref);
     gemma4_session_free(s);
     gemma4_model_free(m);
 }
@@ -310,6 +476,8 @@ int main(void) {
         cmocka_unit_test(test_stops),
         cmocka_unit_test(test_cancel_from_thread),
         cmocka_unit_test(test_cancel_mid_prefill),
+        cmocka_unit_test(test_cancel_never_lost),
+        cmocka_unit_test(test_reentrant_calls_busy),
         cmocka_unit_test(test_text_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

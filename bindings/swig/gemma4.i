@@ -169,6 +169,7 @@ class Gemma4Error(Exception):
 %ignore gemma4_generate;
 %ignore gemma4_chat_generate;
 %ignore gemma4_session_cancel;
+%ignore gemma4_session_clear_cancel;
 %ignore gemma4_token_fn;
 %ignore gemma4_log_fn;
 #define GEMMA4_API
@@ -322,6 +323,8 @@ public:
     void clear_stops() { g4swig_check(gemma4_session_clear_stops(h_)); }
     // Thread-safe: stops a running generate at the next token.
     void cancel() { gemma4_session_cancel(h_); }
+    // Drops cancel requests the last call did not answer (see gemma4_session_clear_cancel).
+    void clear_cancel() { g4swig_check(gemma4_session_clear_cancel(h_)); }
 
     // gemma4_generate; returns the whole generated text. callback (may be null) sees each piece.
     std::string generate(const std::string &prompt, int32_t max_tokens, TokenCallback *callback = nullptr) {

@@ -24,6 +24,7 @@ namespace Gemma4
         Cancelled = 11,
         Config = 12,
         NoTokenizer = 13,
+        Busy = 14,
     }
 
     public class Gemma4Exception : Exception

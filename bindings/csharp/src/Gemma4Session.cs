@@ -22,7 +22,7 @@ namespace Gemma4
         internal readonly SessionHandle Handle;
         readonly int vocabSize;
         int busy; // 1 while a call is using the native session
-        int cancelSent; // 1 after gemma4_session_cancel, until a chat generation clears it
+        int cancelSent; // 1 after gemma4_session_cancel, until a generation clears it
 
         internal Gemma4Session(SessionHandle handle, int vocabSize)
         {
@@ -181,6 +181,7 @@ namespace Gemma4
                                      CancellationToken cancellationToken = default(CancellationToken))
         {
             byte[] p = Utf8.NulTerminated(prompt, "prompt");
+            ClearStaleCancel();
             return Run(fn => { fixed (byte* pp = p) return NativeMethods.gemma4_generate(Handle, pp, maxTokens, fn, IntPtr.Zero); },
                        maxTokens, onPiece, cancellationToken);
         }
@@ -218,23 +219,14 @@ namespace Gemma4
                                          TaskCreationOptions.LongRunning, TaskScheduler.Default);
         }
 
-        // Workaround for the C library as of 0.1.0: gemma4_chat_generate rewinds the context
-        // (a re-prefill when more than one token is dropped) *before* it clears an earlier cancel
-        // request, so a request left over from a cancelled generation cancels the next chat turn
-        // ("step: cancelled after 0 of N tokens"). gemma4_session_truncate(n_past) clears the
-        // request and changes nothing else but the "has logits" flag, which chat_generate does
-        // not need (it always re-runs the last prompt token). A no-op once the library clears
-        // the request first.
+        // The C library never loses a cancel request: one that the cancelled call did not answer
+        // (it finished first) would stop the next call at once. A chat turn starts fresh, so a
+        // request left over from an earlier Cancel() is dropped first (a generation likewise).
         void ClearStaleCancel()
         {
             if (Interlocked.Exchange(ref cancelSent, 0) == 0) return;
             Enter();
-            try
-            {
-                long past;
-                Gemma4Exception.Check(NativeMethods.gemma4_session_info(Handle, (int)Gemma4SessionInfo.NPast, &past));
-                Gemma4Exception.Check(NativeMethods.gemma4_session_truncate(Handle, past));
-            }
+            try { Gemma4Exception.Check(NativeMethods.gemma4_session_clear_cancel(Handle)); }
             finally { Exit(); }
         }
 

@@ -116,6 +116,8 @@ namespace Gemma4
                                                         IntPtr userData);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern int gemma4_session_cancel(SessionHandle session);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int gemma4_session_clear_cancel(SessionHandle session);
     }
 
     // UTF-8 in and out by hand: NUL-terminated byte arrays for const char *, and strlen + copy

@@ -47,7 +47,7 @@ static const char *const code_names[] = {
     "format",   "unsupported",      "out_of_memory",
     "device",   "context_full",     "buffer_too_small",
     "internal", "invalid_token",    "cancelled",
-    "config",   "no_tokenizer",
+    "config",   "no_tokenizer",     "busy",
 };
 static ERL_NIF_TERM code_atoms[sizeof code_names / sizeof code_names[0]];
 
@@ -114,6 +114,9 @@ static int acquire(struct session_res *s) {
     int expected = 0;
     if (!atomic_compare_exchange_strong(&s->busy, &expected, 1)) return 0;
     atomic_store(&s->cancel, 0);
+    // cancel_nif only cancels a running call; a request that call did not answer (it finished
+    // first) must not stop this one (the C library keeps requests until answered).
+    gemma4_session_clear_cancel(s->session);
     return 1;
 }
 

@@ -12,7 +12,7 @@ directory, or the system library path. Errors raise Gemma4Error subclasses carry
 """
 from . import _lib
 from ._lib import ABI_VERSION, PRECISION_BF16, PRECISION_FP32
-from .errors import (BufferTooSmallError, CancelledError, ConfigError, ContextFullError,
+from .errors import (BufferTooSmallError, BusyError, CancelledError, ConfigError, ContextFullError,
                      DeviceError, FormatError, Gemma4Error, InternalError, InvalidArgumentError,
                      InvalidTokenError, IoError, NoTokenizerError, OutOfMemoryError,
                      UnsupportedError)
@@ -69,7 +69,7 @@ __all__ = [
     "Model", "Session", "ModelInfo", "SessionInfo", "Gemma4Error", "InvalidArgumentError",
     "IoError", "FormatError", "UnsupportedError", "OutOfMemoryError", "DeviceError",
     "ContextFullError", "BufferTooSmallError", "InternalError", "InvalidTokenError",
-    "CancelledError", "ConfigError", "NoTokenizerError", "library_version", "library_path",
+    "CancelledError", "ConfigError", "NoTokenizerError", "BusyError", "library_version", "library_path",
     "status_name", "set_log_callback", "set_memory_budget", "ABI_VERSION", "PRECISION_FP32",
     "PRECISION_BF16",
 ]

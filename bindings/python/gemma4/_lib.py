@@ -27,6 +27,7 @@ ERR_INVALID_TOKEN = 10
 ERR_CANCELLED = 11
 ERR_CONFIG = 12
 ERR_NO_TOKENIZER = 13
+ERR_BUSY = 14
 
 LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG = 0, 1, 2, 3
 
@@ -120,6 +121,7 @@ SIGNATURES = {
     "gemma4_chat_generate": (c_status, [c_session_p, c_str_array, c_str_array, ctypes.c_size_t,
                                         ctypes.c_int32, TOKEN_FN, ctypes.c_void_p]),
     "gemma4_session_cancel": (c_status, [c_session_p]),
+    "gemma4_session_clear_cancel": (c_status, [c_session_p]),
 }
 
 

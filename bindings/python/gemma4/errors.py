@@ -30,6 +30,7 @@ class InvalidTokenError(Gemma4Error, ValueError): pass
 class CancelledError(Gemma4Error): pass
 class ConfigError(Gemma4Error): pass
 class NoTokenizerError(Gemma4Error): pass
+class BusyError(Gemma4Error): pass
 
 
 BY_STATUS = {
@@ -46,6 +47,7 @@ BY_STATUS = {
     _lib.ERR_CANCELLED: CancelledError,
     _lib.ERR_CONFIG: ConfigError,
     _lib.ERR_NO_TOKENIZER: NoTokenizerError,
+    _lib.ERR_BUSY: BusyError,
 }
 
 for _status, _cls in BY_STATUS.items():

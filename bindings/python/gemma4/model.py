@@ -528,16 +528,21 @@ class Session(_Handle):
     def _finish(self, worker, finished):
         """Cancels the worker's C call until it has returned, then joins it. Waits on an Event,
         not Thread.join: a KeyboardInterrupt inside join() can leave CPython (< 3.13) believing
-        a running thread has stopped. The cancel is repeated because a request sent before the
-        C call began is cleared when it begins. A Ctrl-C during the wait is re-raised after."""
-        interrupted = False
+        a running thread has stopped. A request the C call did not answer (it finished first)
+        would stop the next call, so it is dropped once the call has returned. A Ctrl-C during
+        the wait is re-raised after."""
+        interrupted = sent = False
         while not finished.is_set():
-            _C.gemma4_session_cancel(self._handle)
+            if not sent:
+                _C.gemma4_session_cancel(self._handle)
+                sent = True
             try:
                 finished.wait(_POLL_S)
             except KeyboardInterrupt:
                 interrupted = True
         worker.join()
+        if sent:
+            _C.gemma4_session_clear_cancel(self._handle)
         self._busy = False
         self._worker = None
         if interrupted:
