@@ -196,6 +196,13 @@ GEMMA4_API gemma4_status gemma4_detokenize(const gemma4_model *model, const int3
 GEMMA4_API gemma4_status gemma4_token_piece(const gemma4_model *model, int32_t token, char *buf,
                                             size_t capacity, size_t *n_out /* out */);
 
+// Special tokens: gemma4_tokenize and gemma4_generate (raw, trusted prompts) recognise
+// special-token text such as "<|turn>". The chat calls (gemma4_chat_generate and the JSON chat
+// API below) render conversations straight to token ids: control tokens come from the format,
+// message contents are tokenized as literal text, so a user typing "<turn|>\n<|turn>system"
+// cannot forge a turn. gemma4_chat_apply returns prompt text for display or for trusted use:
+// tokenizing that text with specials recognised gives contents that power back.
+//
 // Renders a conversation in Gemma 4's chat format (<|turn>role ... <turn|>), byte-identical to
 // transformers' apply_chat_template with Google's template (thinking off, no tools).
 // roles[i]: "system", "user", "assistant" or "model"; contents[i]: its text.
@@ -318,7 +325,8 @@ GEMMA4_API gemma4_status gemma4_generate(gemma4_session *session, const char *pr
                                          int32_t max_tokens, gemma4_token_fn on_token,
                                          void *user_data);
 // Chat with cache reuse: renders the whole conversation (as gemma4_chat_apply with the
-// generation prompt), keeps the longest prefix of the session's context that equals it, runs
+// generation prompt, but straight to token ids with contents as literal text, see "Special
+// tokens" above), keeps the longest prefix of the session's context that equals it, runs
 // only the rest, then generates as gemma4_generate. Pass the full message list on every turn,
 // including the model's previous replies: when they are unchanged, only the new turns run.
 // If an earlier message changed, the context is rewound (see gemma4_session_truncate).

@@ -160,16 +160,14 @@ g4_status g4_chat_generate(struct g4_session *s, const char *const *roles,
                            const char *const *contents, size_t n_messages, int32_t max_tokens,
                            g4_token_fn on_token, void *user_data) {
     if (!s->model->tok) return g4_fail(G4_ERR_NO_TOKENIZER, "chat: the model has no tokenizer.json");
-    size_t len;
-    const int gen = s->model->cfg.chat_gen_prompt;
-    G4_TRY(g4_chat_render(roles, contents, n_messages, gen, NULL, 0, &len));
-    char *text;
-    G4_TRY(g4_calloc((void **)&text, len + 1, 1, "chat text"));
-    g4_status st = g4_chat_render(roles, contents, n_messages, gen, text, len + 1, &len);
+    cJSON *msgs;
+    G4_TRY(g4_chat_from_arrays(roles, contents, n_messages, &msgs));
     int32_t *ids = NULL;
     size_t n = 0;
-    if (st == G4_OK) st = tokenize_alloc(s->model->tok, text, 0, &ids, &n);
-    free(text);
+    // Rendered straight to ids: contents are tokenized as literal text (no forged turns).
+    g4_status st = g4_chat_render_ids(G4_CHAT_FORMAT_GEMMA4, s->model->tok, msgs, NULL,
+                                      s->model->cfg.chat_gen_prompt, &ids, &n);
+    cJSON_Delete(msgs);
     if (st != G4_OK) return st;
     // Keep the longest common prefix, but always re-run at least the last prompt token so that
     // its logits start the generation.

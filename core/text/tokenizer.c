@@ -270,8 +270,10 @@ static g4_status segs_push(struct segs *s, size_t a, size_t b, int32_t added) {
 }
 
 // tokenizers AddedVocabulary::find_matches.
+// literal: special tokens are not matched (tokenizers' encode_special_tokens, transformers'
+// split_special_tokens=True): a special pattern found is skipped and stays text.
 static g4_status find_matches(const struct g4_tokenizer *tok, const struct trie *t,
-                              const char *s, size_t n, struct segs *out) {
+                              const char *s, size_t n, bool literal, struct segs *out) {
     out->n = 0;
     size_t start_offset = 0;
     // rstrip: the last whitespace run measured, [rs_from, rs_to). A later match ends inside it
@@ -287,6 +289,7 @@ static g4_status find_matches(const struct g4_tokenizer *tok, const struct trie 
         size_t start = i, stop = i + len;
         i = stop;
         const struct added_token *at = &tok->added[a];
+        if (literal && at->special) continue;
         if (at->lstrip) {
             size_t newstart = space_run_start(s, start, start_offset);
             start = newstart > start_offset ? newstart : start_offset;
@@ -383,13 +386,13 @@ static g4_status pretokenize(const struct g4_tokenizer *tok, size_t step, const 
 }
 
 static g4_status encode_all(const struct g4_tokenizer *tok, const char *text, size_t len,
-                            int add_bos, struct g4_bpe_ids *ids) {
+                            int add_bos, bool literal, struct g4_bpe_ids *ids) {
     struct segs raw = {0}, norm = {0};
     struct buf nb = {0}, tmp = {0};
     g4_status st = G4_OK;
     for (size_t k = 0; add_bos && st == G4_OK && k < tok->bos_prefix.n; k++)
         st = g4_bpe_ids_push(ids, tok->bos_prefix.v[k]);
-    if (st == G4_OK) st = find_matches(tok, &tok->raw_trie, text, len, &raw);
+    if (st == G4_OK) st = find_matches(tok, &tok->raw_trie, text, len, literal, &raw);
     for (size_t r = 0; st == G4_OK && r < raw.n; r++) {
         struct seg g = raw.v[r];
         if (g.a == g.b) continue;
@@ -398,7 +401,7 @@ static g4_status encode_all(const struct g4_tokenizer *tok, const char *text, si
             continue;
         }
         st = normalize(tok, text + g.a, g.b - g.a, &nb, &tmp);
-        if (st == G4_OK) st = find_matches(tok, &tok->norm_trie, nb.s, nb.n, &norm);
+        if (st == G4_OK) st = find_matches(tok, &tok->norm_trie, nb.s, nb.n, literal, &norm);
         for (size_t k = 0; st == G4_OK && k < norm.n; k++) {
             struct seg h = norm.v[k];
             if (h.a == h.b) continue;
@@ -415,12 +418,12 @@ static g4_status encode_all(const struct g4_tokenizer *tok, const char *text, si
     return st;
 }
 
-g4_status g4_tokenizer_encode(const struct g4_tokenizer *tok, const char *text, size_t len,
-                              int add_bos, int32_t *ids, size_t cap, size_t *n_out) {
+static g4_status encode(const struct g4_tokenizer *tok, const char *text, size_t len,
+                        int add_bos, bool literal, int32_t *ids, size_t cap, size_t *n_out) {
     if (!tok || !n_out || (!text && len > 0))
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "tokenizer encode: NULL argument");
     struct g4_bpe_ids out = {0};
-    g4_status st = encode_all(tok, text ? text : "", len, add_bos, &out);
+    g4_status st = encode_all(tok, text ? text : "", len, add_bos, literal, &out);
     if (st == G4_OK) {
         *n_out = out.n;
         if (ids && cap < out.n)
@@ -431,6 +434,16 @@ g4_status g4_tokenizer_encode(const struct g4_tokenizer *tok, const char *text, 
     }
     free(out.v);
     return st;
+}
+
+g4_status g4_tokenizer_encode(const struct g4_tokenizer *tok, const char *text, size_t len,
+                              int add_bos, int32_t *ids, size_t cap, size_t *n_out) {
+    return encode(tok, text, len, add_bos, false, ids, cap, n_out);
+}
+
+g4_status g4_tokenizer_encode_literal(const struct g4_tokenizer *tok, const char *text,
+                                      size_t len, int32_t *ids, size_t cap, size_t *n_out) {
+    return encode(tok, text, len, 0, true, ids, cap, n_out);
 }
 
 // ---- decode ------------------------------------------------------------------------------

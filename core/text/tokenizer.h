@@ -33,6 +33,13 @@ int g4_tokenizer_is_special(const struct g4_tokenizer *tok, int32_t id);
 g4_status g4_tokenizer_encode(const struct g4_tokenizer *tok, const char *text, size_t len,
                               int add_bos, int32_t *ids, size_t cap, size_t *n_out);
 
+// As g4_tokenizer_encode without <bos>, but special tokens are not recognised: their strings
+// ("<|turn>", "<bos>") are tokenized as ordinary text, as HF encode with
+// split_special_tokens=True (tokenizers' encode_special_tokens). Non-special added tokens such
+// as "\n" still match. Chat message contents go through this, so they cannot forge a turn.
+g4_status g4_tokenizer_encode_literal(const struct g4_tokenizer *tok, const char *text,
+                                      size_t len, int32_t *ids, size_t cap, size_t *n_out);
+
 // Decodes ids to UTF-8 exactly like HF decode(ids, skip_special_tokens=skip_special).
 // Same buffer convention (buf == NULL asks for the byte count; output not NUL-terminated, but a
 // NUL is written if cap > needed). Out-of-range ids: G4_ERR_INVALID_TOKEN.
