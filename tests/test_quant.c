@@ -15,6 +15,8 @@
 #include "harness.h"
 #include "matmul_cpu.h"
 #include "qblock.h"
+#include "quant_act.h"
+#include "quant_dot.h"
 #include "threadpool.h"
 
 #define SENTINEL 12345.0f
@@ -239,11 +241,155 @@ static void test_matmul_exact(void **state) {
     g4_pool_free(pool);
 }
 
+// Dequantized activation row t of xq (the values the integer products see).
+static void dequant_act(float *dst, const uint8_t *xq, enum g4_quant_act_type type, int64_t k) {
+    const int qk = type == G4_QUANT_ACT_Q8_K ? 256 : 32;
+    for (int64_t i = 0; i < k; i++) dst[i] = g4_quant_act_qs(xq)[i] * g4_quant_act_d(xq, k)[i / qk];
+}
+
+// The activation quantizers: Q8_0 as ggml's x86 build (d = amax / 127 rounded to fp16, values
+// round-to-even(x * 127 / amax)), Q8_K as quantize_row_q8_K_ref (largest magnitude -> -127,
+// clamp at 127, 16-element sums); errors within half a step.
+static void test_quant_act(void **state) {
+    (void)state;
+    enum { K = 512 };
+    float x[2 * K], back[K];
+    for (int i = 0; i < 2 * K; i++) x[i] = frand() * (i < K ? 1.0f : 1e-3f);
+    x[5] = 0.0f, x[40] = 3.0f; // block 1 of Q8_0 has amax 3
+    memset(x + 64, 0, 32 * sizeof(float)); // an all-zero Q8_0 block
+    uint8_t *q = malloc(2 * G4_QUANT_ACT_LD(K));
+    // Q8_0
+    g4_quant_act_rows(q, G4_QUANT_ACT_Q8_0, x, K, 2, K);
+    for (int t = 0; t < 2; t++) {
+        const uint8_t *row = q + t * G4_QUANT_ACT_LD(K);
+        dequant_act(back, row, G4_QUANT_ACT_Q8_0, K);
+        for (int b = 0; b < K / 32; b++) {
+            float amax = 0.0f;
+            for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[t * K + b * 32 + j]));
+            const float d = g4_quant_act_d(row, K)[b];
+            assert_true(d == g4_f16_to_f32(g4_f32_to_f16(amax / 127.0f)));
+            for (int j = 0; j < 32; j++) {
+                const float v = x[t * K + b * 32 + j] * (amax ? 127.0f / amax : 0.0f);
+                assert_int_equal(g4_quant_act_qs(row)[b * 32 + j], (int)nearbyintf(v)); // ties to even
+                assert_true(fabsf(back[b * 32 + j] - x[t * K + b * 32 + j]) <= 0.57f * d + 4e-6f);
+            }
+        }
+    }
+    assert_int_equal(g4_quant_act_qs(q)[40], 127);
+    // Q8_K
+    g4_quant_act_rows(q, G4_QUANT_ACT_Q8_K, x, K, 2, K);
+    for (int t = 0; t < 2; t++) {
+        const uint8_t *row = q + t * G4_QUANT_ACT_LD(K);
+        const int8_t *qs = g4_quant_act_qs(row);
+        for (int b = 0; b < K / 256; b++) {
+            float amax = 0.0f, max = 0.0f;
+            for (int j = 0; j < 256; j++)
+                if (fabsf(x[t * K + b * 256 + j]) > amax) amax = fabsf(x[t * K + b * 256 + j]), max = x[t * K + b * 256 + j];
+            const float iscale = -127.0f / max;
+            assert_true(g4_quant_act_d(row, K)[b] == 1.0f / iscale);
+            for (int j = 0; j < 256; j++) {
+                long v = lrintf(iscale * x[t * K + b * 256 + j]);
+                assert_int_equal(qs[b * 256 + j], v > 127 ? 127 : v);
+            }
+        }
+        for (int j = 0; j < K / 16; j++) {
+            int sum = 0;
+            for (int i = 0; i < 16; i++) sum += qs[j * 16 + i];
+            assert_int_equal(g4_quant_act_bsums(row, K)[j], sum);
+        }
+    }
+    assert_int_equal(g4_quant_act_qs(q)[40], -127); // the largest magnitude in block 0
+    free(q);
+}
+
+// Every ISA level's integer dot products against portable C and against a double product of
+// the dequantized weights and the dequantized 8-bit activations (so the integer sums are
+// checked exactly, independently of the kernels), then g4_matmul_cpu_q8act against the exact
+// path: the 8-bit activations cost up to a few 1e-2 of max |out| (a single
+// dot of 256 terms) and must show.
+static void test_matmul_fast(void **state) {
+    (void)state;
+    static const struct { int rows, blocks32; } shapes[] = {{1, 8}, {7, 1}, {5, 3}, {33, 9},
+                                                           {4, 24}, {9, 72}, {6, 136}};
+    static const int tokens[] = {1, 2, 3, 7, 13, 65, 130};
+    struct g4_pool *pool;
+    assert_int_equal(g4_pool_init(&pool, 3), G4_OK);
+    const enum g4_isa best = g4_matmul_isa();
+    int n_cases = 0;
+    double worst_ref = 0.0, worst_exact = 0.0, least_exact = 1.0;
+    for (size_t qi = 0; qi < G4_COUNT(quant_types); qi++)
+        for (size_t si = 0; si < G4_COUNT(shapes); si++) {
+            const enum g4_dtype dt = quant_types[qi];
+            const enum g4_quant_act_type at = g4_quant_act_type_for(dt);
+            const int qk = g4_dtype_block(dt), R = shapes[si].rows;
+            const int C = qk == 32 ? shapes[si].blocks32 * 32 : (shapes[si].blocks32 + 7) / 8 * 256;
+            void *wq = random_quant(dt, R, C);
+            float *wf = malloc(sizeof(float) * R * C), *xa = malloc(sizeof(float) * C);
+            for (int r = 0; r < R; r++)
+                g4_to_f32(wf + (size_t)r * C, (const char *)wq + g4_dtype_row_bytes(dt, C) * r, dt, (size_t)C);
+            const struct g4_weight w = {wq, dt, R, C};
+            for (size_t ti = 0; ti < G4_COUNT(tokens); ti++) {
+                const int nt = tokens[ti];
+                float *x = malloc(sizeof(float) * nt * C), *ref = malloc(sizeof(float) * nt * R);
+                float *exact = malloc(sizeof(float) * nt * R);
+                float *got = malloc(sizeof(float) * (nt * R + 2 * GUARD));
+                uint8_t *xq = malloc((size_t)nt * G4_QUANT_ACT_LD(C));
+                for (int i = 0; i < nt * C; i++) x[i] = frand();
+                g4_quant_act_rows(xq, at, x, C, nt, C);
+                for (int t = 0; t < nt; t++) {
+                    dequant_act(xa, xq + (size_t)t * G4_QUANT_ACT_LD(C), at, C);
+                    for (int r = 0; r < R; r++) {
+                        double acc = 0.0;
+                        for (int k = 0; k < C; k++) acc += (double)wf[(size_t)r * C + k] * xa[k];
+                        ref[t * R + r] = (float)acc;
+                    }
+                }
+                g4_matmul_cpu(exact, x, w, nt, pool);
+                for (int isa = G4_ISA_PORTABLE; isa <= (int)best; isa++) {
+                    for (int i = 0; i < nt * R + 2 * GUARD; i++) got[i] = SENTINEL;
+                    g4_matmul_limit_isa((enum g4_isa)isa);
+                    g4_matmul_cpu_q8act(got + GUARD, x, w, nt, isa & 1 ? NULL : pool, xq);
+                    g4_matmul_limit_isa(G4_ISA_AVX512BF16);
+                    char what[112];
+                    snprintf(what, sizeof what, "q8act %s %s rows=%d cols=%d tokens=%d",
+                             g4_isa_name((enum g4_isa)isa), g4_dtype_name(dt), R, C, nt);
+                    // exact integer sums; fp32 scaling and summation against double
+                    const double e = g4_compare_rel(got + GUARD, ref, (size_t)nt * R, 1e-5, what);
+                    assert_true(e <= 1e-5);
+                    worst_ref = fmax(worst_ref, e);
+                    for (int i = 0; i < GUARD; i++)
+                        assert_true(got[i] == SENTINEL && got[GUARD + nt * R + i] == SENTINEL);
+                    n_cases++;
+                }
+                // against the exact path (fp32 activations): the 8-bit rounding of x
+                if (C >= 256) {
+                    double d = 0.0, m = 0.0;
+                    for (int i = 0; i < nt * R; i++) {
+                        d = fmax(d, fabs((double)got[GUARD + i] - exact[i]));
+                        m = fmax(m, fabs((double)exact[i]));
+                    }
+                    if (!(d <= 5e-2 * m && d >= 1e-4 * m)) print_message("%s %dx%d t=%d: %.3e\n", g4_dtype_name(dt), R, C, nt, d / m);
+                    assert_true(d <= 5e-2 * m && d >= 1e-4 * m);
+                    worst_exact = fmax(worst_exact, d / m);
+                    least_exact = fmin(least_exact, d / m);
+                }
+                free(x), free(ref), free(exact), free(got), free(xq);
+            }
+            free(wq), free(wf), free(xa);
+        }
+    print_message("fast path: %d cases (up to %s) within %.2e of the double product on the 8-bit "
+                  "activations; %.2e to %.2e of max |out| from the exact path\n", n_cases,
+                  g4_isa_name(best), worst_ref, least_exact, worst_exact);
+    g4_pool_free(pool);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dequant_bit_exact),
         cmocka_unit_test(test_f16_round),
         cmocka_unit_test(test_matmul_exact),
+        cmocka_unit_test(test_quant_act),
+        cmocka_unit_test(test_matmul_fast),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,8 @@
 #include <string.h>
 
 #include "dtype.h"
+#include "quant_act.h"
+#include "quant_dot.h"
 
 enum { MR = 4, KC = 2048, TB = 96, GEMV_MAX_K = 3072 };
 _Static_assert(KC % 256 == 0, "K slices must start on quantized blocks");
@@ -490,7 +492,10 @@ static enum g4_isa cpu_isa(void) {
             if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
                 isa = G4_ISA_AVX512;
-                if (__builtin_cpu_supports("avx512bf16")) isa = G4_ISA_AVX512BF16;
+                if (__builtin_cpu_supports("avx512vnni")) {
+                    isa = G4_ISA_AVX512VNNI;
+                    if (__builtin_cpu_supports("avx512bf16")) isa = G4_ISA_AVX512BF16;
+                }
             }
         }
         cached = isa;
@@ -674,4 +679,89 @@ void g4_matmul_cpu_bf16act(float *out, const float *x, struct g4_weight w, int n
         memcpy(&xr[i], &u, 4);
     }
     g4_matmul_cpu(out, xr, w, n_tokens, pool);
+}
+
+// --- GEMMA4_PRECISION_BF16 on block-quantized weights: 8-bit activations, integer dot products
+
+struct quant_job {
+    void *xq;
+    const float *x;
+    enum g4_quant_act_type type;
+    int n;
+    int64_t k;
+};
+
+static void quantize_part(void *arg, int part, int n_parts) {
+    const struct quant_job *j = arg;
+    const int t0 = (int)((int64_t)j->n * part / n_parts), t1 = (int)((int64_t)j->n * (part + 1) / n_parts);
+    if (t1 > t0)
+        g4_quant_act_rows((uint8_t *)j->xq + (size_t)t0 * G4_QUANT_ACT_LD(j->k), j->type,
+                          j->x + (size_t)t0 * j->k, j->k, t1 - t0, j->k);
+}
+
+void g4_matmul_quantize(void *xq, const float *x, struct g4_weight w, int n_tokens,
+                        struct g4_pool *pool) {
+    struct quant_job job = {xq, x, g4_quant_act_type_for(w.dtype), n_tokens, w.cols};
+    if (job.type == G4_QUANT_ACT_NONE || n_tokens <= 0) return;
+    g4_pool_run(n_tokens >= 8 ? pool : NULL, quantize_part, &job);
+}
+
+enum { QR = 8, QTB = 64 }; // rows per tile (their weights stay in L1/L2), tokens per block
+
+struct q8_job {
+    float *out;
+    const uint8_t *xq, *w;
+    size_t row_bytes;
+    int64_t rows, k, ldq;
+    int n;
+    g4_quant_dot_fn dot;
+};
+
+// Rows split across the parts; one token: each row once, end to end (streaming). More tokens:
+// QR-row tiles meet every token of a QTB-token block (activation rows in L2).
+static void q8_part(void *arg, int part, int n_parts) {
+    const struct q8_job *j = arg;
+    const int64_t n_tiles = (j->rows + QR - 1) / QR;
+    const int64_t row0 = n_tiles * part / n_parts * QR;
+    const int64_t row1_raw = n_tiles * (part + 1) / n_parts * QR;
+    const int64_t row1 = row1_raw < j->rows ? row1_raw : j->rows;
+    if (row1 <= row0) return;
+    if (j->n == 1) {
+        j->dot(j->out + row0, j->w + (size_t)row0 * j->row_bytes, j->row_bytes, (int)(row1 - row0),
+               j->xq, j->k);
+        return;
+    }
+    for (int b0 = 0; b0 < j->n; b0 += QTB) {
+        const int b1 = j->n - b0 < QTB ? j->n : b0 + QTB;
+        for (int64_t r = row0; r < row1; r += QR) {
+            const int nr = row1 - r < QR ? (int)(row1 - r) : QR;
+            for (int t = b0; t < b1; t++)
+                j->dot(j->out + (size_t)t * j->rows + r, j->w + (size_t)r * j->row_bytes,
+                       j->row_bytes, nr, j->xq + (size_t)t * j->ldq, j->k);
+        }
+    }
+}
+
+void g4_matmul_cpu_q8(float *out, const void *xq, struct g4_weight w, int n_tokens,
+                      struct g4_pool *pool) {
+    if (n_tokens <= 0 || w.rows <= 0) return;
+    if (w.cols <= 0) {
+        memset(out, 0, (size_t)n_tokens * w.rows * sizeof(float));
+        return;
+    }
+    struct q8_job job = {out, xq, w.data, g4_dtype_row_bytes(w.dtype, w.cols), w.rows, w.cols,
+                         G4_QUANT_ACT_LD(w.cols), n_tokens,
+                         g4_quant_dot_for(w.dtype, g4_matmul_isa())};
+    if ((double)w.rows * w.cols * n_tokens < 1 << 15) pool = NULL;
+    g4_pool_run(pool, q8_part, &job);
+}
+
+void g4_matmul_cpu_q8act(float *out, const float *x, struct g4_weight w, int n_tokens,
+                         struct g4_pool *pool, void *scratch) {
+    if (!G4_DTYPE_IS_QUANT(w.dtype)) {
+        g4_matmul_cpu_bf16act(out, x, w, n_tokens, pool, scratch);
+        return;
+    }
+    g4_matmul_quantize(scratch, x, w, n_tokens, pool);
+    g4_matmul_cpu_q8(out, scratch, w, n_tokens, pool);
 }

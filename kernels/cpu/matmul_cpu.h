@@ -1,7 +1,8 @@
-// Matrix products of activations (fp32) with checkpoint-dtype weights (f32, bf16, f16), the
-// bulk of the CPU engine's time. Weights stay where they are (usually the read-only mapping) and
-// are converted to fp32 in registers; accumulation is fp32, so results equal the fp32 reference
-// up to summation order. Kernels: AVX-512, AVX2/FMA/F16C (each chosen at run time when the CPU
+// Matrix products of activations (fp32) with checkpoint-dtype weights (f32, bf16, f16, and the
+// ggml block types), the bulk of the CPU engine's time. Weights stay where they are (usually the
+// read-only mapping) and are converted to fp32 in registers (block types: a slice at a time
+// into an L1/L2 buffer); accumulation is fp32, so results equal the fp32 reference on the
+// dequantized weights up to summation order. Kernels: AVX-512, AVX2/FMA/F16C (each chosen at run time when the CPU
 // has it) and portable C, all behind one cache-blocked driver.
 #ifndef G4_MATMUL_CPU_H
 #define G4_MATMUL_CPU_H
@@ -31,6 +32,20 @@ void g4_matmul_rows_f32(float *out, int64_t ldo, const float *x, int64_t ldx, in
 #define G4_BF16ACT_LD(cols) (((cols) + 31) / 32 * 32 + 32)
 void g4_matmul_cpu_bf16act(float *out, const float *x, struct g4_weight w, int n_tokens,
                            struct g4_pool *pool, void *scratch);
+// GEMMA4_PRECISION_BF16 products on block-quantized weights (llama.cpp's numerics): x is
+// quantized to 8 bits per block (Q8_0 for Q4_0/Q5_0/Q8_0 weights, Q8_K for the K-quants, see
+// quant_act.h) into scratch (room for n_tokens * G4_QUANT_ACT_LD(w.cols) bytes, which
+// G4_BF16ACT_LD floats always cover), then integer dot products (quant_dot.h) on the best level
+// this CPU has. Other dtypes go to g4_matmul_cpu_bf16act.
+void g4_matmul_cpu_q8act(float *out, const float *x, struct g4_weight w, int n_tokens,
+                         struct g4_pool *pool, void *scratch);
+// Its two halves, so that several products on one input quantize it once: g4_matmul_quantize
+// writes x quantized for w's dtype into xq; g4_matmul_cpu_q8 computes out from it (w a block type).
+void g4_matmul_quantize(void *xq, const float *x, struct g4_weight w, int n_tokens,
+                        struct g4_pool *pool);
+void g4_matmul_cpu_q8(float *out, const void *xq, struct g4_weight w, int n_tokens,
+                      struct g4_pool *pool);
+
 // f rounded to bf16 bits, to nearest even; NaN stays NaN.
 uint16_t g4_bf16_round(float f);
 
