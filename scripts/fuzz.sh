@@ -25,6 +25,7 @@ flags=(-std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undef
 base="status.c mem.c log.c dtype.c formats/file.c"
 declare -A srcs=(
   [fuzz_safetensors]="formats/safetensors.c"
+  [fuzz_gguf]="formats/gguf.c"
   [fuzz_config]="formats/config.c text/chat.c"
   [fuzz_tokenizer_load]="text/tokenizer.c text/bpe.c"
   [fuzz_tokenizer]="text/tokenizer.c text/bpe.c"
@@ -35,13 +36,14 @@ declare -A srcs=(
 # inputs only make each run slower (its cost grows with the input, ~10 encode/decode passes).
 declare -A max_len=(
   [fuzz_safetensors]=65536
+  [fuzz_gguf]=65536
   [fuzz_config]=65536
   [fuzz_tokenizer_load]=65536
   [fuzz_tokenizer]=4096
   [fuzz_chat]=65536
 )
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_safetensors fuzz_config fuzz_tokenizer_load fuzz_tokenizer fuzz_chat)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_safetensors fuzz_gguf fuzz_config fuzz_tokenizer_load fuzz_tokenizer fuzz_chat)
 
 mkdir -p "$out"
 for t in "${targets[@]}"; do

@@ -54,6 +54,39 @@ def safetensors():
             put("fuzz_safetensors", f"golden_{fix}_header_only", b[:8 + n])
 
 
+def gguf_file(kvs, tensors, align=32):
+    """kvs: list of (key, type id, payload bytes); tensors: list of (name, ne list, ggml type,
+    nbytes). Builds a valid GGUF v3 image with the tensors packed in order."""
+    def gstr(x):
+        x = x.encode() if isinstance(x, str) else x
+        return struct.pack("<Q", len(x)) + x
+    b = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs))
+    for k, t, payload in kvs:
+        b += gstr(k) + struct.pack("<I", t) + payload
+    off, offs = 0, []
+    for name, ne, t, nb in tensors:
+        b += gstr(name) + struct.pack("<I", len(ne)) + struct.pack(f"<{len(ne)}Q", *ne)
+        b += struct.pack("<IQ", t, off)
+        offs.append(off)
+        off += (nb + align - 1) // align * align
+    b += bytes(-len(b) % align)
+    return b + bytes((i * 7) & 0xFF for i in range(off))
+
+
+def gguf():
+    put("fuzz_gguf", "writer_all_types.gguf",
+        open(os.path.join(ROOT, "tests", "gguf", "writer_all_types.gguf"), "rb").read())
+    strs = b"".join(struct.pack("<Q", len(x)) + x for x in (b"<pad>", b"", b"\xe2\x96\x81a"))
+    put("fuzz_gguf", "small_two_tensors", gguf_file(
+        [("general.architecture", 8, struct.pack("<Q", 6) + b"gemma4"),
+         ("general.alignment", 4, struct.pack("<I", 64)),
+         ("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, 3) + strs),
+         ("gemma4.attention.sliding_window_pattern", 9, struct.pack("<IQ", 7, 3) + b"\x01\x01\x00"),
+         ("gemma4.rope.freq_base", 6, struct.pack("<f", 1e6))],
+        [("token_embd.weight", [32, 2], 8, 68), ("output_norm.weight", [4], 0, 16)], align=64))
+    put("fuzz_gguf", "no_tensors", gguf_file([("a", 10, struct.pack("<Q", 1))], []))
+
+
 def configs():
     for fix in ["e2b", "moe", "dense31b", "multimodal"]:
         put("fuzz_config", f"golden_{fix}.json",
@@ -120,6 +153,7 @@ def chat():
 
 if __name__ == "__main__":
     safetensors()
+    gguf()
     configs()
     tokenizer_load()
     tokenizer()
