@@ -1,7 +1,7 @@
 // Golden tests: the CPU engine against transformers' float32 logits on every fixture in
 // tests/golden (made by tests/golden/make_fixtures.py), for a full prefill, for token-by-token
 // decoding after a short prefill, for uneven chunks longer than the sliding window, and for
-// greedy continuation. A missing fixture is a failure. Each fixture runs twice: on the fast
+// greedy continuation; Gemma 4 and Gemma 3 (gemma3*) fixtures alike. A missing fixture is a failure. Each fixture runs twice: on the fast
 // kernels this CPU has (AVX-512 / AVX2) and on the portable C reference.
 #include <setjmp.h>
 #include <stdarg.h>
@@ -268,6 +268,9 @@ static void test_e2b(void **state) { (void)state; run_fixture("e2b"); }
 static void test_moe(void **state) { (void)state; run_fixture("moe"); }
 static void test_dense31b(void **state) { (void)state; run_fixture("dense31b"); }
 static void test_multimodal(void **state) { (void)state; run_fixture("multimodal"); }
+static void test_gemma3(void **state) { (void)state; run_fixture("gemma3"); }
+static void test_gemma3_sliding(void **state) { (void)state; run_fixture("gemma3_sliding"); }
+static void test_gemma3_multimodal(void **state) { (void)state; run_fixture("gemma3_multimodal"); }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -275,6 +278,9 @@ int main(void) {
         cmocka_unit_test(test_moe),
         cmocka_unit_test(test_dense31b),
         cmocka_unit_test(test_multimodal),
+        cmocka_unit_test(test_gemma3),
+        cmocka_unit_test(test_gemma3_sliding),
+        cmocka_unit_test(test_gemma3_multimodal),
         cmocka_unit_test(test_nan_matrix),
         cmocka_unit_test(test_bf16_precision),
     };

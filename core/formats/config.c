@@ -230,6 +230,9 @@ static g4_status validate(const struct g4_config *c, const char *what) {
             return g4_fail(G4_ERR_CONFIG,
                            "%s: layer %d num_attention_heads %d not divisible by %d KV heads", what,
                            il, c->num_attention_heads, ly->n_kv_heads);
+        if (!(ly->rope_factor > 0.0f) || !isfinite(ly->rope_factor))
+            return g4_fail(G4_ERR_CONFIG, "%s: layer %d RoPE factor %g must be > 0", what, il,
+                           ly->rope_factor);
         if (ly->intermediate_size < 1 || ly->intermediate_size > (1 << 21))
             return g4_fail(G4_ERR_CONFIG, "%s: layer %d intermediate_size = %d out of range", what,
                            il, ly->intermediate_size);
@@ -443,7 +446,8 @@ static g4_status parse_text_gemma3(struct g4_config *c, const cJSON *t, const ch
     G4_TRY(get_int(t, "pad_token_id", 0, &c->pad_token_id, what));
     G4_TRY(get_float(t, "rms_norm_eps", 1e-6f, &c->rms_norm_eps, what));
     G4_TRY(get_float(t, "final_logit_softcapping", 0.0f, &c->final_logit_softcapping, what));
-    G4_TRY(get_float(t, "attn_logit_softcapping", 0.0f, &c->attn_logit_softcapping, what));
+    float unused_softcap; // see config.h: transformers ignores it for Gemma 3
+    G4_TRY(get_float(t, "attn_logit_softcapping", 0.0f, &unused_softcap, what));
     G4_TRY(get_float(t, "query_pre_attn_scalar", 256.0f, &c->query_pre_attn_scalar, what));
     G4_TRY(get_bool(t, "tie_word_embeddings", true, &c->tie_word_embeddings, what));
     G4_TRY(parse_eos(c, t, what));
@@ -490,9 +494,6 @@ g4_status g4_config_finish(struct g4_config *c, const char *what) {
         (!(c->query_pre_attn_scalar > 0.0f) || !isfinite(c->query_pre_attn_scalar)))
         return g4_fail(G4_ERR_CONFIG, "%s: query_pre_attn_scalar = %g must be > 0", what,
                        c->query_pre_attn_scalar);
-    if (c->attn_logit_softcapping < 0.0f || !isfinite(c->attn_logit_softcapping))
-        return g4_fail(G4_ERR_CONFIG, "%s: attn_logit_softcapping = %g out of range", what,
-                       c->attn_logit_softcapping);
     G4_TRY(validate(c, what));
     G4_TRY(build_kv_table(c, what));
     c->attn_scale = c->arch == G4_ARCH_GEMMA3 ? (float)(1.0 / sqrt((double)c->query_pre_attn_scalar))

@@ -17,7 +17,7 @@
 #define G4_MAX_EOS 8
 
 // Which decoder the checkpoint holds. Gemma 3 differs from Gemma 4 only in fields of this struct
-// (attn_scale, attn_logit_softcapping, rope_factor, no v norm, no layer scalar/PLE/KV sharing/MoE);
+// (attn_scale, rope_factor, no v norm, no layer scalar/PLE/KV sharing/MoE);
 // the norm weights' (1 + w) is folded into the fp32 vectors at bind time (see weights.h).
 enum g4_arch { G4_ARCH_GEMMA4 = 0, G4_ARCH_GEMMA3 = 1 };
 
@@ -74,7 +74,6 @@ struct g4_config {
     float rms_norm_eps;
     float final_logit_softcapping;  // 0: none
     float query_pre_attn_scalar;    // Gemma 3 (default 256); 0 for Gemma 4, which has none
-    float attn_logit_softcapping;   // Gemma 3: tanh cap on attention scores, 0: none (Gemma 4: 0)
     bool attention_k_eq_v;
     bool enable_moe_block;
     bool use_double_wide_mlp;
@@ -107,7 +106,9 @@ struct g4_config {
 // full (the last layer is NOT forced full, unlike Gemma 4); RoPE from rope_parameters
 // {"full_attention", "sliding_attention"} or the legacy rope_theta (full, default 1e6),
 // rope_local_base_freq (sliding, default 1e4) and rope_scaling (applied to full layers only);
-// rope types "default" and "linear".
+// rope types "default" and "linear". attn_logit_softcapping is type-checked and ignored, as
+// transformers does: Gemma3Attention stores it but never passes it to the attention (5.23; the
+// released configs have null, and llama.cpp's gemma3 has no attention softcap either).
 g4_status g4_config_parse(struct g4_config *cfg, const char *json, size_t n, const char *what);
 // Reads and parses dir/config.json.
 g4_status g4_config_load(struct g4_config *cfg, const char *dir);

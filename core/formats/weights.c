@@ -1,5 +1,7 @@
 // Tensor-name binding and shape checks; see weights.h. Names follow transformers'
-// Gemma4ForCausalLM ("model.") and Gemma4ForConditionalGeneration ("model.language_model.").
+// Gemma4ForCausalLM / Gemma3ForCausalLM ("model."), Gemma4ForConditionalGeneration
+// ("model.language_model.") and Gemma3ForConditionalGeneration as transformers saves it
+// ("language_model.model.", the original checkpoints' layout).
 #include "weights.h"
 
 #include <math.h>
@@ -11,8 +13,9 @@
 
 struct binder {
     const struct g4_safetensors *st;
-    const char *prefix; // "model." or "model.language_model."
+    const char *prefix; // "model.", "model.language_model." or "language_model.model."
     const char *what;
+    bool norm_plus_one; // Gemma 3: RMSNorm weights are stored as w for a scale of (1 + w)
     bool *used;         // (st->n_tensors,)
     float *pool_next;
     struct g4_weights *w;
@@ -95,6 +98,15 @@ static g4_status vec(struct binder *b, const float **out, const char *name, int6
     return G4_OK;
 }
 
+// An RMSNorm weight: the effective fp32 scale, (1 + w) for Gemma 3 (Gemma3RMSNorm computes
+// `1.0 + weight.float()` in fp32, so adding here once is exact), w as stored for Gemma 4.
+static g4_status norm(struct binder *b, const float **out, const char *name, int64_t n) {
+    G4_TRY(vec(b, out, name, n));
+    if (b->norm_plus_one)
+        for (int64_t i = 0; i < n; i++) ((float *)*out)[i] += 1.0f;
+    return G4_OK;
+}
+
 static size_t pool_floats(const struct g4_config *c) {
     size_t H = c->hidden_size, n = H + c->hidden_size_per_layer_input;
     for (int il = 0; il < c->num_hidden_layers; il++) {
@@ -112,20 +124,23 @@ static g4_status bind_layer(struct binder *b, const struct g4_config *c, int il)
                   nkv = (int64_t)ly->n_kv_heads * hd, I = ly->intermediate_size;
     char n[256];
 #define NAME(s) (snprintf(n, sizeof n, "layers.%d.%s", il, s), n)
-    G4_TRY(vec(b, &lw->input_layernorm, NAME("input_layernorm.weight"), H));
-    G4_TRY(vec(b, &lw->post_attention_layernorm, NAME("post_attention_layernorm.weight"), H));
-    G4_TRY(vec(b, &lw->pre_feedforward_layernorm, NAME("pre_feedforward_layernorm.weight"), H));
-    G4_TRY(vec(b, &lw->post_feedforward_layernorm, NAME("post_feedforward_layernorm.weight"), H));
-    const float *scalar = NULL;
-    G4_TRY(vec(b, &scalar, NAME("layer_scalar"), 1));
-    lw->layer_scalar = scalar[0];
+    G4_TRY(norm(b, &lw->input_layernorm, NAME("input_layernorm.weight"), H));
+    G4_TRY(norm(b, &lw->post_attention_layernorm, NAME("post_attention_layernorm.weight"), H));
+    G4_TRY(norm(b, &lw->pre_feedforward_layernorm, NAME("pre_feedforward_layernorm.weight"), H));
+    G4_TRY(norm(b, &lw->post_feedforward_layernorm, NAME("post_feedforward_layernorm.weight"), H));
+    lw->layer_scalar = 1.0f; // Gemma 3 has none
+    if (c->arch == G4_ARCH_GEMMA4) {
+        const float *scalar = NULL;
+        G4_TRY(vec(b, &scalar, NAME("layer_scalar"), 1));
+        lw->layer_scalar = scalar[0];
+    }
     G4_TRY(mat(b, &lw->q_proj, NAME("self_attn.q_proj.weight"), 0, nq, H));
     G4_TRY(mat(b, &lw->o_proj, NAME("self_attn.o_proj.weight"), 0, H, nq));
-    G4_TRY(vec(b, &lw->q_norm, NAME("self_attn.q_norm.weight"), hd));
+    G4_TRY(norm(b, &lw->q_norm, NAME("self_attn.q_norm.weight"), hd));
     if (ly->writes_kv) {
         G4_TRY(mat(b, &lw->k_proj, NAME("self_attn.k_proj.weight"), 0, nkv, H));
         if (!ly->k_eq_v) G4_TRY(mat(b, &lw->v_proj, NAME("self_attn.v_proj.weight"), 0, nkv, H));
-        G4_TRY(vec(b, &lw->k_norm, NAME("self_attn.k_norm.weight"), hd));
+        G4_TRY(norm(b, &lw->k_norm, NAME("self_attn.k_norm.weight"), hd));
     }
     G4_TRY(mat(b, &lw->gate_proj, NAME("mlp.gate_proj.weight"), 0, I, H));
     G4_TRY(mat(b, &lw->up_proj, NAME("mlp.up_proj.weight"), 0, I, H));
@@ -165,10 +180,14 @@ static bool ignorable(const struct g4_config *c, const char *rest) {
 g4_status g4_weights_bind(struct g4_weights *w, const struct g4_config *c,
                           const struct g4_safetensors *st, const char *what) {
     memset(w, 0, sizeof *w);
-    struct binder b = {st, NULL, what, NULL, NULL, w};
-    b.prefix = g4_safetensors_find(st, "model.language_model.embed_tokens.weight")
-                   ? "model.language_model."
-                   : "model.";
+    struct binder b = {st, "model.", what, c->arch == G4_ARCH_GEMMA3, NULL, NULL, w};
+    const char *lm_head_name = "lm_head.weight";
+    if (g4_safetensors_find(st, "model.language_model.embed_tokens.weight")) {
+        b.prefix = "model.language_model.";
+    } else if (g4_safetensors_find(st, "language_model.model.embed_tokens.weight")) {
+        b.prefix = "language_model.model.";
+        lm_head_name = "language_model.lm_head.weight";
+    }
     g4_status s = g4_calloc((void **)&b.used, st->n_tensors ? st->n_tensors : 1, sizeof(bool),
                             "tensor table");
     if (s == G4_OK) s = g4_calloc((void **)&w->vec_pool, pool_floats(c), sizeof(float), "weights");
@@ -177,12 +196,12 @@ g4_status g4_weights_bind(struct g4_weights *w, const struct g4_config *c,
 
     const int64_t H = c->hidden_size, L = c->num_hidden_layers, P = c->hidden_size_per_layer_input;
     if ((s = mat(&b, &w->embed_tokens, "embed_tokens.weight", 0, c->vocab_size, H))) goto fail;
-    if ((s = vec(&b, &w->norm, "norm.weight", H))) goto fail;
+    if ((s = norm(&b, &w->norm, "norm.weight", H))) goto fail;
     w->lm_head = w->embed_tokens;
     if (!c->tie_word_embeddings) {
-        const struct g4_tensor *t = g4_safetensors_find(st, "lm_head.weight");
+        const struct g4_tensor *t = g4_safetensors_find(st, lm_head_name);
         if (!t) {
-            s = g4_fail(G4_ERR_FORMAT, "%s: missing tensor lm_head.weight (untied embeddings)", what);
+            s = g4_fail(G4_ERR_FORMAT, "%s: missing tensor %s (untied embeddings)", what, lm_head_name);
             goto fail;
         }
         int64_t dims[2] = {c->vocab_size, H};
@@ -208,7 +227,7 @@ g4_status g4_weights_bind(struct g4_weights *w, const struct g4_config *c,
     for (int i = 0; i < st->n_tensors; i++) {
         const char *name = st->tensors[i].name;
         if (b.used[i]) continue;
-        if (strcmp(name, "lm_head.weight") == 0) continue; // tied copy
+        if (strcmp(name, lm_head_name) == 0) continue; // tied copy
         bool ours = strncmp(name, b.prefix, plen) == 0;
         if (ours && ignorable(c, name + plen)) continue;
         // In a multimodal checkpoint the vision/audio towers live outside the language model.

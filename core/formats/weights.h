@@ -1,6 +1,10 @@
 // Binds Hugging Face tensor names to struct g4_weights and checks every tensor the config implies
 // for presence, dtype and shape before any compute. Matrices point into the safetensors mapping
 // (checkpoint dtype); vectors (norm weights, scales) are converted once to fp32 into one pool.
+// Norm vectors hold the effective RMSNorm scale the forward multiplies by, whatever the source:
+// Gemma 4 stores it as is; Gemma 3's HF checkpoints store w for a scale of (1 + w), and the
+// binder adds the 1 here (in fp32, exactly as Gemma3RMSNorm does); GGUF gemma3 files store w + 1
+// already (llama.cpp's converter adds it), so a GGUF binder must take them as stored.
 #ifndef G4_WEIGHTS_H
 #define G4_WEIGHTS_H
 
@@ -28,6 +32,7 @@ struct g4_layer_weights {
     struct g4_weight v_proj;   // (n_kv_heads * head_dim, hidden); absent when k_eq_v or shared
     struct g4_weight o_proj;   // (hidden, n_heads * head_dim)
     const float *q_norm, *k_norm; // (head_dim,); k_norm NULL on KV-shared layers
+                                  // (every norm vector: the effective scale, see above)
     struct g4_weight gate_proj, up_proj; // (intermediate, hidden)
     struct g4_weight down_proj;          // (hidden, intermediate)
     // PLE (hidden_size_per_layer_input > 0)
@@ -42,7 +47,7 @@ struct g4_layer_weights {
     struct g4_weight experts_down;         // (n_experts * hidden, moe_intermediate)
     const float *post_feedforward_layernorm_1, *post_feedforward_layernorm_2;
     const float *pre_feedforward_layernorm_2; // (hidden,)
-    float layer_scalar;
+    float layer_scalar;        // 1 for Gemma 3 (no layer_scalar tensor)
 };
 
 struct g4_weights {

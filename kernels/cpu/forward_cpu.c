@@ -1,5 +1,7 @@
-// CPU decoder for Gemma 4, built only from ops_cpu and kv_cache. Reads top to bottom like
-// transformers' Gemma4TextModel.forward + Gemma4TextDecoderLayer.forward, in fp32 (matmul inputs
+// CPU decoder for Gemma 4 and Gemma 3, built only from ops_cpu and kv_cache. Reads top to bottom
+// like transformers' Gemma4TextModel.forward + Gemma4TextDecoderLayer.forward (Gemma 3 is the same
+// graph without v norm, layer scalar, PLE and MoE, its attention scaled by
+// query_pre_attn_scalar^-0.5 and its norms' (1 + w) folded in at bind time), in fp32 (matmul inputs
 // rounded to bf16 when the session asks for GEMMA4_PRECISION_BF16). This is the
 // reference engine the golden tests compare with transformers and the CUDA engine with.
 #include <math.h>
@@ -144,6 +146,7 @@ struct attn_job {
     int64_t pos0;
     int n, nh, window, heads_per_unit;
     size_t qrow;
+    float scale;          // cfg attn_scale
 };
 
 static void attention_part(void *arg, int part, int n_parts) {
@@ -153,8 +156,9 @@ static void attention_part(void *arg, int part, int n_parts) {
     float *scores = j->cs->scores + (size_t)part * j->cs->n_scores;
     for (int64_t u = units * part / n_parts; u < units * (part + 1) / n_parts; u++) {
         const int t = (int)(u / per_token), h = (int)(u % per_token) * j->heads_per_unit;
-        g4_attention_cpu(j->cs->att + t * j->qrow, j->cs->q + t * j->qrow, &j->view, j->pos0 + t,
-                         j->nh, h, h + j->heads_per_unit, j->window, scores);
+        g4_attention_scaled_cpu(j->cs->att + t * j->qrow, j->cs->q + t * j->qrow, &j->view,
+                                j->pos0 + t, j->nh, h, h + j->heads_per_unit, j->window, j->scale,
+                                scores);
     }
 }
 
@@ -172,7 +176,8 @@ static void attention(struct g4_session *s, int il, int64_t pos0, int n) {
     mm(s, cs->q, cs->h, lw->q_proj, n);
     g4_rmsnorm_cpu(cs->q, cs->q, lw->q_norm, n * nh, hd, c->rms_norm_eps);
     for (int t = 0; t < n; t++)
-        g4_rope_cpu(cs->q + t * qrow, nh, hd, ly->n_rope_pairs, ly->rope_theta, pos0 + t);
+        g4_rope_factor_cpu(cs->q + t * qrow, nh, hd, ly->n_rope_pairs, ly->rope_theta,
+                           ly->rope_factor, pos0 + t);
 
     if (ly->writes_kv) {
         float *k = g4_kv_cache_new_k(&cs->kv, ly->kv_slot, pos0);
@@ -185,8 +190,9 @@ static void attention(struct g4_session *s, int il, int64_t pos0, int n) {
             mm(s, v, cs->h, lw->v_proj, n);
         g4_rmsnorm_cpu(k, k, lw->k_norm, n * nkv, hd, c->rms_norm_eps);
         for (int t = 0; t < n; t++)
-            g4_rope_cpu(k + t * kvrow, nkv, hd, ly->n_rope_pairs, ly->rope_theta, pos0 + t);
-        g4_rmsnorm_cpu(v, v, NULL, n * nkv, hd, c->rms_norm_eps); // v_norm has no weight
+            g4_rope_factor_cpu(k + t * kvrow, nkv, hd, ly->n_rope_pairs, ly->rope_theta,
+                               ly->rope_factor, pos0 + t);
+        if (c->v_norm) g4_rmsnorm_cpu(v, v, NULL, n * nkv, hd, c->rms_norm_eps); // no weight
     }
     // KV-shared layers read their donor's slot, written earlier in this same step.
     // Heads per unit: a whole GQA group (each K/V row read once for all its heads) unless that
@@ -199,7 +205,7 @@ static void attention(struct g4_session *s, int il, int64_t pos0, int n) {
         per_unit = smaller;
     }
     struct attn_job job = {cs, g4_kv_cache_view(&cs->kv, ly->kv_slot, pos0), pos0, n, nh, ly->window,
-                           per_unit, qrow};
+                           per_unit, qrow, c->attn_scale};
     g4_pool_run(n * nh >= 2 ? cs->pool : NULL, attention_part, &job);
     mm(s, cs->t, cs->att, lw->o_proj, n);
 }

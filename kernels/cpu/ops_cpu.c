@@ -1,4 +1,4 @@
-// Reference fp32 math for the Gemma 4 decoder; see ops_cpu.h. Numerics follow transformers'
+// Reference fp32 math for the Gemma 4 and Gemma 3 decoders; see ops_cpu.h. Numerics follow transformers'
 // float32 path (fp32 accumulation, fp32 inv_freq/cos/sin, softmax in fp32).
 #include "ops_cpu.h"
 
@@ -20,10 +20,16 @@ void g4_rmsnorm_cpu(float *out, const float *x, const float *w, int n_rows, int 
 }
 
 void g4_rope_cpu(float *x, int n_heads, int head_dim, int n_rope_pairs, float theta, int64_t pos) {
+    g4_rope_factor_cpu(x, n_heads, head_dim, n_rope_pairs, theta, 1.0f, pos);
+}
+
+void g4_rope_factor_cpu(float *x, int n_heads, int head_dim, int n_rope_pairs, float theta,
+                        float factor, int64_t pos) {
     const int half = head_dim / 2;
     for (int i = 0; i < n_rope_pairs; i++) {
-        // torch: 1.0 / (base ** (arange(0, 2*n, 2).float() / head_dim)), then pos * inv_freq, fp32
-        float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+        // torch: 1.0 / (base ** (arange(0, 2*n, 2).float() / head_dim)) [/ factor], then
+        // pos * inv_freq, fp32 (x / 1.0f is exact, so factor 1 changes nothing)
+        float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim) / factor;
         float ang = (float)pos * inv_freq;
         float c = cosf(ang), s = sinf(ang);
         for (int h = 0; h < n_heads; h++) {
@@ -75,6 +81,11 @@ static int kv_runs(const struct g4_kv_view *kv, int64_t first, int64_t last, str
 
 void g4_attention_cpu(float *out, const float *q, const struct g4_kv_view *kv, int64_t pos,
                       int n_heads, int h0, int h1, int window, float *scores) {
+    g4_attention_scaled_cpu(out, q, kv, pos, n_heads, h0, h1, window, 1.0f, scores);
+}
+
+void g4_attention_scaled_cpu(float *out, const float *q, const struct g4_kv_view *kv, int64_t pos,
+                             int n_heads, int h0, int h1, int window, float scale, float *scores) {
     const int hd = kv->head_dim, group = n_heads / kv->n_kv_heads;
     const int64_t stride = (int64_t)kv->n_kv_heads * hd;
     const int64_t first = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
@@ -86,10 +97,12 @@ void g4_attention_cpu(float *out, const float *q, const struct g4_kv_view *kv, i
         const int hs = h0 > g * group ? h0 : g * group;
         const int he = h1 < (g + 1) * group ? h1 : (g + 1) * group, nh = he - hs;
         const size_t koff = (size_t)g * hd;
-        // scores (nh, n) = q_heads @ K^T  (scaling 1: q/k norms replace 1/sqrt(d))
+        // scores (nh, n) = q_heads @ K^T * scale  (Gemma 4: scale 1, q/k norms replace 1/sqrt(d))
         for (int r = 0; r < n_runs; r++)
             g4_matmul_rows_f32(scores + runs[r].j0, n, q + (size_t)hs * hd, hd, nh, runs[r].k + koff,
                                stride, runs[r].n, hd);
+        if (scale != 1.0f)
+            for (int64_t j = 0; j < (int64_t)nh * n; j++) scores[j] *= scale;
         for (int h = 0; h < nh; h++) { // softmax in fp32
             float *sh = scores + h * n, mx = -INFINITY, sum = 0.0f;
             for (int64_t j = 0; j < n; j++) mx = sh[j] > mx ? sh[j] : mx;

@@ -1,4 +1,4 @@
-// Reference math for the Gemma 4 decoder, in fp32. Two jobs: the CPU engine's building blocks and
+// Reference math for the Gemma 4 and Gemma 3 decoders, in fp32. Two jobs: the CPU engine's building blocks and
 // the oracle the CUDA kernels are tested against (there is no second copy in the tests).
 // Each function names the transformers code it is equivalent to.
 #ifndef G4_OPS_CPU_H
@@ -20,6 +20,10 @@ void g4_rmsnorm_cpu(float *out, const float *x, const float *w, int n_rows, int 
 // is how transformers' "proportional" RoPE builds inv_freq; "default" RoPE rotates every pair.
 // inv_freq[i] = 1 / theta^(2i / head_dim), computed in fp32 as transformers does.
 void g4_rope_cpu(float *x, int n_heads, int head_dim, int n_rope_pairs, float theta, int64_t pos);
+// The same with inv_freq[i] divided by `factor` (fp32, as _compute_linear_scaling_rope_parameters
+// does: Gemma 3's linear RoPE on full layers); factor 1 is g4_rope_cpu exactly.
+void g4_rope_factor_cpu(float *x, int n_heads, int head_dim, int n_rope_pairs, float theta,
+                        float factor, int64_t pos);
 
 // gelu_pytorch_tanh, in place.
 void g4_gelu_tanh_cpu(float *x, size_t n);
@@ -33,6 +37,11 @@ void g4_softcap_cpu(float *x, size_t n, float cap);
 // q, out: (n_heads, head_dim). scores: scratch of >= (h1 - h0) * (pos + 1) floats.
 void g4_attention_cpu(float *out, const float *q, const struct g4_kv_view *kv, int64_t pos,
                       int n_heads, int h0, int h1, int window, float *scores);
+// The same with scores = (q . k) * scale before the softmax (Gemma 3's eager_attention_forward,
+// scaling = query_pre_attn_scalar^-0.5; Gemma 3 passes no softcap). scale 1 is g4_attention_cpu
+// exactly.
+void g4_attention_scaled_cpu(float *out, const float *q, const struct g4_kv_view *kv, int64_t pos,
+                             int n_heads, int h0, int h1, int window, float scale, float *scores);
 
 // Gemma4TextRouter: weights (top_k,) and experts (top_k,) for one token's residual x (hidden,).
 // norm without scale -> * scale * hidden^-0.5 -> proj -> softmax -> top-k -> renormalise ->

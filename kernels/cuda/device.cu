@@ -163,6 +163,8 @@ static g4_status put_all(struct placer *p, struct g4_cuda_model *m, const struct
 }
 
 static g4_status check_supported(const struct g4_config *c) {
+    if (c->arch != G4_ARCH_GEMMA4)
+        return g4_fail(G4_ERR_UNSUPPORTED, "cuda: Gemma 3 models run on the CPU engine only");
     for (int il = 0; il < c->num_hidden_layers; il++)
         if (c->layer[il].head_dim > G4_CUDA_MAX_HEAD_DIM)
             return g4_fail(G4_ERR_UNSUPPORTED, "cuda: layer %d head_dim %d exceeds %d", il,

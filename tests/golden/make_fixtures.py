@@ -17,6 +17,13 @@ Fixtures (tiny, randomly initialised, see README.md):
   dense31b    Gemma4ForCausalLM, 31B-like: dense, k_eq_v, GQA 8/4 (sliding) 8/2 (full); float16
   multimodal  Gemma4ForConditionalGeneration (text + tiny vision + audio towers), E2B-like text,
               float32, sharded checkpoint with an index
+  gemma3      Gemma3ForCausalLM (Gemma 3 text decoder): (1 + w) norms, query_pre_attn_scalar != head_dim,
+              linear RoPE (factor 8) on full layers, 5 sliding : 1 full; float32
+  gemma3_sliding  Gemma3ForCausalLM, sliding-window heavy: layer pattern from sliding_window_pattern
+              (the last layer is sliding), window 4, GQA 4:1, float16; attn_logit_softcapping set,
+              which transformers' Gemma3Attention ignores (never passed to the attention)
+  gemma3_multimodal  Gemma3ForConditionalGeneration (text + tiny SigLIP tower), gemma3-like text;
+              float32, saved as transformers saves it (language_model.model.* names)
 
 Every parameter and persistent buffer is overwritten with seeded random values (nothing is
 trivially 0 or 1). The reference is computed with transformers (eager attention, float32,
@@ -39,11 +46,13 @@ Seeds: for each fixture the first seed from a fixed base that passes quality cri
 no MoE router near-ties, small float32-vs-float64 noise); the search is deterministic.
 
 Re-run (regenerates everything in place):  python3 tests/golden/make_fixtures.py [name ...]
+Only the Gemma 3 fixtures:  python3 tests/golden/make_fixtures.py --gemma3
 Only the bf16-activation references, from the committed fixtures:
   python3 tests/golden/make_fixtures.py --bf16act
 """
 
 import importlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -77,12 +86,17 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 from transformers import (  # noqa: E402
+    Gemma3Config,
+    Gemma3ForCausalLM,
+    Gemma3ForConditionalGeneration,
+    Gemma3TextConfig,
     Gemma4AudioConfig,
     Gemma4Config,
     Gemma4ForCausalLM,
     Gemma4ForConditionalGeneration,
     Gemma4TextConfig,
     Gemma4VisionConfig,
+    SiglipVisionConfig,
 )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -211,6 +225,59 @@ def cfg_multimodal():
     return Gemma4Config(text_config=text, vision_config=vision, audio_config=audio)
 
 
+# Gemma 3 (Gemma3TextConfig). The rope parameters use transformers 5's per-layer-type form; the
+# C side also reads the legacy rope_theta / rope_local_base_freq / rope_scaling keys (test_config).
+GEMMA3_ROPE = {
+    S: {"rope_type": "default", "rope_theta": 10_000.0},
+    F: {"rope_type": "linear", "factor": 8.0, "rope_theta": 1_000_000.0},
+}
+
+
+def gemma3_text_kwargs():
+    return dict(
+        vocab_size=512,
+        hidden_size=64,
+        intermediate_size=64,
+        num_hidden_layers=7,
+        layer_types=[S, S, S, S, S, F, S],
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        query_pre_attn_scalar=24,  # != head_dim: the scale must come from this key
+        sliding_window=8,
+        rope_parameters=copy.deepcopy(GEMMA3_ROPE),
+        final_logit_softcapping=None,
+        attn_logit_softcapping=None,
+        tie_word_embeddings=True,
+    )
+
+
+def cfg_gemma3():
+    return Gemma3TextConfig(**gemma3_text_kwargs())
+
+
+def cfg_gemma3_sliding():
+    kw = gemma3_text_kwargs()
+    del kw["layer_types"]
+    kw.update(num_hidden_layers=7, sliding_window_pattern=3, sliding_window=4, num_attention_heads=4,
+              num_key_value_heads=1, attn_logit_softcapping=20.0, query_pre_attn_scalar=16,
+              rope_parameters={S: {"rope_type": "default", "rope_theta": 10_000.0},
+                               F: {"rope_type": "default", "rope_theta": 1_000_000.0}})
+    cfg = Gemma3TextConfig(**kw)
+    assert cfg.layer_types == [S, S, F, S, S, F, S], cfg.layer_types
+    return cfg
+
+
+def cfg_gemma3_multimodal():
+    kw = gemma3_text_kwargs()
+    kw.update(intermediate_size=32)
+    vision = SiglipVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                image_size=28, patch_size=14)
+    return Gemma3Config(text_config=Gemma3TextConfig(**kw).to_dict(), vision_config=vision.to_dict(),
+                        mm_tokens_per_image=4, image_token_index=511, boi_token_index=509,
+                        eoi_token_index=510)
+
+
 # --------------------------------------------------------------------------------------
 # random init of every parameter / persistent buffer
 # --------------------------------------------------------------------------------------
@@ -273,6 +340,17 @@ def randomize(model, seed):
     return counts
 
 
+def randomize_gemma3(model, seed):
+    """randomize(), then stored norm weights w = gain - 1: Gemma3RMSNorm scales by (1 + w), so the
+    effective gains equal the Gemma 4 fixtures' (and no w is trivially 0)."""
+    counts = randomize(model, seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if type(m).__name__ == "Gemma3RMSNorm":
+                m.weight.sub_(1.0)
+    return counts
+
+
 # --------------------------------------------------------------------------------------
 # reference computation
 # --------------------------------------------------------------------------------------
@@ -303,6 +381,7 @@ class _TrueFloat64:
         import transformers.models.gemma4.modeling_gemma4 as M
 
         self.M = M
+        self.gemma3 = _TrueFloat64Gemma3().__enter__()
         self.saved = (M.Gemma4RMSNorm.forward, M.eager_attention_forward, M.Gemma4TextRouter.forward,
                       M.Gemma4TextRotaryEmbedding.forward)
 
@@ -343,6 +422,47 @@ class _TrueFloat64:
         M = self.M
         (M.Gemma4RMSNorm.forward, M.eager_attention_forward, M.Gemma4TextRouter.forward,
          M.Gemma4TextRotaryEmbedding.forward) = self.saved
+        self.gemma3.__exit__(*exc)
+        return False
+
+
+class _TrueFloat64Gemma3:
+    """_TrueFloat64's patches for transformers.models.gemma3 (entered by _TrueFloat64)."""
+
+    def __enter__(self):
+        import transformers.models.gemma3.modeling_gemma3 as M
+
+        self.M = M
+        self.saved = (M.Gemma3RMSNorm.forward, M.eager_attention_forward, M.Gemma3RotaryEmbedding.forward)
+
+        def rms_forward(mod, x):
+            return mod._norm(x) * (1.0 + mod.weight)
+
+        def eager(module, query, key, value, attention_mask, dropout=0.0, scaling=None, softcap=None, **kw):
+            assert softcap is None  # Gemma3Attention passes none (attn_logit_softcapping is unused)
+            k = M.repeat_kv(key, module.num_key_value_groups)
+            v = M.repeat_kv(value, module.num_key_value_groups)
+            w = torch.matmul(query, k.transpose(2, 3)) * scaling
+            if attention_mask is not None:
+                w = w + attention_mask
+            w = torch.softmax(w, dim=-1)
+            return torch.matmul(w, v).transpose(1, 2).contiguous(), w
+
+        def rope(mod, x, position_ids, layer_type):
+            inv_freq = getattr(mod, f"{layer_type}_inv_freq").to(torch.float64)
+            freqs = position_ids[..., None].to(torch.float64) * inv_freq
+            emb = torch.cat((freqs, freqs), dim=-1)
+            scaling = getattr(mod, f"{layer_type}_attention_scaling")
+            return (emb.cos() * scaling).to(x.dtype), (emb.sin() * scaling).to(x.dtype)
+
+        M.Gemma3RMSNorm.forward = rms_forward
+        M.eager_attention_forward = eager
+        M.Gemma3RotaryEmbedding.forward = rope
+        return self
+
+    def __exit__(self, *exc):
+        M = self.M
+        (M.Gemma3RMSNorm.forward, M.eager_attention_forward, M.Gemma3RotaryEmbedding.forward) = self.saved
         return False
 
 
@@ -443,7 +563,7 @@ def make_candidate(name, cfg_fn, model_cls, save_dtype, seed, outdir, max_shard_
     clean_dir(outdir)
     torch.manual_seed(seed)
     model = model_cls(cfg_fn())
-    counts = randomize(model, seed)
+    counts = (randomize_gemma3 if model_cls in GEMMA3_CLASSES else randomize)(model, seed)
     model = model.to(save_dtype)
     save_kw = {"safe_serialization": True}
     if max_shard_size is not None:
@@ -496,7 +616,7 @@ def evaluate(model, seed):
         gen=gen,
         gen_margin=(top2[:, 0] - top2[:, 1]).min().item(),
         prompt_margin=(top2p[:, 0] - top2p[:, 1]).min().item(),
-        router_gap=router_gaps(model, out) if text_cfg.enable_moe_block else None,
+        router_gap=router_gaps(model, out) if getattr(text_cfg, "enable_moe_block", False) else None,
         inc_rel=check_incremental(model, prompt, logits[None]),
         f32_noise=(float64_logits(model, prompt) - logits.double()).abs().max().item(),
         std=logits.std(dim=-1),
@@ -570,6 +690,12 @@ FIXTURES = [
     ("dense31b", cfg_dense31b, Gemma4ForCausalLM, torch.float16, 3000, None),
     ("multimodal", cfg_multimodal, Gemma4ForConditionalGeneration, torch.float32, 4000, "300KB"),
 ]
+GEMMA3_CLASSES = (Gemma3ForCausalLM, Gemma3ForConditionalGeneration)
+GEMMA3_FIXTURES = [
+    ("gemma3", cfg_gemma3, Gemma3ForCausalLM, torch.float32, 5000, None),
+    ("gemma3_sliding", cfg_gemma3_sliding, Gemma3ForCausalLM, torch.float16, 6000, None),
+    ("gemma3_multimodal", cfg_gemma3_multimodal, Gemma3ForConditionalGeneration, torch.float32, 7000, None),
+]
 
 
 def main():
@@ -580,8 +706,10 @@ def main():
                 write_bf16act_reference(name)
         return
     only = set(sys.argv[1:])
+    if only == {"--gemma3"}:
+        only = {f[0] for f in GEMMA3_FIXTURES}
     results = []
-    for name, cfg_fn, cls, dt, seed, shard in FIXTURES:
+    for name, cfg_fn, cls, dt, seed, shard in FIXTURES + GEMMA3_FIXTURES:
         if only and name not in only:
             continue
         results.append(build_fixture(name, cfg_fn, cls, dt, seed, shard))
