@@ -261,15 +261,27 @@ GEMMA4_API gemma4_status gemma4_session_info(const gemma4_session *session, int3
 
 // ---- Precision -------------------------------------------------------------------------------
 
-// How the session's matrix products treat activations. Weights are always used as stored.
+// How the session's matrix products treat activations. Weights are always used as stored
+// (GGUF block-quantized weights stay quantized in memory).
 // FP32 (the default): activations stay fp32 and accumulation is fp32, so logits match the
-//   transformers float32 forward to ~1e-5 relative (summation order only).
-// BF16: activations are rounded to bf16 before each product with a bf16 weight matrix (the
-//   attention projections, MLPs, per-layer-embedding projections and LM head; not the MoE router
-//   and experts), as llama.cpp does, with fp32 accumulation. On CPUs with AVX512_BF16 prompts run
-//   ~1.7x faster (VDPBF16PS); decoding is memory-bound and about as fast as in FP32. Logits then follow transformers' float32 forward with those inputs rounded, and
-//   differ from FP32 by about 1e-2 relative (greedy tokens usually agree). Other CPUs compute
-//   the same rounded products with fp32 instructions. The CUDA engine ignores this setting.
+//   transformers float32 forward to ~1e-5 relative (summation order only); block-quantized
+//   weights are dequantized block by block inside the products, so logits match an fp32 forward
+//   on the dequantized weights the same way.
+// BF16: llama.cpp's CPU numerics: each product's activations are first converted to the type
+//   ggml's CPU backend pairs with the weight type (its vec_dot_type), with fp32 accumulation:
+//   - bf16 weights (the attention projections, MLPs, per-layer-embedding projections and LM
+//     head; not the MoE router and experts): activations rounded to bf16. On CPUs with
+//     AVX512_BF16 prompts run ~1.7x faster (VDPBF16PS); decoding is memory-bound and about as
+//     fast as in FP32. Logits then follow transformers' float32 forward with those inputs
+//     rounded, and differ from FP32 by about 1e-2 relative (greedy tokens usually agree). Other
+//     CPUs compute the same rounded products with fp32 instructions.
+//   - block-quantized weights (Q4_0, Q5_0, Q8_0: Q8_0 activations, 8 bits per 32 values with an
+//     fp16 scale; Q4_K, Q5_K, Q6_K: Q8_K activations, 8 bits per 256 values with an fp32 scale),
+//     multiplied with integer dot products (AVX2, AVX-512 VNNI or portable C): the numerics of
+//     llama.cpp on the same GGUF file, up to fp32 summation order; logits differ from FP32 by a
+//     few percent RMS. The MoE experts and router keep fp32 activations.
+//   - F32 and F16 weights: unchanged (fp32 activations).
+//   The K/V cache stays fp32 (llama.cpp's is f16). The CUDA engine ignores this setting.
 #define GEMMA4_PRECISION_FP32 0
 #define GEMMA4_PRECISION_BF16 1
 // Takes effect from the next step; the K/V cache is kept. Errors: INVALID_ARGUMENT (unknown

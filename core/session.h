@@ -26,7 +26,7 @@ struct g4_session {
     struct g4_sampler sampler;
     char *stops[G4_MAX_STOPS];
     int n_stops;
-    bool bf16;               // GEMMA4_PRECISION_BF16: matmul activations rounded to bf16
+    bool bf16;               // GEMMA4_PRECISION_BF16: llama.cpp numerics (bf16 / 8-bit activations)
     // Cancellation (see gemma4_session_cancel): any thread increments cancel_requests; the
     // session's own thread answers every request made since the last answer with one
     // G4_ERR_CANCELLED (cancel_answered = the count it saw), so no request is lost or cleared.

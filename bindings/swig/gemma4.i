@@ -306,7 +306,9 @@ public:
         return v;
     }
     int64_t n_past() const { return info(GEMMA4_SESSION_N_PAST); }
-    // GEMMA4_PRECISION_FP32 (the default) or GEMMA4_PRECISION_BF16, from the next step on.
+    // GEMMA4_PRECISION_FP32 (the default) or GEMMA4_PRECISION_BF16 (llama.cpp's numerics: bf16
+    // activations for bf16 weights, 8-bit ones for GGUF block-quantized weights), from the next
+    // step on.
     void set_precision(int32_t precision) {
         g4swig_check(gemma4_session_set_precision(h_, precision));
     }

@@ -2,7 +2,8 @@
 // like transformers' Gemma4TextModel.forward + Gemma4TextDecoderLayer.forward (Gemma 3 is the same
 // graph without v norm, layer scalar, PLE and MoE, its attention scaled by
 // query_pre_attn_scalar^-0.5 and its norms' (1 + w) folded in at bind time), in fp32 (matmul inputs
-// rounded to bf16 when the session asks for GEMMA4_PRECISION_BF16). This is the
+// rounded to bf16, or quantized to 8 bits for block-quantized weights, when the session asks for
+// GEMMA4_PRECISION_BF16). This is the
 // reference engine the golden tests compare with transformers and the CUDA engine with.
 #include <math.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "matmul_cpu.h"
 #include "mem.h"
 #include "ops_cpu.h"
+#include "quant_act.h"
 #include "session.h"
 #include "threadpool.h"
 #include "vec_cpu.h"
@@ -34,7 +36,13 @@ struct cpu_state {
     int32_t *et;           // (B,) tokens routed to the expert at hand
     float *scores;         // (pool size, max_group * n_ctx) attention scores, per pool part
     size_t n_scores;       // max_group * n_ctx
-    float *xs;             // (B, widest matmul input) activations rounded to bf16 (precision bf16)
+    float *xs;             // (B, widest matmul input) activations rounded to bf16 or quantized
+                           // to 8 bits (precision bf16)
+    // What xs holds quantized (precision bf16 on block-quantized weights): the input, its
+    // activation type and shape, so products on one input (q/k/v, gate/up) quantize it once.
+    const float *xq_src;
+    int xq_type, xq_n;
+    int64_t xq_cols;
 };
 
 static struct cpu_state *state(struct g4_session *s) { return s->backend_state; }
@@ -93,14 +101,37 @@ static size_t cpu_kv_bytes(const struct g4_session *s) {
     return ((const struct cpu_state *)s->backend_state)->kv.cache_bytes;
 }
 
-// out (n, w.rows) = x (n, w.cols) @ w^T over the session's pool; x is rounded to bf16 first when
-// the session asked for GEMMA4_PRECISION_BF16 (see abi/gemma4.h).
-static void mm(struct g4_session *s, float *out, const float *x, struct g4_weight w, int n) {
+// out (n, w.rows) = x (n, w.cols) @ w^T over the session's pool. With GEMMA4_PRECISION_BF16
+// (llama.cpp's numerics, see abi/gemma4.h) x is first rounded to bf16 for bf16 weights, or
+// quantized to 8 bits per block for block-quantized weights; same_input says x has not changed
+// since the previous product on it, so its quantized copy may serve again.
+static void mm_in(struct g4_session *s, float *out, const float *x, struct g4_weight w, int n,
+                  bool same_input) {
     struct cpu_state *cs = state(s);
+    if (s->bf16 && G4_DTYPE_IS_QUANT(w.dtype)) {
+        const int type = (int)g4_quant_act_type_for(w.dtype);
+        if (!same_input || cs->xq_src != x || cs->xq_type != type || cs->xq_n != n ||
+            cs->xq_cols != w.cols) {
+            g4_matmul_quantize(cs->xs, x, w, n, cs->pool);
+            cs->xq_src = x, cs->xq_type = type, cs->xq_n = n, cs->xq_cols = w.cols;
+        }
+        g4_matmul_cpu_q8(out, cs->xs, w, n, cs->pool);
+        return;
+    }
+    cs->xq_src = NULL; // the bf16 rounding below reuses xs
     if (s->bf16)
         g4_matmul_cpu_bf16act(out, x, w, n, cs->pool, cs->xs);
     else
         g4_matmul_cpu(out, x, w, n, cs->pool);
+}
+
+static void mm(struct g4_session *s, float *out, const float *x, struct g4_weight w, int n) {
+    mm_in(s, out, x, w, n, false);
+}
+
+// A further product on the x of the previous mm (unchanged since).
+static void mm_again(struct g4_session *s, float *out, const float *x, struct g4_weight w, int n) {
+    mm_in(s, out, x, w, n, true);
 }
 
 // Row `id` of an embedding table, times scale (Gemma4TextScaledWordEmbedding). Quantized tables
@@ -182,12 +213,12 @@ static void attention(struct g4_session *s, int il, int64_t pos0, int n) {
     if (ly->writes_kv) {
         float *k = g4_kv_cache_new_k(&cs->kv, ly->kv_slot, pos0);
         float *v = g4_kv_cache_new_v(&cs->kv, ly->kv_slot, pos0);
-        mm(s, k, cs->h, lw->k_proj, n);
+        mm_again(s, k, cs->h, lw->k_proj, n);
         // k_eq_v: V is the k_proj output before k_norm and RoPE
         if (ly->k_eq_v)
             memcpy(v, k, (size_t)n * kvrow * sizeof(float));
         else
-            mm(s, v, cs->h, lw->v_proj, n);
+            mm_again(s, v, cs->h, lw->v_proj, n);
         g4_rmsnorm_cpu(k, k, lw->k_norm, n * nkv, hd, c->rms_norm_eps);
         for (int t = 0; t < n; t++)
             g4_rope_factor_cpu(k + t * kvrow, nkv, hd, ly->n_rope_pairs, ly->rope_theta,
@@ -215,7 +246,7 @@ static void mlp(struct g4_session *s, const struct g4_layer_weights *lw, int I, 
                 float *out, int n) {
     struct cpu_state *cs = state(s);
     mm(s, cs->gate, in, lw->gate_proj, n);
-    mm(s, cs->up, in, lw->up_proj, n);
+    mm_again(s, cs->up, in, lw->up_proj, n);
     g4_vec_gelu_mul(cs->gate, cs->up, (size_t)n * I);
     mm(s, out, cs->gate, lw->down_proj, n);
 }

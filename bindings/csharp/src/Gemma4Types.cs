@@ -110,7 +110,9 @@ namespace Gemma4
     }
 
     // GEMMA4_PRECISION_*: how a session's matrix products treat activations. Fp32 (the default)
-    // keeps them fp32; Bf16 rounds them to bf16 in the matrix products (llama.cpp's numerics) for speed, at about
-    // 1e-2 relative logit error (see gemma4_session_set_precision in gemma4.h).
+    // keeps them fp32; Bf16 gives llama.cpp's numerics for speed: activations rounded to bf16 in
+    // the products with bf16 weights, quantized to 8 bits (Q8_0 / Q8_K) in those with GGUF
+    // block-quantized weights, at about 1e-2 relative logit error (a few percent on quantized
+    // weights; see gemma4_session_set_precision in gemma4.h).
     public enum Gemma4Precision { Fp32 = 0, Bf16 = 1 }
 }

@@ -273,9 +273,10 @@ defmodule Gemma4 do
 
   @doc """
   Sets how the session's matrix products treat activations, from the next step on (the KV
-  cache is kept): `:fp32` (the default) keeps them fp32; `:bf16` rounds them to bf16 in the matrix
-  products (llama.cpp's numerics) for speed, at about 1e-2 relative logit error (see
-  `gemma4_session_set_precision` in gemma4.h). An integer is passed to the library as a
+  cache is kept): `:fp32` (the default) keeps them fp32; `:bf16` gives llama.cpp's numerics for
+  speed: activations rounded to bf16 in the products with bf16 weights and quantized to 8 bits
+  (Q8_0 / Q8_K) in those with GGUF block-quantized weights, at about 1e-2 relative logit error
+  (a few percent on quantized weights; see `gemma4_session_set_precision` in gemma4.h). An integer is passed to the library as a
   `GEMMA4_PRECISION_*` value (an unknown one gives `{:error, {:invalid_argument, message}}`);
   anything else raises `ArgumentError`.
   """

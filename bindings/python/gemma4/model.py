@@ -407,9 +407,11 @@ class Session(_Handle):
 
     def set_precision(self, precision):
         """"fp32" (the default; or gemma4.PRECISION_FP32) or "bf16" (gemma4.PRECISION_BF16).
-        bf16 rounds activations to bf16 in the matrix products (llama.cpp's numerics):
-        faster prompts and decoding, logits ~1e-2 relative from fp32 (see gemma4_session_set_precision in
-        gemma4.h). Takes effect from the next step; the KV cache is kept."""
+        bf16 gives llama.cpp's numerics: activations rounded to bf16 in the products with bf16
+        weights, quantized to 8 bits (Q8_0 / Q8_K) in those with GGUF block-quantized weights:
+        faster prompts and decoding, logits ~1e-2 relative from fp32 (a few percent on quantized
+        weights; see gemma4_session_set_precision in gemma4.h). Takes effect from the next step;
+        the KV cache is kept."""
         check(_C.gemma4_session_set_precision(self._h(), _precision_value(precision)))
 
     def set_stops(self, stops):
