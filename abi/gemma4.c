@@ -4,9 +4,11 @@
 // the NULL check, and every call that runs or changes a session marks it busy for its duration.
 #include "gemma4.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "chat.h"
+#include "chat_stream.h"
 #include "generate.h"
 #include "handle.h"
 #include "log.h"
@@ -285,6 +287,10 @@ GEMMA4_API gemma4_status gemma4_session_info(const gemma4_session *session, int3
     case GEMMA4_SESSION_LAST_GEN_TOKENS: *value = s->last_gen_tokens; break;
     case GEMMA4_SESSION_LAST_PROMPT_US: *value = s->last_prompt_us; break;
     case GEMMA4_SESSION_LAST_GEN_US: *value = s->last_gen_us; break;
+    case GEMMA4_SESSION_FINISH_REASON: *value = s->finish_reason; break;
+    case GEMMA4_SESSION_USAGE_PROMPT_TOKENS: *value = s->usage_prompt; break;
+    case GEMMA4_SESSION_USAGE_CACHED_TOKENS: *value = s->usage_cached; break;
+    case GEMMA4_SESSION_USAGE_COMPLETION_TOKENS: *value = s->usage_completion; break;
     case GEMMA4_SESSION_PRECISION:
         *value = s->bf16 ? GEMMA4_PRECISION_BF16 : GEMMA4_PRECISION_FP32;
         break;
@@ -425,4 +431,138 @@ GEMMA4_API gemma4_status gemma4_session_cancel(gemma4_session *session) {
     CHECK_SESSION(session, "gemma4_session_cancel");
     g4_session_cancel(SESSION(session));
     return GEMMA4_OK;
+}
+
+// ---- Chat with tools and thinking (JSON conversations) ---------------------------------------
+
+_Static_assert(GEMMA4_CHAT_ADD_GENERATION_PROMPT == G4_CHAT_GEN_PROMPT &&
+                   GEMMA4_CHAT_THINKING == G4_CHAT_THINKING &&
+                   GEMMA4_CHAT_PRESERVE_THINKING == G4_CHAT_PRESERVE_THINKING,
+               "chat flags");
+_Static_assert(GEMMA4_CHAT_EVENT_TEXT == G4_CHAT_EVENT_TEXT &&
+                   GEMMA4_CHAT_EVENT_REASONING == G4_CHAT_EVENT_REASONING &&
+                   GEMMA4_CHAT_EVENT_TOOL_CALL == G4_CHAT_EVENT_TOOL_CALL,
+               "chat events");
+_Static_assert(GEMMA4_FINISH_STOP == G4_FINISH_STOP && GEMMA4_FINISH_LENGTH == G4_FINISH_LENGTH &&
+                   GEMMA4_FINISH_TOOL_CALLS == G4_FINISH_TOOL_CALLS &&
+                   GEMMA4_FINISH_CANCELLED == G4_FINISH_CANCELLED,
+               "finish reasons");
+
+#define CHAT_FLAGS (GEMMA4_CHAT_ADD_GENERATION_PROMPT | GEMMA4_CHAT_THINKING | GEMMA4_CHAT_PRESERVE_THINKING)
+
+GEMMA4_API gemma4_status gemma4_chat_render_json(const gemma4_model *model,
+                                                 const char *messages_json,
+                                                 const char *tools_json, int32_t flags,
+                                                 char *buf, size_t capacity, size_t *n_out) {
+    BEGIN();
+    CHECK(n_out && messages_json, "gemma4_chat_render_json: NULL argument");
+    *n_out = 0;
+    if (model) CHECK_MODEL(model, "gemma4_chat_render_json");
+    CHECK(!(flags & ~CHAT_FLAGS), "gemma4_chat_render_json: unknown flags 0x%x", flags);
+    if (model && (flags & GEMMA4_CHAT_ADD_GENERATION_PROMPT))
+        flags |= MODEL(model)->cfg.chat_gen_prompt & G4_CHAT_TEMPLATE_LARGE;
+    cJSON *m, *t;
+    G4_TRY(g4_chat_parse(messages_json, tools_json, &m, &t));
+    g4_status st = g4_chat_render_text(G4_CHAT_FORMAT_GEMMA4, m, t, flags, buf, capacity, n_out);
+    cJSON_Delete(m);
+    cJSON_Delete(t);
+    return st;
+}
+
+GEMMA4_API gemma4_status gemma4_chat_tokenize_json(const gemma4_model *model,
+                                                   const char *messages_json,
+                                                   const char *tools_json, int32_t flags,
+                                                   int32_t *ids, size_t capacity, size_t *n_out) {
+    BEGIN();
+    G4_TRY(need_tokenizer(model, "gemma4_chat_tokenize_json"));
+    CHECK(n_out && messages_json, "gemma4_chat_tokenize_json: NULL argument");
+    *n_out = 0;
+    CHECK(!(flags & ~CHAT_FLAGS), "gemma4_chat_tokenize_json: unknown flags 0x%x", flags);
+    if (flags & GEMMA4_CHAT_ADD_GENERATION_PROMPT)
+        flags |= MODEL(model)->cfg.chat_gen_prompt & G4_CHAT_TEMPLATE_LARGE;
+    cJSON *m, *t;
+    G4_TRY(g4_chat_parse(messages_json, tools_json, &m, &t));
+    int32_t *v = NULL;
+    size_t n = 0;
+    g4_status st = g4_chat_render_ids(G4_CHAT_FORMAT_GEMMA4, MODEL(model)->tok, m, t, flags, &v, &n);
+    cJSON_Delete(m);
+    cJSON_Delete(t);
+    if (st == G4_OK) {
+        *n_out = n;
+        if (ids && capacity < n)
+            st = g4_fail(G4_ERR_BUFFER_TOO_SMALL, "gemma4_chat_tokenize_json: buffer of %zu ids, "
+                         "%zu needed", capacity, n);
+        else if (ids && n)
+            memcpy(ids, v, n * sizeof *ids);
+    }
+    free(v);
+    return st;
+}
+
+GEMMA4_API gemma4_status gemma4_chat_complete(gemma4_session *session, const char *messages_json,
+                                              const char *tools_json, int32_t flags,
+                                              int32_t max_tokens, gemma4_chat_event_fn on_event,
+                                              void *user_data) {
+    BEGIN();
+    CHECK(session && messages_json, "gemma4_chat_complete: NULL argument");
+    CHECK_SESSION(session, "gemma4_chat_complete");
+    CHECK(max_tokens >= 0, "gemma4_chat_complete: max_tokens %d < 0", max_tokens);
+    CHECK(!(flags & ~CHAT_FLAGS), "gemma4_chat_complete: unknown flags 0x%x", flags);
+    struct g4_session *s = SESSION(session);
+    cJSON *m, *t;
+    G4_TRY(g4_chat_parse(messages_json, tools_json, &m, &t));
+    g4_status st;
+    if (atomic_exchange(&s->busy, true)) {
+        st = busy("gemma4_chat_complete");
+    } else {
+        st = g4_chat_complete(s, m, t, flags, max_tokens, (g4_chat_event_fn)on_event, user_data);
+        atomic_store(&s->busy, false);
+    }
+    cJSON_Delete(m);
+    cJSON_Delete(t);
+    return st;
+}
+
+GEMMA4_API gemma4_status gemma4_chat_result(const gemma4_session *session, char *buf,
+                                            size_t capacity, size_t *n_out) {
+    BEGIN();
+    CHECK(session && n_out, "gemma4_chat_result: NULL argument");
+    *n_out = 0;
+    CHECK_SESSION(session, "gemma4_chat_result");
+    const struct g4_session *s = SESSION(session);
+    CHECK(s->chat_result, "gemma4_chat_result: no chat completion on this session yet");
+    return copy_out(s->chat_result, buf, capacity, n_out);
+}
+
+GEMMA4_API gemma4_status gemma4_session_reset_sampling(gemma4_session *session) {
+    BEGIN();
+    CHECK(session, "gemma4_session_reset_sampling: session is NULL");
+    CHECK_SESSION(session, "gemma4_session_reset_sampling");
+    struct g4_session *s = SESSION(session);
+    ENTER(s, "gemma4_session_reset_sampling");
+    return LEAVE(s, g4_session_reset_sampling(s));
+}
+
+GEMMA4_API gemma4_status gemma4_session_force_tokens(gemma4_session *session,
+                                                     const int32_t *tokens, size_t n) {
+    BEGIN();
+    CHECK(session && (tokens || n == 0), "gemma4_session_force_tokens: NULL argument");
+    CHECK_SESSION(session, "gemma4_session_force_tokens");
+    struct g4_session *s = SESSION(session);
+    const int32_t V = s->model->cfg.vocab_size;
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return g4_fail(G4_ERR_INVALID_TOKEN,
+                           "gemma4_session_force_tokens: token %zu is %d, outside [0, %d)", i,
+                           tokens[i], V);
+    ENTER(s, "gemma4_session_force_tokens");
+    int32_t *copy = NULL;
+    if (n && g4_calloc((void **)&copy, n, sizeof *copy, "forced tokens") != G4_OK)
+        return LEAVE(s, G4_ERR_OUT_OF_MEMORY);
+    if (n) memcpy(copy, tokens, n * sizeof *copy);
+    free(s->forced);
+    s->forced = copy;
+    s->n_forced = n;
+    s->i_forced = 0;
+    return LEAVE(s, GEMMA4_OK);
 }

@@ -366,6 +366,106 @@ GEMMA4_API gemma4_status gemma4_session_cancel(gemma4_session *session);
 // (from the token callback: GEMMA4_ERR_BUSY). A request made after it returns still counts.
 GEMMA4_API gemma4_status gemma4_session_clear_cancel(gemma4_session *session);
 
+// ---- Chat with tools and thinking (JSON conversations) ---------------------------------------
+//
+// The whole Gemma 4 chat protocol in the library, so that no caller touches template text:
+// conversations and tool declarations go in as JSON strings (OpenAI chat shapes), are rendered
+// straight to token ids (contents as literal text, see "Special tokens"), the reply is parsed
+// while it streams into answer text, reasoning and tool calls, and the parsed result is read as
+// JSON afterwards. Rendering equals transformers' apply_chat_template(messages, tools=...,
+// enable_thinking=...) with Google's templates (tests/test_chat_tools.c, 86 conversations).
+//
+// messages_json: a JSON array of messages:
+//   {"role": "system" | "developer" | "user" | "assistant" | "model" | "tool",
+//    "content": "text" | null | [{"type": "text", "text": "..."}],
+//    "reasoning_content": "earlier thinking" (or "reasoning"; kept only where the template keeps
+//        it: after the last user message, or with GEMMA4_CHAT_PRESERVE_THINKING on tool-call
+//        turns; thinking inside assistant content is always stripped),
+//    "tool_calls": [{"id": "call_0", "type": "function",
+//                    "function": {"name": "f", "arguments": {...} or "{...JSON text...}"}}],
+//    "tool_call_id": "call_0", "name": "f"}        (on "tool" messages: which call they answer)
+//   A "tool" message's content may also be any JSON value (an object renders key by key).
+// tools_json: NULL, "" or a JSON array of {"type": "function", "function": {"name",
+//   "description", "parameters": JSON schema, "response": {...}}} (or the bare function object).
+// Errors: INVALID_ARGUMENT naming the message and field (invalid JSON, unknown role, wrong type,
+// empty conversation); UNSUPPORTED for image/audio/video parts (text-only runtime).
+
+#define GEMMA4_CHAT_ADD_GENERATION_PROMPT 1 // render: open the model's turn (always on to generate)
+#define GEMMA4_CHAT_THINKING 4              // enable_thinking: "<|think|>" in the system turn
+#define GEMMA4_CHAT_PRESERVE_THINKING 8     // preserve_thinking (see reasoning_content above)
+
+// The prompt text transformers would render (for display, logging, or trusted use). model
+// selects the template (26B-A4B/31B add the empty thought channel to the generation prompt with
+// thinking off); NULL: E2B/E4B. Errors: as above, INVALID_ARGUMENT (unknown flags),
+// BUFFER_TOO_SMALL.
+GEMMA4_API gemma4_status gemma4_chat_render_json(const gemma4_model *model,
+                                                 const char *messages_json,
+                                                 const char *tools_json, int32_t flags,
+                                                 char *buf, size_t capacity,
+                                                 size_t *n_out /* out */);
+// The same conversation as the token ids a chat completion runs (contents literal).
+// Errors: as gemma4_chat_render_json, NO_TOKENIZER.
+GEMMA4_API gemma4_status gemma4_chat_tokenize_json(const gemma4_model *model,
+                                                   const char *messages_json,
+                                                   const char *tools_json, int32_t flags,
+                                                   int32_t *ids, size_t capacity,
+                                                   size_t *n_out /* out */);
+
+#define GEMMA4_CHAT_EVENT_TEXT 0      // answer text (UTF-8, whole characters)
+#define GEMMA4_CHAT_EVENT_REASONING 1 // thinking ("<|channel>thought" block, without markers)
+#define GEMMA4_CHAT_EVENT_TOOL_CALL 2 // one parsed call: {"id":"call_0","name":"f","arguments":{...}}
+// Receives each event's text (not NUL-terminated). Return 0 to continue, non-zero to stop
+// (the completion then ends with finish reason "stop" and GEMMA4_OK).
+typedef int32_t (*gemma4_chat_event_fn)(int32_t kind, const char *text, size_t len,
+                                        void *user_data);
+
+// Chat completion with cache reuse (as gemma4_chat_generate: pass the whole conversation every
+// turn; the cached prefix is kept). flags: GEMMA4_CHAT_THINKING, GEMMA4_CHAT_PRESERVE_THINKING.
+// Generation stops at the end of the model's turn, when the model hands over to the tools
+// ("<|tool_response>" after its calls), at a stop string (gemma4_session_add_stop; it applies
+// to the answer text), when on_event returns non-zero, at max_tokens, or on cancel.
+// Tool calls: "<|tool_call>call:NAME{...}<tool_call|>" blocks become TOOL_CALL events. A call
+// that does not parse, names a function that is not in tools_json (when tools were given), or
+// is cut off by the end of generation is not dropped: its raw text comes as TEXT.
+// Afterwards gemma4_chat_result gives the parsed reply and GEMMA4_SESSION_FINISH_REASON /
+// _USAGE_* the finish reason and token counts (also after CANCELLED).
+// Errors: as gemma4_chat_render_json, NO_TOKENIZER, CONTEXT_FULL (the conversation does not
+// fit: nothing is run), CANCELLED, BUSY, DEVICE.
+GEMMA4_API gemma4_status gemma4_chat_complete(gemma4_session *session, const char *messages_json,
+                                              const char *tools_json, int32_t flags,
+                                              int32_t max_tokens, gemma4_chat_event_fn on_event,
+                                              void *user_data);
+// The last completion as JSON: {"content": "...", "reasoning": "..." or null,
+//   "tool_calls": [{"id", "name", "arguments": {...}}], "finish_reason": "stop" | "length" |
+//   "tool_calls" | "cancelled", "usage": {"prompt_tokens" (the whole conversation),
+//   "cached_tokens" (of those, reused from the cache), "completion_tokens", "total_tokens"}}.
+// Errors: INVALID_ARGUMENT (no completion yet on this session), BUFFER_TOO_SMALL.
+GEMMA4_API gemma4_status gemma4_chat_result(const gemma4_session *session, char *buf,
+                                            size_t capacity, size_t *n_out /* out */);
+
+// gemma4_session_info keys for the last generation (gemma4_generate, gemma4_chat_generate or
+// gemma4_chat_complete).
+#define GEMMA4_SESSION_FINISH_REASON 16           // GEMMA4_FINISH_*, -1 before any generation
+#define GEMMA4_SESSION_USAGE_PROMPT_TOKENS 17     // last chat completion: conversation tokens
+#define GEMMA4_SESSION_USAGE_CACHED_TOKENS 18     // ... of them reused from the cache
+#define GEMMA4_SESSION_USAGE_COMPLETION_TOKENS 19 // ... generated
+#define GEMMA4_FINISH_STOP 0       // end of turn or sequence, a stop string, the callback
+#define GEMMA4_FINISH_LENGTH 1     // max_tokens, or the context filled
+#define GEMMA4_FINISH_TOOL_CALLS 2 // the turn ended with tool calls (run them, then call again)
+#define GEMMA4_FINISH_CANCELLED 3
+
+// Sampling back to the defaults of the model directory's generation_config.json (do_sample,
+// temperature, top_k, top_p; greedy without the file or without do_sample, as transformers).
+// New sessions start there; gemma4_session_set_sampling / _set_greedy override them.
+GEMMA4_API gemma4_status gemma4_session_reset_sampling(gemma4_session *session);
+
+// Testing aid: the next generation on this session takes these tokens, in order, instead of
+// sampling (each still runs through the model, so the cache and usage are real), then samples
+// again. Lets binding tests drive tool calls and thinking through tiny test models.
+// n == 0 clears. Errors: INVALID_ARGUMENT, INVALID_TOKEN (an id outside the vocabulary).
+GEMMA4_API gemma4_status gemma4_session_force_tokens(gemma4_session *session,
+                                                     const int32_t *tokens, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -49,6 +49,12 @@ static bool is_end_token(const struct g4_session *s, int32_t tok, int32_t end_of
     return tok == end_of_turn;
 }
 
+// The next token: a forced one (gemma4_session_force_tokens, a test aid) or a sample.
+static int32_t next_token(struct g4_session *s) {
+    if (s->i_forced < s->n_forced) return s->forced[s->i_forced++];
+    return g4_sampler_sample(&s->sampler, s->logits, s->history, (size_t)s->n_past);
+}
+
 // Runs prompt ids[0, n) (n may be 0 if the session already has logits) and generates.
 static g4_status generate_ids(struct g4_session *s, const int32_t *ids, size_t n,
                               int32_t max_tokens, g4_token_fn on_token, void *user_data) {
@@ -70,13 +76,18 @@ static g4_status generate_ids(struct g4_session *s, const int32_t *ids, size_t n
     size_t n_pend = 0;
     g4_status st = G4_OK;
     bool stopped = false;
+    s->finish_reason = G4_FINISH_LENGTH; // unless something below ends it first
     for (int32_t i = 0; i < max_tokens && !stopped; i++) {
         if (g4_session_cancelled(s)) {
+            s->finish_reason = G4_FINISH_CANCELLED;
             st = g4_fail(G4_ERR_CANCELLED, "generate: cancelled after %d tokens", i);
             break;
         }
-        int32_t t = g4_sampler_sample(&s->sampler, s->logits, s->history, (size_t)s->n_past);
-        if (is_end_token(s, t, end_of_turn)) break;
+        int32_t t = next_token(s);
+        if (is_end_token(s, t, end_of_turn)) {
+            s->finish_reason = G4_FINISH_STOP;
+            break;
+        }
         if (s->n_past == s->n_ctx) break; // context full: stop quietly, nothing lost
         if ((st = g4_session_step(s, &t, 1, NULL, false)) != G4_OK) break;
         s->last_gen_tokens++;
@@ -116,6 +127,7 @@ static g4_status generate_ids(struct g4_session *s, const int32_t *ids, size_t n
         if (stopped) n_pend = 0; // text after a stop string is dropped
     }
     if (n_pend && on_token && st == G4_OK) on_token(pend, n_pend, -1, user_data);
+    if (stopped) s->finish_reason = G4_FINISH_STOP;
     s->last_gen_us = now_us() - t1;
     return st;
 }
@@ -179,5 +191,110 @@ g4_status g4_chat_generate(struct g4_session *s, const char *const *roles,
     else if ((int64_t)keep != s->n_past) st = g4_session_truncate(s, (int64_t)keep);
     if (st == G4_OK) st = generate_ids(s, ids + keep, n - keep, max_tokens, on_token, user_data);
     free(ids);
+    return st;
+}
+
+// Renders the conversation to ids and keeps the longest prefix of the session's context that
+// equals them (always re-running the last prompt token, whose logits start the generation).
+// On success *ids (malloc'd) holds all n ids and *keep how many the cache already had.
+static g4_status chat_prefix(struct g4_session *s, const cJSON *msgs, const cJSON *tools,
+                             int flags, int32_t **ids, size_t *n, size_t *keep) {
+    G4_TRY(g4_chat_render_ids(G4_CHAT_FORMAT_GEMMA4, s->model->tok, msgs, tools, flags, ids, n));
+    size_t k = 0;
+    while (k < *n && k < (size_t)s->n_past && s->history[k] == (*ids)[k]) k++;
+    if (k == *n && *n > 0) k--;
+    *keep = k;
+    g4_status st = G4_OK;
+    if (*n - k > (size_t)(s->n_ctx - k))
+        st = g4_fail(G4_ERR_CONTEXT_FULL, "chat: the conversation has %zu tokens, the context %lld",
+                     *n, (long long)s->n_ctx);
+    // A pending cancel request is answered before the rewind changes anything.
+    else if (g4_session_cancelled(s))
+        st = g4_fail(G4_ERR_CANCELLED, "chat: cancelled before it ran");
+    else if ((int64_t)k != s->n_past)
+        st = g4_session_truncate(s, (int64_t)k);
+    if (st != G4_OK) {
+        free(*ids);
+        *ids = NULL;
+    }
+    return st;
+}
+
+static const char *const FINISH_NAMES[] = {"stop", "length", "tool_calls", "cancelled"};
+
+g4_status g4_chat_complete(struct g4_session *s, const cJSON *msgs, const cJSON *tools, int flags,
+                           int32_t max_tokens, g4_chat_event_fn on_event, void *user_data) {
+    const struct g4_tokenizer *tok = s->model->tok;
+    if (!tok) return g4_fail(G4_ERR_NO_TOKENIZER, "chat: the model has no tokenizer.json");
+    // The model's template decides the generation prompt (26B/31B: the empty thought channel).
+    flags = (flags & (G4_CHAT_THINKING | G4_CHAT_PRESERVE_THINKING)) | G4_CHAT_GEN_PROMPT |
+            (s->model->cfg.chat_gen_prompt & G4_CHAT_TEMPLATE_LARGE);
+    int32_t *ids;
+    size_t n, keep;
+    free(s->chat_result);
+    s->chat_result = NULL;
+    s->finish_reason = -1;
+    G4_TRY(chat_prefix(s, msgs, tools, flags, &ids, &n, &keep));
+    s->usage_prompt = (int64_t)n;
+    s->usage_cached = (int64_t)keep;
+    s->usage_completion = 0;
+    s->last_prompt_tokens = (int64_t)(n - keep);
+    s->last_gen_tokens = s->last_gen_us = 0;
+    int64_t t0 = now_us();
+    g4_status st = g4_session_step(s, ids + keep, (int64_t)(n - keep), NULL, false);
+    free(ids);
+    if (st != G4_OK) return st;
+    int64_t t1 = now_us();
+    s->last_prompt_us = t1 - t0;
+
+    struct g4_chat_stream p;
+    g4_chat_stream_init(&p, tools, (const char *const *)s->stops, s->n_stops, on_event, user_data);
+    const int32_t end_of_turn = g4_tokenizer_find(tok, "<turn|>");
+    const int32_t tool_response = g4_tokenizer_find(tok, "<|tool_response>");
+    int finish = G4_FINISH_LENGTH;
+    char small[256];
+    for (int32_t i = 0; i < max_tokens && p.st == G4_OK; i++) {
+        if (g4_session_cancelled(s)) {
+            finish = G4_FINISH_CANCELLED;
+            st = g4_fail(G4_ERR_CANCELLED, "chat: cancelled after %d tokens", i);
+            break;
+        }
+        int32_t t = next_token(s);
+        // The end of the turn, or the model handing over to the tools: not run, not streamed.
+        if (is_end_token(s, t, end_of_turn) || t == tool_response) {
+            if (t == tool_response) g4_chat_stream_token(&p, "<|tool_response>", 16, true);
+            finish = G4_FINISH_STOP;
+            break;
+        }
+        if (s->n_past == s->n_ctx) break; // context full: length, nothing lost
+        if ((st = g4_session_step(s, &t, 1, NULL, false)) != G4_OK) break;
+        s->last_gen_tokens++;
+        size_t len = 0;
+        char *piece = small;
+        if ((st = g4_tokenizer_piece(tok, t, NULL, 0, &len)) != G4_OK) break;
+        if (len > sizeof small && !(piece = malloc(len))) {
+            st = g4_fail(G4_ERR_OUT_OF_MEMORY, "chat: token piece");
+            break;
+        }
+        st = g4_tokenizer_piece(tok, t, piece, len, &len);
+        bool stop = st == G4_OK &&
+                    g4_chat_stream_token(&p, piece, len, g4_tokenizer_is_special(tok, t));
+        if (piece != small) free(piece);
+        if (st != G4_OK) break;
+        if (stop) {
+            finish = G4_FINISH_STOP;
+            break;
+        }
+    }
+    g4_status fst = g4_chat_stream_finish(&p);
+    if (st == G4_OK) st = fst;
+    if (finish == G4_FINISH_STOP && p.n_calls > 0 && !p.stop_string) finish = G4_FINISH_TOOL_CALLS;
+    s->finish_reason = finish;
+    s->usage_completion = s->last_gen_tokens;
+    s->last_gen_us = now_us() - t1;
+    g4_status rst = g4_chat_stream_result(&p, FINISH_NAMES[finish], s->usage_prompt,
+                                          s->usage_cached, s->usage_completion, &s->chat_result);
+    if (st == G4_OK) st = rst;
+    g4_chat_stream_free(&p);
     return st;
 }

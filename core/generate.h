@@ -7,6 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
+#include "chat_stream.h"
 #include "session.h"
 
 // Same contract as gemma4_token_fn: return non-zero to stop.
@@ -22,5 +25,16 @@ g4_status g4_generate(struct g4_session *s, const char *prompt, int32_t max_toke
 g4_status g4_chat_generate(struct g4_session *s, const char *const *roles,
                            const char *const *contents, size_t n_messages, int32_t max_tokens,
                            g4_token_fn on_token, void *user_data);
+
+// Chat completion: renders messages (and tools) straight to ids (chat.h flags: THINKING,
+// PRESERVE_THINKING; the generation prompt and the model's template variant are added here),
+// reuses the cached prefix, generates and streams events (chat_stream.h). Stops at the end of
+// the turn, at "<|tool_response>" (the model waits for tool results), at a stop string (which
+// applies to the answer text), when on_event returns non-zero, at max_tokens, or on cancel.
+// Afterwards s->finish_reason, s->usage_* and s->chat_result (JSON, see g4_chat_stream_result)
+// describe the completion; also after G4_ERR_CANCELLED (finish "cancelled").
+g4_status g4_chat_complete(struct g4_session *s, const cJSON *messages, const cJSON *tools,
+                           int flags, int32_t max_tokens, g4_chat_event_fn on_event,
+                           void *user_data);
 
 #endif

@@ -52,6 +52,7 @@ g4_status g4_model_load(struct g4_model **out, const char *dir, enum g4_device d
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     if (access(path, F_OK) == 0 && (st = g4_tokenizer_load(&m->tok, path)) != G4_OK) goto fail;
+    if ((st = g4_generation_config_load(&m->gen, dir)) != G4_OK) goto fail;
     if (m->tok && g4_tokenizer_vocab_size(m->tok) > m->cfg.vocab_size) {
         st = g4_fail(G4_ERR_FORMAT, "%s: tokenizer has %d tokens, model vocab_size is %d", path,
                      g4_tokenizer_vocab_size(m->tok), m->cfg.vocab_size);

@@ -8,6 +8,7 @@
 
 #include "backend.h"
 #include "config.h"
+#include "generation_config.h"
 #include "safetensors.h"
 #include "tokenizer.h"
 #include "weights.h"
@@ -19,6 +20,7 @@ struct g4_model {
     struct g4_safetensors st;
     struct g4_weights w;
     struct g4_tokenizer *tok;     // NULL when the directory has no tokenizer.json
+    struct g4_generation_config gen; // generation_config.json sampling defaults (sessions start there)
     const struct g4_backend *backend;
     void *device_state;           // backend-owned (CUDA weights); NULL on CPU
     enum g4_device device;

@@ -24,6 +24,7 @@ g4_status g4_session_init(struct g4_session **out, struct g4_model *m, int64_t n
     s->n_batch = n_ctx < DEFAULT_N_BATCH ? (int)n_ctx : DEFAULT_N_BATCH;
     atomic_init(&s->cancel_requests, 0);
     atomic_init(&s->busy, false);
+    s->finish_reason = -1;
     // K/V cache (fp32 on the CPU, bf16 on CUDA: the larger is reserved) before any allocation.
     const uint64_t kv_bytes = g4_config_kv_bytes(&m->cfg, n_ctx, sizeof(float));
     g4_status st = g4_budget_reserve(kv_bytes, "session KV cache");
@@ -32,6 +33,7 @@ g4_status g4_session_init(struct g4_session **out, struct g4_model *m, int64_t n
     if (st == G4_OK)
         st = g4_calloc((void **)&s->logits, (size_t)m->cfg.vocab_size, sizeof(float), "logits");
     if (st == G4_OK) st = g4_sampler_init(&s->sampler, m->cfg.vocab_size);
+    if (st == G4_OK) st = g4_session_reset_sampling(s);
     if (st == G4_OK) st = m->backend->session_init(s);
     if (st != G4_OK) {
         g4_session_free(s);
@@ -52,7 +54,18 @@ void g4_session_free(struct g4_session *s) {
     g4_sampler_free(&s->sampler);
     free(s->logits);
     free(s->history);
+    free(s->chat_result);
+    free(s->forced);
     free(s);
+}
+
+g4_status g4_session_reset_sampling(struct g4_session *s) {
+    const struct g4_generation_config *g = &s->model->gen;
+    struct g4_sampler *sp = &s->sampler;
+    // transformers: without do_sample, generate() is greedy whatever the temperature says.
+    if (!g->do_sample) return g4_sampler_set(sp, 0.0f, 0, 1.0f, 0.0f, sp->repeat_penalty, sp->repeat_last_n);
+    return g4_sampler_set(sp, g->temperature, g->top_k, g->top_p, 0.0f, sp->repeat_penalty,
+                          sp->repeat_last_n);
 }
 
 void g4_session_cancel(struct g4_session *s) { atomic_fetch_add(&s->cancel_requests, 1); }

@@ -35,11 +35,28 @@ struct g4_session {
     atomic_bool busy;        // an ABI call that runs or changes the session is in progress
     // Statistics of the last g4_generate.
     int64_t last_prompt_tokens, last_gen_tokens, last_prompt_us, last_gen_us;
+    // Chat (generate.c): the last generation's finish reason (G4_FINISH_*, -1 before any), the
+    // usage of the last chat completion, its result JSON (malloc'd, NULL before any), and the
+    // test aid of gemma4_session_force_tokens (the next generation takes forced[i_forced..]
+    // instead of sampling).
+    int finish_reason;
+    int64_t usage_prompt, usage_cached, usage_completion;
+    char *chat_result;
+    int32_t *forced;
+    size_t n_forced, i_forced;
 };
+
+#define G4_FINISH_STOP 0       // end of turn / end of sequence / stop string / callback
+#define G4_FINISH_LENGTH 1     // max_tokens or the context filled
+#define G4_FINISH_TOOL_CALLS 2 // the turn ended with tool calls
+#define G4_FINISH_CANCELLED 3
 
 g4_status g4_session_init(struct g4_session **out, struct g4_model *m, int64_t n_ctx);
 void g4_session_free(struct g4_session *s); // NULL fine
 
+// Sampling back to the model's generation_config.json defaults (greedy without one, or when it
+// does not set do_sample), keeping the repetition penalty.
+g4_status g4_session_reset_sampling(struct g4_session *s);
 // Requests cancellation (any thread, any time while s is alive).
 void g4_session_cancel(struct g4_session *s);
 // On s's own thread: true (and the pending requests answered) when a cancel request arrived
