@@ -122,9 +122,10 @@ static const g4_quant_dot_fn portable[] = {portable_q4_0, portable_q5_0, portabl
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
+#define QD_CAT(a, b) a##b // two levels, so that a macro argument expands first
 #define QD_TARGET __attribute__((target("avx2,fma,f16c")))
 #define QD_VNNI 0
-#define QD(name) avx2_##name
+#define QD(name) QD_CAT(avx2_, name)
 #include "quant_dot_x86.inc"
 #undef QD_TARGET
 #undef QD_VNNI
@@ -132,7 +133,7 @@ static const g4_quant_dot_fn portable[] = {portable_q4_0, portable_q5_0, portabl
 
 #define QD_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 #define QD_VNNI 1
-#define QD(name) vnni_##name
+#define QD(name) QD_CAT(vnni_, name)
 #include "quant_dot_x86.inc"
 #undef QD_TARGET
 #undef QD_VNNI
