@@ -543,6 +543,20 @@ GEMMA4_API gemma4_status gemma4_session_reset_sampling(gemma4_session *session) 
     return LEAVE(s, g4_session_reset_sampling(s));
 }
 
+GEMMA4_API gemma4_status gemma4_session_get_sampling(const gemma4_session *session,
+                                                     float *temperature, int32_t *top_k,
+                                                     float *top_p, float *min_p) {
+    BEGIN();
+    CHECK(session, "gemma4_session_get_sampling: session is NULL");
+    CHECK_SESSION(session, "gemma4_session_get_sampling");
+    const struct g4_sampler *sp = &SESSION(session)->sampler;
+    if (temperature) *temperature = sp->temperature > 0 ? sp->temperature : 0.0f;
+    if (top_k) *top_k = sp->top_k;
+    if (top_p) *top_p = sp->top_p;
+    if (min_p) *min_p = sp->min_p;
+    return GEMMA4_OK;
+}
+
 GEMMA4_API gemma4_status gemma4_session_force_tokens(gemma4_session *session,
                                                      const int32_t *tokens, size_t n) {
     BEGIN();

@@ -458,6 +458,13 @@ GEMMA4_API gemma4_status gemma4_chat_result(const gemma4_session *session, char 
 // temperature, top_k, top_p; greedy without the file or without do_sample, as transformers).
 // New sessions start there; gemma4_session_set_sampling / _set_greedy override them.
 GEMMA4_API gemma4_status gemma4_session_reset_sampling(gemma4_session *session);
+// The session's current sampling settings (what gemma4_session_set_sampling last set, or the
+// defaults); temperature 0 is greedy. Any out pointer may be NULL.
+GEMMA4_API gemma4_status gemma4_session_get_sampling(const gemma4_session *session,
+                                                     float *temperature /* out */,
+                                                     int32_t *top_k /* out */,
+                                                     float *top_p /* out */,
+                                                     float *min_p /* out */);
 
 // Testing aid: the next generation on this session takes these tokens, in order, instead of
 // sampling (each still runs through the model, so the cache and usage are real), then samples

@@ -235,6 +235,16 @@ static void test_stop_string_and_utf8(void **state) {
     assert_string_equal(e.text, "Grüße 🌍 café ");
     assert_int_equal(e.bad_utf8, 0);
     assert_int_equal(info(s, GEMMA4_SESSION_FINISH_REASON), GEMMA4_FINISH_STOP);
+    // Bytes that form no character (byte-fallback tokens can say anything) arrive as U+FFFD,
+    // in text, reasoning and tool-call arguments alike.
+    force(s, "<|channel>thought\n\xe2\x82<channel|>a\xd0" "b\xff<|tool_call>call:f{x:<|\"|>\xc3(<|\"|>}"
+             "<tool_call|><|tool_response>");
+    memset(&e, 0, sizeof e);
+    assert_int_equal(gemma4_chat_complete(s, TURN1, NULL, 0, 100, on_event, &e), GEMMA4_OK);
+    assert_string_equal(e.reasoning, "\xef\xbf\xbd\xef\xbf\xbd");
+    assert_string_equal(e.text, "a\xef\xbf\xbd" "b\xef\xbf\xbd");
+    assert_string_equal(e.calls, "{\"id\":\"call_0\",\"name\":\"f\",\"arguments\":{\"x\":\"\xef\xbf\xbd(\"}}\n");
+    assert_int_equal(e.bad_utf8, 0);
     gemma4_session_free(s);
 }
 

@@ -56,7 +56,44 @@ void g4_chat_stream_free(struct g4_chat_stream *p) {
     memset(p, 0, sizeof *p);
 }
 
+// Length of the valid UTF-8 sequence at s[0, n) (0: invalid byte, or a sequence cut short).
+static size_t utf8_valid_len(const unsigned char *s, size_t n) {
+    unsigned char c = s[0];
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (len == 0 || len > n) return 0;
+    uint32_t cp = len == 1 ? c : c & (0x7fu >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return len;
+}
+
+static void event_raw(struct g4_chat_stream *p, int kind, const char *s, size_t n);
+
+// Events carry valid UTF-8 only: a byte that starts no valid character (the model can emit any
+// byte-fallback sequence) becomes U+FFFD, as Hugging Face's ByteFallback decoder does.
 static void event(struct g4_chat_stream *p, int kind, const char *s, size_t n) {
+    size_t i = 0, l = 0;
+    while (i < n && (l = utf8_valid_len((const unsigned char *)s + i, n - i)) > 0) i += l;
+    if (i == n) {
+        event_raw(p, kind, s, n);
+        return;
+    }
+    struct g4_chat_buf fixed = {0};
+    for (i = 0; i < n;) {
+        l = utf8_valid_len((const unsigned char *)s + i, n - i);
+        if (l) bput(p, &fixed, s + i, l);
+        else bput(p, &fixed, "\xEF\xBF\xBD", 3);
+        i += l ? l : 1;
+    }
+    if (p->st == G4_OK) event_raw(p, kind, fixed.s, fixed.n);
+    free(fixed.s);
+}
+
+static void event_raw(struct g4_chat_stream *p, int kind, const char *s, size_t n) {
     if (kind == G4_CHAT_EVENT_TEXT) bput(p, &p->text, s, n);
     if (kind == G4_CHAT_EVENT_REASONING) bput(p, &p->reasoning, s, n);
     if (n && p->fn && p->fn(kind, s, n, p->user_data)) p->stop = true;
@@ -132,6 +169,18 @@ static bool declared(const struct g4_chat_stream *p, const char *name) {
 }
 
 static void close_call(struct g4_chat_stream *p) {
+    // Names and strings in the result are valid UTF-8 too (U+FFFD for stray bytes).
+    size_t i = 0, l = 0;
+    while (i < p->call.n && (l = utf8_valid_len((unsigned char *)p->call.s + i, p->call.n - i))) i += l;
+    if (i < p->call.n) {
+        struct g4_chat_buf fixed = {0};
+        for (i = 0; i < p->call.n; i += l ? l : 1) {
+            l = utf8_valid_len((unsigned char *)p->call.s + i, p->call.n - i);
+            bput(p, &fixed, l ? p->call.s + i : "\xEF\xBF\xBD", l ? l : 3);
+        }
+        free(p->call.s);
+        p->call = fixed;
+    }
     char *name = NULL;
     cJSON *args = NULL;
     g4_status st = g4_tool_call_parse(p->call.s ? p->call.s : "", p->call.n, &name, &args);

@@ -20,6 +20,15 @@ from .model import Model, ModelInfo, Session, SessionInfo
 
 __version__ = "0.1.0"
 
+
+def Llama(model_path, n_ctx=0, n_threads=None, n_gpu_layers=0, verbose=True):
+    """A Model opened the way llama_cpp.Llama is constructed, so llama-cpp-python code that
+    calls create_chat_completion ports by changing the import. n_gpu_layers != 0 selects the
+    CUDA engine (which holds the whole model); verbose is accepted and ignored (the library
+    prints nothing; see set_log_callback)."""
+    return Model.load(model_path, device="cuda" if n_gpu_layers else "cpu",
+                      n_ctx=n_ctx or 0, n_threads=n_threads or 0)
+
 _log_fn = None  # keeps the ctypes callback alive while the library holds it
 
 

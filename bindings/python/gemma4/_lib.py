@@ -57,6 +57,18 @@ SESSION_LAST_GEN_TOKENS = 5
 SESSION_LAST_PROMPT_US = 6
 SESSION_LAST_GEN_US = 7
 SESSION_PRECISION = 8
+SESSION_FINISH_REASON = 16
+SESSION_USAGE_PROMPT_TOKENS = 17
+SESSION_USAGE_CACHED_TOKENS = 18
+SESSION_USAGE_COMPLETION_TOKENS = 19
+
+CHAT_ADD_GENERATION_PROMPT = 1
+CHAT_THINKING = 4
+CHAT_PRESERVE_THINKING = 8
+CHAT_EVENT_TEXT = 0
+CHAT_EVENT_REASONING = 1
+CHAT_EVENT_TOOL_CALL = 2
+FINISH_REASONS = {0: "stop", 1: "length", 2: "tool_calls", 3: "cancelled"}
 
 PRECISION_FP32 = 0
 PRECISION_BF16 = 1
@@ -77,6 +89,9 @@ LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_int32, ctypes.c_char_p, ctypes.c_void_p
 # piece is not NUL-terminated, so it is declared as a raw pointer and read with string_at.
 TOKEN_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int32,
                             ctypes.c_void_p)
+# typedef int32_t (*gemma4_chat_event_fn)(int32_t kind, const char *text, size_t len, void *user);
+CHAT_EVENT_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p, ctypes.c_size_t,
+                                 ctypes.c_void_p)
 
 # name: (restype, [argtypes]) for every function of gemma4.h, in header order.
 SIGNATURES = {
@@ -122,6 +137,20 @@ SIGNATURES = {
                                         ctypes.c_int32, TOKEN_FN, ctypes.c_void_p]),
     "gemma4_session_cancel": (c_status, [c_session_p]),
     "gemma4_session_clear_cancel": (c_status, [c_session_p]),
+    "gemma4_chat_render_json": (c_status, [c_model_p, ctypes.c_char_p, ctypes.c_char_p,
+                                           ctypes.c_int32, ctypes.c_char_p, ctypes.c_size_t,
+                                           c_size_p]),
+    "gemma4_chat_tokenize_json": (c_status, [c_model_p, ctypes.c_char_p, ctypes.c_char_p,
+                                             ctypes.c_int32, c_int32_p, ctypes.c_size_t,
+                                             c_size_p]),
+    "gemma4_chat_complete": (c_status, [c_session_p, ctypes.c_char_p, ctypes.c_char_p,
+                                        ctypes.c_int32, ctypes.c_int32, CHAT_EVENT_FN,
+                                        ctypes.c_void_p]),
+    "gemma4_chat_result": (c_status, [c_session_p, ctypes.c_char_p, ctypes.c_size_t, c_size_p]),
+    "gemma4_session_reset_sampling": (c_status, [c_session_p]),
+    "gemma4_session_get_sampling": (c_status, [c_session_p, c_float_p, c_int32_p, c_float_p,
+                                               c_float_p]),
+    "gemma4_session_force_tokens": (c_status, [c_session_p, c_int32_p, ctypes.c_size_t]),
 }
 
 

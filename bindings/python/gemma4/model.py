@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 
 from . import _lib
+from . import chat as _chat
 from .errors import CancelledError, Gemma4Error, InvalidArgumentError, check, make_error
 
 try:
@@ -280,13 +281,53 @@ class Model(_Handle):
                 raise
         return session
 
-    def chat(self, messages, stream=True, **kwargs):
-        """Chat on the model's own session, reusing its cache across turns (pass the whole
-        conversation each time). Arguments as Session.chat."""
+    def _own_session(self):
         if self._chat_session is None or self._chat_session.closed:
             self._h()
             self._chat_session = self.session()
-        return self._chat_session.chat(messages, stream=stream, **kwargs)
+        return self._chat_session
+
+    def chat(self, messages, stream=True, **kwargs):
+        """Chat on the model's own session, reusing its cache across turns (pass the whole
+        conversation each time). Arguments as Session.chat."""
+        return self._own_session().chat(messages, stream=stream, **kwargs)
+
+    def create_chat_completion(self, messages, **kwargs):
+        """OpenAI-shaped chat completion on the model's own session (cache reused across
+        turns), as llama_cpp.Llama.create_chat_completion. See Session.create_chat_completion."""
+        return self._own_session().create_chat_completion(messages, **kwargs)
+
+    def render_chat(self, messages, tools=None, add_generation_prompt=True, enable_thinking=False,
+                    preserve_thinking=False):
+        """The prompt text transformers' apply_chat_template(messages, tools=...,
+        enable_thinking=...) renders for this model (OpenAI message dicts, tools as dicts)."""
+        msgs, tools_js, flags = self._chat_args(messages, tools, add_generation_prompt,
+                                                enable_thinking, preserve_thinking)
+        buf, n = _read_buffer(
+            lambda b, cap, n: _C.gemma4_chat_render_json(self._h(), msgs, tools_js, flags, b,
+                                                         cap, n),
+            ctypes.create_string_buffer, 1024 + 2 * len(msgs) + 2 * len(tools_js or b""))
+        return buf.raw[:n].decode("utf-8")
+
+    def tokenize_chat(self, messages, tools=None, add_generation_prompt=True,
+                      enable_thinking=False, preserve_thinking=False):
+        """The token ids a chat completion runs for messages: contents are literal text, so
+        special-token strings in them cannot forge turns."""
+        msgs, tools_js, flags = self._chat_args(messages, tools, add_generation_prompt,
+                                                enable_thinking, preserve_thinking)
+        buf, n = _read_buffer(
+            lambda b, cap, n: _C.gemma4_chat_tokenize_json(
+                self._h(), msgs, tools_js, flags, ctypes.cast(b, _lib.c_int32_p), cap, n),
+            lambda cap: (ctypes.c_int32 * cap)(), 512 + len(msgs))
+        return list(buf[:n])
+
+    @staticmethod
+    def _chat_args(messages, tools, add_generation_prompt, enable_thinking, preserve_thinking):
+        flags = ((_lib.CHAT_ADD_GENERATION_PROMPT if add_generation_prompt else 0) |
+                 (_lib.CHAT_THINKING if enable_thinking else 0) |
+                 (_lib.CHAT_PRESERVE_THINKING if preserve_thinking else 0))
+        return (_chat._json_arg(list(messages), "messages"),
+                _chat._json_arg(list(tools), "tools") if tools else None, flags)
 
 
 class Session(_Handle):
@@ -452,6 +493,63 @@ class Session(_Handle):
         return self._start(lambda h, fn: _C.gemma4_chat_generate(h, r, c, count,
                                                                  self._max(max_tokens), fn, None),
                            stream, sampling, keep)
+
+    def create_chat_completion(self, messages, tools=None, tool_choice=None, stream=False,
+                               temperature=None, top_p=None, top_k=None, min_p=None,
+                               max_tokens=None, stop=None, seed=None, repeat_penalty=None,
+                               enable_thinking=False, preserve_thinking=False, model=None):
+        """OpenAI-shaped chat completion with the same dict shapes llama-cpp-python returns
+        (see gemma4/chat.py), so code written for llama_cpp ports by changing the import.
+        messages: OpenAI message dicts, the whole conversation each turn (assistant tool_calls
+        and "tool" messages included; the cached prefix is reused). tools: OpenAI tool dicts.
+        tool_choice: None/"auto" or "none" ("required" raises UnsupportedError).
+        Sampling left at None uses the model's generation_config.json defaults.
+        enable_thinking: the model thinks first; the thought comes back as
+        message["reasoning_content"] (stream: delta["reasoning_content"]), not as content.
+        stream=True returns a generator of chat.completion.chunk dicts."""
+        return _chat.create_chat_completion(
+            self, messages, tools=tools, tool_choice=tool_choice, stream=stream,
+            temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
+            max_tokens=max_tokens, stop=stop, seed=seed, repeat_penalty=repeat_penalty,
+            enable_thinking=enable_thinking, preserve_thinking=preserve_thinking, model=model)
+
+    def _configure_request(self, temperature, top_p, top_k, min_p, repeat_penalty, seed, stops):
+        """Per-request sampling: the model's defaults (generation_config.json), then the given
+        values on top. temperature 0 is greedy."""
+        h = self._h()
+        check(_C.gemma4_session_reset_sampling(h))
+        if any(v is not None for v in (temperature, top_p, top_k, min_p)):
+            t, k, p, m = ctypes.c_float(), ctypes.c_int32(), ctypes.c_float(), ctypes.c_float()
+            check(_C.gemma4_session_get_sampling(h, ctypes.byref(t), ctypes.byref(k),
+                                                 ctypes.byref(p), ctypes.byref(m)))
+            t = t.value if temperature is None else float(temperature)
+            k = k.value if top_k is None else int(top_k)
+            p = p.value if top_p is None else float(top_p)
+            m = m.value if min_p is None else float(min_p)
+            if t == 0:
+                self.set_greedy()
+            else:
+                self.set_sampling(t, k, p, m)
+        self.set_repetition_penalty(1.0 if repeat_penalty is None else repeat_penalty, 0)
+        if seed is not None:
+            self.set_seed(seed)
+        self.set_stops(stops)
+
+    def _read_result(self):
+        buf, n = _read_buffer(
+            lambda b, cap, n: _C.gemma4_chat_result(self._handle, b, cap, n),
+            ctypes.create_string_buffer, 4096)
+        return buf.raw[:n].decode("utf-8"), n
+
+    def force_tokens(self, tokens):
+        """Testing aid: the next generation takes these token ids instead of sampling."""
+        ptr, count, keep = _token_array(tokens)
+        check(_C.gemma4_session_force_tokens(self._h(), ptr, count))
+
+    @property
+    def finish_reason(self):
+        """Of the last generation: "stop", "length", "tool_calls", "cancelled" or None."""
+        return _lib.FINISH_REASONS.get(self._info(_lib.SESSION_FINISH_REASON))
 
     @staticmethod
     def _max(max_tokens):
