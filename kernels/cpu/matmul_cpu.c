@@ -23,6 +23,7 @@
 
 #include "dtype.h"
 #include "quant_act.h"
+#include "quant_dequant.h"
 #include "quant_dot.h"
 
 enum { MR = 4, KC = 2048, TB = 96, GEMV_MAX_K = 3072 };
@@ -539,6 +540,7 @@ struct matmul_job {
     int64_t kc, tb;     // K slice and token block of prefill
     bool gemv_all_rows; // one token: a single tile call over the part's rows
     enum g4_dtype wq;   // a block type: w holds it, and tile is the fp32 tile (see quant_part)
+    g4_quant_dequant_fn deq; // its row dequantizer
 };
 
 // Block-quantized weights on the exact path: each MR-row x KC-column slice of the part's rows is
@@ -556,8 +558,7 @@ static void quant_part(const struct matmul_job *j, int64_t row0, int64_t row1) {
             for (int64_t r = row0; r < row1; r += MR) {
                 const int nr = row1 - r < MR ? (int)(row1 - r) : MR;
                 for (int i = 0; i < nr; i++)
-                    g4_to_f32(wbuf + i * nk, j->w + (size_t)(r + i) * j->row_bytes + off, j->wq,
-                              (size_t)nk);
+                    j->deq(wbuf + i * nk, (const uint8_t *)j->w + (size_t)(r + i) * j->row_bytes + off, nk);
                 for (int t = b0; t < b1; t += j->mt) {
                     const int nt = b1 - t < j->mt ? b1 - t : j->mt;
                     j->tile(j->out + (size_t)t * j->ldo + r, j->ldo, (const char *)wbuf,
@@ -620,7 +621,8 @@ void g4_matmul_cpu(float *out, const float *x, struct g4_weight w, int n_tokens,
     struct matmul_job job = {out, w.rows, (const char *)x, w.cols, 4, w.data,
                              g4_dtype_row_bytes(w.dtype, w.cols), w.rows, w.cols,
                              n_tokens, tile_for(k, quant ? G4_DTYPE_F32 : w.dtype), k->mt, KC, TB,
-                             k->gemv_all_rows, quant ? w.dtype : G4_DTYPE_F32};
+                             k->gemv_all_rows, quant ? w.dtype : G4_DTYPE_F32,
+                             g4_quant_dequant_for(w.dtype, g4_matmul_isa())};
     // Small products are not worth waking the workers.
     if ((double)w.rows * w.cols * n_tokens < 1 << 15) pool = NULL;
     g4_pool_run(pool, matmul_part, &job);
@@ -636,7 +638,7 @@ void g4_matmul_rows_f32(float *out, int64_t ldo, const float *x, int64_t ldx, in
     }
     struct matmul_job job = {out, ldo, (const char *)x, ldx, 4, (const char *)rows,
                              (size_t)row_stride * sizeof(float), n_rows, k, n, kn->f32, kn->mt,
-                             KC, TB, kn->gemv_all_rows, G4_DTYPE_F32};
+                             KC, TB, kn->gemv_all_rows, G4_DTYPE_F32, NULL};
     matmul_part(&job, 0, 1);
 }
 
@@ -665,7 +667,7 @@ void g4_matmul_cpu_bf16act(float *out, const float *x, struct g4_weight w, int n
             round_bf16_avx512(xb + t * ld, x + (size_t)t * w.cols, (size_t)w.cols);
         struct matmul_job job = {out, w.rows, (const char *)xb, ld, 2, w.data,
                                  (size_t)w.cols * 2, w.rows, w.cols, n_tokens, tile_bf16act, 6,
-                                 KC, 2 * TB, true, G4_DTYPE_F32}; // bf16 block: the same bytes as an fp32 one
+                                 KC, 2 * TB, true, G4_DTYPE_F32, NULL}; // bf16 block: the same bytes as an fp32 one
         if ((double)w.rows * w.cols * n_tokens < 1 << 15) pool = NULL;
         g4_pool_run(pool, matmul_part, &job);
         return;
@@ -691,10 +693,20 @@ struct quant_job {
     int64_t k;
 };
 
+// From this many tokens on, the 8-bit activations go through the exact path's fp32 tiles as the
+// values q * d: the same products up to fp32 rounding, and faster than integer dot products once
+// each dequantized weight slice serves several tokens (the integer kernels rescale every 32
+// values and unpack the weights again for each token).
+enum { Q8_FP32_MIN_TOKENS = 4 };
+
 static void quantize_part(void *arg, int part, int n_parts) {
     const struct quant_job *j = arg;
     const int t0 = (int)((int64_t)j->n * part / n_parts), t1 = (int)((int64_t)j->n * (part + 1) / n_parts);
-    if (t1 > t0)
+    if (t1 <= t0) return;
+    if (j->n >= Q8_FP32_MIN_TOKENS)
+        g4_quant_act_round_rows((float *)j->xq + (size_t)t0 * j->k, j->type, j->x + (size_t)t0 * j->k,
+                                j->k, t1 - t0, j->k);
+    else
         g4_quant_act_rows((uint8_t *)j->xq + (size_t)t0 * G4_QUANT_ACT_LD(j->k), j->type,
                           j->x + (size_t)t0 * j->k, j->k, t1 - t0, j->k);
 }
@@ -747,6 +759,10 @@ void g4_matmul_cpu_q8(float *out, const void *xq, struct g4_weight w, int n_toke
     if (n_tokens <= 0 || w.rows <= 0) return;
     if (w.cols <= 0) {
         memset(out, 0, (size_t)n_tokens * w.rows * sizeof(float));
+        return;
+    }
+    if (n_tokens >= Q8_FP32_MIN_TOKENS) {
+        g4_matmul_cpu(out, xq, w, n_tokens, pool);
         return;
     }
     struct q8_job job = {out, xq, w.data, g4_dtype_row_bytes(w.dtype, w.cols), w.rows, w.cols,

@@ -34,13 +34,16 @@ void g4_matmul_cpu_bf16act(float *out, const float *x, struct g4_weight w, int n
                            struct g4_pool *pool, void *scratch);
 // GEMMA4_PRECISION_BF16 products on block-quantized weights (llama.cpp's numerics): x is
 // quantized to 8 bits per block (Q8_0 for Q4_0/Q5_0/Q8_0 weights, Q8_K for the K-quants, see
-// quant_act.h) into scratch (room for n_tokens * G4_QUANT_ACT_LD(w.cols) bytes, which
-// G4_BF16ACT_LD floats always cover), then integer dot products (quant_dot.h) on the best level
-// this CPU has. Other dtypes go to g4_matmul_cpu_bf16act.
+// quant_act.h), then multiplied with w: for 1 to 3 tokens (decode) by integer dot products
+// (quant_dot.h) on the best level this CPU has; for more (prompts) through the exact path's
+// fp32 tiles on the 8-bit values q * d, which gives the same products up to fp32 rounding and is
+// faster there. scratch: room for n_tokens * G4_BF16ACT_LD(w.cols) floats (which covers both
+// forms). Other dtypes go to g4_matmul_cpu_bf16act.
 void g4_matmul_cpu_q8act(float *out, const float *x, struct g4_weight w, int n_tokens,
                          struct g4_pool *pool, void *scratch);
 // Its two halves, so that several products on one input quantize it once: g4_matmul_quantize
-// writes x quantized for w's dtype into xq; g4_matmul_cpu_q8 computes out from it (w a block type).
+// writes x quantized for w's dtype into xq; g4_matmul_cpu_q8 computes out from it (w a block
+// type, the same n_tokens).
 void g4_matmul_quantize(void *xq, const float *x, struct g4_weight w, int n_tokens,
                         struct g4_pool *pool);
 void g4_matmul_cpu_q8(float *out, const void *xq, struct g4_weight w, int n_tokens,

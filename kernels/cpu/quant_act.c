@@ -40,6 +40,19 @@ static void row_q8_0(uint8_t *dst, const float *x, int64_t k) {
     }
 }
 
+// The same quantization, written as the values q * d in fp32 (exact for Q8_0: 8 bits times an
+// fp16 scale) instead of q and d.
+static void round_q8_0(float *dst, const float *x, int64_t k) {
+    for (int64_t b = 0; b < k / 32; b++) {
+        const float *xb = x + b * 32;
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(xb[j]));
+        const float d = g4_f16_to_f32(g4_f32_to_f16(amax / 127.0f));
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        for (int j = 0; j < 32; j++) dst[b * 32 + j] = (float)nearest_int(xb[j] * id) * d;
+    }
+}
+
 // ggml's quantize_row_q8_K_ref: the value of largest magnitude (the first of equals) maps to
 // -127, d = 1 / iscale, values clamped to 127, plus the sums of each 16 quants.
 static void row_q8_k(uint8_t *dst, const float *x, int64_t k) {
@@ -71,6 +84,34 @@ static void row_q8_k(uint8_t *dst, const float *x, int64_t k) {
             bsums[b * 16 + j] = (int16_t)s;
         }
         d[b] = 1.0f / iscale;
+    }
+}
+
+static void round_q8_k(float *dst, const float *x, int64_t k) {
+    for (int64_t b = 0; b < k / 256; b++) {
+        const float *xb = x + b * 256;
+        float max = 0.0f, amax = 0.0f;
+        for (int j = 0; j < 256; j++) {
+            const float ax = fabsf(xb[j]);
+            if (ax > amax) amax = ax, max = xb[j];
+        }
+        if (amax == 0.0f) {
+            memset(dst + b * 256, 0, 256 * sizeof(float));
+            continue;
+        }
+        const float iscale = -127.0f / max, d = 1.0f / iscale;
+        for (int j = 0; j < 256; j++) {
+            const int v = nearest_int(iscale * xb[j]);
+            dst[b * 256 + j] = (float)(v < 127 ? v : 127) * d;
+        }
+    }
+}
+
+void g4_quant_act_round_rows(float *dst, enum g4_quant_act_type type, const float *x, int64_t ldx,
+                             int n, int64_t k) {
+    for (int t = 0; t < n; t++) {
+        if (type == G4_QUANT_ACT_Q8_K) round_q8_k(dst + t * k, x + t * ldx, k);
+        else round_q8_0(dst + t * k, x + t * ldx, k);
     }
 }
 

@@ -28,6 +28,11 @@ enum g4_quant_act_type g4_quant_act_type_for(enum g4_dtype w);
 void g4_quant_act_rows(uint8_t *dst, enum g4_quant_act_type type, const float *x, int64_t ldx,
                        int n, int64_t k);
 
+// The same quantization as fp32 values q * d (rows k floats apart in dst): what the integer
+// products see, for products that run on the fp32 tiles instead (prompts, see matmul_cpu.h).
+void g4_quant_act_round_rows(float *dst, enum g4_quant_act_type type, const float *x, int64_t ldx,
+                             int n, int64_t k);
+
 // The parts of a quantized row.
 static inline const int8_t *g4_quant_act_qs(const uint8_t *row) { return (const int8_t *)row; }
 static inline const float *g4_quant_act_d(const uint8_t *row, int64_t k) {
