@@ -38,7 +38,7 @@ fi
 flags=(-unsafe -langversion:7.2 -warnaserror+ -nowarn:1591 -debug)
 echo "run_tests.sh: $(mcs --version), libgemma4 from $libdir, output in $out"
 mcs "${flags[@]}" -target:library -out:"$out/Gemma4.dll" "$here"/src/*.cs
-mcs "${flags[@]}" -r:"$out/Gemma4.dll" -out:"$out/Gemma4Tests.exe" "$here/tests/Gemma4Tests.cs"
+mcs "${flags[@]}" -r:"$out/Gemma4.dll" -out:"$out/Gemma4Tests.exe" "$here"/tests/*.cs
 mcs "${flags[@]}" -r:"$out/Gemma4.dll" -out:"$out/Chat.exe" "$here/../../samples/csharp/Chat.cs"
 
 export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"

@@ -19,7 +19,7 @@ namespace Gemma4
         HiddenSize = 6, NCtx = 7, EndOfTurnId = 8, Device = 9,
     }
 
-    public sealed unsafe class Gemma4Model : IDisposable
+    public sealed unsafe partial class Gemma4Model : IDisposable
     {
         internal readonly ModelHandle Handle;
 

@@ -17,7 +17,7 @@ using System.Threading.Tasks;
 
 namespace Gemma4
 {
-    public sealed unsafe class Gemma4Session : IDisposable
+    public sealed unsafe partial class Gemma4Session : IDisposable
     {
         internal readonly SessionHandle Handle;
         readonly int vocabSize;
@@ -36,14 +36,14 @@ namespace Gemma4
         // Frees the native session (after any call still running on it returns).
         public void Dispose() { Handle.Dispose(); }
 
-        void Enter()
+        internal void Enter()
         {
             if (Handle.IsClosed) throw new ObjectDisposedException("Gemma4Session");
             if (Interlocked.CompareExchange(ref busy, 1, 0) != 0)
                 throw new InvalidOperationException("the session is in use by another call (sessions are single-threaded)");
         }
 
-        void Exit() { Volatile.Write(ref busy, 0); }
+        internal void Exit() { Volatile.Write(ref busy, 0); }
 
         // ---- stepping
 
@@ -222,7 +222,7 @@ namespace Gemma4
         // The C library never loses a cancel request: one that the cancelled call did not answer
         // (it finished first) would stop the next call at once. A chat turn starts fresh, so a
         // request left over from an earlier Cancel() is dropped first (a generation likewise).
-        void ClearStaleCancel()
+        internal void ClearStaleCancel()
         {
             if (Interlocked.Exchange(ref cancelSent, 0) == 0) return;
             Enter();

@@ -88,8 +88,10 @@ namespace Gemma4
 
     public enum Gemma4FinishReason
     {
-        Stop,   // end of turn / end of sequence / stop string / callback asked to stop
-        Length, // MaxTokens reached or the context filled up
+        Stop,      // end of turn / end of sequence / stop string / callback asked to stop
+        Length,    // MaxTokens reached or the context filled up
+        ToolCalls, // the reply ended with tool calls (run them, send the results, call again)
+        Cancelled,
     }
 
     public sealed class Gemma4Result

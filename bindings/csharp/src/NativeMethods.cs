@@ -118,6 +118,34 @@ namespace Gemma4
         internal static extern int gemma4_session_cancel(SessionHandle session);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern int gemma4_session_clear_cancel(SessionHandle session);
+
+        // ---- chat with tools and thinking (JSON conversations)
+        // gemma4_chat_event_fn: (int32_t kind, const char *text, size_t len, void *user_data)
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate int ChatEventFn(int kind, IntPtr text, UIntPtr len, IntPtr userData);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int gemma4_chat_render_json(ModelHandle model, byte* messagesJson,
+                                                           byte* toolsJson, int flags, byte* buf,
+                                                           UIntPtr capacity, UIntPtr* nOut);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int gemma4_chat_tokenize_json(ModelHandle model, byte* messagesJson,
+                                                             byte* toolsJson, int flags, int* ids,
+                                                             UIntPtr capacity, UIntPtr* nOut);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int gemma4_chat_complete(SessionHandle session, byte* messagesJson,
+                                                        byte* toolsJson, int flags, int maxTokens,
+                                                        IntPtr onEvent, IntPtr userData);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int gemma4_chat_result(SessionHandle session, byte* buf,
+                                                      UIntPtr capacity, UIntPtr* nOut);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int gemma4_session_reset_sampling(SessionHandle session);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int gemma4_session_get_sampling(SessionHandle session, float* temperature,
+                                                               int* topK, float* topP, float* minP);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int gemma4_session_force_tokens(SessionHandle session, int* tokens,
+                                                               UIntPtr n);
     }
 
     // UTF-8 in and out by hand: NUL-terminated byte arrays for const char *, and strlen + copy

@@ -16,7 +16,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using Gemma4;
 
-static class Gemma4Tests
+static partial class Gemma4Tests
 {
     static string golden;
     static int passed, failed;
@@ -53,6 +53,13 @@ static class Gemma4Tests
             T("conversations_lru", ConversationsLru),
             T("roles_normalize", RolesNormalize),
             T("session_cycles_no_leak", SessionCyclesNoLeak),
+            T("json_write_parse", JsonWriteParse),
+            T("chat_tool_call_round_trip", ChatToolCallRoundTrip),
+            T("chat_stream_events", ChatStreamEvents),
+            T("chat_render_matches_transformers", ChatRenderMatchesTransformers),
+            T("adapter_messages", AdapterMessages),
+            T("adapter_options_and_tool_mode", AdapterOptionsAndToolMode),
+            T("adapter_result_contents", AdapterResultContents),
         };
         foreach (var t in tests)
         {
