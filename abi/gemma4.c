@@ -121,7 +121,10 @@ GEMMA4_API gemma4_status gemma4_model_info(const gemma4_model *model, int32_t ke
     case GEMMA4_INFO_WEIGHT_BYTES: *value = (int64_t)m->w.n_bytes; break;
     case GEMMA4_INFO_HIDDEN_SIZE: *value = c->hidden_size; break;
     case GEMMA4_INFO_N_CTX: *value = m->n_ctx; break;
-    case GEMMA4_INFO_END_OF_TURN_ID: *value = m->tok ? g4_tokenizer_find(m->tok, "<turn|>") : -1; break;
+    case GEMMA4_INFO_END_OF_TURN_ID:
+        *value = m->tok ? g4_tokenizer_find(m->tok, g4_chat_end_of_turn((enum g4_chat_format)m->cfg.chat_format))
+                        : -1;
+        break;
     case GEMMA4_INFO_DEVICE: *value = m->device; break;
     default: return g4_fail(G4_ERR_INVALID_ARGUMENT, "gemma4_model_info: unknown key %d", key);
     }
@@ -195,7 +198,14 @@ GEMMA4_API gemma4_status gemma4_chat_apply(const gemma4_model *model, const char
     if (model) CHECK_MODEL(model, "gemma4_chat_apply");
     int gen = 0;
     if (add_generation_prompt) gen = model ? MODEL(model)->cfg.chat_gen_prompt : G4_CHAT_GEN_PROMPT;
-    return g4_chat_render(roles, contents, n_messages, gen, buf, capacity, n_out);
+    if (!model) return g4_chat_render(roles, contents, n_messages, gen, buf, capacity, n_out);
+    *n_out = 0;
+    cJSON *msgs;
+    G4_TRY(g4_chat_from_arrays(roles, contents, n_messages, &msgs));
+    g4_status st = g4_chat_render_text((enum g4_chat_format)MODEL(model)->cfg.chat_format, msgs,
+                                       NULL, gen, buf, capacity, n_out);
+    cJSON_Delete(msgs);
+    return st;
 }
 
 GEMMA4_API gemma4_status gemma4_session_new(gemma4_model *model, int64_t n_ctx,

@@ -165,7 +165,7 @@ GEMMA4_API void gemma4_model_free(gemma4_model *model);
 #define GEMMA4_INFO_WEIGHT_BYTES 5   // bytes of all text-model tensors, in checkpoint dtype
 #define GEMMA4_INFO_HIDDEN_SIZE 6
 #define GEMMA4_INFO_N_CTX 7          // default context of new sessions
-#define GEMMA4_INFO_END_OF_TURN_ID 8 // "<turn|>" id, or -1 without a tokenizer
+#define GEMMA4_INFO_END_OF_TURN_ID 8 // "<turn|>" id ("<end_of_turn>" for Gemma 3), or -1 without a tokenizer
 #define GEMMA4_INFO_DEVICE 9
 // One integer property of the model. Errors: INVALID_ARGUMENT (NULL, unknown key).
 GEMMA4_API gemma4_status gemma4_model_info(const gemma4_model *model, int32_t key,
@@ -209,6 +209,10 @@ GEMMA4_API gemma4_status gemma4_token_piece(const gemma4_model *model, int32_t t
 // add_generation_prompt != 0 opens the model's turn. The text starts with "<bos>". Google ships
 // one template for E2B/E4B and one for 26B-A4B/31B whose generation prompt adds an empty
 // thought channel ("<|channel>thought\n<channel|>"); model selects it (NULL: E2B/E4B).
+// A Gemma 3 model renders Gemma 3's format instead, byte-identical to its template:
+// "<bos><start_of_turn>user\nS\n\nU<end_of_turn>\n<start_of_turn>model\n" (no system turn: a
+// leading system message is prepended to the first user turn; user and assistant/model turns
+// must alternate, else INVALID_ARGUMENT).
 // Errors: INVALID_ARGUMENT (NULL arrays, no messages, unknown role), BUFFER_TOO_SMALL.
 GEMMA4_API gemma4_status gemma4_chat_apply(const gemma4_model *model, const char *const *roles,
                                            const char *const *contents, size_t n_messages,

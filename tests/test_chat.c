@@ -221,9 +221,93 @@ static void test_invalid_utf8(void **state) {
     assert_string_equal(buf, expected);
 }
 
+// Gemma 3's format: every case of tests/chat/expected_gemma3.txt (transformers over Gemma 3's
+// template, tests/chat/make_gemma3_chat_fixtures.py) byte for byte; "!" cases are conversations
+// the template rejects (roles not alternating): G4_ERR_INVALID_ARGUMENT naming the rule.
+static void test_gemma3_fixtures(void **state) {
+    (void)state;
+    size_t n = 0;
+    char *text = g4_read_file(g4_src_path("tests/chat/expected_gemma3.txt"), &n);
+    assert_non_null(text);
+    int n_cases = 0, n_failed = 0, n_raise = 0, line_no = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        line_no++;
+        if (line[0] == '#' || line[0] == '\0') continue;
+        const char *last = strrchr(line, ' ');
+        const int raises = last && strcmp(last + 1, "!") == 0;
+        struct chat_case c = {0};
+        parse_case(line, &c);
+        cJSON *msgs = NULL;
+        assert_int_equal(g4_chat_from_arrays(c.roles, (const char *const *)c.contents, c.n, &msgs),
+                         G4_OK);
+        char buf[4096];
+        size_t got = 0;
+        const g4_status st = g4_chat_render_text(G4_CHAT_FORMAT_GEMMA3, msgs, NULL,
+                                                 c.add_gen ? G4_CHAT_GEN_PROMPT : 0, buf,
+                                                 sizeof buf, &got);
+        int ok;
+        if (raises) {
+            ok = st == G4_ERR_INVALID_ARGUMENT && strstr(g4_last_error(), "must alternate");
+            n_raise++;
+        } else {
+            ok = st == G4_OK && got == c.expected_len && memcmp(buf, c.expected, got) == 0;
+        }
+        if (!ok) {
+            fprintf(stderr, "gemma3 chat case at expected_gemma3.txt line %d: status %d (%s)\n",
+                    line_no, st, g4_last_error());
+            if (!raises) print_escaped("expected", c.expected, c.expected_len);
+            if (st == G4_OK) print_escaped("got     ", buf, got);
+        }
+        n_failed += !ok;
+        n_cases++;
+        cJSON_Delete(msgs);
+        free_case(&c);
+    }
+    free(text);
+    fprintf(stderr, "gemma3 chat fixtures: %d cases (%d rejected), %d failed\n", n_cases, n_raise,
+            n_failed);
+    assert_true(n_cases >= 25 && n_raise >= 4);
+    assert_int_equal(n_failed, 0);
+}
+
+// Gemma 3's template has no tools: tools, tool turns and tool calls are refused, not dropped.
+static void test_gemma3_no_tools(void **state) {
+    (void)state;
+    cJSON *msgs = NULL, *tools = NULL;
+    char buf[256];
+    size_t n = 0;
+    assert_int_equal(g4_chat_parse("[{\"role\":\"user\",\"content\":\"hi\"}]",
+                                   "[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]", &msgs,
+                                   &tools),
+                     G4_OK);
+    assert_int_equal(g4_chat_render_text(G4_CHAT_FORMAT_GEMMA3, msgs, tools, 1, buf, sizeof buf, &n),
+                     G4_ERR_UNSUPPORTED);
+    assert_non_null(strstr(g4_last_error(), "no tools"));
+    // without the tools the same conversation renders
+    assert_int_equal(g4_chat_render_text(G4_CHAT_FORMAT_GEMMA3, msgs, NULL, 1, buf, sizeof buf, &n),
+                     G4_OK);
+    assert_string_equal(buf, "<bos><start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n");
+    cJSON_Delete(msgs);
+    cJSON_Delete(tools);
+    assert_int_equal(
+        g4_chat_parse("[{\"role\":\"user\",\"content\":\"w?\"},{\"role\":\"assistant\",\"tool_calls\":"
+                      "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":{}}}]}]",
+                      NULL, &msgs, &tools),
+        G4_OK);
+    assert_int_equal(g4_chat_render_text(G4_CHAT_FORMAT_GEMMA3, msgs, NULL, 1, buf, sizeof buf, &n),
+                     G4_ERR_UNSUPPORTED);
+    assert_non_null(strstr(g4_last_error(), "message 1"));
+    cJSON_Delete(msgs);
+    assert_string_equal(g4_chat_end_of_turn(G4_CHAT_FORMAT_GEMMA3), "<end_of_turn>");
+    assert_string_equal(g4_chat_end_of_turn(G4_CHAT_FORMAT_GEMMA4), "<turn|>");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixtures),
+        cmocka_unit_test(test_gemma3_fixtures),
+        cmocka_unit_test(test_gemma3_no_tools),
         cmocka_unit_test(test_buffer_convention),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_empty_thought_prompt),

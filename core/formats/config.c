@@ -500,6 +500,7 @@ g4_status g4_config_finish(struct g4_config *c, const char *what) {
                                               : 1.0f;
     c->v_norm = c->arch == G4_ARCH_GEMMA4;
     c->variant = detect_variant(c);
+    c->chat_format = c->arch == G4_ARCH_GEMMA3 ? G4_CHAT_FORMAT_GEMMA3 : G4_CHAT_FORMAT_GEMMA4;
     c->chat_gen_prompt = strcmp(c->variant, "26b-a4b") == 0 || strcmp(c->variant, "31b") == 0
                              ? G4_CHAT_GEN_PROMPT_EMPTY_THOUGHT
                              : G4_CHAT_GEN_PROMPT;

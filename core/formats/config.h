@@ -91,6 +91,7 @@ struct g4_config {
     const char *variant;     // "e2b", "e4b", "26b-a4b", "31b" when the shapes match a release, else
                              // "custom"; Gemma 3: "gemma3-270m", "gemma3-1b", "gemma3-4b",
                              // "gemma3-12b", "gemma3-27b", else "gemma3-custom"
+    int chat_format;         // enum g4_chat_format (chat.h): GEMMA3 for Gemma 3, else GEMMA4
     int chat_gen_prompt;     // G4_CHAT_GEN_PROMPT*: the 26B-A4B/31B templates open the model turn
                              // with an empty thought channel, the others do not
     struct g4_layer layer[G4_MAX_LAYERS];
@@ -115,8 +116,8 @@ g4_status g4_config_load(struct g4_config *cfg, const char *dir);
 
 // The derived part, for configs filled from elsewhere (GGUF metadata): given the HF-named fields
 // above and layer[].is_sliding / head_dim / n_kv_heads / intermediate_size / rope_* / window,
-// validates every value, builds the KV-slot table and sets attn_scale, v_norm, variant and
-// chat_gen_prompt. g4_config_parse ends with this.
+// validates every value, builds the KV-slot table and sets attn_scale, v_norm, variant,
+// chat_format and chat_gen_prompt. g4_config_parse ends with this.
 g4_status g4_config_finish(struct g4_config *cfg, const char *what);
 
 // Bytes of K+V cache for one sequence of n_ctx positions at elem_bytes per element: full slots

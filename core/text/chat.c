@@ -504,13 +504,88 @@ static void render_gemma4(const cJSON *msgs, const cJSON *tools, int flags,
     free(m);
 }
 
+// ---- the Gemma 3 format -------------------------------------------------------------------
+
+// Gemma 3's chat template (tests/chat/gemma3_chat_template.jinja, the chat_template of
+// google/gemma-3-*-it's tokenizer_config.json), statement by statement.
+static void render_gemma3(const cJSON *msgs, const cJSON *tools, int flags,
+                          struct g4_chat_emit *e) {
+    // The template never reads tools or tool fields: refuse rather than drop them silently.
+    if (g4_pyjson_truthy(tools)) {
+        e->st = g4_fail(G4_ERR_UNSUPPORTED, "chat render: Gemma 3's chat format has no tools");
+        return;
+    }
+    int idx = 0;
+    for (const cJSON *m = msgs->child; m; m = m->next, idx++)
+        if (is_role(m, "tool") || g4_pyjson_truthy(get(m, "tool_calls")) ||
+            g4_pyjson_truthy(get(m, "tool_responses"))) {
+            e->st = g4_fail(G4_ERR_UNSUPPORTED,
+                            "chat render: message %d: Gemma 3's chat format has no tool turns, "
+                            "tool calls or tool responses", idx);
+            return;
+        }
+    g4_chat_emit_ctl(e, "<bos>");
+    // A leading system message becomes first_user_prefix: its text (not trimmed; of a parts
+    // list only the first part's) + "\n\n".
+    const cJSON *first = msgs->child, *prefix = NULL;
+    if (is_role(first, "system")) {
+        const cJSON *c = get(first, "content");
+        prefix = cJSON_IsArray(c) ? get(c->child, "text") : c;
+        if (!cJSON_IsString(prefix)) {
+            e->st = g4_fail(G4_ERR_INVALID_ARGUMENT,
+                            "chat render: the system message needs text content (Gemma 3)");
+            return;
+        }
+        first = first->next;
+    }
+    idx = 0;
+    for (const cJSON *m = first; m; m = m->next, idx++) {
+        if (is_role(m, "user") != (idx % 2 == 0)) {
+            e->st = g4_fail(G4_ERR_INVALID_ARGUMENT,
+                            "chat render: Gemma 3 conversation roles must alternate "
+                            "user/assistant/user/... (turn %d is \"%s\")", idx, role_of(m));
+            return;
+        }
+        g4_chat_emit_ctl(e, "<start_of_turn>");
+        g4_chat_emit_str(e, is_role(m, "assistant") ? "model" : role_of(m));
+        g4_chat_emit_str(e, "\n");
+        if (idx == 0 && prefix) {
+            g4_chat_emit_str(e, prefix->valuestring);
+            g4_chat_emit_str(e, "\n\n");
+        }
+        const cJSON *c = get(m, "content");
+        if (cJSON_IsString(c)) {
+            put_content(e, c->valuestring, 0);
+        } else if (cJSON_IsArray(c)) {
+            for (const cJSON *p = c->child; p; p = p->next)
+                if (!strcmp(get(p, "type")->valuestring, "text") && cJSON_IsString(get(p, "text")))
+                    put_content(e, get(p, "text")->valuestring, 0);
+        } else {
+            e->st = g4_fail(G4_ERR_INVALID_ARGUMENT,
+                            "chat render: turn %d has no content (Gemma 3 needs text)", idx);
+            return;
+        }
+        g4_chat_emit_ctl(e, "<end_of_turn>");
+        g4_chat_emit_str(e, "\n");
+    }
+    if (flags & G4_CHAT_GEN_PROMPT) {
+        g4_chat_emit_ctl(e, "<start_of_turn>");
+        g4_chat_emit_str(e, "model\n");
+    }
+}
+
 // ---- formats and sinks --------------------------------------------------------------------
 
 typedef void (*render_fn)(const cJSON *msgs, const cJSON *tools, int flags,
                           struct g4_chat_emit *e);
 static const render_fn FORMATS[] = {
     [G4_CHAT_FORMAT_GEMMA4] = render_gemma4,
+    [G4_CHAT_FORMAT_GEMMA3] = render_gemma3,
 };
+
+const char *g4_chat_end_of_turn(enum g4_chat_format fmt) {
+    return fmt == G4_CHAT_FORMAT_GEMMA3 ? "<end_of_turn>" : "<turn|>";
+}
 
 g4_status g4_chat_render_to(enum g4_chat_format fmt, const cJSON *messages, const cJSON *tools,
                             int flags, struct g4_chat_emit *e) {

@@ -26,7 +26,18 @@ struct g4_tokenizer;
 
 enum g4_chat_format {
     G4_CHAT_FORMAT_GEMMA4 = 0, // <|turn>role\n ... <turn|>  (Google's Gemma 4 template)
+    G4_CHAT_FORMAT_GEMMA3 = 1, // <start_of_turn>role\n ... <end_of_turn>  (Gemma 3's template,
+                               // tests/chat/gemma3_chat_template.jinja): user/model turns that
+                               // must alternate, a leading system message prepended to the first
+                               // turn + "\n\n", contents trimmed; no tools or thinking (tools,
+                               // tool calls/responses and "tool" turns: G4_ERR_UNSUPPORTED;
+                               // reasoning and the THINKING flags are ignored, as the template
+                               // does); only G4_CHAT_GEN_PROMPT of the flags applies
 };
+
+// The control token that closes a turn of format fmt ("<turn|>", "<end_of_turn>"): generation
+// stops at it.
+const char *g4_chat_end_of_turn(enum g4_chat_format fmt);
 
 // Flags of a render (bit set).
 #define G4_CHAT_GEN_PROMPT 1         // add_generation_prompt: open the model's turn
