@@ -343,11 +343,46 @@ static void test_exported_symbols(void **state) {
     assert_non_null(strstr(line, want));
 }
 
+// A Gemma 3 checkpoint through the ABI: variant, chat format (Gemma 3's, chosen by the model),
+// and the CUDA engine's refusal (UNSUPPORTED where a GPU exists, DEVICE/UNSUPPORTED without).
+static void test_gemma3_model(void **state) {
+    (void)state;
+    gemma4_model *m = NULL;
+    assert_int_equal(gemma4_load(g4_src_path("tests/golden/gemma3"), GEMMA4_DEVICE_CPU, 0, 64, 2, &m),
+                     GEMMA4_OK);
+    char buf[256];
+    size_t n;
+    assert_int_equal(gemma4_model_variant(m, buf, sizeof buf, &n), GEMMA4_OK);
+    assert_string_equal(buf, "gemma3-custom");
+    int64_t v;
+    assert_int_equal(gemma4_model_info(m, GEMMA4_INFO_END_OF_TURN_ID, &v), GEMMA4_OK);
+    assert_int_equal(v, -1); // the fixture has no tokenizer
+    const char *roles[] = {"system", "user"}, *contents[] = {"Be brief.", " Hi "};
+    assert_int_equal(gemma4_chat_apply(m, roles, contents, 2, 1, buf, sizeof buf, &n), GEMMA4_OK);
+    assert_string_equal(buf, "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n"
+                             "<start_of_turn>model\n");
+    const char *bad_roles[] = {"user", "user"};
+    EXPECT_ERR(gemma4_chat_apply(m, bad_roles, contents, 2, 1, buf, sizeof buf, &n),
+               GEMMA4_ERR_INVALID_ARGUMENT, "must alternate");
+    // no model: Gemma 4's format
+    assert_int_equal(gemma4_chat_apply(NULL, roles, contents, 2, 1, buf, sizeof buf, &n), GEMMA4_OK);
+    assert_non_null(strstr(buf, "<|turn>system\n"));
+    gemma4_model_free(m);
+    m = NULL;
+    gemma4_status st = gemma4_load(g4_src_path("tests/golden/gemma3"), GEMMA4_DEVICE_CUDA, 0, 0, 0, &m);
+    printf("gemma3 on CUDA -> %s: %s\n", gemma4_status_name(st), gemma4_last_error());
+    assert_true(st == GEMMA4_ERR_DEVICE || st == GEMMA4_ERR_UNSUPPORTED);
+    if (st == GEMMA4_ERR_UNSUPPORTED) // a GPU present, or a build without the CUDA engine
+        assert_true(strstr(gemma4_last_error(), "Gemma 3") || strstr(gemma4_last_error(), "no CUDA engine"));
+    assert_null(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_info),
+        cmocka_unit_test(test_gemma3_model),
         cmocka_unit_test(test_step_errors_and_lifetime),
         cmocka_unit_test(test_truncate_exact),
         cmocka_unit_test(test_memory_budget),
