@@ -25,6 +25,7 @@
 #include "quant_act.h"
 #include "quant_dequant.h"
 #include "quant_dot.h"
+#include "quant_gemv.h"
 
 enum { MR = 4, KC = 2048, TB = 96, GEMV_MAX_K = 3072 };
 _Static_assert(KC % 256 == 0, "K slices must start on quantized blocks");
@@ -541,6 +542,7 @@ struct matmul_job {
     bool gemv_all_rows; // one token: a single tile call over the part's rows
     enum g4_dtype wq;   // a block type: w holds it, and tile is the fp32 tile (see quant_part)
     g4_quant_dequant_fn deq; // its row dequantizer
+    g4_quant_gemv_fn gemv;   // one token against its rows, dequantized in registers (or NULL)
 };
 
 // Block-quantized weights on the exact path: each MR-row x KC-column slice of the part's rows is
@@ -548,6 +550,12 @@ struct matmul_job {
 // then meets with every token of the block; the weights stay quantized in memory and stream
 // once per token block. KC is a multiple of every block size, so slices start on blocks.
 static void quant_part(const struct matmul_job *j, int64_t row0, int64_t row1) {
+    if (j->n == 1 && j->gemv) {
+        if (row1 > row0)
+            j->gemv(j->out + row0, (const uint8_t *)j->w + (size_t)row0 * j->row_bytes, j->row_bytes,
+                    (int)(row1 - row0), (const float *)j->x, j->K);
+        return;
+    }
     float wbuf[MR * KC];
     const int64_t K = j->K;
     for (int64_t k0 = 0; k0 < K; k0 += KC) {
@@ -622,7 +630,8 @@ void g4_matmul_cpu(float *out, const float *x, struct g4_weight w, int n_tokens,
                              g4_dtype_row_bytes(w.dtype, w.cols), w.rows, w.cols,
                              n_tokens, tile_for(k, quant ? G4_DTYPE_F32 : w.dtype), k->mt, KC, TB,
                              k->gemv_all_rows, quant ? w.dtype : G4_DTYPE_F32,
-                             g4_quant_dequant_for(w.dtype, g4_matmul_isa())};
+                             g4_quant_dequant_for(w.dtype, g4_matmul_isa()),
+                             g4_quant_gemv_for(w.dtype, g4_matmul_isa())};
     // Small products are not worth waking the workers.
     if ((double)w.rows * w.cols * n_tokens < 1 << 15) pool = NULL;
     g4_pool_run(pool, matmul_part, &job);
@@ -638,7 +647,7 @@ void g4_matmul_rows_f32(float *out, int64_t ldo, const float *x, int64_t ldx, in
     }
     struct matmul_job job = {out, ldo, (const char *)x, ldx, 4, (const char *)rows,
                              (size_t)row_stride * sizeof(float), n_rows, k, n, kn->f32, kn->mt,
-                             KC, TB, kn->gemv_all_rows, G4_DTYPE_F32, NULL};
+                             KC, TB, kn->gemv_all_rows, G4_DTYPE_F32, NULL, NULL};
     matmul_part(&job, 0, 1);
 }
 
@@ -667,7 +676,7 @@ void g4_matmul_cpu_bf16act(float *out, const float *x, struct g4_weight w, int n
             round_bf16_avx512(xb + t * ld, x + (size_t)t * w.cols, (size_t)w.cols);
         struct matmul_job job = {out, w.rows, (const char *)xb, ld, 2, w.data,
                                  (size_t)w.cols * 2, w.rows, w.cols, n_tokens, tile_bf16act, 6,
-                                 KC, 2 * TB, true, G4_DTYPE_F32, NULL}; // bf16 block: the same bytes as an fp32 one
+                                 KC, 2 * TB, true, G4_DTYPE_F32, NULL, NULL}; // bf16 block: the same bytes as an fp32 one
         if ((double)w.rows * w.cols * n_tokens < 1 << 15) pool = NULL;
         g4_pool_run(pool, matmul_part, &job);
         return;
