@@ -87,6 +87,28 @@ static void test_per_layer_config(void **state) {
     assert_int_equal(c.layer[1].n_rope_pairs, 2);
 }
 
+// out = tmpl (a flat JSON object) with the top-level pairs of `field` added and those of tmpl
+// whose key `field` names left out (duplicate keys are an error of their own).
+static void mutate(char *out, size_t cap, const char *tmpl, const char *field) {
+    size_t n = (size_t)snprintf(out, cap, "{%s", field);
+    const char *p = tmpl + 1;
+    while (*p && *p != '}') {
+        const char *start = p, *key_end = strchr(p + 1, '"');
+        int depth = 0;
+        bool in_str = false;
+        for (; *p && (in_str || depth || (*p != ',' && *p != '}')); p++) {
+            if (*p == '"' && p[-1] != '\\') in_str = !in_str;
+            else if (!in_str && (*p == '[' || *p == '{')) depth++;
+            else if (!in_str && (*p == ']' || *p == '}')) depth--;
+        }
+        char key[128];
+        snprintf(key, sizeof key, "%.*s:", (int)(key_end - start + 1), start);
+        if (!strstr(field, key)) n += (size_t)snprintf(out + n, cap - n, ",%.*s", (int)(p - start), start);
+        if (*p == ',') p++;
+    }
+    snprintf(out + n, cap - n, "}");
+}
+
 // Each case: a mutation of a valid small config -> status + message substring.
 static void test_invalid_fields(void **state) {
     (void)state;
@@ -110,6 +132,18 @@ static void test_invalid_fields(void **state) {
         {"\"rms_norm_eps\":0", G4_ERR_CONFIG, "rms_norm_eps"},
         {"\"hidden_activation\":\"silu\"", G4_ERR_UNSUPPORTED, "hidden_activation"},
         {"\"attention_bias\":true", G4_ERR_UNSUPPORTED, "attention_bias"},
+        {"\"hidden_activation\":\"gelu\"", G4_ERR_UNSUPPORTED, "ACT2FN[\"gelu\"]"},
+        // read exactly as transformers reads it (issue 17's hostile probe)
+        {"\"eos_token_id\":1.7", G4_ERR_FORMAT, "eos_token_id 1.7 is not an integer"},
+        {"\"eos_token_id\":[1,2.5]", G4_ERR_FORMAT, "eos_token_id"},
+        {"\"per_layer_config\":{\" 1\":{\"head_dim\":16}}", G4_ERR_CONFIG, "key \" 1\" is not a layer index"},
+        {"\"per_layer_config\":{\"01\":{\"head_dim\":16}}", G4_ERR_CONFIG, "key \"01\""},
+        {"\"per_layer_config\":{\"+1\":{\"head_dim\":16}}", G4_ERR_CONFIG, "key \"+1\""},
+        {"\"per_layer_config\":{\"1\":{\"head_dim\":16,\"head_dim\":32}}", G4_ERR_FORMAT,
+         "key \"head_dim\" appears twice"},
+        {"\"vocab_size\":64,\"vocab_size\":128", G4_ERR_FORMAT, "key \"vocab_size\" appears twice"},
+        {"\"rope_parameters\":{\"full_attention\":{\"rope_type\":\"proportional\",\"factor\":0}}",
+         G4_ERR_CONFIG, "factor 0 must be > 0"},
         {"\"enable_moe_block\":true", G4_ERR_CONFIG, "top_k_experts"},
         {"\"bos_token_id\":64", G4_ERR_CONFIG, "bos_token_id"},
         {"\"eos_token_id\":[1,900]", G4_ERR_CONFIG, "eos_token_id"},
@@ -127,15 +161,12 @@ static void test_invalid_fields(void **state) {
         "{\"vocab_size\":64,\"hidden_size\":16,\"num_hidden_layers\":2,\"head_dim\":8,"
         "\"global_head_dim\":16,\"num_attention_heads\":2,\"num_key_value_heads\":1,"
         "\"intermediate_size\":32,\"hidden_size_per_layer_input\":0,"
-        "\"layer_types\":[\"sliding_attention\",\"full_attention\"],@}";
+        "\"layer_types\":[\"sliding_attention\",\"full_attention\"]}";
     char json[1024];
     struct g4_config c;
     for (size_t i = 0; i < G4_COUNT(cases); i++) {
-        const char *at = strchr(tmpl, '@');
-        // cJSON returns the first of duplicate keys, so the mutation goes first.
-        snprintf(json, sizeof json, "{%s,%.*s", cases[i].field, (int)(at - tmpl - 1), tmpl + 1);
+        mutate(json, sizeof json, tmpl, cases[i].field);
         size_t len = strlen(json);
-        json[len - 1] = '}';
         g4_status st = g4_config_parse(&c, json, len, "cfg.json");
         printf("%-70.70s -> %d %s\n", cases[i].field, st, g4_last_error());
         assert_int_equal(st, cases[i].st);
@@ -143,11 +174,98 @@ static void test_invalid_fields(void **state) {
         assert_non_null(strstr(g4_last_error(), "cfg.json"));
     }
     // the unmutated template is valid
-    snprintf(json, sizeof json, "%.*s}", (int)(strchr(tmpl, '@') - tmpl - 1), tmpl);
-    assert_int_equal(g4_config_parse(&c, json, strlen(json), "cfg.json"), G4_OK);
+    assert_int_equal(g4_config_parse(&c, tmpl, strlen(tmpl), "cfg.json"), G4_OK);
     assert_int_equal(g4_config_parse(&c, "{", 1, "x"), G4_ERR_FORMAT);
     assert_int_equal(g4_config_load(&c, "/nonexistent"), G4_ERR_IO);
     assert_non_null(strstr(g4_last_error(), "/nonexistent/config.json"));
+}
+
+// config.json is read as strictly as Python's json module reads it (transformers): anything it
+// would read differently or refuse is G4_ERR_FORMAT with the byte offset; whitespace is fine.
+static void test_strict_json(void **state) {
+    (void)state;
+    const char *base = "{\"vocab_size\":64,\"hidden_size\":16,\"num_hidden_layers\":2,\"head_dim\":8,"
+                       "\"global_head_dim\":16,\"num_attention_heads\":2,\"num_key_value_heads\":1,"
+                       "\"intermediate_size\":32,\"hidden_size_per_layer_input\":0,\"x\":%s}";
+    static const struct { const char *value, *msg; } bad[] = {
+        {"1} {", "after the JSON value"}, {"1}x", "after the JSON value"},
+        {"+1", "not a JSON value"},       {"01", "',' or '}' expected"},
+        {".5", "not a JSON value"},       {"1.", "a digit expected"},
+        {"1e", "a digit expected"},       {"NaN", "not a JSON value"},
+        {"Infinity", "not a JSON value"}, {"\"a\tb\"", "control character"},
+        {"\"\\x\"", "bad escape"},       {"\"\\u12G4\"", "u escape"},
+        {"\"\xff\"", "invalid UTF-8"},    {"\"\xc0\xaf\"", "invalid UTF-8"}, // overlong '/'
+        {"\"\xed\xa0\x80\"", "invalid UTF-8"}, // UTF-16 surrogate
+        {"[1,]", "not a JSON value"},     {"{\"a\":1,}", "object key expected"},
+        {"tru", "not a JSON value"},      {"[1 2]", "',' or ']' expected"},
+        {"{\"a\":{\"b\":1,\"b\":2}}", "key \"b\" appears twice"},
+    };
+    char json[512];
+    struct g4_config c;
+    for (size_t i = 0; i < G4_COUNT(bad); i++) {
+        snprintf(json, sizeof json, base, bad[i].value);
+        g4_status st = g4_config_parse(&c, json, strlen(json), "cfg.json");
+        printf("%-24s -> %d %s\n", bad[i].value, st, g4_last_error());
+        assert_int_equal(st, G4_ERR_FORMAT);
+        assert_non_null(strstr(g4_last_error(), bad[i].msg));
+        assert_non_null(strstr(g4_last_error(), "cfg.json"));
+    }
+    // valid JSON: escapes, UTF-8, exponents, nesting, whitespace around and after the value
+    snprintf(json, sizeof json, base, "{\"s\":\"\\u00e9\\n\xc3\xa9\xf0\x9f\x99\x82\",\"n\":[-0.5e+3,0,1E2,true,false,null]}");
+    strcat(json, " \r\n\t");
+    assert_int_equal(g4_config_parse(&c, json, strlen(json), "cfg.json"), G4_OK);
+    // a UTF-8 byte-order mark is not JSON (Python: "Unexpected UTF-8 BOM")
+    snprintf(json, sizeof json, "\xef\xbb\xbf");
+    snprintf(json + 3, sizeof json - 3, base, "1");
+    assert_int_equal(g4_config_parse(&c, json, strlen(json), "cfg.json"), G4_ERR_FORMAT);
+    assert_non_null(strstr(g4_last_error(), "at byte 0"));
+}
+
+// Configurations transformers accepts that an earlier reader got wrong (issue 17).
+static void test_transformers_semantics(void **state) {
+    (void)state;
+    struct g4_config c;
+    // head_dim == global_head_dim: transformers writes "per_layer_config": {} and no
+    // global_head_dim; full layers then use head_dim (not the default 512).
+    const char *eq = "{\"vocab_size\":64,\"hidden_size\":16,\"num_hidden_layers\":2,\"head_dim\":8,"
+                     "\"num_attention_heads\":2,\"num_key_value_heads\":1,\"intermediate_size\":32,"
+                     "\"hidden_size_per_layer_input\":0,\"attention_k_eq_v\":true,"
+                     "\"num_global_key_value_heads\":7,\"global_head_dim\":64,"
+                     "\"layer_types\":[\"sliding_attention\",\"full_attention\"],\"per_layer_config\":{}}";
+    assert_int_equal(g4_config_parse(&c, eq, strlen(eq), "t"), G4_OK);
+    assert_int_equal(c.layer[1].head_dim, 8);   // global_head_dim is ignored next to per_layer_config
+    assert_int_equal(c.layer[1].n_kv_heads, 1); // and so is num_global_key_value_heads
+    assert_int_equal(c.layer[1].n_rope_pairs, 1); // proportional 0.25 of 8 / 2
+    // partial_rotary_factor in double precision: int(0.7 * 20 // 2) = 7 (float would give 6);
+    // proportional factor kept; factor on default RoPE ignored, as transformers does
+    const char *rope = "{\"vocab_size\":64,\"hidden_size\":16,\"num_hidden_layers\":2,\"head_dim\":8,"
+                       "\"num_attention_heads\":2,\"num_key_value_heads\":1,\"intermediate_size\":32,"
+                       "\"hidden_size_per_layer_input\":0,"
+                       "\"layer_types\":[\"sliding_attention\",\"full_attention\"],"
+                       "\"per_layer_config\":{\"1\":{\"head_dim\":20}},\"rope_parameters\":{"
+                       "\"sliding_attention\":{\"rope_type\":\"default\",\"rope_theta\":10000.0,\"factor\":4.0,"
+                       "\"partial_rotary_factor\":0.5},"
+                       "\"full_attention\":{\"rope_type\":\"proportional\",\"rope_theta\":1000000.0,"
+                       "\"partial_rotary_factor\":0.7,\"factor\":2.5}}}";
+    assert_int_equal(g4_config_parse(&c, rope, strlen(rope), "t"), G4_OK);
+    assert_int_equal(c.layer[1].n_rope_pairs, 7);
+    assert_true(c.layer[1].rope_factor == 2.5f);
+    assert_int_equal(c.layer[0].n_rope_pairs, 4);
+    assert_true(c.layer[0].rope_factor == 1.0f);
+    // multimodal: the top-level tie_word_embeddings decides (default true), not text_config's
+    static const struct { const char *top; bool tied; } tie[] = {
+        {"\"tie_word_embeddings\":false,", false}, {"\"tie_word_embeddings\":true,", true}, {"", true}};
+    for (size_t i = 0; i < G4_COUNT(tie); i++) {
+        char json[512];
+        snprintf(json, sizeof json,
+                 "{\"model_type\":\"gemma4\",%s\"text_config\":{\"vocab_size\":64,\"hidden_size\":16,"
+                 "\"num_hidden_layers\":1,\"head_dim\":8,\"global_head_dim\":8,\"num_attention_heads\":2,"
+                 "\"num_key_value_heads\":1,\"intermediate_size\":32,\"hidden_size_per_layer_input\":0,"
+                 "\"tie_word_embeddings\":%s}}", tie[i].top, tie[i].tied ? "false" : "true");
+        assert_int_equal(g4_config_parse(&c, json, strlen(json), "t"), G4_OK);
+        assert_true(c.is_multimodal);
+        assert_int_equal(c.tie_word_embeddings, tie[i].tied);
+    }
 }
 
 // Gemma 3 text config (Gemma3ForCausalLM layout, legacy rope keys): every 6th layer full.
@@ -248,7 +366,7 @@ static void test_gemma3_invalid(void **state) {
     char json[1024];
     struct g4_config c;
     for (size_t i = 0; i < G4_COUNT(cases); i++) {
-        snprintf(json, sizeof json, "{%s,%s", cases[i].field, tmpl + 1);
+        mutate(json, sizeof json, tmpl, cases[i].field);
         g4_status st = g4_config_parse(&c, json, strlen(json), "cfg.json");
         printf("%-70.70s -> %d %s\n", cases[i].field, st, g4_last_error());
         assert_int_equal(st, cases[i].st);
@@ -266,6 +384,8 @@ int main(void) {
         cmocka_unit_test(test_large_variants),
         cmocka_unit_test(test_per_layer_config),
         cmocka_unit_test(test_invalid_fields),
+        cmocka_unit_test(test_strict_json),
+        cmocka_unit_test(test_transformers_semantics),
         cmocka_unit_test(test_gemma3_270m),
         cmocka_unit_test(test_gemma3_4b),
         cmocka_unit_test(test_gemma3_rope_parameters),

@@ -271,6 +271,12 @@ static void test_multimodal(void **state) { (void)state; run_fixture("multimodal
 static void test_gemma3(void **state) { (void)state; run_fixture("gemma3"); }
 static void test_gemma3_sliding(void **state) { (void)state; run_fixture("gemma3_sliding"); }
 static void test_gemma3_multimodal(void **state) { (void)state; run_fixture("gemma3_multimodal"); }
+// Configurations transformers reads in a way an earlier gemma4 did not (tests/golden/README.md).
+static void test_tie_mm_untied(void **state) { (void)state; run_fixture("tie_mm_untied"); }
+static void test_tie_mm_tied(void **state) { (void)state; run_fixture("tie_mm_tied"); }
+static void test_head_dim_eq(void **state) { (void)state; run_fixture("head_dim_eq"); }
+static void test_rope_partial(void **state) { (void)state; run_fixture("rope_partial"); }
+static void test_rope_factor(void **state) { (void)state; run_fixture("rope_factor"); }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -281,6 +287,11 @@ int main(void) {
         cmocka_unit_test(test_gemma3),
         cmocka_unit_test(test_gemma3_sliding),
         cmocka_unit_test(test_gemma3_multimodal),
+        cmocka_unit_test(test_tie_mm_untied),
+        cmocka_unit_test(test_tie_mm_tied),
+        cmocka_unit_test(test_head_dim_eq),
+        cmocka_unit_test(test_rope_partial),
+        cmocka_unit_test(test_rope_factor),
         cmocka_unit_test(test_nan_matrix),
         cmocka_unit_test(test_bf16_precision),
     };

@@ -14,6 +14,184 @@
 #include <string.h>
 #include <unistd.h>
 
+// ---- Strict JSON ------------------------------------------------------------------------------
+// transformers reads config.json with Python's json module from UTF-8 text. cJSON alone is looser
+// (it takes "+1", "01", ".5", raw control characters in strings, invalid UTF-8 and bytes after
+// the value, and returns the first of duplicated keys where Python keeps the last), so the text
+// is first checked against RFC 8259 here, and the parsed tree for duplicate keys. Anything that
+// Python would read differently, or not at all, is G4_ERR_FORMAT naming the byte offset.
+// (Python's NaN / Infinity extensions are refused too: no config value may be non-finite.)
+struct json_scan {
+    const unsigned char *p, *end, *start;
+    const char *err; // what is wrong at p
+};
+
+static void json_ws(struct json_scan *j) {
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
+}
+
+static bool json_fail(struct json_scan *j, const char *err) {
+    j->err = err;
+    return false;
+}
+
+static bool json_digits(struct json_scan *j) {
+    if (j->p >= j->end || *j->p < '0' || *j->p > '9') return json_fail(j, "a digit expected");
+    while (j->p < j->end && *j->p >= '0' && *j->p <= '9') j->p++;
+    return true;
+}
+
+static bool json_number(struct json_scan *j) {
+    if (j->p < j->end && *j->p == '-') j->p++;
+    if (j->p < j->end && *j->p == '0') j->p++;
+    else if (!json_digits(j)) return json_fail(j, "not a JSON value");
+    if (j->p < j->end && *j->p == '.') {
+        j->p++;
+        if (!json_digits(j)) return false;
+    }
+    if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+        j->p++;
+        if (j->p < j->end && (*j->p == '+' || *j->p == '-')) j->p++;
+        if (!json_digits(j)) return false;
+    }
+    return true;
+}
+
+// Length of the well-formed UTF-8 sequence at p (no overlongs, surrogates or > U+10FFFF), or 0.
+static int utf8_seq(const unsigned char *p, const unsigned char *end) {
+    const unsigned c = p[0];
+    int n = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (!n || end - p < n) return 0;
+    for (int i = 1; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80) return 0;
+    if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F) || (c == 0xF0 && p[1] < 0x90) ||
+        (c == 0xF4 && p[1] > 0x8F))
+        return 0;
+    return n;
+}
+
+static bool json_string(struct json_scan *j) {
+    j->p++; // opening quote
+    while (j->p < j->end) {
+        const unsigned char c = *j->p;
+        if (c == '"') {
+            j->p++;
+            return true;
+        }
+        if (c < 0x20) return json_fail(j, "control character in a string");
+        if (c == '\\') {
+            if (++j->p >= j->end) break;
+            if (*j->p == 'u') {
+                for (int i = 1; i <= 4; i++)
+                    if (j->p + i >= j->end || !strchr("0123456789abcdefABCDEF", j->p[i]) || !j->p[i])
+                        return json_fail(j, "bad \\u escape");
+                j->p += 5;
+            } else if (*j->p && strchr("\"\\/bfnrt", *j->p)) {
+                j->p++;
+            } else {
+                return json_fail(j, "bad escape");
+            }
+            continue;
+        }
+        const int n = utf8_seq(j->p, j->end);
+        if (!n) return json_fail(j, "invalid UTF-8");
+        j->p += n;
+    }
+    return json_fail(j, "unterminated string");
+}
+
+static bool json_literal(struct json_scan *j, const char *word) {
+    const size_t n = strlen(word);
+    if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0) return json_fail(j, "not a JSON value");
+    j->p += n;
+    return true;
+}
+
+static bool json_value(struct json_scan *j, int depth) {
+    if (depth > 256) return json_fail(j, "nested too deeply");
+    json_ws(j);
+    if (j->p >= j->end) return json_fail(j, "value expected");
+    const unsigned char c = *j->p;
+    if (c == '{' || c == '[') {
+        const unsigned char close = c == '{' ? '}' : ']';
+        j->p++;
+        json_ws(j);
+        if (j->p < j->end && *j->p == close) {
+            j->p++;
+            return true;
+        }
+        for (;;) {
+            if (c == '{') {
+                json_ws(j);
+                if (j->p >= j->end || *j->p != '"') return json_fail(j, "object key expected");
+                if (!json_string(j)) return false;
+                json_ws(j);
+                if (j->p >= j->end || *j->p != ':') return json_fail(j, "':' expected");
+                j->p++;
+            }
+            if (!json_value(j, depth + 1)) return false;
+            json_ws(j);
+            if (j->p < j->end && *j->p == ',') {
+                j->p++;
+                continue;
+            }
+            if (j->p < j->end && *j->p == close) {
+                j->p++;
+                return true;
+            }
+            return json_fail(j, c == '{' ? "',' or '}' expected" : "',' or ']' expected");
+        }
+    }
+    if (c == '"') return json_string(j);
+    if (c == 't') return json_literal(j, "true");
+    if (c == 'f') return json_literal(j, "false");
+    if (c == 'n') return json_literal(j, "null");
+    return json_number(j);
+}
+
+// First key that occurs twice in one object of the tree, or NULL.
+static const char *json_duplicate_key(const cJSON *o) {
+    for (const cJSON *a = o ? o->child : NULL; a; a = a->next) {
+        if (cJSON_IsObject(o))
+            for (const cJSON *b = a->next; b; b = b->next)
+                if (strcmp(a->string, b->string) == 0) return a->string;
+        const char *d = json_duplicate_key(a);
+        if (d) return d;
+    }
+    return NULL;
+}
+
+static g4_status parse_json_strict(const char *text, size_t n, const char *what, cJSON **out) {
+    *out = NULL;
+    struct json_scan j = {(const unsigned char *)text, (const unsigned char *)text + n,
+                          (const unsigned char *)text, NULL};
+    if (json_value(&j, 0)) {
+        json_ws(&j);
+        if (j.p < j.end) json_fail(&j, "unexpected bytes after the JSON value");
+    }
+    if (j.err)
+        return g4_fail(G4_ERR_FORMAT, "%s: invalid JSON at byte %zu: %s", what,
+                       (size_t)(j.p - j.start), j.err);
+    cJSON *root = cJSON_ParseWithLength(text, n);
+    if (!root) return g4_fail(G4_ERR_FORMAT, "%s: not valid JSON", what);
+    const char *dup = json_duplicate_key(root);
+    if (dup) {
+        g4_fail(G4_ERR_FORMAT, "%s: key \"%s\" appears twice in one object", what, dup);
+        cJSON_Delete(root); // after the message, which quotes the key from the tree
+        return G4_ERR_FORMAT;
+    }
+    *out = root;
+    return G4_OK;
+}
+
+// ---- Typed values ------------------------------------------------------------------------------
+
+// An integral JSON number within int range.
+static bool is_int(const cJSON *it) {
+    return cJSON_IsNumber(it) && it->valuedouble == floor(it->valuedouble) &&
+           fabs(it->valuedouble) <= 2147483647.0;
+}
+
 // Reads integer key `key` of object o into *out (default when absent or null).
 static g4_status get_int(const cJSON *o, const char *key, int dflt, int *out, const char *what) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -21,10 +199,21 @@ static g4_status get_int(const cJSON *o, const char *key, int dflt, int *out, co
         *out = dflt;
         return G4_OK;
     }
-    if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) ||
-        fabs(it->valuedouble) > 2147483647.0)
-        return g4_fail(G4_ERR_FORMAT, "%s: \"%s\" must be an integer", what, key);
+    if (!is_int(it)) return g4_fail(G4_ERR_FORMAT, "%s: \"%s\" must be an integer", what, key);
     *out = (int)it->valuedouble;
+    return G4_OK;
+}
+
+// The same for a number (transformers computes rope fractions in double precision).
+static g4_status get_double(const cJSON *o, const char *key, double dflt, double *out,
+                            const char *what) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!it || cJSON_IsNull(it)) {
+        *out = dflt;
+        return G4_OK;
+    }
+    if (!cJSON_IsNumber(it)) return g4_fail(G4_ERR_FORMAT, "%s: \"%s\" must be a number", what, key);
+    *out = it->valuedouble;
     return G4_OK;
 }
 
@@ -58,7 +247,8 @@ static g4_status parse_rope(const cJSON *rope, const char *type, struct g4_layer
     const cJSON *p = rope ? cJSON_GetObjectItemCaseSensitive(rope, type) : NULL;
     bool full = strcmp(type, "full_attention") == 0;
     const char *rt = full ? "proportional" : "default";
-    float theta = full ? 1e6f : 1e4f, partial = full ? 0.25f : 1.0f, factor = 1.0f;
+    float theta = full ? 1e6f : 1e4f;
+    double partial = full ? 0.25 : 1.0, factor = 1.0;
     if (p) {
         if (!cJSON_IsObject(p))
             return g4_fail(G4_ERR_FORMAT, "%s: rope_parameters.%s must be an object", what, type);
@@ -68,28 +258,32 @@ static g4_status parse_rope(const cJSON *rope, const char *type, struct g4_layer
                            type);
         rt = t ? t->valuestring : "default";
         G4_TRY(get_float(p, "rope_theta", 1e4f, &theta, what));
-        G4_TRY(get_float(p, "partial_rotary_factor", 1.0f, &partial, what));
-        G4_TRY(get_float(p, "factor", 1.0f, &factor, what));
+        G4_TRY(get_double(p, "partial_rotary_factor", 1.0, &partial, what));
+        G4_TRY(get_double(p, "factor", 1.0, &factor, what));
     }
     if (!(theta > 1.0f) || !isfinite(theta))
         return g4_fail(G4_ERR_CONFIG, "%s: rope_parameters.%s.rope_theta %g out of range", what,
                        type, theta);
-    if (factor != 1.0f)
-        return g4_fail(G4_ERR_UNSUPPORTED, "%s: rope_parameters.%s.factor %g (only 1.0)", what,
-                       type, factor);
     ly->rope_theta = theta;
     ly->rope_factor = 1.0f;
     if (strcmp(rt, "default") == 0) {
-        // transformers' default RoPE ignores partial_rotary_factor: every pair rotates.
+        // Gemma4TextRotaryEmbedding.compute_default_rope_parameters ignores partial_rotary_factor
+        // and factor: every pair rotates at the plain frequencies.
         ly->rope_type = G4_ROPE_DEFAULT;
         ly->n_rope_pairs = ly->head_dim / 2;
     } else if (strcmp(rt, "proportional") == 0) {
-        if (!(partial > 0.0f && partial <= 1.0f))
+        if (!(partial > 0.0 && partial <= 1.0))
             return g4_fail(G4_ERR_CONFIG, "%s: partial_rotary_factor %g not in (0, 1]", what,
                            partial);
-        // modeling_rope_utils._compute_proportional_rope_parameters: int(p * head_dim // 2)
+        if (!(factor > 0.0) || !isfinite(factor))
+            return g4_fail(G4_ERR_CONFIG, "%s: rope_parameters.%s.factor %g must be > 0", what,
+                           type, factor);
+        // modeling_rope_utils._compute_proportional_rope_parameters: int(p * head_dim // 2) in
+        // double precision (p = 0.7 on head_dim 20 gives 7 pairs, 6 in float), then
+        // inv_freq /= factor.
         ly->rope_type = G4_ROPE_PROPORTIONAL;
-        ly->n_rope_pairs = (int)floor((double)partial * ly->head_dim / 2.0);
+        ly->n_rope_pairs = (int)floor(partial * ly->head_dim / 2.0);
+        ly->rope_factor = (float)factor;
     } else {
         return g4_fail(G4_ERR_UNSUPPORTED, "%s: rope_type \"%s\" for %s", what, rt, type);
     }
@@ -103,17 +297,21 @@ static g4_status apply_per_layer_config(const cJSON *plc, struct g4_config *cfg,
     if (!cJSON_IsObject(plc)) return g4_fail(G4_ERR_FORMAT, "%s: per_layer_config must be an object", what);
     const cJSON *e;
     cJSON_ArrayForEach(e, plc) {
-        char *end;
-        long il = strtol(e->string, &end, 10);
-        if (*end || il < 0 || il >= cfg->num_hidden_layers || !cJSON_IsObject(e))
+        // A layer index in canonical decimal: transformers' per_layer_config is keyed by int
+        // layer index, so " 3", "+3" or "03" name no layer.
+        const char *k = e->string;
+        long il = -1;
+        if (k[0] >= '0' && k[0] <= '9' && (k[0] != '0' || !k[1]) && strlen(k) <= 4 &&
+            strspn(k, "0123456789") == strlen(k))
+            il = strtol(k, NULL, 10);
+        if (il < 0 || il >= cfg->num_hidden_layers || !cJSON_IsObject(e))
             return g4_fail(G4_ERR_CONFIG, "%s: per_layer_config key \"%s\" is not a layer index",
                            what, e->string);
         struct g4_layer *ly = &cfg->layer[il];
         const cJSON *f;
         cJSON_ArrayForEach(f, e) {
             int v;
-            if (!cJSON_IsNumber(f) || f->valuedouble != floor(f->valuedouble) ||
-                fabs(f->valuedouble) > 2147483647.0)
+            if (!is_int(f))
                 return g4_fail(G4_ERR_FORMAT, "%s: per_layer_config.%s.%s must be an integer", what,
                                e->string, f->string);
             v = (int)f->valuedouble;
@@ -247,11 +445,12 @@ static g4_status parse_eos(struct g4_config *c, const cJSON *t, const char *what
     if (!eos || cJSON_IsNull(eos)) {
         c->eos_token_id[c->n_eos++] = 1;
     } else if (cJSON_IsNumber(eos)) {
+        if (!is_int(eos)) return g4_fail(G4_ERR_FORMAT, "%s: eos_token_id %g is not an integer", what, eos->valuedouble);
         c->eos_token_id[c->n_eos++] = eos->valueint;
     } else if (cJSON_IsArray(eos)) {
         const cJSON *e;
         cJSON_ArrayForEach(e, eos) {
-            if (!cJSON_IsNumber(e) || c->n_eos == G4_MAX_EOS)
+            if (!is_int(e) || c->n_eos == G4_MAX_EOS)
                 return g4_fail(G4_ERR_FORMAT, "%s: eos_token_id must be up to %d integers", what,
                                G4_MAX_EOS);
             c->eos_token_id[c->n_eos++] = e->valueint;
@@ -280,14 +479,24 @@ static g4_status parse_layer_types(struct g4_config *c, const cJSON *lt, const c
 }
 
 static g4_status parse_text(struct g4_config *c, const cJSON *t, const char *what) {
+    // transformers computes both of these (ACT2FN[hidden_activation] in the MLPs, experts and
+    // per-layer input gate; biases on q/k/v/o_proj); this engine does not, so it refuses them
+    // rather than compute something else.
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(t, "hidden_activation");
     if (act && !cJSON_IsNull(act) &&
         (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu_pytorch_tanh") != 0))
-        return g4_fail(G4_ERR_UNSUPPORTED, "%s: hidden_activation must be \"gelu_pytorch_tanh\"",
-                       what);
+        return g4_fail(G4_ERR_UNSUPPORTED,
+                       "%s: hidden_activation \"%s\" is not implemented (only "
+                       "\"gelu_pytorch_tanh\"; transformers would apply ACT2FN[\"%s\"] in the "
+                       "MLPs and the per-layer input gate)",
+                       what, cJSON_IsString(act) ? act->valuestring : "?",
+                       cJSON_IsString(act) ? act->valuestring : "?");
     bool attention_bias = false;
     G4_TRY(get_bool(t, "attention_bias", false, &attention_bias, what));
-    if (attention_bias) return g4_fail(G4_ERR_UNSUPPORTED, "%s: attention_bias = true", what);
+    if (attention_bias)
+        return g4_fail(G4_ERR_UNSUPPORTED,
+                       "%s: attention_bias = true is not implemented (transformers would add "
+                       "q/k/v/o_proj.bias to the attention projections)", what);
     const cJSON *bidi = cJSON_GetObjectItemCaseSensitive(t, "use_bidirectional_attention");
     if (cJSON_IsString(bidi) && strcmp(bidi->valuestring, "all") == 0)
         return g4_fail(G4_ERR_UNSUPPORTED, "%s: use_bidirectional_attention = \"all\"", what);
@@ -332,16 +541,22 @@ static g4_status parse_text(struct g4_config *c, const cJSON *t, const char *wha
     }
     c->layer[c->num_hidden_layers - 1].is_sliding = false;
 
+    // Gemma4TextConfig.__post_init__: without per_layer_config, full layers get global_head_dim
+    // (default 512) and, on k_eq_v models, num_global_key_value_heads. A per_layer_config, even
+    // an empty one (what transformers writes when head_dim == global_head_dim), replaces both:
+    // every layer starts from head_dim / num_key_value_heads and takes only its overrides.
+    const cJSON *plc = cJSON_GetObjectItemCaseSensitive(t, "per_layer_config");
+    const bool has_plc = plc && !cJSON_IsNull(plc);
+    if (has_plc) c->global_head_dim = c->head_dim, c->num_global_key_value_heads = 0;
     for (int il = 0; il < c->num_hidden_layers; il++) {
         struct g4_layer *ly = &c->layer[il];
         ly->head_dim = ly->is_sliding ? c->head_dim : c->global_head_dim;
         ly->n_kv_heads = c->num_key_value_heads;
-        // Gemma4TextConfig: num_global_key_value_heads applies to full layers of k_eq_v models.
         if (!ly->is_sliding && c->attention_k_eq_v && c->num_global_key_value_heads > 0)
             ly->n_kv_heads = c->num_global_key_value_heads;
         ly->intermediate_size = c->intermediate_size;
     }
-    G4_TRY(apply_per_layer_config(cJSON_GetObjectItemCaseSensitive(t, "per_layer_config"), c, what));
+    G4_TRY(apply_per_layer_config(plc, c, what));
 
     const cJSON *rope = cJSON_GetObjectItemCaseSensitive(t, "rope_parameters");
     if (rope && !cJSON_IsNull(rope) && !cJSON_IsObject(rope))
@@ -509,8 +724,8 @@ g4_status g4_config_finish(struct g4_config *c, const char *what) {
 
 g4_status g4_config_parse(struct g4_config *cfg, const char *json, size_t n, const char *what) {
     memset(cfg, 0, sizeof *cfg);
-    cJSON *root = cJSON_ParseWithLength(json, n);
-    if (!root) return g4_fail(G4_ERR_FORMAT, "%s: not valid JSON", what);
+    cJSON *root;
+    G4_TRY(parse_json_strict(json, n, what, &root));
     g4_status st;
     const cJSON *text = cJSON_GetObjectItemCaseSensitive(root, "text_config");
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
@@ -541,6 +756,10 @@ g4_status g4_config_parse(struct g4_config *cfg, const char *json, size_t n, con
         goto done;
     }
     st = gemma3 ? parse_text_gemma3(cfg, text, what) : parse_text(cfg, text, what);
+    // A multimodal checkpoint is loaded by a *ForConditionalGeneration class, whose own config
+    // (the top level, default true) decides the LM head tying; text_config's flag is unused.
+    if (st == G4_OK && cfg->is_multimodal)
+        st = get_bool(root, "tie_word_embeddings", true, &cfg->tie_word_embeddings, what);
 done:
     cJSON_Delete(root);
     return st;

@@ -77,7 +77,7 @@ struct g4_config {
     bool attention_k_eq_v;
     bool enable_moe_block;
     bool use_double_wide_mlp;
-    bool tie_word_embeddings;
+    bool tie_word_embeddings;       // of a multimodal config: the top level's, as transformers ties
     int bos_token_id;
     int pad_token_id;
     int eos_token_id[G4_MAX_EOS];

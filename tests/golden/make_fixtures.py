@@ -276,6 +276,63 @@ def cfg_gemma3_multimodal():
     return Gemma3Config(text_config=Gemma3TextConfig(**kw).to_dict(), vision_config=vision.to_dict(),
                         mm_tokens_per_image=4, image_token_index=511, boi_token_index=509,
                         eoi_token_index=510)
+# Tiny configurations that transformers accepts and an earlier gemma4 read differently (issue 17):
+# 2 layers (S F), hidden 32, vocab 128, no PLE. Each fixture isolates one rule.
+def tiny_text_kwargs(**over):
+    kw = dict(
+        vocab_size=128,
+        vocab_size_per_layer_input=128,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        layer_types=[S, F],
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        global_head_dim=32,
+        hidden_size_per_layer_input=0,
+        num_kv_shared_layers=0,
+        sliding_window=8,
+        final_logit_softcapping=30.0,
+        rope_parameters=ROPE,
+        attention_k_eq_v=False,
+        tie_word_embeddings=True,
+    )
+    kw.update(over)
+    return kw
+
+
+def cfg_tie_mm_untied():
+    # top-level tie_word_embeddings decides for Gemma4ForConditionalGeneration: untied here,
+    # although text_config says tied; the checkpoint holds its own lm_head.weight
+    text = Gemma4TextConfig(**tiny_text_kwargs(tie_word_embeddings=True))
+    return Gemma4Config(text_config=text, vision_config=None, audio_config=None, tie_word_embeddings=False)
+
+
+def cfg_tie_mm_tied():
+    # the reverse: tied (no lm_head.weight saved) although text_config says untied
+    text = Gemma4TextConfig(**tiny_text_kwargs(tie_word_embeddings=False))
+    return Gemma4Config(text_config=text, vision_config=None, audio_config=None, tie_word_embeddings=True)
+
+
+def cfg_head_dim_eq():
+    # head_dim == global_head_dim: config.json gets "per_layer_config": {} and no global_head_dim
+    return Gemma4TextConfig(**tiny_text_kwargs(global_head_dim=16))
+
+
+def cfg_rope_partial():
+    # full layers: head dim 20, partial_rotary_factor 0.7 -> int(0.7 * 20 // 2) = 7 pairs in double
+    # precision (6 when the factor is a float32)
+    rope = {S: ROPE[S], F: {"rope_type": "proportional", "partial_rotary_factor": 0.7, "rope_theta": 1_000_000.0}}
+    return Gemma4TextConfig(**tiny_text_kwargs(global_head_dim=20, rope_parameters=rope))
+
+
+def cfg_rope_factor():
+    # proportional factor 2 (inverse frequencies halved); a factor on default RoPE, which
+    # transformers ignores (it warns "Unrecognized keys")
+    rope = {S: {"rope_type": "default", "rope_theta": 10_000.0, "factor": 4.0},
+            F: {"rope_type": "proportional", "partial_rotary_factor": 0.5, "rope_theta": 10_000.0, "factor": 2.0}}
+    return Gemma4TextConfig(**tiny_text_kwargs(rope_parameters=rope))
 
 
 # --------------------------------------------------------------------------------------
@@ -689,6 +746,11 @@ FIXTURES = [
     ("moe", cfg_moe, Gemma4ForCausalLM, torch.bfloat16, 2000, None),
     ("dense31b", cfg_dense31b, Gemma4ForCausalLM, torch.float16, 3000, None),
     ("multimodal", cfg_multimodal, Gemma4ForConditionalGeneration, torch.float32, 4000, "300KB"),
+    ("tie_mm_untied", cfg_tie_mm_untied, Gemma4ForConditionalGeneration, torch.float32, 5000, None),
+    ("tie_mm_tied", cfg_tie_mm_tied, Gemma4ForConditionalGeneration, torch.float32, 5100, None),
+    ("head_dim_eq", cfg_head_dim_eq, Gemma4ForCausalLM, torch.float32, 5200, None),
+    ("rope_partial", cfg_rope_partial, Gemma4ForCausalLM, torch.float32, 5300, None),
+    ("rope_factor", cfg_rope_factor, Gemma4ForCausalLM, torch.float32, 5400, None),
 ]
 GEMMA3_CLASSES = (Gemma3ForCausalLM, Gemma3ForConditionalGeneration)
 GEMMA3_FIXTURES = [
