@@ -165,10 +165,16 @@ static g4_status put_all(struct placer *p, struct g4_cuda_model *m, const struct
 static g4_status check_supported(const struct g4_config *c) {
     if (c->arch != G4_ARCH_GEMMA4)
         return g4_fail(G4_ERR_UNSUPPORTED, "cuda: Gemma 3 models run on the CPU engine only");
-    for (int il = 0; il < c->num_hidden_layers; il++)
+    for (int il = 0; il < c->num_hidden_layers; il++) {
         if (c->layer[il].head_dim > G4_CUDA_MAX_HEAD_DIM)
             return g4_fail(G4_ERR_UNSUPPORTED, "cuda: layer %d head_dim %d exceeds %d", il,
                            c->layer[il].head_dim, G4_CUDA_MAX_HEAD_DIM);
+        // The CUDA RoPE kernel has no frequency divisor: refuse rather than rotate wrongly.
+        if (c->layer[il].rope_factor != 1.0f)
+            return g4_fail(G4_ERR_UNSUPPORTED,
+                           "cuda: layer %d RoPE factor %g (only 1 on the CUDA engine; the CPU "
+                           "engine runs it)", il, c->layer[il].rope_factor);
+    }
     if ((int64_t)c->num_hidden_layers * c->hidden_size_per_layer_input > 0x7fffffff)
         return g4_fail(G4_ERR_UNSUPPORTED, "cuda: per-layer input width overflows int");
     return G4_OK;
