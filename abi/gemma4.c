@@ -72,6 +72,12 @@ GEMMA4_API gemma4_status gemma4_set_memory_budget(uint64_t bytes) {
 
 GEMMA4_API gemma4_status gemma4_load(const char *model_dir, int32_t device, int32_t device_index,
                                      int64_t n_ctx, int32_t n_threads, gemma4_model **out) {
+    return gemma4_load_ex(model_dir, device, device_index, n_ctx, n_threads, 0, out);
+}
+
+GEMMA4_API gemma4_status gemma4_load_ex(const char *model_dir, int32_t device,
+                                        int32_t device_index, int64_t n_ctx, int32_t n_threads,
+                                        uint32_t flags, gemma4_model **out) {
     BEGIN();
     CHECK(out, "gemma4_load: out is NULL");
     *out = NULL;
@@ -79,8 +85,10 @@ GEMMA4_API gemma4_status gemma4_load(const char *model_dir, int32_t device, int3
     CHECK(device == GEMMA4_DEVICE_CPU || device == GEMMA4_DEVICE_CUDA,
           "gemma4_load: device %d is neither GEMMA4_DEVICE_CPU nor GEMMA4_DEVICE_CUDA", device);
     CHECK(device_index >= 0, "gemma4_load: device_index %d < 0", device_index);
+    CHECK(!(flags & ~(uint32_t)GEMMA4_LOAD_IN_MEMORY), "gemma4_load: unknown flags 0x%x", flags);
     struct g4_model *m;
-    G4_TRY(g4_model_load(&m, model_dir, (enum g4_device)device, device_index, n_ctx, n_threads));
+    G4_TRY(g4_model_load_flags(&m, model_dir, (enum g4_device)device, device_index, n_ctx,
+                               n_threads, flags & GEMMA4_LOAD_IN_MEMORY ? G4_LOAD_IN_MEMORY : 0));
     g4_log(G4_LOG_INFO, "loaded %s: %s, %d layers, %zu weight bytes", model_dir, m->cfg.variant,
            m->cfg.num_hidden_layers, m->w.n_bytes);
     struct g4_handle *h;

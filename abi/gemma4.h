@@ -151,8 +151,25 @@ typedef struct gemma4_session gemma4_session;
 // Errors: INVALID_ARGUMENT (NULL dir/out, bad device), IO (a file missing or unreadable, or
 // not a regular file, such as a directory or FIFO; the message names it), FORMAT, CONFIG,
 // UNSUPPORTED, OUT_OF_MEMORY, DEVICE. On error *out is NULL and nothing is left allocated.
+//
+// The checkpoint files are memory-mapped (read-only, private): pages are read from disk when
+// first used and the weights cost no heap. The files must therefore stay unchanged while the
+// model is loaded: truncating or rewriting one in place (not replacing it by rename, which keeps
+// the old file alive) makes the next step that touches a lost page die with SIGBUS, which no
+// library can turn into a status. Use gemma4_load_ex with GEMMA4_LOAD_IN_MEMORY where the files
+// may change under the process.
 GEMMA4_API gemma4_status gemma4_load(const char *model_dir, int32_t device, int32_t device_index,
                                      int64_t n_ctx, int32_t n_threads, gemma4_model **out);
+
+#define GEMMA4_LOAD_IN_MEMORY 1 // read the checkpoint files into memory instead of mapping them
+// gemma4_load with flags (GEMMA4_LOAD_*; 0 = gemma4_load). GEMMA4_LOAD_IN_MEMORY reads every
+// checkpoint file whole into memory during the load (vision/audio tensors of a multimodal
+// checkpoint included), so the loaded model no longer depends on the files: they may be
+// truncated, rewritten or deleted afterwards. Errors: those of gemma4_load, INVALID_ARGUMENT for
+// unknown flags, OUT_OF_MEMORY when the files do not fit in memory.
+GEMMA4_API gemma4_status gemma4_load_ex(const char *model_dir, int32_t device,
+                                        int32_t device_index, int64_t n_ctx, int32_t n_threads,
+                                        uint32_t flags, gemma4_model **out);
 // Drops the caller's reference and invalidates the handle. Sessions keep the model alive until
 // they are freed. NULL is fine; a freed or invalid handle is ignored (see "Freed handles").
 GEMMA4_API void gemma4_model_free(gemma4_model *model);

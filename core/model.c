@@ -23,6 +23,11 @@ static void model_destroy(struct g4_model *m) {
 
 g4_status g4_model_load(struct g4_model **out, const char *dir, enum g4_device device,
                         int device_index, int64_t n_ctx, int n_threads) {
+    return g4_model_load_flags(out, dir, device, device_index, n_ctx, n_threads, 0);
+}
+
+g4_status g4_model_load_flags(struct g4_model **out, const char *dir, enum g4_device device,
+                              int device_index, int64_t n_ctx, int n_threads, unsigned flags) {
     *out = NULL;
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
@@ -43,7 +48,7 @@ g4_status g4_model_load(struct g4_model **out, const char *dir, enum g4_device d
     m->n_threads = n_threads;
     m->device = device;
     m->device_index = device_index;
-    if ((st = g4_safetensors_open(&m->st, dir)) != G4_OK) goto fail;
+    if ((st = g4_safetensors_load(&m->st, dir, flags & G4_LOAD_IN_MEMORY)) != G4_OK) goto fail;
     if ((st = g4_weights_bind(&m->w, &m->cfg, &m->st, dir)) != G4_OK) goto fail;
     // The text model's weights count against the budget (mapped, and resident once used).
     if ((st = g4_budget_reserve(m->w.n_bytes, "model weights")) != G4_OK) goto fail;

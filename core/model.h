@@ -35,6 +35,11 @@ struct g4_model {
 // max_position_embeddings); n_threads <= 0: online processors. *out NULL on error.
 g4_status g4_model_load(struct g4_model **out, const char *dir, enum g4_device device,
                         int device_index, int64_t n_ctx, int n_threads);
+// With flags: G4_LOAD_IN_MEMORY reads the checkpoint files into memory instead of mapping them
+// (see g4_safetensors_load).
+#define G4_LOAD_IN_MEMORY 1u
+g4_status g4_model_load_flags(struct g4_model **out, const char *dir, enum g4_device device,
+                              int device_index, int64_t n_ctx, int n_threads, unsigned flags);
 void g4_model_retain(struct g4_model *m);
 void g4_model_release(struct g4_model *m); // frees at zero; NULL fine
 

@@ -9,9 +9,12 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "gemma4.h"
 #include "harness.h"
@@ -30,6 +33,101 @@ static gemma4_model *load_e2b(int64_t n_ctx) {
     if (st) print_error("%s\n", gemma4_last_error());
     assert_int_equal(st, GEMMA4_OK);
     return m;
+}
+
+static void copy_file(const char *from_dir, const char *to_dir, const char *name) {
+    char a[4096], b[4096];
+    snprintf(a, sizeof a, "%s/%s", from_dir, name);
+    snprintf(b, sizeof b, "%s/%s", to_dir, name);
+    FILE *in = fopen(a, "rb"), *out = fopen(b, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    fclose(out);
+}
+
+// A copy of the e2b fixture (config + weights, no tokenizer) in a temporary directory.
+static const char *e2b_copy(const char *tag, char *weights, size_t cap) {
+    const char *src = g4_src_path("tests/golden/e2b"), *dir = g4_tmpdir(tag);
+    assert_non_null(dir);
+    copy_file(src, dir, "config.json");
+    copy_file(src, dir, "model.safetensors");
+    snprintf(weights, cap, "%s/model.safetensors", dir);
+    return dir;
+}
+
+static void remove_copy(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    remove(path);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    remove(path);
+    rmdir(dir);
+}
+
+static void on_sigbus(int sig) {
+    (void)sig;
+    _exit(42);
+}
+
+// The hostile probe's finding: a checkpoint truncated while loaded. GEMMA4_LOAD_IN_MEMORY keeps
+// working (logits equal to the mapped load's); the mapped default dies with SIGBUS at the next
+// step, as abi/gemma4.h documents (checked in a child process, which reports SIGBUS by exit 42).
+static void test_load_in_memory(void **state) {
+    (void)state;
+    char weights[4096];
+    const char *dir = e2b_copy("inmem", weights, sizeof weights);
+    const int32_t toks[4] = {2, 10, 11, 12};
+    float ref[512], got[512];
+    size_t nl;
+    gemma4_model *m;
+    gemma4_session *s;
+    assert_int_equal(gemma4_load(dir, GEMMA4_DEVICE_CPU, 0, 64, 1, &m), GEMMA4_OK);
+    assert_int_equal(gemma4_session_new(m, 0, &s), GEMMA4_OK);
+    assert_int_equal(gemma4_session_step(s, toks, 4, ref, 512, &nl), GEMMA4_OK);
+    gemma4_session_free(s);
+    gemma4_model_free(m);
+    EXPECT_ERR(gemma4_load_ex(dir, GEMMA4_DEVICE_CPU, 0, 64, 1, 6, &m), GEMMA4_ERR_INVALID_ARGUMENT,
+               "unknown flags 0x6");
+    assert_int_equal(gemma4_load_ex(dir, GEMMA4_DEVICE_CPU, 0, 64, 1, GEMMA4_LOAD_IN_MEMORY, &m), GEMMA4_OK);
+    assert_int_equal(truncate(weights, 0), 0); // and rewritten with other bytes
+    FILE *f = fopen(weights, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite("garbage", 1, 7, f), 7);
+    fclose(f);
+    assert_int_equal(gemma4_session_new(m, 0, &s), GEMMA4_OK);
+    assert_int_equal(gemma4_session_step(s, toks, 4, got, 512, &nl), GEMMA4_OK);
+    assert_memory_equal(got, ref, sizeof ref);
+    gemma4_session_free(s);
+    gemma4_model_free(m);
+    remove_copy(dir);
+
+    // mapped: the child loads, truncates the file, steps
+    dir = e2b_copy("mapped", weights, sizeof weights);
+    fflush(stdout);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_sigbus;
+        sigaction(SIGBUS, &sa, NULL);
+        if (gemma4_load(dir, GEMMA4_DEVICE_CPU, 0, 64, 1, &m) || gemma4_session_new(m, 0, &s)) _exit(2);
+        if (truncate(weights, 0) != 0) _exit(3);
+        gemma4_status st = gemma4_session_step(s, toks, 4, got, 512, &nl);
+        _exit(st == GEMMA4_OK ? 0 : 4); // survived: not what the header says
+    }
+    int wst = 0;
+    assert_int_equal(waitpid(pid, &wst, 0), pid);
+    printf("mapped load, file truncated, step: child %s %d\n",
+           WIFEXITED(wst) ? "exited" : "killed by signal",
+           WIFEXITED(wst) ? WEXITSTATUS(wst) : WTERMSIG(wst));
+    assert_true(WIFEXITED(wst));
+    assert_int_equal(WEXITSTATUS(wst), 42);
+    remove_copy(dir);
 }
 
 static void test_version(void **state) {
@@ -388,6 +486,7 @@ int main(void) {
         cmocka_unit_test(test_memory_budget),
         cmocka_unit_test(test_cancel_before_step),
         cmocka_unit_test(test_freed_handles),
+        cmocka_unit_test(test_load_in_memory),
         cmocka_unit_test(test_exported_symbols),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

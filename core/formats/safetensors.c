@@ -242,8 +242,31 @@ done:
     return status;
 }
 
-// Maps a whole file read-only. Files shorter than min_bytes are G4_ERR_FORMAT (truncated).
-static g4_status map_file(const char *path, size_t min_bytes, void **map, size_t *n_bytes) {
+// Reads the whole file into page-aligned memory (the caller free()s it).
+static g4_status read_file(const char *path, int fd, size_t size, void **out) {
+    void *buf = NULL;
+    if (posix_memalign(&buf, 4096, size ? size : 1) != 0)
+        return g4_fail(G4_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu bytes to read it into memory",
+                       path, size);
+    for (size_t done = 0; done < size;) {
+        ssize_t got = read(fd, (char *)buf + done, size - done);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) {
+            if (got < 0) g4_fail(G4_ERR_IO, "%s: read: %s", path, strerror(errno));
+            else g4_fail(G4_ERR_IO, "%s: ended after %zu of %zu bytes (changed while reading)", path, done, size);
+            free(buf);
+            return G4_ERR_IO;
+        }
+        done += (size_t)got;
+    }
+    *out = buf;
+    return G4_OK;
+}
+
+// Maps a whole file read-only, or with in_memory reads it into memory. Files shorter than
+// min_bytes are G4_ERR_FORMAT (truncated).
+static g4_status map_file(const char *path, size_t min_bytes, bool in_memory, void **map,
+                          size_t *n_bytes) {
     *map = NULL;
     *n_bytes = 0;
     int fd;
@@ -253,6 +276,12 @@ static g4_status map_file(const char *path, size_t min_bytes, void **map, size_t
         close(fd);
         return g4_fail(G4_ERR_FORMAT, "%s: file is %llu bytes (truncated)", path,
                        (unsigned long long)size);
+    }
+    if (in_memory) {
+        g4_status st = read_file(path, fd, (size_t)size, map);
+        close(fd);
+        if (st == G4_OK) *n_bytes = (size_t)size;
+        return st;
     }
     // Read-only and private: the checkpoint is never written, and pages stay shared with the
     // page cache. cJSON parses the header in place with an explicit length.
@@ -280,7 +309,8 @@ static g4_status open_shard(struct g4_safetensors *st, int shard, const char *di
                             const char *file) {
     char *path = join(dir, file);
     if (!path) return g4_fail(G4_ERR_OUT_OF_MEMORY, "%s/%s: path", dir, file);
-    g4_status status = map_file(path, 8, &st->shard_map[shard], &st->shard_bytes[shard]);
+    g4_status status =
+        map_file(path, 8, st->in_memory, &st->shard_map[shard], &st->shard_bytes[shard]);
     if (status == G4_OK)
         status =
             g4_safetensors_parse(st, st->shard_map[shard], st->shard_bytes[shard], shard, path);
@@ -296,7 +326,7 @@ static bool is_plain_file_name(const char *s) {
 static g4_status open_index(struct g4_safetensors *st, const char *dir, const char *index_path) {
     void *imap;
     size_t ibytes;
-    G4_TRY(map_file(index_path, 1, &imap, &ibytes));
+    G4_TRY(map_file(index_path, 1, false, &imap, &ibytes));
     cJSON *root;
     g4_status status = parse_json(imap, ibytes, index_path, &root);
     munmap(imap, ibytes);
@@ -356,8 +386,13 @@ done:
 }
 
 g4_status g4_safetensors_open(struct g4_safetensors *st, const char *dir) {
+    return g4_safetensors_load(st, dir, false);
+}
+
+g4_status g4_safetensors_load(struct g4_safetensors *st, const char *dir, bool in_memory) {
     if (!st || !dir) return g4_fail(G4_ERR_INVALID_ARGUMENT, "safetensors_open: NULL argument");
     memset(st, 0, sizeof *st);
+    st->in_memory = in_memory;
     struct stat sb;
     if (stat(dir, &sb) != 0) return g4_fail(G4_ERR_IO, "%s: %s", dir, strerror(errno));
     if (!S_ISDIR(sb.st_mode)) return g4_fail(G4_ERR_IO, "%s: not a directory", dir);
@@ -398,7 +433,10 @@ void g4_safetensors_free(struct g4_safetensors *st) {
     if (st->tensors) free_names(st->tensors, st->n_tensors);
     free(st->tensors);
     for (int i = 0; i < st->n_shards; i++)
-        if (st->shard_map && st->shard_map[i]) munmap(st->shard_map[i], st->shard_bytes[i]);
+        if (st->shard_map && st->shard_map[i]) {
+            if (st->in_memory) free(st->shard_map[i]);
+            else munmap(st->shard_map[i], st->shard_bytes[i]);
+        }
     free(st->shard_map);
     free(st->shard_bytes);
     memset(st, 0, sizeof *st);

@@ -1,9 +1,11 @@
 // Safetensors checkpoints: header parsing (pure, fuzzable, from a byte buffer), memory-mapped
 // shards, and the sharded index (model.safetensors.index.json). Tensors are found by their full
-// checkpoint name. Data is never read here: mmap keeps untouched tensors (vision, audio) on disk.
+// checkpoint name. Data is never read here: mmap keeps untouched tensors (vision, audio) on disk
+// (g4_safetensors_load can read the files into memory instead).
 #ifndef G4_SAFETENSORS_H
 #define G4_SAFETENSORS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +31,7 @@ struct g4_safetensors {
     size_t *shard_bytes;     // (n_shards,) file size
     struct g4_tensor *tensors; // (n_tensors,) sorted by name
     int n_tensors;
+    bool in_memory;          // shard_map[i] are malloc'd copies of the files, not mappings
 };
 
 
@@ -53,6 +56,10 @@ g4_status g4_safetensors_parse(struct g4_safetensors *st, const uint8_t *buf, si
 // are sorted by name afterwards; a name present twice is G4_ERR_FORMAT. A missing directory, or
 // one with neither file, is G4_ERR_IO. On error everything is released and *st is zeroed.
 g4_status g4_safetensors_open(struct g4_safetensors *st, const char *dir);
+// The same; with in_memory each shard is read whole into memory (page-aligned) instead of mapped,
+// so the loaded checkpoint does not depend on the files afterwards (a mapping raises SIGBUS when
+// its file is truncated). Costs the shards' full size in memory, vision/audio tensors included.
+g4_status g4_safetensors_load(struct g4_safetensors *st, const char *dir, bool in_memory);
 
 // Binary search by exact name; NULL when absent.
 const struct g4_tensor *g4_safetensors_find(const struct g4_safetensors *st, const char *name);

@@ -29,6 +29,8 @@ ERR_CONFIG = 12
 ERR_NO_TOKENIZER = 13
 ERR_BUSY = 14
 
+LOAD_IN_MEMORY = 1
+
 LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG = 0, 1, 2, 3
 
 DEVICE_CPU = 0
@@ -103,6 +105,8 @@ SIGNATURES = {
     "gemma4_set_memory_budget": (c_status, [ctypes.c_uint64]),
     "gemma4_load": (c_status, [ctypes.c_char_p, ctypes.c_int32, ctypes.c_int32, ctypes.c_int64,
                                ctypes.c_int32, ctypes.POINTER(c_model_p)]),
+    "gemma4_load_ex": (c_status, [ctypes.c_char_p, ctypes.c_int32, ctypes.c_int32, ctypes.c_int64,
+                                  ctypes.c_int32, ctypes.c_uint32, ctypes.POINTER(c_model_p)]),
     "gemma4_model_free": (None, [c_model_p]),
     "gemma4_model_info": (c_status, [c_model_p, ctypes.c_int32, c_int64_p]),
     "gemma4_model_variant": (c_status, [c_model_p, ctypes.c_char_p, ctypes.c_size_t, c_size_p]),

@@ -169,15 +169,18 @@ class Model(_Handle):
         self.vocab_size = self._info(_lib.INFO_VOCAB_SIZE)
 
     @classmethod
-    def load(cls, path, device="cpu", device_index=0, n_ctx=0, n_threads=0):
+    def load(cls, path, device="cpu", device_index=0, n_ctx=0, n_threads=0, in_memory=False):
         """Loads a Hugging Face Gemma 4 directory. device: "cpu" or "cuda". n_ctx: default
-        context of new sessions (0: min(8192, model maximum)). n_threads: 0 = all cores."""
+        context of new sessions (0: min(8192, model maximum)). n_threads: 0 = all cores.
+        The weight files are memory-mapped and must not be truncated or rewritten while loaded
+        (the process would die with SIGBUS); in_memory=True reads them into memory instead."""
         if device not in _DEVICES:
             raise make_error(_lib.ERR_INVALID_ARGUMENT,
                              "device must be 'cpu' or 'cuda', got %r" % (device,))
         handle = _lib.c_model_p()
-        st = _C.gemma4_load(_utf8(str(path)), _DEVICES[device], int(device_index), int(n_ctx),
-                            int(n_threads), ctypes.byref(handle))
+        flags = _lib.LOAD_IN_MEMORY if in_memory else 0
+        st = _C.gemma4_load_ex(_utf8(str(path)), _DEVICES[device], int(device_index), int(n_ctx),
+                               int(n_threads), flags, ctypes.byref(handle))
         check(st)
         return cls(handle, str(path))
 

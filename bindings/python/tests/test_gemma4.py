@@ -119,6 +119,18 @@ def test_step_out_buffer_and_list_fallback(model, monkeypatch):
         assert np.allclose(lst, out, atol=1e-6)
 
 
+def test_load_in_memory_survives_truncated_file(tmp_path):
+    import shutil
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(os.path.join(E2B, name), tmp_path / name)
+    tokens, ref_logits, _ = read_reference("e2b")
+    with gemma4.Model.load(tmp_path, n_ctx=64, n_threads=N_THREADS, in_memory=True) as m:
+        os.truncate(tmp_path / "model.safetensors", 0)
+        with m.session() as s:
+            row = s.step(tokens[:4])
+            assert np.max(np.abs(row - ref_logits[3])) <= REL_TOL * np.max(np.abs(ref_logits[3]))
+
+
 def test_truncate_rewinds_exactly(model):
     tokens, _, _ = read_reference("e2b")
     with model.session() as a, model.session() as b:
