@@ -71,6 +71,9 @@ static void test_config_mismatch(void **state) {
         {"\"vocab_size\": 512", "\"vocab_size\": 1000", G4_ERR_FORMAT,
          "model.embed_tokens.weight has shape [512,64], config needs [1000,64]"},
         {"\"sliding_window\": 8", "\"sliding_window\": 0", G4_ERR_CONFIG, "sliding_window"},
+        // read as Gemma 3: Gemma 4's proportional RoPE is refused
+        {"\"model_type\": \"gemma4_text\"", "\"model_type\": \"gemma3_text\"",
+         G4_ERR_UNSUPPORTED, "partial_rotary_factor 0.25 (Gemma 3: only 1.0)"},
     };
     for (size_t i = 0; i < G4_COUNT(cases); i++) {
         const char *dir = make_dir(cases[i].from, cases[i].to, NULL, 0);
@@ -83,6 +86,30 @@ static void test_config_mismatch(void **state) {
     struct g4_model *m;
     assert_int_equal(g4_model_load(&m, dir, G4_DEVICE_CPU, 0, 64, 1), G4_OK);
     g4_model_release(m);
+    g4_rm_rf(dir);
+}
+
+// A Gemma 3 checkpoint (one with default RoPE, which a Gemma 4 config accepts) read as Gemma 4
+// lacks layer_scalar; nothing is guessed.
+static void test_gemma3_as_gemma4(void **state) {
+    (void)state;
+    const char *dir = g4_tmpdir("weights3");
+    assert_non_null(dir);
+    size_t n;
+    char *cfg = g4_read_file(g4_src_path("tests/golden/gemma3_sliding/config.json"), &n);
+    assert_non_null(cfg);
+    char *hit = strstr(cfg, "\"gemma3_text\"");
+    assert_non_null(hit);
+    memcpy(hit, "\"gemma4_text\"", 13);
+    char path[4200], out[8192];
+    // (without PLE, which Gemma 4's defaults switch on)
+    snprintf(out, sizeof out, "{\"hidden_size_per_layer_input\": 0,%s", strchr(cfg, '{') + 1);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    assert_int_equal(g4_write_file(path, out, strlen(out)), 0);
+    free(cfg);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    assert_int_equal(symlink(g4_src_path("tests/golden/gemma3_sliding/model.safetensors"), path), 0);
+    expect_load_error(dir, G4_ERR_FORMAT, "missing tensor model.layers.0.layer_scalar");
     g4_rm_rf(dir);
 }
 
@@ -241,6 +268,7 @@ static void test_unreadable_permission(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_mismatch),
+        cmocka_unit_test(test_gemma3_as_gemma4),
         cmocka_unit_test(test_bad_checkpoint_files),
         cmocka_unit_test(test_unreadable_files),
         cmocka_unit_test(test_unreadable_permission),

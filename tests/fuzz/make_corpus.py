@@ -88,7 +88,7 @@ def gguf():
 
 
 def configs():
-    for fix in ["e2b", "moe", "dense31b", "multimodal"]:
+    for fix in ["e2b", "moe", "dense31b", "multimodal", "gemma3", "gemma3_sliding", "gemma3_multimodal"]:
         put("fuzz_config", f"golden_{fix}.json",
             open(os.path.join(ROOT, "tests", "golden", fix, "config.json"), "rb").read())
     for name in sorted(os.listdir(os.path.join(ROOT, "tests", "configs"))):
