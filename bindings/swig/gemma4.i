@@ -170,6 +170,14 @@ class Gemma4Error(Exception):
 %ignore gemma4_chat_generate;
 %ignore gemma4_session_cancel;
 %ignore gemma4_session_clear_cancel;
+%ignore gemma4_chat_render_json;
+%ignore gemma4_chat_tokenize_json;
+%ignore gemma4_chat_complete;
+%ignore gemma4_chat_result;
+%ignore gemma4_session_reset_sampling;
+%ignore gemma4_session_get_sampling;
+%ignore gemma4_session_force_tokens;
+%ignore gemma4_chat_event_fn;
 %ignore gemma4_token_fn;
 %ignore gemma4_log_fn;
 #define GEMMA4_API
@@ -347,6 +355,27 @@ public:
         Collect col(callback);
         gemma4_status st = gemma4_chat_generate(h_, r.data(), c.data(), r.size(), max_tokens, on_piece, &col);
         return finish(st, col);
+    }
+
+    // gemma4_chat_complete: the conversation and tools as JSON strings (OpenAI shapes, see
+    // gemma4.h); returns the result JSON (content, reasoning, tool_calls, finish_reason, usage).
+    // flags: 4 = thinking, 8 = preserve thinking. Events are not streamed through SWIG.
+    std::string chat_complete(const std::string &messages_json, const std::string &tools_json,
+                              int32_t flags, int32_t max_tokens) {
+        const char *tools = tools_json.empty() ? NULL : tools_json.c_str();
+        if (!g4swig_check(gemma4_chat_complete(h_, messages_json.c_str(), tools, flags, max_tokens,
+                                               NULL, NULL)))
+            return std::string();
+        size_t n = 0;
+        if (!g4swig_check(gemma4_chat_result(h_, NULL, 0, &n))) return std::string();
+        std::string out(n + 1, '\0');
+        if (!g4swig_check(gemma4_chat_result(h_, &out[0], out.size(), &n))) return std::string();
+        out.resize(n);
+        return out;
+    }
+    // Testing aid (gemma4_session_force_tokens).
+    void force_tokens(const std::vector<int32_t> &tokens) {
+        g4swig_check(gemma4_session_force_tokens(h_, tokens.data(), tokens.size()));
     }
 
 private:

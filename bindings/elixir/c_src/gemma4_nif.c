@@ -659,6 +659,8 @@ struct job {
     char *prompt;       // gemma4_generate, or NULL for gemma4_chat_generate
     char **roles, **contents;
     size_t n_messages;
+    char *messages_json, *tools_json; // gemma4_chat_complete (when messages_json != NULL)
+    int32_t flags;
     int32_t max_tokens;
     int stopped; // the callback stopped generation (cancel or receiver gone)
 };
@@ -668,6 +670,8 @@ static void job_free(struct job *j) {
     if (j->env) enif_free_env(j->env);
     if (j->msg_env) enif_free_env(j->msg_env);
     free(j->prompt);
+    free(j->messages_json);
+    free(j->tools_json);
     free_strings(j->roles, j->n_messages);
     free_strings(j->contents, j->n_messages);
     free(j);
@@ -691,6 +695,40 @@ static int32_t on_token(const char *piece, size_t len, int32_t token, void *user
         return 1;
     }
     return 0;
+}
+
+// gemma4_chat_complete's events -> {:gemma4_event, ref, {kind, text}}, kind :text, :reasoning
+// or :tool_call (text: the call's JSON). The library sends whole, valid UTF-8 characters.
+static ERL_NIF_TERM atom_event, atom_chat_done, atom_text, atom_reasoning, atom_tool_call;
+
+static int32_t on_event(int32_t kind, const char *text, size_t len, void *user_data) {
+    struct job *j = user_data;
+    if (atomic_load(&j->s->cancel)) {
+        j->stopped = 1;
+        return 1;
+    }
+    ErlNifEnv *e = j->msg_env;
+    ERL_NIF_TERM k = kind == GEMMA4_CHAT_EVENT_REASONING ? atom_reasoning
+                     : kind == GEMMA4_CHAT_EVENT_TOOL_CALL ? atom_tool_call : atom_text;
+    ERL_NIF_TERM msg = enif_make_tuple3(e, atom_event, enif_make_copy(e, j->ref),
+                                        enif_make_tuple2(e, k, make_text(e, text, len)));
+    int sent = enif_send(NULL, &j->to, e, msg);
+    enif_clear_env(e);
+    if (!sent) {
+        j->stopped = 1;
+        return 1;
+    }
+    return 0;
+}
+
+// gemma4_chat_result as a binary (JSON), or an empty binary if there is none.
+static ERL_NIF_TERM chat_result_term(ErlNifEnv *env, gemma4_session *session) {
+    size_t n = 0;
+    if (gemma4_chat_result(session, NULL, 0, &n) != GEMMA4_OK) return make_text(env, "", 0);
+    ERL_NIF_TERM t;
+    unsigned char *p = enif_make_new_binary(env, n + 1, &t);
+    if (gemma4_chat_result(session, (char *)p, n + 1, &n) != GEMMA4_OK) return make_text(env, "", 0);
+    return enif_make_sub_binary(env, t, 0, n);
 }
 
 static ERL_NIF_TERM make_stats(ErlNifEnv *env, gemma4_session *session) {
@@ -719,6 +757,9 @@ static void *generate_thread(void *arg) {
     gemma4_status st;
     if (atomic_load(&s->cancel))
         st = GEMMA4_ERR_CANCELLED; // cancelled before it began
+    else if (j->messages_json)
+        st = gemma4_chat_complete(s->session, j->messages_json, j->tools_json, j->flags,
+                                  j->max_tokens, on_event, j);
     else if (j->prompt)
         st = gemma4_generate(s->session, j->prompt, j->max_tokens, on_token, j);
     else
@@ -728,7 +769,9 @@ static void *generate_thread(void *arg) {
     if (st == GEMMA4_OK && j->stopped && atomic_load(&s->cancel)) st = GEMMA4_ERR_CANCELLED;
     ErlNifEnv *e = j->msg_env;
     ERL_NIF_TERM ref = enif_make_copy(e, j->ref), msg;
-    if (st == GEMMA4_OK) {
+    if (st == GEMMA4_OK && j->messages_json) {
+        msg = enif_make_tuple3(e, atom_chat_done, ref, chat_result_term(e, s->session));
+    } else if (st == GEMMA4_OK) {
         msg = enif_make_tuple3(e, atom_done, ref, make_stats(e, s->session));
     } else {
         const char *why = gemma4_last_error();
@@ -829,6 +872,116 @@ static ERL_NIF_TERM chat_generate_nif(ErlNifEnv *env, int argc, const ERL_NIF_TE
     return start_job(env, s, j, argv, 4);
 }
 
+// ---- Chat with tools and thinking (JSON) ---------------------------------------------------
+
+// chat_complete(session, messages_json, tools_json | nil, flags, max_tokens, pid, ref)
+static ERL_NIF_TERM chat_complete_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    SESSION_OR_BADARG(env, argv[0], s);
+    int max_tokens, flags, nul1 = 0, nul2 = 0;
+    if (!enif_get_int(env, argv[3], &flags) || !enif_get_int(env, argv[4], &max_tokens))
+        return enif_make_badarg(env);
+    struct job *j = calloc(1, sizeof *j);
+    if (!j) return error_msg(env, code_atoms[GEMMA4_ERR_OUT_OF_MEMORY], "job");
+    j->max_tokens = max_tokens;
+    j->flags = flags;
+    if (!(j->messages_json = get_cstring(env, argv[1], &nul1)) ||
+        (enif_compare(argv[2], atom_nil) != 0 && !(j->tools_json = get_cstring(env, argv[2], &nul2)))) {
+        job_free(j);
+        return enif_make_badarg(env);
+    }
+    if (nul1 || nul2) {
+        job_free(j);
+        return error_msg(env, code_atoms[GEMMA4_ERR_INVALID_ARGUMENT],
+                         "the conversation contains a NUL byte");
+    }
+    return start_job(env, s, j, argv, 5);
+}
+
+// chat_render(model | nil, messages_json, tools_json | nil, flags) -> {:ok, text}
+struct render_args {
+    const gemma4_model *model;
+    const char *messages, *tools;
+    int32_t flags;
+};
+
+static gemma4_status render_fn(const void *p, char *buf, size_t capacity, size_t *n_out) {
+    const struct render_args *a = p;
+    return gemma4_chat_render_json(a->model, a->messages, a->tools, a->flags, buf, capacity, n_out);
+}
+
+static ERL_NIF_TERM chat_render_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    struct model_res *m = NULL;
+    int flags, nul1 = 0, nul2 = 0;
+    if ((enif_compare(argv[0], atom_nil) != 0 && !get_model(env, argv[0], &m)) ||
+        !enif_get_int(env, argv[3], &flags))
+        return enif_make_badarg(env);
+    char *msgs = get_cstring(env, argv[1], &nul1), *tools = NULL;
+    if (!msgs || (enif_compare(argv[2], atom_nil) != 0 && !(tools = get_cstring(env, argv[2], &nul2)))) {
+        free(msgs);
+        return enif_make_badarg(env);
+    }
+    ERL_NIF_TERM r;
+    if (nul1 || nul2) {
+        r = error_msg(env, code_atoms[GEMMA4_ERR_INVALID_ARGUMENT], "the conversation contains a NUL byte");
+    } else {
+        struct render_args a = {m ? m->model : NULL, msgs, tools, flags};
+        r = text_result(env, render_fn, &a);
+    }
+    free(msgs);
+    free(tools);
+    return r;
+}
+
+// force_tokens(session, [id]) -> :ok (testing aid: the next generation takes these tokens)
+static ERL_NIF_TERM force_tokens_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    SESSION_OR_BADARG(env, argv[0], s);
+    unsigned n = 0;
+    if (!enif_get_list_length(env, argv[1], &n)) return enif_make_badarg(env);
+    int32_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    if (!ids) return error_msg(env, code_atoms[GEMMA4_ERR_OUT_OF_MEMORY], "tokens");
+    ERL_NIF_TERM head, tail = argv[1];
+    for (unsigned i = 0; i < n; i++) {
+        int v;
+        if (!enif_get_list_cell(env, tail, &head, &tail) || !enif_get_int(env, head, &v)) {
+            free(ids);
+            return enif_make_badarg(env);
+        }
+        ids[i] = v;
+    }
+    if (!acquire(s)) {
+        free(ids);
+        return busy_error(env);
+    }
+    ERL_NIF_TERM r = status_result(env, s, gemma4_session_force_tokens(s->session, ids, n));
+    free(ids);
+    return r;
+}
+
+static ERL_NIF_TERM reset_sampling_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    SESSION_OR_BADARG(env, argv[0], s);
+    if (!acquire(s)) return busy_error(env);
+    return status_result(env, s, gemma4_session_reset_sampling(s->session));
+}
+
+// get_sampling(session) -> {:ok, {temperature, top_k, top_p, min_p}}
+static ERL_NIF_TERM get_sampling_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    SESSION_OR_BADARG(env, argv[0], s);
+    float t = 0, p = 0, mp = 0;
+    int32_t k = 0;
+    if (!acquire(s)) return busy_error(env);
+    gemma4_status st = gemma4_session_get_sampling(s->session, &t, &k, &p, &mp);
+    if (st) return status_result(env, s, st);
+    release(s);
+    return enif_make_tuple2(env, atom_ok,
+                            enif_make_tuple4(env, enif_make_double(env, t), enif_make_int(env, k),
+                                             enif_make_double(env, p), enif_make_double(env, mp)));
+}
+
 // ---- Registration ---------------------------------------------------------------------------
 
 static int load(ErlNifEnv *env, void **priv_data, ERL_NIF_TERM load_info) {
@@ -854,6 +1007,11 @@ static int load(ErlNifEnv *env, void **priv_data, ERL_NIF_TERM load_info) {
     atom_gen_us = enif_make_atom(env, "gen_us");
     atom_n_past = enif_make_atom(env, "n_past");
     atom_n_evaluated = enif_make_atom(env, "n_evaluated");
+    atom_event = enif_make_atom(env, "gemma4_event");
+    atom_chat_done = enif_make_atom(env, "gemma4_chat_done");
+    atom_text = enif_make_atom(env, "text");
+    atom_reasoning = enif_make_atom(env, "reasoning");
+    atom_tool_call = enif_make_atom(env, "tool_call");
     for (size_t i = 0; i < sizeof code_names / sizeof code_names[0]; i++)
         code_atoms[i] = enif_make_atom(env, code_names[i]);
     return 0;
@@ -885,6 +1043,11 @@ static ErlNifFunc funcs[] = {
     {"cancel", 1, cancel_nif, 0},
     {"generate", 5, generate_nif, 0},
     {"chat_generate", 6, chat_generate_nif, 0},
+    {"chat_complete", 7, chat_complete_nif, 0},
+    {"chat_render", 4, chat_render_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},
+    {"force_tokens", 2, force_tokens_nif, 0},
+    {"reset_sampling", 1, reset_sampling_nif, 0},
+    {"get_sampling", 1, get_sampling_nif, 0},
 };
 
 ERL_NIF_INIT(Elixir.Gemma4.Native, funcs, load, NULL, NULL, NULL)

@@ -422,6 +422,142 @@ defmodule Gemma4 do
     end
   end
 
+  @chat_opts [
+    tools: nil,
+    max_tokens: 256,
+    enable_thinking: false,
+    preserve_thinking: false,
+    temperature: nil,
+    top_k: nil,
+    top_p: nil,
+    min_p: nil,
+    seed: nil,
+    stop: [],
+    repetition_penalty: nil,
+    to: nil
+  ]
+
+  @doc """
+  Chat completion with tools and thinking (`gemma4_chat_complete`): the library renders the
+  conversation and parses the reply. `messages` are OpenAI-style maps (atom or string keys):
+  `%{role: "user", content: "..."}`, assistant turns with `tool_calls:
+  [%{id: "call_0", type: "function", function: %{name: "f", arguments: %{...}}}]` and
+  `reasoning_content:`, tool results as `%{role: "tool", tool_call_id: "call_0", content: ...}`.
+  Pass the whole conversation every turn: the cached prefix is reused.
+
+  Options (`Keyword.validate!/2`: an unknown option raises): `tools:` (OpenAI tool maps),
+  `max_tokens:` (256), `enable_thinking:`, `preserve_thinking:`, `temperature:`, `top_k:`,
+  `top_p:`, `min_p:` (unset: the model's generation_config.json defaults; temperature 0 is
+  greedy), `seed:`, `stop:`, `repetition_penalty:`, `to:` (receiver, default the caller).
+
+  Streams `{:gemma4_event, ref, {:text | :reasoning, binary}}` and
+  `{:gemma4_event, ref, {:tool_call, json}}`, then `{:gemma4_chat_done, ref, result_json}` or
+  `{:gemma4_error, ref, {code, message}}`. Texts are always valid UTF-8 (partial characters
+  are held back, stray bytes become U+FFFD). `await_chat/2` collects them.
+  """
+  @spec chat_completion(session(), [map()], keyword()) :: {:ok, reference()} | error()
+  def chat_completion(session, messages, opts \\ []) do
+    opts = Keyword.validate!(opts, @chat_opts)
+    messages_json = Gemma4.JSON.encode!(messages)
+    tools_json = if opts[:tools] in [nil, []], do: nil, else: Gemma4.JSON.encode!(opts[:tools])
+    flags = if(opts[:enable_thinking], do: 4, else: 0) + if(opts[:preserve_thinking], do: 8, else: 0)
+    ref = make_ref()
+
+    with :ok <- configure_request(session, opts),
+         :ok <-
+           Native.chat_complete(session, messages_json, tools_json, flags, opts[:max_tokens],
+             opts[:to] || self(), ref) do
+      {:ok, ref}
+    end
+  end
+
+  # The model's sampling defaults, then the given values on top.
+  defp configure_request(session, opts) do
+    with :ok <- Native.reset_sampling(session),
+         :ok <- sampling_overrides(session, opts),
+         :ok <- configure(session, Keyword.take(opts, [:seed, :stop])) do
+      case opts[:repetition_penalty] do
+        nil -> Native.set_repetition_penalty(session, 1.0, 0)
+        p -> Native.set_repetition_penalty(session, float(p), 0)
+      end
+    end
+  end
+
+  defp sampling_overrides(session, opts) do
+    keys = [:temperature, :top_k, :top_p, :min_p]
+
+    if Enum.all?(keys, &is_nil(opts[&1])) do
+      :ok
+    else
+      with {:ok, {t, k, p, m}} <- Native.get_sampling(session) do
+        t = opts[:temperature] || t
+        if t == 0 do
+          Native.set_greedy(session)
+        else
+          Native.set_sampling(session, float(t), opts[:top_k] || k, float(opts[:top_p] || p),
+            float(opts[:min_p] || m))
+        end
+      end
+    end
+  end
+
+  @doc """
+  Collects a `chat_completion/3`: `{:ok, result}` with `result` a map
+  `%{content:, reasoning: nil | binary, tool_calls: [%{id:, name:, arguments: map}],
+  finish_reason: :stop | :length | :tool_calls | :cancelled, usage: %{prompt_tokens:,
+  cached_tokens:, completion_tokens:, total_tokens:}}`, or `{:error, {code, message}}`.
+  """
+  @spec await_chat(reference(), timeout()) :: {:ok, map()} | error()
+  def await_chat(ref, timeout \\ :infinity) do
+    receive do
+      {:gemma4_event, ^ref, _} -> await_chat(ref, timeout)
+      {:gemma4_chat_done, ^ref, json} -> {:ok, decode_result(json)}
+      {:gemma4_error, ^ref, reason} -> {:error, reason}
+    after
+      timeout -> {:error, {:timeout, "no message from the chat completion within #{timeout} ms"}}
+    end
+  end
+
+  @doc false
+  def decode_result(json) do
+    r = Gemma4.JSON.decode!(json)
+    u = r["usage"]
+
+    %{
+      content: r["content"],
+      reasoning: r["reasoning"],
+      tool_calls: Enum.map(r["tool_calls"], &decode_call/1),
+      finish_reason: String.to_existing_atom(r["finish_reason"]),
+      usage: %{
+        prompt_tokens: u["prompt_tokens"],
+        cached_tokens: u["cached_tokens"],
+        completion_tokens: u["completion_tokens"],
+        total_tokens: u["total_tokens"]
+      }
+    }
+  end
+
+  @doc false
+  def decode_call(json) when is_binary(json), do: decode_call(Gemma4.JSON.decode!(json))
+  def decode_call(%{"id" => id, "name" => name, "arguments" => args}),
+    do: %{id: id, name: name, arguments: args}
+
+  @doc """
+  The prompt text transformers' `apply_chat_template(messages, tools=...)` renders (for display
+  or logs). Options: `tools:`, `add_generation_prompt:` (true), `enable_thinking:` (false).
+  """
+  @spec render_chat(model() | nil, [map()], keyword()) :: {:ok, String.t()} | error()
+  def render_chat(model, messages, opts \\ []) do
+    opts = Keyword.validate!(opts, tools: nil, add_generation_prompt: true, enable_thinking: false)
+    tools = if opts[:tools] in [nil, []], do: nil, else: Gemma4.JSON.encode!(opts[:tools])
+    flags = if(opts[:add_generation_prompt], do: 1, else: 0) + if(opts[:enable_thinking], do: 4, else: 0)
+    Native.chat_render(model, Gemma4.JSON.encode!(messages), tools, flags)
+  end
+
+  @doc "Testing aid: the next generation on `session` takes these token ids instead of sampling."
+  @spec force_tokens(session(), [integer()]) :: :ok | error()
+  def force_tokens(session, ids) when is_list(ids), do: Native.force_tokens(session, ids)
+
   @doc "Decodes a logits binary of native-endian f32 into a list of floats."
   @spec logits_to_list(binary()) :: [float()]
   def logits_to_list(bin) when is_binary(bin), do: for(<<x::float-32-native <- bin>>, do: x)

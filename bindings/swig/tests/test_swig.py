@@ -109,6 +109,15 @@ def main():
     s.reset()
     reply = s.chat_generate(["user"], ["Hi"], 8)
     assert isinstance(reply, str)
+    # chat with tools: a forced reply holding a tool call comes back parsed in the result JSON
+    import json
+    s.reset()
+    s.force_tokens(m.tokenize("<|tool_call>call:get_weather{city:<|\"|>Paris<|\"|>}<tool_call|><|tool_response>"))
+    tools = json.dumps([{"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}}])
+    r = json.loads(s.chat_complete(json.dumps([{"role": "user", "content": "Weather?"}]), tools, 0, 64))
+    assert r["finish_reason"] == "tool_calls", r
+    assert r["tool_calls"] == [{"id": "call_0", "name": "get_weather", "arguments": {"city": "Paris"}}]
     s.reset()
     s.set_sampling(1.5, 40, 0.95, 0.0)
     s.set_seed(42)

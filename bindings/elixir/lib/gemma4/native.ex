@@ -49,4 +49,9 @@ defmodule Gemma4.Native do
   def cancel(_session), do: nif()
   def generate(_session, _prompt, _max_tokens, _pid, _ref), do: nif()
   def chat_generate(_session, _roles, _contents, _max_tokens, _pid, _ref), do: nif()
+  def chat_complete(_session, _messages_json, _tools_json, _flags, _max_tokens, _pid, _ref), do: nif()
+  def chat_render(_model, _messages_json, _tools_json, _flags), do: nif()
+  def force_tokens(_session, _tokens), do: nif()
+  def reset_sampling(_session), do: nif()
+  def get_sampling(_session), do: nif()
 end
