@@ -120,6 +120,7 @@ defmodule Gemma4ChatTest do
     # halting a stream early cancels it; the serving keeps working
     force(model, session, "a b c d e f g h i j k l m n o p<turn|>")
     assert [_] = Gemma4.Serving.batched_run(Gemma4ChatTest.Serving, %{messages: @user, stream: true}) |> Enum.take(1)
+    refute_received {:gemma4_event, _, _} # the rest was drained
     force(model, session, "again<turn|>")
     assert Gemma4.Serving.batched_run(Gemma4ChatTest.Serving, @user).content == "again"
     Supervisor.stop(sup)

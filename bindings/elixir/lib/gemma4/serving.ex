@@ -107,8 +107,12 @@ defmodule Gemma4.Serving do
         ref -> next_event(ref)
       end,
       fn
-        :done -> :ok
-        _ref -> Gemma4.cancel(session)
+        :done ->
+          :ok
+
+        ref ->
+          Gemma4.cancel(session)
+          drain(ref)
       end
     )
   end
@@ -140,10 +144,23 @@ defmodule Gemma4.Serving do
         ref -> next_event(ref)
       end,
       fn
-        :done -> :ok
-        ref -> GenServer.cast(name, {:cancel, ref})
+        :done ->
+          :ok
+
+        ref ->
+          # halted early: cancel, then drop the rest of its messages, up to the final one
+          GenServer.cast(name, {:cancel, ref})
+          drain(ref)
       end
     )
+  end
+
+  defp drain(ref) do
+    receive do
+      {:gemma4_event, ^ref, _} -> drain(ref)
+      {:gemma4_chat_done, ^ref, _} -> :ok
+      {:gemma4_error, ^ref, _} -> :ok
+    end
   end
 
   defp request(serving, input) do
