@@ -5,6 +5,7 @@
 #include "gemma4.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "chat.h"
@@ -15,6 +16,7 @@
 #include "mem.h"
 #include "model.h"
 #include "session.h"
+#include "utf8.h"
 
 #define HANDLE(p) ((struct g4_handle *)(p))
 #define MODEL(p) ((struct g4_model *)HANDLE(p)->obj)
@@ -23,6 +25,30 @@
     do {                                                                                           \
         if (!(cond)) return g4_fail(G4_ERR_INVALID_ARGUMENT, __VA_ARGS__);                         \
     } while (0)
+
+// Text inputs must be well-formed UTF-8 (abi/gemma4.h, "Text"): INVALID_ARGUMENT naming the
+// argument, the byte offset and the byte. s may be NULL (other checks report that).
+static g4_status check_utf8(const char *s, size_t n, const char *fn, const char *what,
+                            long index) {
+    size_t bad;
+    if (!s || g4_utf8_valid(s, n, &bad)) return G4_OK;
+    char name[96];
+    if (index >= 0) snprintf(name, sizeof name, "%s[%ld]", what, index);
+    else snprintf(name, sizeof name, "%s", what);
+    return g4_fail(G4_ERR_INVALID_ARGUMENT,
+                   "%s: %s is not valid UTF-8: byte 0x%02x at offset %zu starts no UTF-8 sequence",
+                   fn, name, (unsigned char)s[bad], bad);
+}
+#define CHECK_UTF8(s, fn, what) G4_TRY(check_utf8(s, (s) ? strlen(s) : 0, fn, what, -1))
+
+static g4_status check_messages(const char *const *roles, const char *const *contents, size_t n,
+                                const char *fn) {
+    for (size_t i = 0; i < n; i++) {
+        G4_TRY(check_utf8(roles[i], roles[i] ? strlen(roles[i]) : 0, fn, "roles", (long)i));
+        G4_TRY(check_utf8(contents[i], contents[i] ? strlen(contents[i]) : 0, fn, "contents", (long)i));
+    }
+    return G4_OK;
+}
 
 // Every public call starts here: the message describes this call's failure, not an older one.
 #define BEGIN() g4_clear_error()
@@ -173,6 +199,7 @@ GEMMA4_API gemma4_status gemma4_tokenize(const gemma4_model *model, const char *
     BEGIN();
     G4_TRY(need_tokenizer(model, "gemma4_tokenize"));
     CHECK(n_out && (text || len == 0), "gemma4_tokenize: NULL argument");
+    G4_TRY(check_utf8(text, len, "gemma4_tokenize", "text", -1));
     CHECK(!(flags & ~GEMMA4_TOKENIZE_ADD_BOS), "gemma4_tokenize: unknown flags 0x%x", flags);
     return g4_tokenizer_encode(MODEL(model)->tok, text ? text : "", len,
                                flags & GEMMA4_TOKENIZE_ADD_BOS, ids, capacity, n_out);
@@ -203,6 +230,7 @@ GEMMA4_API gemma4_status gemma4_chat_apply(const gemma4_model *model, const char
                                            size_t capacity, size_t *n_out) {
     BEGIN();
     CHECK(n_out && roles && contents, "gemma4_chat_apply: NULL argument");
+    G4_TRY(check_messages(roles, contents, n_messages, "gemma4_chat_apply"));
     if (model) CHECK_MODEL(model, "gemma4_chat_apply");
     int gen = 0;
     if (add_generation_prompt) gen = model ? MODEL(model)->cfg.chat_gen_prompt : G4_CHAT_GEN_PROMPT;
@@ -391,6 +419,7 @@ GEMMA4_API gemma4_status gemma4_session_sample(gemma4_session *session, int32_t 
 GEMMA4_API gemma4_status gemma4_session_add_stop(gemma4_session *session, const char *stop) {
     BEGIN();
     CHECK(session && stop, "gemma4_session_add_stop: NULL argument");
+    CHECK_UTF8(stop, "gemma4_session_add_stop", "stop");
     CHECK_SESSION(session, "gemma4_session_add_stop");
     struct g4_session *s = SESSION(session);
     ENTER(s, "gemma4_session_add_stop");
@@ -412,6 +441,7 @@ GEMMA4_API gemma4_status gemma4_generate(gemma4_session *session, const char *pr
                                          void *user_data) {
     BEGIN();
     CHECK(session && prompt, "gemma4_generate: NULL argument");
+    CHECK_UTF8(prompt, "gemma4_generate", "prompt");
     CHECK_SESSION(session, "gemma4_generate");
     CHECK(max_tokens >= 0, "gemma4_generate: max_tokens %d < 0", max_tokens);
     struct g4_session *s = SESSION(session);
@@ -425,6 +455,7 @@ GEMMA4_API gemma4_status gemma4_chat_generate(gemma4_session *session, const cha
                                               void *user_data) {
     BEGIN();
     CHECK(session && roles && contents && n_messages > 0, "gemma4_chat_generate: NULL argument");
+    G4_TRY(check_messages(roles, contents, n_messages, "gemma4_chat_generate"));
     CHECK_SESSION(session, "gemma4_chat_generate");
     CHECK(max_tokens >= 0, "gemma4_chat_generate: max_tokens %d < 0", max_tokens);
     struct g4_session *s = SESSION(session);
@@ -480,6 +511,8 @@ GEMMA4_API gemma4_status gemma4_chat_render_json(const gemma4_model *model,
     if (model && (flags & GEMMA4_CHAT_ADD_GENERATION_PROMPT))
         flags |= MODEL(model)->cfg.chat_gen_prompt & G4_CHAT_TEMPLATE_LARGE;
     cJSON *m, *t;
+    CHECK_UTF8(messages_json, "gemma4_chat_render_json", "messages_json");
+    CHECK_UTF8(tools_json, "gemma4_chat_render_json", "tools_json");
     G4_TRY(g4_chat_parse(messages_json, tools_json, &m, &t));
     g4_status st = g4_chat_render_text(G4_CHAT_FORMAT_GEMMA4, m, t, flags, buf, capacity, n_out);
     cJSON_Delete(m);
@@ -499,6 +532,8 @@ GEMMA4_API gemma4_status gemma4_chat_tokenize_json(const gemma4_model *model,
     if (flags & GEMMA4_CHAT_ADD_GENERATION_PROMPT)
         flags |= MODEL(model)->cfg.chat_gen_prompt & G4_CHAT_TEMPLATE_LARGE;
     cJSON *m, *t;
+    CHECK_UTF8(messages_json, "gemma4_chat_tokenize_json", "messages_json");
+    CHECK_UTF8(tools_json, "gemma4_chat_tokenize_json", "tools_json");
     G4_TRY(g4_chat_parse(messages_json, tools_json, &m, &t));
     int32_t *v = NULL;
     size_t n = 0;
@@ -528,6 +563,8 @@ GEMMA4_API gemma4_status gemma4_chat_complete(gemma4_session *session, const cha
     CHECK(!(flags & ~CHAT_FLAGS), "gemma4_chat_complete: unknown flags 0x%x", flags);
     struct g4_session *s = SESSION(session);
     cJSON *m, *t;
+    CHECK_UTF8(messages_json, "gemma4_chat_complete", "messages_json");
+    CHECK_UTF8(tools_json, "gemma4_chat_complete", "tools_json");
     G4_TRY(g4_chat_parse(messages_json, tools_json, &m, &t));
     g4_status st;
     if (atomic_exchange(&s->busy, true)) {

@@ -29,6 +29,13 @@
 // A buffer that is too small gives GEMMA4_ERR_BUFFER_TOO_SMALL with *n_out = the size needed.
 // Text outputs are UTF-8 and NUL-terminated when capacity > *n_out (the NUL is not counted).
 //
+// Text inputs (tokenize's text, prompts, chat roles and contents, messages/tools JSON, stop
+// strings) must be well-formed UTF-8, as any string from Python, C# or Elixir is: anything else
+// (a stray byte, truncated or overlong sequence, UTF-16 surrogate) is GEMMA4_ERR_INVALID_ARGUMENT
+// naming the argument and the byte offset, never silently replaced. Decoded output is valid
+// UTF-8 too: bytes that form no character become U+FFFD, as Hugging Face's decode() does, and
+// gemma4_token_piece returns a token's raw bytes (possibly part of a character).
+//
 // Threads: a gemma4_model is immutable after load and may be used by any number of threads and
 // sessions at once. A gemma4_session must be used by one thread at a time, except
 // gemma4_session_cancel, which any thread may call at any time while the session is alive.
@@ -197,7 +204,8 @@ GEMMA4_API gemma4_status gemma4_model_variant(const gemma4_model *model, char *b
 #define GEMMA4_TOKENIZE_ADD_BOS 1 // prepend <bos>, as Hugging Face add_special_tokens=True
 // Encodes UTF-8 text exactly like the checkpoint's Hugging Face tokenizer. Special-token text
 // such as "<|turn>" becomes its single token. flags: GEMMA4_TOKENIZE_*. text may be NULL only
-// when len == 0. Errors: INVALID_ARGUMENT, NO_TOKENIZER, BUFFER_TOO_SMALL.
+// when len == 0. Errors: INVALID_ARGUMENT (also text that is not UTF-8: "byte 0xff at offset
+// 3"), NO_TOKENIZER, BUFFER_TOO_SMALL.
 GEMMA4_API gemma4_status gemma4_tokenize(const gemma4_model *model, const char *text, size_t len,
                                          int32_t flags, int32_t *ids, size_t capacity,
                                          size_t *n_out /* out */);

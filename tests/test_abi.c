@@ -130,6 +130,47 @@ static void test_load_in_memory(void **state) {
     remove_copy(dir);
 }
 
+// Text that is not UTF-8 is refused wherever text enters, naming the argument and byte offset;
+// well-formed text (up to 4-byte characters) is accepted.
+static void test_invalid_utf8(void **state) {
+    (void)state;
+    gemma4_model *m = load_e2b(64);
+    gemma4_session *s;
+    assert_int_equal(gemma4_session_new(m, 0, &s), GEMMA4_OK);
+    int32_t ids[64];
+    size_t n;
+    static const struct { const char *text; size_t offset; } bad[] = {
+        {"abc\xff", 3},         {"\x80x", 0},          {"a\xc3", 1},       // stray, lone continuation, truncated
+        {"\xc0\xaf", 0},        {"\xe0\x80\xaf", 0},   {"\xed\xa0\x80", 0}, // overlong, overlong, surrogate
+        {"\xf4\x90\x80\x80", 0}, {"ok \xf0\x9f\x99", 3},                    // > U+10FFFF, truncated emoji
+    };
+    for (size_t i = 0; i < G4_COUNT(bad); i++) {
+        char want[64];
+        snprintf(want, sizeof want, "at offset %zu", bad[i].offset);
+        EXPECT_ERR(gemma4_tokenize(m, bad[i].text, strlen(bad[i].text), 0, ids, 64, &n),
+                   GEMMA4_ERR_INVALID_ARGUMENT, want);
+        assert_non_null(strstr(gemma4_last_error(), "text is not valid UTF-8"));
+    }
+    // the length counts: a NUL-free check over exactly len bytes
+    assert_int_equal(gemma4_tokenize(m, "ab\xff", 2, 0, ids, 64, &n), GEMMA4_OK);
+    const char *good = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82";
+    assert_int_equal(gemma4_tokenize(m, good, strlen(good), 0, ids, 64, &n), GEMMA4_OK);
+    EXPECT_ERR(gemma4_generate(s, "hi \xfe", 1, NULL, NULL), GEMMA4_ERR_INVALID_ARGUMENT,
+               "gemma4_generate: prompt is not valid UTF-8: byte 0xfe at offset 3");
+    EXPECT_ERR(gemma4_session_add_stop(s, "\xff"), GEMMA4_ERR_INVALID_ARGUMENT, "stop is not valid UTF-8");
+    const char *roles[] = {"user", "model"}, *contents[] = {"fine", "bad \xc3("};
+    char buf[256];
+    EXPECT_ERR(gemma4_chat_apply(m, roles, contents, 2, 1, buf, sizeof buf, &n),
+               GEMMA4_ERR_INVALID_ARGUMENT, "contents[1] is not valid UTF-8: byte 0xc3 at offset 4");
+    EXPECT_ERR(gemma4_chat_generate(s, roles, contents, 2, 1, NULL, NULL), GEMMA4_ERR_INVALID_ARGUMENT,
+               "contents[1]");
+    int64_t past;
+    gemma4_session_info(s, GEMMA4_SESSION_N_PAST, &past);
+    assert_int_equal(past, 0); // nothing ran
+    gemma4_session_free(s);
+    gemma4_model_free(m);
+}
+
 static void test_version(void **state) {
     (void)state;
     assert_string_equal(gemma4_version(), GEMMA4_VERSION_STRING);
@@ -367,7 +408,7 @@ static void test_freed_handles(void **state) {
     float logits[512];
     assert_int_equal(gemma4_session_step(keep, toks, 3, logits, 512, &n), GEMMA4_OK);
     assert_true(isfinite(logits[0]) && n == 512); // the model is intact
-    gemma4_session_free(keep); // frees the model (its struct is quarantined)
+    gemma4_session_free(keep); // frees the model (its handle stays quarantined)
     gemma4_model_free(m);
     assert_non_null(strstr(gemma4_last_error(), "invalid or freed model"));
 
@@ -487,6 +528,7 @@ int main(void) {
         cmocka_unit_test(test_cancel_before_step),
         cmocka_unit_test(test_freed_handles),
         cmocka_unit_test(test_load_in_memory),
+        cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_exported_symbols),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

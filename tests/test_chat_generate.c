@@ -19,6 +19,7 @@
 #include "handle.h"
 #include "harness.h"
 #include "model.h"
+#include "utf8.h"
 
 static gemma4_model *M;
 
@@ -69,11 +70,27 @@ static int32_t on_event(int32_t kind, const char *text, size_t len, void *ud) {
     return e->stop_after_calls && e->n_calls >= e->stop_after_calls;
 }
 
-// Forces the tokens of `text` (special-token text recognised) as the next reply.
+// Forces the tokens of `text` (special-token text recognised) as the next reply. Bytes that
+// are not UTF-8 (gemma4_tokenize refuses them) become their byte-fallback tokens "<0xHH>".
 static size_t force(gemma4_session *s, const char *text) {
     int32_t ids[512];
-    size_t n = 0;
-    assert_int_equal(gemma4_tokenize(M, text, strlen(text), 0, ids, 512, &n), GEMMA4_OK);
+    size_t n = 0, len = strlen(text);
+    const struct g4_tokenizer *tok = ((struct g4_model *)((struct g4_handle *)M)->obj)->tok;
+    for (size_t i = 0; i < len;) {
+        size_t run = len - i, got = 0;
+        const bool stray = !g4_utf8_valid(text + i, len - i, &run);
+        if (run) {
+            assert_int_equal(gemma4_tokenize(M, text + i, run, 0, ids + n, 512 - n, &got), GEMMA4_OK);
+            n += got;
+            i += run;
+        }
+        if (stray) {
+            char name[8];
+            snprintf(name, sizeof name, "<0x%02X>", (unsigned char)text[i++]);
+            ids[n] = g4_tokenizer_find(tok, name);
+            assert_true(ids[n++] >= 0);
+        }
+    }
     assert_int_equal(gemma4_session_force_tokens(s, ids, n), GEMMA4_OK);
     return n;
 }

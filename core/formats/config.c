@@ -5,6 +5,7 @@
 
 #include "chat.h"
 #include "file.h"
+#include "utf8.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -57,19 +58,6 @@ static bool json_number(struct json_scan *j) {
     return true;
 }
 
-// Length of the well-formed UTF-8 sequence at p (no overlongs, surrogates or > U+10FFFF), or 0.
-static int utf8_seq(const unsigned char *p, const unsigned char *end) {
-    const unsigned c = p[0];
-    int n = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-    if (!n || end - p < n) return 0;
-    for (int i = 1; i < n; i++)
-        if ((p[i] & 0xC0) != 0x80) return 0;
-    if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F) || (c == 0xF0 && p[1] < 0x90) ||
-        (c == 0xF4 && p[1] > 0x8F))
-        return 0;
-    return n;
-}
-
 static bool json_string(struct json_scan *j) {
     j->p++; // opening quote
     while (j->p < j->end) {
@@ -93,7 +81,7 @@ static bool json_string(struct json_scan *j) {
             }
             continue;
         }
-        const int n = utf8_seq(j->p, j->end);
+        const int n = g4_utf8_seq(j->p, (size_t)(j->end - j->p));
         if (!n) return json_fail(j, "invalid UTF-8");
         j->p += n;
     }
