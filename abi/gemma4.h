@@ -151,7 +151,9 @@ typedef struct gemma4_session gemma4_session;
 // Loads a Hugging Face Gemma 4 checkpoint directory: config.json (Gemma4TextConfig, or a
 // multimodal Gemma4Config whose text part is used), model.safetensors or sharded
 // model-*.safetensors with model.safetensors.index.json, and tokenizer.json if present
-// (without it, text functions return GEMMA4_ERR_NO_TOKENIZER). Every tensor is checked before
+// (without it, text functions return GEMMA4_ERR_NO_TOKENIZER); or a GGUF file: model_dir names
+// a regular file ending in .gguf, architecture gemma4 or gemma3 (config from its metadata,
+// weights F32, F16, BF16, Q4_0, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K). Every tensor is checked before
 // anything runs. device: GEMMA4_DEVICE_CPU or _CUDA; device_index: CUDA ordinal (0 on CPU).
 // n_ctx: default context of new sessions (<= 0: min(8192, the model's maximum)).
 // n_threads: CPU threads (<= 0: one per physical core this process may run on).

@@ -2,13 +2,17 @@
 // -> backend, each validated before the next, with one cleanup path.
 #include "model.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cpu.h"
+#include "gguf_config.h"
+#include "gguf_weights.h"
 #include "mem.h"
 
 static void model_destroy(struct g4_model *m) {
@@ -18,7 +22,14 @@ static void model_destroy(struct g4_model *m) {
     g4_budget_release(m->budget_bytes);
     g4_weights_free(&m->w);
     g4_safetensors_free(&m->st);
+    g4_gguf_free(&m->gguf); // after the table, whose data points into its mapping
     free(m);
+}
+
+// A path names a GGUF checkpoint when it is a regular file whose name ends in .gguf.
+static bool is_gguf_file(const char *path, const struct stat *sb) {
+    size_t n = strlen(path);
+    return S_ISREG(sb->st_mode) && n > 5 && strcasecmp(path + n - 5, ".gguf") == 0;
 }
 
 g4_status g4_model_load(struct g4_model **out, const char *dir, enum g4_device device,
@@ -30,12 +41,20 @@ g4_status g4_model_load_flags(struct g4_model **out, const char *dir, enum g4_de
                               int device_index, int64_t n_ctx, int n_threads, unsigned flags) {
     *out = NULL;
     struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return g4_fail(G4_ERR_IO, "%s: not a directory", dir);
+    if (stat(dir, &sb) != 0) return g4_fail(G4_ERR_IO, "%s: %s", dir, strerror(errno));
+    const bool gguf = is_gguf_file(dir, &sb);
+    if (!gguf && !S_ISDIR(sb.st_mode))
+        return g4_fail(G4_ERR_IO, "%s: not a directory (a model directory or a .gguf file)", dir);
     struct g4_model *m;
     G4_TRY(g4_calloc((void **)&m, 1, sizeof *m, "model"));
     g4_status st;
-    if ((st = g4_config_load(&m->cfg, dir)) != G4_OK) goto fail;
+    if (gguf) {
+        // One file: metadata -> config, tensors -> the binder's table (translated names).
+        if ((st = g4_gguf_load(&m->gguf, dir, flags & G4_LOAD_IN_MEMORY)) != G4_OK) goto fail;
+        if ((st = g4_gguf_config_load(&m->cfg, &m->gguf, dir)) != G4_OK) goto fail;
+    } else if ((st = g4_config_load(&m->cfg, dir)) != G4_OK) {
+        goto fail;
+    }
     if (n_ctx <= 0) n_ctx = m->cfg.max_position_embeddings < 8192 ? m->cfg.max_position_embeddings : 8192;
     if (n_ctx > m->cfg.max_position_embeddings) {
         st = g4_fail(G4_ERR_INVALID_ARGUMENT, "n_ctx %lld exceeds max_position_embeddings %d",
@@ -48,16 +67,31 @@ g4_status g4_model_load_flags(struct g4_model **out, const char *dir, enum g4_de
     m->n_threads = n_threads;
     m->device = device;
     m->device_index = device_index;
-    if ((st = g4_safetensors_load(&m->st, dir, flags & G4_LOAD_IN_MEMORY)) != G4_OK) goto fail;
-    if ((st = g4_weights_bind(&m->w, &m->cfg, &m->st, dir)) != G4_OK) goto fail;
+    if (gguf) {
+        if ((st = g4_gguf_weights_table(&m->st, &m->gguf, dir)) != G4_OK ||
+            (st = g4_gguf_weights_bind(&m->w, &m->cfg, &m->st, dir)) != G4_OK)
+            goto fail;
+    } else if ((st = g4_safetensors_load(&m->st, dir, flags & G4_LOAD_IN_MEMORY)) != G4_OK ||
+               (st = g4_weights_bind(&m->w, &m->cfg, &m->st, dir)) != G4_OK) {
+        goto fail;
+    }
     // The text model's weights count against the budget (mapped, and resident once used).
     if ((st = g4_budget_reserve(m->w.n_bytes, "model weights")) != G4_OK) goto fail;
     m->budget_bytes = m->w.n_bytes;
 
     char path[4096];
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    if (access(path, F_OK) == 0 && (st = g4_tokenizer_load(&m->tok, path)) != G4_OK) goto fail;
-    if ((st = g4_generation_config_load(&m->gen, dir)) != G4_OK) goto fail;
+    if (gguf) {
+        // The tokenizer from the GGUF metadata (tokenizer.ggml.*) is h15d's
+        // g4_tokenizer_gguf_load(&m->tok, &m->gguf, dir) (core/text/tokenizer_gguf.h); until it
+        // lands m->tok stays NULL and text functions return G4_ERR_NO_TOKENIZER.
+        // Sampling defaults: those of a directory without generation_config.json (greedy).
+        snprintf(path, sizeof path, "%s", dir);
+        m->gen = (struct g4_generation_config){false, false, 1.0f, 50, 1.0f};
+    } else {
+        snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+        if (access(path, F_OK) == 0 && (st = g4_tokenizer_load(&m->tok, path)) != G4_OK) goto fail;
+        if ((st = g4_generation_config_load(&m->gen, dir)) != G4_OK) goto fail;
+    }
     if (m->tok && g4_tokenizer_vocab_size(m->tok) > m->cfg.vocab_size) {
         st = g4_fail(G4_ERR_FORMAT, "%s: tokenizer has %d tokens, model vocab_size is %d", path,
                      g4_tokenizer_vocab_size(m->tok), m->cfg.vocab_size);

@@ -8,6 +8,7 @@
 
 #include "backend.h"
 #include "config.h"
+#include "gguf.h"
 #include "generation_config.h"
 #include "safetensors.h"
 #include "tokenizer.h"
@@ -17,7 +18,8 @@ enum g4_device { G4_DEVICE_CPU = 0, G4_DEVICE_CUDA = 1 };
 
 struct g4_model {
     struct g4_config cfg;
-    struct g4_safetensors st;
+    struct g4_safetensors st;     // the tensor table (from a GGUF file: translated names, gguf_weights.h)
+    struct g4_gguf gguf;          // the mapped GGUF file when loaded from one, else zeroed
     struct g4_weights w;
     struct g4_tokenizer *tok;     // NULL when the directory has no tokenizer.json
     struct g4_generation_config gen; // generation_config.json sampling defaults (sessions start there)
@@ -31,7 +33,9 @@ struct g4_model {
     atomic_int refs;
 };
 
-// Loads dir (config.json, safetensors, optional tokenizer.json). n_ctx <= 0: min(8192,
+// Loads dir (config.json, safetensors, optional tokenizer.json), or a GGUF file (a regular file
+// named *.gguf: config from its metadata, weights from its tensors, see gguf_config.h and
+// gguf_weights.h). n_ctx <= 0: min(8192,
 // max_position_embeddings); n_threads <= 0: online processors. *out NULL on error.
 g4_status g4_model_load(struct g4_model **out, const char *dir, enum g4_device device,
                         int device_index, int64_t n_ctx, int n_threads);

@@ -12,9 +12,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gguf.h"
+#include "gguf_config.h"
+#include "gguf_weights.h"
 #include "harness.h"
+#include "model.h"
+#include "session.h"
+#include "weights.h"
 
 // ---- a little GGUF writer -------------------------------------------------------------------
 
@@ -658,6 +664,577 @@ static void test_ggml_type_names(void **state) {
     assert_string_equal(name, "unknown");
 }
 
+
+// ---- real converter output: config and weights against the safetensors fixtures -------------
+
+// One change to a parsed file, applied while writing it back out (reserialize).
+struct mod {
+    const char *key;         // metadata key to drop (drop_key) or to replace / add
+    bool drop_key;
+    int type;                // new value type
+    const void *payload;     // value bytes after the type (arrays: element type, count, elements)
+    size_t payload_len;
+    const char *tensor;      // tensor to drop, retype or rename
+    bool drop_tensor;
+    bool retype;
+    int ttype;               // new ggml type
+    const char *rename;
+    bool swap_dims;          // ne[0] <-> ne[1]
+    const char *add_tensor;  // a new empty F32 tensor [0] of this name at offset 0
+    bool patch;              // float element patch_index of `tensor` set to patch_value
+    int patch_index;
+    float patch_value;
+};
+
+// Writes g back as a GGUF image with mods applied: the metadata entries (minus/with the changed
+// one), the tensor infos (same offsets) and the same data section.
+static uint8_t *reserialize(const struct g4_gguf *g, const struct mod *mods, int n_mods, size_t *n) {
+    struct gb b = {0};
+    int64_t n_kv = 0, n_t = 0;
+    for (int64_t i = 0; i < g->n_kv; i++) {
+        bool drop = false;
+        for (int m = 0; m < n_mods; m++) drop |= mods[m].key && mods[m].drop_key && !strcmp(mods[m].key, g->kv[i].key);
+        n_kv += !drop;
+    }
+    for (int m = 0; m < n_mods; m++)
+        if (mods[m].key && !mods[m].drop_key && !g4_gguf_find_kv(g, mods[m].key)) n_kv++;
+    for (int64_t i = 0; i < g->n_tensors; i++) {
+        bool drop = false;
+        for (int m = 0; m < n_mods; m++) drop |= mods[m].tensor && mods[m].drop_tensor && !strcmp(mods[m].tensor, g->tensors[i].name);
+        n_t += !drop;
+    }
+    for (int m = 0; m < n_mods; m++) n_t += mods[m].add_tensor != NULL;
+    header(&b, (uint64_t)n_t, (uint64_t)n_kv);
+    for (int m = 0; m < n_mods; m++) // new keys first
+        if (mods[m].key && !mods[m].drop_key && !g4_gguf_find_kv(g, mods[m].key)) {
+            str(&b, mods[m].key);
+            u32(&b, (uint32_t)mods[m].type);
+            put(&b, mods[m].payload, mods[m].payload_len);
+        }
+    for (int64_t i = 0; i < g->n_kv; i++) {
+        const struct g4_gguf_kv *kv = &g->kv[i];
+        const struct mod *hit = NULL;
+        for (int m = 0; m < n_mods; m++)
+            if (mods[m].key && !strcmp(mods[m].key, kv->key)) hit = &mods[m];
+        if (hit && hit->drop_key) continue;
+        str(&b, kv->key);
+        if (hit) {
+            u32(&b, (uint32_t)hit->type);
+            put(&b, hit->payload, hit->payload_len);
+            continue;
+        }
+        u32(&b, kv->type);
+        if (kv->type == G4_GGUF_ARRAY) {
+            u32(&b, kv->elem_type);
+            u64(&b, kv->n);
+        }
+        if (kv->elem_type == G4_GGUF_STRING) {
+            for (uint64_t e = 0; e < kv->n; e++) {
+                u64(&b, kv->strs[e].n);
+                put(&b, kv->strs[e].p, (size_t)kv->strs[e].n);
+            }
+        } else {
+            static const size_t sz[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+            put(&b, kv->data, (size_t)kv->n * sz[kv->elem_type]);
+        }
+    }
+    for (int64_t i = 0; i < g->n_tensors; i++) {
+        const struct g4_gguf_tensor *t = &g->tensors[i];
+        const char *name = t->name;
+        uint32_t type = t->ggml_type;
+        uint64_t ne[4] = {(uint64_t)t->ne[0], (uint64_t)t->ne[1], (uint64_t)t->ne[2], (uint64_t)t->ne[3]};
+        bool drop = false;
+        for (int m = 0; m < n_mods; m++) {
+            if (!mods[m].tensor || strcmp(mods[m].tensor, t->name)) continue;
+            drop |= mods[m].drop_tensor;
+            if (mods[m].retype) type = (uint32_t)mods[m].ttype;
+            if (mods[m].rename) name = mods[m].rename;
+            if (mods[m].swap_dims) {
+                uint64_t x = ne[0];
+                ne[0] = ne[1];
+                ne[1] = x;
+            }
+        }
+        if (drop) continue;
+        str(&b, name);
+        u32(&b, (uint32_t)t->n_dims);
+        for (int d = 0; d < t->n_dims; d++) u64(&b, ne[d]);
+        u32(&b, type);
+        u64(&b, t->offset);
+    }
+    for (int m = 0; m < n_mods; m++) {
+        if (!mods[m].add_tensor) continue;
+        str(&b, mods[m].add_tensor);
+        u32(&b, 1);
+        u64(&b, 0);
+        u32(&b, 0);
+        u64(&b, 0);
+    }
+    pad_to(&b, (size_t)g->alignment);
+    size_t data_at = b.n;
+    put(&b, (const uint8_t *)g->map + g->data_start, g->map_bytes - g->data_start);
+    for (int m = 0; m < n_mods; m++) {
+        if (!mods[m].tensor || !mods[m].patch) continue;
+        const struct g4_gguf_tensor *t = g4_gguf_find_tensor(g, mods[m].tensor);
+        assert_non_null(t);
+        memcpy(b.p + data_at + t->offset + 4 * (size_t)mods[m].patch_index, &mods[m].patch_value, 4);
+    }
+    *n = b.n;
+    return b.p;
+}
+
+static void open_golden(struct g4_gguf *g, const char *fixture) {
+    char rel[128];
+    snprintf(rel, sizeof rel, "tests/gguf/golden_%s.gguf", fixture);
+    g4_status st = g4_gguf_open(g, g4_src_path(rel));
+    if (st) print_error("%s\n", g4_last_error());
+    assert_int_equal(st, G4_OK);
+}
+
+static void load_hf_config(struct g4_config *c, const char *fixture) {
+    char rel[128];
+    snprintf(rel, sizeof rel, "tests/golden/%s", fixture);
+    g4_status st = g4_config_load(c, g4_src_path(rel));
+    if (st) print_error("%s\n", g4_last_error());
+    assert_int_equal(st, G4_OK);
+}
+
+#define SAME(field)                                                                                \
+    do {                                                                                           \
+        if (a->field != b->field) {                                                                \
+            print_error("%s: %s: gguf %g, config.json %g\n", fixture, #field, (double)a->field,    \
+                        (double)b->field);                                                         \
+            fail();                                                                                \
+        }                                                                                          \
+    } while (0)
+
+static void compare_configs(const char *fixture, const struct g4_config *a, const struct g4_config *b) {
+    SAME(arch); SAME(vocab_size); SAME(hidden_size); SAME(intermediate_size); SAME(num_hidden_layers);
+    SAME(num_attention_heads); SAME(num_key_value_heads); SAME(head_dim); // global_head_dim: per layer below
+    SAME(max_position_embeddings); SAME(sliding_window); SAME(hidden_size_per_layer_input);
+    if (a->hidden_size_per_layer_input) SAME(vocab_size_per_layer_input);
+    SAME(num_kv_shared_layers); SAME(num_experts);
+    SAME(top_k_experts); SAME(moe_intermediate_size); SAME(rms_norm_eps);
+    SAME(final_logit_softcapping); SAME(attention_k_eq_v); SAME(enable_moe_block);
+    SAME(use_double_wide_mlp); SAME(tie_word_embeddings); SAME(bos_token_id); SAME(pad_token_id);
+    SAME(v_norm); SAME(n_kv_slots); SAME(chat_gen_prompt);
+    // num_global_key_value_heads: transformers moves it into per_layer_config; per layer below
+    assert_string_equal(a->variant, b->variant);
+    for (int e = 0; e < a->n_eos; e++) { // the GGUF's end ids are among config.json's
+        bool found = false;
+        for (int f = 0; f < b->n_eos; f++) found |= a->eos_token_id[e] == b->eos_token_id[f];
+        assert_true(found);
+    }
+    for (int il = 0; il < a->num_hidden_layers; il++) {
+        SAME(layer[il].is_sliding); SAME(layer[il].head_dim); SAME(layer[il].n_kv_heads);
+        SAME(layer[il].window); SAME(layer[il].rope_type); SAME(layer[il].rope_theta);
+        SAME(layer[il].n_rope_pairs); SAME(layer[il].rope_factor); SAME(layer[il].k_eq_v);
+        SAME(layer[il].writes_kv); SAME(layer[il].kv_slot); SAME(layer[il].kv_donor);
+        SAME(layer[il].intermediate_size);
+    }
+    for (int s = 0; s < a->n_kv_slots; s++) {
+        SAME(slot[s].layer); SAME(slot[s].is_sliding); SAME(slot[s].head_dim);
+        SAME(slot[s].n_kv_heads); SAME(slot[s].window);
+    }
+}
+
+// The converter's files give config.json's config field by field (Gemma 3's
+// query_pre_attn_scalar is not in GGUF: llama.cpp's head_dim rule, 16 here against the fixture's 24).
+static void test_golden_config(void **state) {
+    (void)state;
+    static const char *const fixtures[] = {"e2b", "moe", "dense31b", "gemma3"};
+    for (size_t i = 0; i < G4_COUNT(fixtures); i++) {
+        const char *fixture = fixtures[i];
+        struct g4_gguf g;
+        open_golden(&g, fixture);
+        static struct g4_config ca, cb;
+        const struct g4_config *a = &ca, *b = &cb;
+        g4_status st = g4_gguf_config_load(&ca, &g, fixture);
+        if (st) print_error("%s\n", g4_last_error());
+        assert_int_equal(st, G4_OK);
+        load_hf_config(&cb, fixture);
+        compare_configs(fixture, a, b);
+        if (a->arch == G4_ARCH_GEMMA3) {
+            assert_true(a->query_pre_attn_scalar == 16.0f && b->query_pre_attn_scalar == 24.0f);
+            assert_true(a->attn_scale == 0.25f);
+        } else {
+            SAME(attn_scale);
+        }
+        g4_gguf_free(&g);
+    }
+    // the fixtures cover what they should
+    struct g4_gguf g;
+    static struct g4_config c;
+    open_golden(&g, "e2b");
+    assert_int_equal(g4_gguf_config_load(&c, &g, "e2b"), G4_OK);
+    assert_true(c.use_double_wide_mlp && c.num_kv_shared_layers == 3 && c.hidden_size_per_layer_input == 8);
+    assert_int_equal(c.layer[3].rope_type, G4_ROPE_PROPORTIONAL);
+    assert_int_equal(c.layer[3].n_rope_pairs, 4); // 0.25 of 16 pairs, from rope_freqs
+    g4_gguf_free(&g);
+    open_golden(&g, "moe");
+    assert_int_equal(g4_gguf_config_load(&c, &g, "moe"), G4_OK);
+    assert_true(c.enable_moe_block && c.attention_k_eq_v && c.layer[2].n_kv_heads == 1);
+    g4_gguf_free(&g);
+    open_golden(&g, "gemma3");
+    assert_int_equal(g4_gguf_config_load(&c, &g, "gemma3"), G4_OK);
+    assert_true(c.layer[5].rope_type == G4_ROPE_LINEAR && c.layer[5].rope_factor == 8.0f);
+    g4_gguf_free(&g);
+}
+
+// Same shape and the same values: byte for byte in one dtype, exactly after conversion to fp32
+// across float dtypes (the converter stores the MoE router in F32 whatever the checkpoint's).
+static void same_weight(const char *what, struct g4_weight x, struct g4_weight y) {
+    if (!x.data && !y.data) return;
+    bool ok = x.data && y.data && x.rows == y.rows && x.cols == y.cols;
+    if (ok && x.dtype == y.dtype) {
+        ok = memcmp(x.data, y.data, g4_dtype_row_bytes(x.dtype, x.cols) * (size_t)x.rows) == 0;
+    } else if (ok) {
+        ok = G4_DTYPE_IS_FLOAT(x.dtype) && G4_DTYPE_IS_FLOAT(y.dtype);
+        size_t n = (size_t)(x.rows * x.cols);
+        float *a = malloc(n * 4 + 4), *b = malloc(n * 4 + 4);
+        if (ok) {
+            g4_to_f32(a, x.data, x.dtype, n);
+            g4_to_f32(b, y.data, y.dtype, n);
+            ok = memcmp(a, b, n * 4) == 0;
+        }
+        free(a);
+        free(b);
+    }
+    if (!ok) {
+        print_error("%s differs\n", what);
+        fail();
+    }
+}
+
+static void same_vec(const char *what, const float *x, const float *y, int64_t n) {
+    if (!x && !y) return;
+    if (!x || !y || memcmp(x, y, (size_t)n * sizeof *x) != 0) {
+        print_error("%s differs\n", what);
+        fail();
+    }
+}
+
+// The table from the GGUF binds to the very same weights as the safetensors checkpoint: every
+// matrix byte for byte (same dtype: the files were converted without requantizing), every vector
+// exactly (gemma3's stored w + 1 is the scale the HF binder computes as 1 + w, in fp32).
+static void test_golden_weights(void **state) {
+    (void)state;
+    static const char *const fixtures[] = {"e2b", "moe", "dense31b", "gemma3"};
+    for (size_t i = 0; i < G4_COUNT(fixtures); i++) {
+        const char *fixture = fixtures[i];
+        struct g4_gguf g;
+        open_golden(&g, fixture);
+        static struct g4_config c;
+        assert_int_equal(g4_gguf_config_load(&c, &g, fixture), G4_OK);
+        if (c.arch == G4_ARCH_GEMMA3) c.query_pre_attn_scalar = 24.0f; // irrelevant to binding
+        struct g4_safetensors table, st;
+        assert_int_equal(g4_gguf_weights_table(&table, &g, fixture), G4_OK);
+        char rel[128];
+        snprintf(rel, sizeof rel, "tests/golden/%s", fixture);
+        assert_int_equal(g4_safetensors_open(&st, g4_src_path(rel)), G4_OK);
+        static struct g4_weights a, b;
+        g4_status s = g4_gguf_weights_bind(&a, &c, &table, fixture);
+        if (s) print_error("%s\n", g4_last_error());
+        assert_int_equal(s, G4_OK);
+        assert_int_equal(g4_weights_bind(&b, &c, &st, fixture), G4_OK);
+        const int64_t H = c.hidden_size;
+        same_weight("embed_tokens", a.embed_tokens, b.embed_tokens);
+        same_weight("lm_head", a.lm_head, b.lm_head);
+        same_weight("embed_tokens_per_layer", a.embed_tokens_per_layer, b.embed_tokens_per_layer);
+        same_weight("per_layer_model_projection", a.per_layer_model_projection, b.per_layer_model_projection);
+        same_vec("per_layer_projection_norm", a.per_layer_projection_norm, b.per_layer_projection_norm,
+                 c.hidden_size_per_layer_input);
+        same_vec("norm", a.norm, b.norm, H);
+        for (int il = 0; il < c.num_hidden_layers; il++) {
+            const struct g4_layer_weights *x = &a.layer[il], *y = &b.layer[il];
+            const int64_t hd = c.layer[il].head_dim, E = c.num_experts;
+            same_vec("input_layernorm", x->input_layernorm, y->input_layernorm, H);
+            same_vec("post_attention_layernorm", x->post_attention_layernorm, y->post_attention_layernorm, H);
+            same_vec("pre_feedforward_layernorm", x->pre_feedforward_layernorm, y->pre_feedforward_layernorm, H);
+            same_vec("post_feedforward_layernorm", x->post_feedforward_layernorm, y->post_feedforward_layernorm, H);
+            same_vec("q_norm", x->q_norm, y->q_norm, hd);
+            same_vec("k_norm", x->k_norm, y->k_norm, hd);
+            same_weight("q_proj", x->q_proj, y->q_proj);
+            same_weight("k_proj", x->k_proj, y->k_proj);
+            same_weight("v_proj", x->v_proj, y->v_proj);
+            same_weight("o_proj", x->o_proj, y->o_proj);
+            same_weight("gate_proj", x->gate_proj, y->gate_proj);
+            same_weight("up_proj", x->up_proj, y->up_proj);
+            same_weight("down_proj", x->down_proj, y->down_proj);
+            same_weight("per_layer_input_gate", x->per_layer_input_gate, y->per_layer_input_gate);
+            same_weight("per_layer_projection", x->per_layer_projection, y->per_layer_projection);
+            same_vec("post_per_layer_input_norm", x->post_per_layer_input_norm, y->post_per_layer_input_norm, H);
+            same_weight("router_proj", x->router_proj, y->router_proj);
+            same_vec("router_scale", x->router_scale, y->router_scale, H);
+            same_vec("router_per_expert_scale", x->router_per_expert_scale, y->router_per_expert_scale, E);
+            same_weight("experts_gate_up", x->experts_gate_up, y->experts_gate_up);
+            same_weight("experts_down", x->experts_down, y->experts_down);
+            same_vec("post_feedforward_layernorm_1", x->post_feedforward_layernorm_1, y->post_feedforward_layernorm_1, H);
+            same_vec("post_feedforward_layernorm_2", x->post_feedforward_layernorm_2, y->post_feedforward_layernorm_2, H);
+            same_vec("pre_feedforward_layernorm_2", x->pre_feedforward_layernorm_2, y->pre_feedforward_layernorm_2, H);
+            assert_true(x->layer_scalar == y->layer_scalar);
+        }
+        // The converter stores vectors (and the MoE router) in F32 whatever the checkpoint's dtype:
+        // equal byte counts only for the F32 fixtures.
+        if (!strcmp(fixture, "e2b") || !strcmp(fixture, "gemma3")) assert_int_equal(a.n_bytes, b.n_bytes);
+        g4_weights_free(&a);
+        g4_weights_free(&b);
+        g4_safetensors_free(&table);
+        g4_safetensors_free(&st);
+        g4_gguf_free(&g);
+    }
+}
+
+// A changed copy of golden_<fixture>.gguf through parsing, config, table and binding.
+static g4_status model_status(const char *fixture, const struct mod *mods, int n_mods) {
+    struct g4_gguf g, h;
+    open_golden(&g, fixture);
+    size_t n;
+    uint8_t *img = reserialize(&g, mods, n_mods, &n);
+    g4_status st = g4_gguf_parse(&h, img, n, fixture);
+    static struct g4_config c;
+    struct g4_safetensors table = {0};
+    static struct g4_weights w;
+    if (st == G4_OK) st = g4_gguf_config_load(&c, &h, fixture);
+    if (st == G4_OK) st = g4_gguf_weights_table(&table, &h, fixture);
+    if (st == G4_OK) {
+        st = g4_gguf_weights_bind(&w, &c, &table, fixture);
+        if (st == G4_OK) g4_weights_free(&w);
+    }
+    g4_safetensors_free(&table);
+    g4_gguf_free(&h);
+    g4_gguf_free(&g);
+    free(img);
+    return st;
+}
+
+static void expect_model_error(const char *fixture, const struct mod *mods, int n_mods,
+                               g4_status want, const char *needle) {
+    expect_error(model_status(fixture, mods, n_mods), want, needle);
+}
+
+#define M(...) ((struct mod){__VA_ARGS__})
+#define ONE(fixture, m, want, needle)                                                              \
+    do {                                                                                           \
+        struct mod m1_ = m;                                                                        \
+        expect_model_error(fixture, &m1_, 1, want, needle);                                        \
+    } while (0)
+
+static void test_model_errors(void **state) {
+    (void)state;
+    struct mod none = M(.key = NULL);
+    // the unchanged copies load (the rewriting itself is sound)
+    static const char *const fixtures[] = {"e2b", "moe", "dense31b", "gemma3"};
+    for (size_t i = 0; i < G4_COUNT(fixtures); i++) {
+        g4_status st = model_status(fixtures[i], &none, 1);
+        if (st) print_error("%s: %s\n", fixtures[i], g4_last_error());
+        assert_int_equal(st, G4_OK);
+    }
+
+    const uint32_t u32_3 = 3, u32_0 = 0, u32_8 = 8, u32_17 = 17;
+    const uint8_t s_llama[] = {5, 0, 0, 0, 0, 0, 0, 0, 'l', 'l', 'a', 'm', 'a'};
+    const uint8_t s_yarn[] = {4, 0, 0, 0, 0, 0, 0, 0, 'y', 'a', 'r', 'n'};
+    const uint8_t ff3[] = {G4_GGUF_UINT32, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0};
+    uint8_t pat_i32[4 + 8 + 8 * 4] = {G4_GGUF_INT32, 0, 0, 0, 8};
+    ONE("e2b", M(.key = "gemma4.block_count", .drop_key = true), G4_ERR_FORMAT, "missing metadata key gemma4.block_count");
+    ONE("e2b", M(.key = "general.architecture", .type = G4_GGUF_STRING, .payload = s_llama, .payload_len = sizeof s_llama),
+        G4_ERR_UNSUPPORTED, "general.architecture is \"llama\"");
+    ONE("e2b", M(.key = "general.architecture", .drop_key = true), G4_ERR_FORMAT, "missing metadata key general.architecture");
+    ONE("e2b", M(.key = "gemma4.block_count", .type = G4_GGUF_STRING, .payload = s_llama, .payload_len = sizeof s_llama),
+        G4_ERR_FORMAT, "gemma4.block_count is STRING, must be an integer");
+    ONE("e2b", M(.key = "gemma4.block_count", .type = G4_GGUF_UINT32, .payload = &u32_0, .payload_len = 4),
+        G4_ERR_CONFIG, "gemma4.block_count = 0 out of range");
+    ONE("e2b", M(.key = "gemma4.feed_forward_length", .type = G4_GGUF_ARRAY, .payload = ff3, .payload_len = sizeof ff3),
+        G4_ERR_FORMAT, "gemma4.feed_forward_length has 3 values; block_count is 8");
+    ONE("e2b", M(.key = "gemma4.attention.sliding_window_pattern", .drop_key = true), G4_ERR_FORMAT,
+        "missing metadata key gemma4.attention.sliding_window_pattern");
+    ONE("e2b", M(.key = "gemma4.attention.sliding_window_pattern", .type = G4_GGUF_ARRAY, .payload = pat_i32,
+                 .payload_len = sizeof pat_i32),
+        G4_ERR_FORMAT, "gemma4.attention.sliding_window_pattern is an ARRAY of INT32, must hold bools");
+    ONE("e2b", M(.key = "gemma4.attention.head_count_kv", .type = G4_GGUF_UINT32, .payload = &u32_3, .payload_len = 4),
+        G4_ERR_CONFIG, "not divisible by 3 KV heads");
+    ONE("e2b", M(.key = "gemma4.attention.value_length", .type = G4_GGUF_UINT32, .payload = &u32_8, .payload_len = 4),
+        G4_ERR_UNSUPPORTED, "value_length 8 != key_length 32");
+    ONE("e2b", M(.key = "gemma4.rope.dimension_count_swa", .type = G4_GGUF_UINT32, .payload = &u32_8, .payload_len = 4),
+        G4_ERR_UNSUPPORTED, "gemma4.rope.dimension_count_swa = 8: gemma4's sliding layers rotate whole heads of 16");
+    ONE("e2b", M(.key = "gemma4.rope.scaling.type", .type = G4_GGUF_STRING, .payload = s_yarn, .payload_len = sizeof s_yarn),
+        G4_ERR_UNSUPPORTED, "gemma4.rope.scaling.type = \"yarn\"");
+    ONE("gemma3", M(.key = "gemma3.rope.scaling.type", .type = G4_GGUF_STRING, .payload = s_yarn, .payload_len = sizeof s_yarn),
+        G4_ERR_UNSUPPORTED, "gemma3.rope.scaling.type = \"yarn\"");
+    ONE("e2b", M(.key = "gemma4.attention.shared_kv_layers", .type = G4_GGUF_UINT32, .payload = &u32_17, .payload_len = 4),
+        G4_ERR_CONFIG, "gemma4.attention.shared_kv_layers = 17 out of range [0, 7]");
+    ONE("e2b", M(.key = "gemma4.context_length", .drop_key = true), G4_ERR_FORMAT, "missing metadata key gemma4.context_length");
+    // rope_freqs: the proportional RoPE of full layers
+    ONE("e2b", M(.tensor = "rope_freqs.weight", .drop_tensor = true), G4_ERR_FORMAT, "missing tensor rope_freqs.weight");
+    ONE("e2b", M(.tensor = "rope_freqs.weight", .retype = true, .ttype = 1), G4_ERR_FORMAT,
+        "rope_freqs.weight is F16 [16], needs F32 [16]");
+    ONE("e2b", M(.tensor = "rope_freqs.weight", .patch = true, .patch_index = 5, .patch_value = 2.0f), G4_ERR_UNSUPPORTED,
+        "rope_freqs.weight[5] = 2: gemma4 reads only 1.0");
+    ONE("e2b", M(.tensor = "rope_freqs.weight", .patch = true, .patch_index = 2, .patch_value = 1e30f), G4_ERR_UNSUPPORTED,
+        "rope_freqs.weight[3] = 1"); // a 1.0 after a frozen pair
+    struct mod frozen[4];
+    for (int i = 0; i < 4; i++) frozen[i] = M(.tensor = "rope_freqs.weight", .patch = true, .patch_index = i, .patch_value = 1e30f);
+    expect_model_error("e2b", frozen, 4, G4_ERR_CONFIG, "rope_freqs.weight rotates 0 of 16 pairs");
+    // K = V must hold on all full layers or none
+    ONE("moe", M(.tensor = "blk.0.attn_v.weight", .drop_tensor = true), G4_ERR_UNSUPPORTED,
+        "attn_v is missing on 2 of 2 full layers and on a sliding layer");
+    // binding: presence, type for the role, shape, names the map does not know
+    ONE("e2b", M(.tensor = "blk.2.ffn_up.weight", .drop_tensor = true), G4_ERR_FORMAT, "e2b: missing tensor blk.2.ffn_up.weight");
+    ONE("e2b", M(.tensor = "blk.0.attn_k.weight", .drop_tensor = true), G4_ERR_FORMAT, "missing tensor blk.0.attn_k.weight");
+    ONE("e2b", M(.tensor = "output_norm.weight", .drop_tensor = true), G4_ERR_FORMAT, "missing tensor output_norm.weight");
+    ONE("e2b", M(.tensor = "blk.1.layer_output_scale.weight", .drop_tensor = true), G4_ERR_FORMAT,
+        "missing tensor blk.1.layer_output_scale.weight");
+    ONE("e2b", M(.tensor = "blk.0.attn_norm.weight", .retype = true, .ttype = 8), G4_ERR_UNSUPPORTED,
+        "tensor blk.0.attn_norm.weight has dtype Q8_0; the text model needs F32, F16 or BF16");
+    ONE("e2b", M(.tensor = "token_embd.weight", .retype = true, .ttype = 26), G4_ERR_UNSUPPORTED,
+        "tensor token_embd.weight has dtype I32; matrices need");
+    ONE("e2b", M(.tensor = "blk.0.attn_k.weight", .swap_dims = true), G4_ERR_FORMAT,
+        "tensor blk.0.attn_k.weight has shape [64,32], config needs [32,64]");
+    ONE("e2b", M(.tensor = "blk.0.inp_gate.weight", .rename = "blk.0.inp_gate2.weight"), G4_ERR_FORMAT,
+        "missing tensor blk.0.inp_gate.weight");
+    // names the map does not know are refused under their own name
+    ONE("dense31b", M(.add_tensor = "blk.0.ssm_conv.weight"), G4_ERR_FORMAT,
+        "dense31b: unexpected tensor blk.0.ssm_conv.weight (not used by this config)");
+    ONE("gemma3", M(.add_tensor = "per_layer_token_embd.weight"), G4_ERR_FORMAT,
+        "unexpected tensor per_layer_token_embd.weight");
+    ONE("moe", M(.tensor = "blk.0.ffn_gate_inp.scale", .rename = "blk.0.ffn_gate_inp.bias"), G4_ERR_FORMAT,
+        "missing tensor blk.0.ffn_gate_inp.scale");
+    // a GGUF tensor whose name collides with a translated one
+    ONE("e2b", M(.add_tensor = "model.norm.weight"), G4_ERR_FORMAT,
+        "two tensors are both model.norm.weight");
+}
+
+static void test_unexpected_tensor(void **state) {
+    (void)state;
+    // the table: translated names, reversed shapes, rope_freqs left to the config
+    struct g4_gguf g;
+    open_golden(&g, "dense31b");
+    struct g4_safetensors table;
+    assert_int_equal(g4_gguf_weights_table(&table, &g, "dense31b"), G4_OK);
+    assert_true(table.norms_as_scales);
+    assert_null(g4_safetensors_find(&table, "rope_freqs.weight")); // read by the config
+    assert_non_null(g4_safetensors_find(&table, "model.layers.0.self_attn.q_proj.weight"));
+    assert_non_null(g4_safetensors_find(&table, "model.layers.0.layer_scalar"));
+    const struct g4_tensor *t = g4_safetensors_find(&table, "model.embed_tokens.weight");
+    assert_true(t->n_dims == 2 && t->shape[0] == 512 && t->shape[1] == 64); // ne reversed
+    g4_safetensors_free(&table);
+    g4_gguf_free(&g);
+    char out[64];
+    assert_true(g4_gguf_weights_gguf_name("model.layers.12.mlp.down_proj.weight", out, sizeof out));
+    assert_string_equal(out, "blk.12.ffn_down.weight");
+    assert_true(g4_gguf_weights_gguf_name("lm_head.weight", out, sizeof out));
+    assert_string_equal(out, "output.weight");
+    assert_true(g4_gguf_weights_gguf_name("model.layers.3.router.per_expert_scale", out, sizeof out));
+    assert_string_equal(out, "blk.3.ffn_down_exps.scale");
+    assert_false(g4_gguf_weights_gguf_name("model.layers.x.mlp.down_proj.weight", out, sizeof out));
+    assert_false(g4_gguf_weights_gguf_name("vision.x", out, sizeof out));
+}
+
+
+// Logits at every position of the fixture's reference prompt, from a model loaded from `path`.
+static float *prefill_logits(const char *path, const struct g4_reference *r, float attn_scale) {
+    struct g4_model *m;
+    g4_status st = g4_model_load(&m, path, G4_DEVICE_CPU, 0, 0, 2);
+    if (st) print_error("%s\n", g4_last_error());
+    assert_int_equal(st, G4_OK);
+    assert_int_equal(m->cfg.vocab_size, r->vocab);
+    if (attn_scale > 0) m->cfg.attn_scale = attn_scale; // before any session reads it
+    float *logits = malloc(sizeof(float) * (size_t)r->n_tokens * (size_t)r->vocab);
+    struct g4_session *s;
+    assert_int_equal(g4_session_init(&s, m, 0), G4_OK);
+    assert_int_equal(g4_session_step(s, r->tokens, r->n_tokens, logits, true), G4_OK);
+    g4_session_free(s);
+    g4_model_release(m);
+    return logits;
+}
+
+// A .gguf path loads like a model directory: the converted fixtures run to transformers' logits
+// (<= 1e-4 of max |logit|, as test_forward_cpu) and to the directory's own logits (<= 1e-6: the
+// same weights; vectors and the MoE router are F32 in the GGUF, so some kernels differ). Gemma 3:
+// the GGUF's attention scale is llama.cpp's head_dim^-0.5 (query_pre_attn_scalar is not in GGUF),
+// so its logits are compared with the directory model run at that scale.
+static void test_gguf_model_forward(void **state) {
+    (void)state;
+    static const char *const fixtures[] = {"e2b", "moe", "dense31b", "gemma3"};
+    for (size_t i = 0; i < G4_COUNT(fixtures); i++) {
+        const char *fixture = fixtures[i];
+        bool g3 = strcmp(fixture, "gemma3") == 0;
+        struct g4_reference r;
+        assert_int_equal(g4_reference_read(fixture, &r), 0);
+        char rel[128], what[128];
+        snprintf(rel, sizeof rel, "tests/gguf/golden_%s.gguf", fixture);
+        float *a = prefill_logits(g4_src_path(rel), &r, 0);
+        snprintf(rel, sizeof rel, "tests/golden/%s", fixture);
+        float *b = prefill_logits(g4_src_path(rel), &r, g3 ? 0.25f : 0);
+        const size_t n = (size_t)r.n_tokens * (size_t)r.vocab;
+        snprintf(what, sizeof what, "%s: gguf vs directory", fixture);
+        assert_true(g4_compare_rel(a, b, n, 1e-6, what) <= 1e-6);
+        if (!g3) {
+            snprintf(what, sizeof what, "%s: gguf vs transformers", fixture);
+            assert_true(g4_compare_rel(a, r.logits, n, 1e-4, what) <= 1e-4);
+        }
+        free(a);
+        free(b);
+        free(r.blob);
+    }
+}
+
+static void test_gguf_model_paths(void **state) {
+    (void)state;
+    struct g4_model *m;
+    const char *dir = g4_tmpdir("gguf_model");
+    char path[4200];
+    // a regular file not named .gguf is neither a directory nor a GGUF checkpoint
+    snprintf(path, sizeof path, "%s/model.bin", dir);
+    assert_int_equal(g4_write_file(path, "GGUF", 4), 0);
+    expect_error(g4_model_load(&m, path, G4_DEVICE_CPU, 0, 0, 1), G4_ERR_IO,
+                 "model.bin: not a directory (a model directory or a .gguf file)");
+    assert_null(m);
+    // a .gguf that is not one, and one that is truncated
+    snprintf(path, sizeof path, "%s/bad.gguf", dir);
+    assert_int_equal(g4_write_file(path, "{\"a\":1}", 7), 0);
+    expect_error(g4_model_load(&m, path, G4_DEVICE_CPU, 0, 0, 1), G4_ERR_FORMAT, "bad.gguf: not a GGUF file");
+    size_t n;
+    char *img = g4_read_file(g4_src_path("tests/gguf/golden_e2b.gguf"), &n);
+    assert_non_null(img);
+    snprintf(path, sizeof path, "%s/cut.GGUF", dir);
+    assert_int_equal(g4_write_file(path, img, n - 1), 0);
+    expect_error(g4_model_load(&m, path, G4_DEVICE_CPU, 0, 0, 1), G4_ERR_FORMAT, "cut.GGUF: truncated");
+    free(img);
+    // a directory named *.gguf is a model directory
+    snprintf(path, sizeof path, "%s/dir.gguf", dir);
+    char cmd[8600];
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", g4_src_path("tests/golden/e2b"), path);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(g4_model_load(&m, path, G4_DEVICE_CPU, 0, 0, 1), G4_OK);
+    assert_non_null(m->tok); // its tokenizer.json
+    assert_null(m->gguf.map);
+    g4_model_release(m);
+    // the GGUF: weights counted, mapping held by the model
+    assert_int_equal(g4_model_load(&m, g4_src_path("tests/gguf/golden_e2b.gguf"), G4_DEVICE_CPU, 0, 0, 1), G4_OK);
+    assert_non_null(m->gguf.map);
+    assert_true(m->w.n_bytes > 0 && m->budget_bytes == m->w.n_bytes);
+    assert_false(m->gguf.in_memory);
+    g4_model_release(m);
+    // in memory: the file may go away once loaded
+    img = g4_read_file(g4_src_path("tests/gguf/golden_e2b.gguf"), &n);
+    snprintf(path, sizeof path, "%s/copy.gguf", dir);
+    assert_int_equal(g4_write_file(path, img, n), 0);
+    free(img);
+    assert_int_equal(g4_model_load_flags(&m, path, G4_DEVICE_CPU, 0, 0, 1, G4_LOAD_IN_MEMORY), G4_OK);
+    assert_true(m->gguf.in_memory);
+    assert_int_equal(truncate(path, 0), 0);
+    struct g4_session *s;
+    static float logits[512];
+    const int32_t toks[3] = {2, 17, 99};
+    assert_int_equal(g4_session_init(&s, m, 0), G4_OK);
+    assert_int_equal(g4_session_step(s, toks, 3, logits, false), G4_OK);
+    assert_true(isfinite(logits[0]));
+    g4_session_free(s);
+    g4_model_release(m);
+    g4_rm_rf(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_tensors),      cmocka_unit_test(test_every_tensor_type),
@@ -666,6 +1243,9 @@ int main(void) {
         cmocka_unit_test(test_wrong_counts),       cmocka_unit_test(test_bad_metadata),
         cmocka_unit_test(test_bad_tensors),        cmocka_unit_test(test_python_writer_file),
         cmocka_unit_test(test_open_errors),        cmocka_unit_test(test_ggml_type_names),
+        cmocka_unit_test(test_golden_config),      cmocka_unit_test(test_golden_weights),
+        cmocka_unit_test(test_model_errors),       cmocka_unit_test(test_unexpected_tensor),
+        cmocka_unit_test(test_gguf_model_forward), cmocka_unit_test(test_gguf_model_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 // GGUF reader; see gguf.h. A cursor walks the header with every read bounds-checked, counts are
 // checked against the bytes left before anything is allocated, and all sizes are
 // overflow-checked. Little-endian hosts only (the engines assume it too).
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
 
 #include "gguf.h"
 
@@ -369,7 +369,28 @@ g4_status g4_gguf_parse(struct g4_gguf *g, const uint8_t *buf, size_t n, const c
     return st;
 }
 
-g4_status g4_gguf_open(struct g4_gguf *g, const char *path) {
+// Reads size bytes of fd into a malloc'd buffer (8-byte aligned, like the mapping's data).
+static g4_status read_all(const char *path, int fd, size_t size, void **out) {
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf) return g4_fail(G4_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu bytes", path, size);
+    size_t n = 0;
+    while (n < size) {
+        ssize_t got = pread(fd, buf + n, size - n, (off_t)n);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) {
+            int err = errno;
+            free(buf);
+            if (got == 0)
+                return g4_fail(G4_ERR_IO, "%s: shrank to %zu bytes while being read", path, n);
+            return g4_fail(G4_ERR_IO, "%s: read: %s", path, strerror(err));
+        }
+        n += (size_t)got;
+    }
+    *out = buf;
+    return G4_OK;
+}
+
+g4_status g4_gguf_load(struct g4_gguf *g, const char *path, bool in_memory) {
     if (!g || !path) return g4_fail(G4_ERR_INVALID_ARGUMENT, "gguf_open: NULL argument");
     memset(g, 0, sizeof *g);
     int fd;
@@ -380,21 +401,32 @@ g4_status g4_gguf_open(struct g4_gguf *g, const char *path) {
         return g4_fail(G4_ERR_FORMAT, "%s: %llu bytes, not a GGUF file (truncated?)", path,
                        (unsigned long long)size);
     }
-    // Read-only and private: the checkpoint is never written, and pages stay shared with the
-    // page cache; tensors nobody reads are never faulted in.
-    void *m = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int err = errno;
-    close(fd);
-    if (m == MAP_FAILED) return g4_fail(G4_ERR_IO, "%s: mmap: %s", path, strerror(err));
+    void *m = NULL;
+    if (in_memory) {
+        g4_status st = read_all(path, fd, (size_t)size, &m);
+        close(fd);
+        G4_TRY(st);
+    } else {
+        // Read-only and private: the checkpoint is never written, and pages stay shared with the
+        // page cache; tensors nobody reads are never faulted in.
+        m = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+        int err = errno;
+        close(fd);
+        if (m == MAP_FAILED) return g4_fail(G4_ERR_IO, "%s: mmap: %s", path, strerror(err));
+    }
     g4_status st = g4_gguf_parse(g, m, (size_t)size, path);
     if (st != G4_OK) {
-        munmap(m, (size_t)size);
+        if (in_memory) free(m);
+        else munmap(m, (size_t)size);
         return st;
     }
     g->map = m;
     g->map_bytes = (size_t)size;
+    g->in_memory = in_memory;
     return G4_OK;
 }
+
+g4_status g4_gguf_open(struct g4_gguf *g, const char *path) { return g4_gguf_load(g, path, false); }
 
 void g4_gguf_free(struct g4_gguf *g) {
     if (!g) return;
@@ -405,7 +437,8 @@ void g4_gguf_free(struct g4_gguf *g) {
     free(g->kv);
     for (int64_t i = 0; g->tensors && i < g->n_tensors; i++) free(g->tensors[i].name);
     free(g->tensors);
-    if (g->map) munmap(g->map, g->map_bytes);
+    if (g->map && g->in_memory) free(g->map);
+    else if (g->map) munmap(g->map, g->map_bytes);
     memset(g, 0, sizeof *g);
 }
 

@@ -74,8 +74,9 @@ struct g4_gguf {
     struct g4_gguf_tensor *tensors; // (n_tensors,) sorted by name
     int64_t n_tensors;
     size_t data_start;              // file offset of the data section
-    void *map;                      // mmap base when opened with g4_gguf_open, else NULL
+    void *map;                      // the file when opened with g4_gguf_load, else NULL
     size_t map_bytes;
+    bool in_memory;                 // map is a malloc'd copy of the file, not a mapping
 };
 
 // Parses the GGUF image `buf` of `n` bytes into *g (zeroed first). Validates: magic, version
@@ -89,8 +90,11 @@ struct g4_gguf {
 // messages (may be NULL). On error *g is freed and zeroed. This is the fuzzing entry point.
 g4_status g4_gguf_parse(struct g4_gguf *g, const uint8_t *buf, size_t n, const char *what);
 
-// Maps the regular file `path` read-only (MAP_PRIVATE, PROT_READ) and parses it. Errors as
+// Maps the regular file `path` read-only (MAP_PRIVATE, PROT_READ), or with in_memory reads it
+// into memory (then the file may change or vanish while loaded), and parses it. Errors as
 // g4_file_open (G4_ERR_IO) and g4_gguf_parse, naming the path. On error *g is zeroed.
+g4_status g4_gguf_load(struct g4_gguf *g, const char *path, bool in_memory);
+// g4_gguf_load mapped.
 g4_status g4_gguf_open(struct g4_gguf *g, const char *path);
 
 // Releases tables and the mapping. Accepts a zeroed struct; zeroes it.

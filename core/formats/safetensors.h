@@ -32,6 +32,9 @@ struct g4_safetensors {
     struct g4_tensor *tensors; // (n_tensors,) sorted by name
     int n_tensors;
     bool in_memory;          // shard_map[i] are malloc'd copies of the files, not mappings
+    bool norms_as_scales;    // the norm weights hold the effective scale already (a table built
+                             // from a GGUF file: llama.cpp's converter stores gemma3's w + 1), so
+                             // g4_weights_bind adds no 1 (gguf_weights.h)
 };
 
 

@@ -180,7 +180,8 @@ static bool ignorable(const struct g4_config *c, const char *rest) {
 g4_status g4_weights_bind(struct g4_weights *w, const struct g4_config *c,
                           const struct g4_safetensors *st, const char *what) {
     memset(w, 0, sizeof *w);
-    struct binder b = {st, "model.", what, c->arch == G4_ARCH_GEMMA3, NULL, NULL, w};
+    struct binder b = {st, "model.", what, c->arch == G4_ARCH_GEMMA3 && !st->norms_as_scales,
+                       NULL, NULL, w};
     const char *lm_head_name = "lm_head.weight";
     if (g4_safetensors_find(st, "model.language_model.embed_tokens.weight")) {
         b.prefix = "model.language_model.";

@@ -4,7 +4,8 @@
 // Norm vectors hold the effective RMSNorm scale the forward multiplies by, whatever the source:
 // Gemma 4 stores it as is; Gemma 3's HF checkpoints store w for a scale of (1 + w), and the
 // binder adds the 1 here (in fp32, exactly as Gemma3RMSNorm does); GGUF gemma3 files store w + 1
-// already (llama.cpp's converter adds it), so a GGUF binder must take them as stored.
+// already (llama.cpp's converter adds it): tables built from GGUF say so (norms_as_scales) and
+// are taken as stored.
 #ifndef G4_WEIGHTS_H
 #define G4_WEIGHTS_H
 

@@ -84,6 +84,9 @@ def gguf():
          ("gemma4.attention.sliding_window_pattern", 9, struct.pack("<IQ", 7, 3) + b"\x01\x01\x00"),
          ("gemma4.rope.freq_base", 6, struct.pack("<f", 1e6))],
         [("token_embd.weight", [32, 2], 8, 68), ("output_norm.weight", [4], 0, 16)], align=64))
+    # The head of a real converter output (metadata, vocabulary, tensor infos; data cut off).
+    put("fuzz_gguf", "golden_moe_head64k",
+        open(os.path.join(ROOT, "tests", "gguf", "golden_moe.gguf"), "rb").read(65536))
     put("fuzz_gguf", "no_tensors", gguf_file([("a", 10, struct.pack("<Q", 1))], []))
 
 
