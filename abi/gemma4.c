@@ -514,7 +514,9 @@ GEMMA4_API gemma4_status gemma4_chat_render_json(const gemma4_model *model,
     CHECK_UTF8(messages_json, "gemma4_chat_render_json", "messages_json");
     CHECK_UTF8(tools_json, "gemma4_chat_render_json", "tools_json");
     G4_TRY(g4_chat_parse(messages_json, tools_json, &m, &t));
-    g4_status st = g4_chat_render_text(G4_CHAT_FORMAT_GEMMA4, m, t, flags, buf, capacity, n_out);
+    const enum g4_chat_format fmt =
+        model ? (enum g4_chat_format)MODEL(model)->cfg.chat_format : G4_CHAT_FORMAT_GEMMA4;
+    g4_status st = g4_chat_render_text(fmt, m, t, flags, buf, capacity, n_out);
     cJSON_Delete(m);
     cJSON_Delete(t);
     return st;
@@ -537,7 +539,8 @@ GEMMA4_API gemma4_status gemma4_chat_tokenize_json(const gemma4_model *model,
     G4_TRY(g4_chat_parse(messages_json, tools_json, &m, &t));
     int32_t *v = NULL;
     size_t n = 0;
-    g4_status st = g4_chat_render_ids(G4_CHAT_FORMAT_GEMMA4, MODEL(model)->tok, m, t, flags, &v, &n);
+    g4_status st = g4_chat_render_ids((enum g4_chat_format)MODEL(model)->cfg.chat_format,
+                                      MODEL(model)->tok, m, t, flags, &v, &n);
     cJSON_Delete(m);
     cJSON_Delete(t);
     if (st == G4_OK) {

@@ -420,6 +420,10 @@ GEMMA4_API gemma4_status gemma4_session_clear_cancel(gemma4_session *session);
 //   "description", "parameters": JSON schema, "response": {...}}} (or the bare function object).
 // Errors: INVALID_ARGUMENT naming the message and field (invalid JSON, unknown role, wrong type,
 // empty conversation); UNSUPPORTED for image/audio/video parts (text-only runtime).
+// A Gemma 3 model uses Gemma 3's format (see gemma4_chat_apply): there tools, tool calls and
+// "tool" turns are UNSUPPORTED (its template has none), the thinking flags and reasoning are
+// ignored (as its template does), roles must alternate (INVALID_ARGUMENT), and generation stops
+// at "<end_of_turn>".
 
 #define GEMMA4_CHAT_ADD_GENERATION_PROMPT 1 // render: open the model's turn (always on to generate)
 #define GEMMA4_CHAT_THINKING 4              // enable_thinking: "<|think|>" in the system turn

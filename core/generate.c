@@ -201,7 +201,8 @@ g4_status g4_chat_generate(struct g4_session *s, const char *const *roles,
 // On success *ids (malloc'd) holds all n ids and *keep how many the cache already had.
 static g4_status chat_prefix(struct g4_session *s, const cJSON *msgs, const cJSON *tools,
                              int flags, int32_t **ids, size_t *n, size_t *keep) {
-    G4_TRY(g4_chat_render_ids(G4_CHAT_FORMAT_GEMMA4, s->model->tok, msgs, tools, flags, ids, n));
+    G4_TRY(g4_chat_render_ids((enum g4_chat_format)s->model->cfg.chat_format, s->model->tok, msgs,
+                              tools, flags, ids, n));
     size_t k = 0;
     while (k < *n && k < (size_t)s->n_past && s->history[k] == (*ids)[k]) k++;
     if (k == *n && *n > 0) k--;
@@ -251,7 +252,8 @@ g4_status g4_chat_complete(struct g4_session *s, const cJSON *msgs, const cJSON 
 
     struct g4_chat_stream p;
     g4_chat_stream_init(&p, tools, (const char *const *)s->stops, s->n_stops, on_event, user_data);
-    const int32_t end_of_turn = g4_tokenizer_find(tok, "<turn|>");
+    const int32_t end_of_turn =
+        g4_tokenizer_find(tok, g4_chat_end_of_turn((enum g4_chat_format)s->model->cfg.chat_format));
     const int32_t tool_response = g4_tokenizer_find(tok, "<|tool_response>");
     int finish = G4_FINISH_LENGTH;
     char small[256];

@@ -503,6 +503,14 @@ static void test_gemma3_model(void **state) {
     const char *bad_roles[] = {"user", "user"};
     EXPECT_ERR(gemma4_chat_apply(m, bad_roles, contents, 2, 1, buf, sizeof buf, &n),
                GEMMA4_ERR_INVALID_ARGUMENT, "must alternate");
+    assert_int_equal(gemma4_chat_render_json(m, "[{\"role\":\"user\",\"content\":\"Hi\"}]", NULL,
+                                             GEMMA4_CHAT_ADD_GENERATION_PROMPT, buf, sizeof buf, &n),
+                     GEMMA4_OK);
+    assert_string_equal(buf, "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n");
+    EXPECT_ERR(gemma4_chat_render_json(m, "[{\"role\":\"user\",\"content\":\"Hi\"}]",
+                                       "[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]",
+                                       GEMMA4_CHAT_ADD_GENERATION_PROMPT, buf, sizeof buf, &n),
+               GEMMA4_ERR_UNSUPPORTED, "no tools");
     // no model: Gemma 4's format
     assert_int_equal(gemma4_chat_apply(NULL, roles, contents, 2, 1, buf, sizeof buf, &n), GEMMA4_OK);
     assert_non_null(strstr(buf, "<|turn>system\n"));
