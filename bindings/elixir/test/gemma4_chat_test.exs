@@ -23,9 +23,27 @@ defmodule Gemma4ChatTest do
     %{model: model}
   end
 
+  # gemma4_tokenize takes only valid UTF-8, so bytes that are not become their byte-fallback
+  # tokens (the token whose piece is that single byte >= 0x80).
   defp force(model, session, text) do
-    {:ok, ids} = Gemma4.tokenize(model, text)
+    ids =
+      text
+      |> String.chunk(:valid)
+      |> Enum.flat_map(fn chunk ->
+        if String.valid?(chunk) do
+          {:ok, ids} = Gemma4.tokenize(model, chunk)
+          ids
+        else
+          for <<b <- chunk>>, do: byte_token(model, b)
+        end
+      end)
+
     :ok = Gemma4.force_tokens(session, ids)
+  end
+
+  defp byte_token(model, b) do
+    {:ok, %{vocab_size: v}} = Gemma4.model_info(model)
+    Enum.find(0..(v - 1), fn id -> Gemma4.token_piece(model, id) == {:ok, <<b>>} end)
   end
 
   test "JSON codec round trip" do
