@@ -160,6 +160,7 @@ GEMMA4_API gemma4_status gemma4_model_info(const gemma4_model *model, int32_t ke
                         : -1;
         break;
     case GEMMA4_INFO_DEVICE: *value = m->device; break;
+    case GEMMA4_INFO_N_THREADS: *value = m->n_threads; break;
     default: return g4_fail(G4_ERR_INVALID_ARGUMENT, "gemma4_model_info: unknown key %d", key);
     }
     return GEMMA4_OK;

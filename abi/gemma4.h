@@ -193,6 +193,7 @@ GEMMA4_API void gemma4_model_free(gemma4_model *model);
 #define GEMMA4_INFO_N_CTX 7          // default context of new sessions
 #define GEMMA4_INFO_END_OF_TURN_ID 8 // "<turn|>" id ("<end_of_turn>" for Gemma 3), or -1 without a tokenizer
 #define GEMMA4_INFO_DEVICE 9
+#define GEMMA4_INFO_N_THREADS 10     // CPU threads the model runs on
 // One integer property of the model. Errors: INVALID_ARGUMENT (NULL, unknown key).
 GEMMA4_API gemma4_status gemma4_model_info(const gemma4_model *model, int32_t key,
                                            int64_t *value /* out */);

@@ -13,6 +13,7 @@
 #include "cpu.h"
 #include "gguf_config.h"
 #include "gguf_weights.h"
+#include "log.h"
 #include "mem.h"
 
 static void model_destroy(struct g4_model *m) {
@@ -41,10 +42,12 @@ g4_status g4_model_load_flags(struct g4_model **out, const char *dir, enum g4_de
                               int device_index, int64_t n_ctx, int n_threads, unsigned flags) {
     *out = NULL;
     struct stat sb;
-    if (stat(dir, &sb) != 0) return g4_fail(G4_ERR_IO, "%s: %s", dir, strerror(errno));
+    if (stat(dir, &sb) != 0)
+        return g4_fail(G4_ERR_IO, "%s: %s", dir, errno == ENOENT ? "does not exist" : strerror(errno));
     const bool gguf = is_gguf_file(dir, &sb);
     if (!gguf && !S_ISDIR(sb.st_mode))
         return g4_fail(G4_ERR_IO, "%s: not a directory (a model directory or a .gguf file)", dir);
+    g4_log(G4_LOG_INFO, "load %s: reading the %s", dir, gguf ? "GGUF metadata" : "config.json");
     struct g4_model *m;
     G4_TRY(g4_calloc((void **)&m, 1, sizeof *m, "model"));
     g4_status st;
@@ -67,6 +70,9 @@ g4_status g4_model_load_flags(struct g4_model **out, const char *dir, enum g4_de
     m->n_threads = n_threads;
     m->device = device;
     m->device_index = device_index;
+    g4_log(G4_LOG_INFO, "load %s: %s%s, %d layers, hidden %d, vocab %d; checking the weights", dir,
+           m->cfg.variant, m->cfg.is_multimodal ? " (text part of a multimodal checkpoint)" : "",
+           m->cfg.num_hidden_layers, m->cfg.hidden_size, m->cfg.vocab_size);
     if (gguf) {
         if ((st = g4_gguf_weights_table(&m->st, &m->gguf, dir)) != G4_OK ||
             (st = g4_gguf_weights_bind(&m->w, &m->cfg, &m->st, dir)) != G4_OK)
@@ -75,6 +81,7 @@ g4_status g4_model_load_flags(struct g4_model **out, const char *dir, enum g4_de
                (st = g4_weights_bind(&m->w, &m->cfg, &m->st, dir)) != G4_OK) {
         goto fail;
     }
+    g4_log(G4_LOG_INFO, "load %s: weights: %.1f MB", dir, m->w.n_bytes / 1e6);
     // The text model's weights count against the budget (mapped, and resident once used).
     if ((st = g4_budget_reserve(m->w.n_bytes, "model weights")) != G4_OK) goto fail;
     m->budget_bytes = m->w.n_bytes;
@@ -109,6 +116,14 @@ g4_status g4_model_load_flags(struct g4_model **out, const char *dir, enum g4_de
         goto fail;
 #endif
     }
+    if (m->tok)
+        g4_log(G4_LOG_INFO, "load %s: tokenizer: %d tokens", dir, g4_tokenizer_vocab_size(m->tok));
+    else
+        g4_log(G4_LOG_WARN, "load %s: no tokenizer: text functions are unavailable", dir);
+    if (device == G4_DEVICE_CPU)
+        g4_log(G4_LOG_INFO, "load %s: CPU engine, %d threads", dir, n_threads);
+    else
+        g4_log(G4_LOG_INFO, "load %s: CUDA engine on device %d: uploading the weights", dir, device_index);
     if (m->backend->model_init && (st = m->backend->model_init(m)) != G4_OK) goto fail;
     atomic_init(&m->refs, 1);
     *out = m;

@@ -1,19 +1,230 @@
 // gemma4-chat: a command-line chat on the public C API alone (abi/gemma4.h).
 //
-//   gemma4-chat --model DIR [--prompt TEXT] [--interactive] [--system TEXT] [-n MAX_TOKENS]
-//               [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S]
-//               [--ctx N] [--threads N] [--device cpu|cuda] [--precision fp32|bf16]
+//   gemma4-chat --model DIR [--prompt TEXT | -i] [options]     (gemma4-chat --help lists them)
 //
-// Streams the reply as it is generated, then prints prompt and generation speed. In interactive
-// mode every turn passes the whole conversation to gemma4_chat_generate, which reuses the
-// session's cache for the turns it has already seen.
+// Streams the reply to stdout as it is generated, then prints prompt and generation speed to
+// stderr. The prompt comes from --prompt, else (without -i) from standard input. In interactive
+// mode (-i) every turn passes the whole conversation to gemma4_chat_generate, which reuses the
+// session's cache for the turns it has already seen; /reset starts a new conversation, /exit
+// (or end of input) quits, and Ctrl-C stops the reply being generated (at the "> " prompt it
+// quits). Exit status: 0 done, 1 a library error (its message is printed), 2 a usage error,
+// 130 interrupted by Ctrl-C outside interactive mode.
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gemma4.h"
 
-#define MAX_MESSAGES 256
+// Default reply length, the same in every gemma4 front end (CLI, Python, C#, Elixir).
+#define DEFAULT_MAX_TOKENS 256
+
+static const char usage_text[] =
+    "usage: gemma4-chat --model DIR [--prompt TEXT | -i] [options]\n"
+    "Chats with a Gemma 4 checkpoint directory (config.json, *.safetensors, tokenizer.json).\n"
+    "The prompt is --prompt TEXT, else standard input (read to its end) unless -i is given.\n"
+    "\n"
+    "  -m, --model DIR         checkpoint directory (required)\n"
+    "  -p, --prompt TEXT       the user message (with -i: the first one)\n"
+    "  -i, --interactive       chat turn by turn; /reset starts over, /exit quits, Ctrl-C stops\n"
+    "                          the reply being generated (at the prompt it quits)\n"
+    "  -s, --system TEXT       system message\n"
+    "  -n, --max-tokens N      longest reply in tokens (default 256; 0: no reply)\n"
+    "      --temp T            sampling temperature, >= 0 (default 0: greedy)\n"
+    "      --top-k K           keep the K most likely tokens, >= 0 (0: off; needs --temp > 0)\n"
+    "      --top-p P           nucleus sampling, 0 < P <= 1 (1: off)\n"
+    "      --min-p P           drop tokens below P x the top probability, 0 <= P <= 1 (0: off)\n"
+    "      --repeat-penalty R  repetition penalty over the last 64 tokens, > 0 (1: off)\n"
+    "      --seed S            sampler seed, 0 .. 2^64-1 (default 0)\n"
+    "      --ctx N             context length in tokens (default 0: min(8192, the model's))\n"
+    "      --threads N         CPU threads (default 0: one per physical core)\n"
+    "      --device cpu|cuda   engine (default cpu)\n"
+    "      --precision fp32|bf16  activations of the matrix products (default fp32; bf16:\n"
+    "                          faster prompts on CPU, see gemma4_session_set_precision)\n"
+    "  -v, --verbose           print load progress and the model summary\n"
+    "  -h, --help              this text\n"
+    "      --version           library version\n"
+    "Options take their value as the next argument or after '=' (--temp=0.7).\n";
+
+// ---- command line -----------------------------------------------------------------------------
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("gemma4-chat: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs(" (gemma4-chat --help lists the options)\n", stderr);
+    va_end(ap);
+    return 2;
+}
+
+// Integer option value in [lo, hi]; 0 on success, else the usage error's exit status.
+static int parse_int(const char *opt, const char *v, long long lo, long long hi, long long *out) {
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (!*v || *end) return usage_error("%s: '%s' is not an integer", opt, v);
+    if (errno == ERANGE || x < lo || x > hi)
+        return usage_error("%s: %s is out of range (%lld .. %lld)", opt, v, lo, hi);
+    *out = x;
+    return 0;
+}
+
+// Finite number option value; the range check is the caller's (it knows open or closed ends).
+static int parse_num(const char *opt, const char *v, double *out) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (!*v || *end || errno == ERANGE || !isfinite(x))
+        return usage_error("%s: '%s' is not a finite number", opt, v);
+    *out = x;
+    return 0;
+}
+
+static int parse_seed(const char *v, unsigned long long *out) {
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (!*v || *end || v[0] == '-' || errno == ERANGE)
+        return usage_error("--seed: '%s' is not an integer in 0 .. 2^64-1", v);
+    *out = x;
+    return 0;
+}
+
+struct options {
+    const char *model_dir, *prompt, *system;
+    int interactive, verbose, device, precision, top_k, threads;
+    int32_t max_tokens;
+    double temp, top_p, min_p, penalty;
+    long long ctx;
+    unsigned long long seed;
+};
+
+// Parses argv into *o. Returns -1 to go on, else the exit status (0 after --help/--version).
+static int parse_args(int argc, char **argv, struct options *o) {
+    *o = (struct options){.max_tokens = DEFAULT_MAX_TOKENS, .device = GEMMA4_DEVICE_CPU,
+                          .precision = GEMMA4_PRECISION_FP32, .top_p = 1, .penalty = 1};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--version")) {
+            printf("gemma4-chat, libgemma4 %s\n", gemma4_version());
+            return 0;
+        }
+        if (!strcmp(a, "-i") || !strcmp(a, "--interactive")) { o->interactive = 1; continue; }
+        if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) { o->verbose = 1; continue; }
+
+        // options with a value: "--name VALUE" or "--name=VALUE"
+        static const char *const valued[] = {"-m", "--model", "-p", "--prompt", "-s", "--system",
+            "-n", "--max-tokens", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
+            "--seed", "--ctx", "--threads", "--device", "--precision"};
+        char name[32];
+        const char *v = NULL, *eq = a[0] == '-' && a[1] == '-' ? strchr(a, '=') : NULL;
+        size_t len = eq ? (size_t)(eq - a) : strlen(a);
+        if (len >= sizeof name) return usage_error("unknown option '%s'", a);
+        memcpy(name, a, len);
+        name[len] = '\0';
+        int known = 0;
+        for (size_t k = 0; k < sizeof valued / sizeof *valued; k++) known |= !strcmp(name, valued[k]);
+        if (!known) {
+            if (a[0] == '-' && a[1]) return usage_error("unknown option '%s'", a);
+            return usage_error("unexpected argument '%s' (the prompt goes after --prompt)", a);
+        }
+        if (eq) v = eq + 1;
+        else if (i + 1 < argc) v = argv[++i];
+        else return usage_error("%s needs a value", name);
+
+        long long n;
+        double x;
+        int rc = 0;
+        if (!strcmp(name, "-m") || !strcmp(name, "--model")) o->model_dir = v;
+        else if (!strcmp(name, "-p") || !strcmp(name, "--prompt")) o->prompt = v;
+        else if (!strcmp(name, "-s") || !strcmp(name, "--system")) o->system = v;
+        else if (!strcmp(name, "-n") || !strcmp(name, "--max-tokens")) {
+            if (!(rc = parse_int(name, v, 0, INT32_MAX, &n))) o->max_tokens = (int32_t)n;
+        } else if (!strcmp(name, "--temp")) {
+            if (!(rc = parse_num(name, v, &x)) && x < 0) rc = usage_error("--temp: %s is negative", v);
+            o->temp = x;
+        } else if (!strcmp(name, "--top-k")) {
+            if (!(rc = parse_int(name, v, 0, INT32_MAX, &n))) o->top_k = (int)n;
+        } else if (!strcmp(name, "--top-p")) {
+            if (!(rc = parse_num(name, v, &x)) && !(x > 0 && x <= 1))
+                rc = usage_error("--top-p: %s is outside (0, 1]", v);
+            o->top_p = x;
+        } else if (!strcmp(name, "--min-p")) {
+            if (!(rc = parse_num(name, v, &x)) && !(x >= 0 && x <= 1))
+                rc = usage_error("--min-p: %s is outside [0, 1]", v);
+            o->min_p = x;
+        } else if (!strcmp(name, "--repeat-penalty")) {
+            if (!(rc = parse_num(name, v, &x)) && !(x > 0))
+                rc = usage_error("--repeat-penalty: %s is not > 0", v);
+            o->penalty = x;
+        } else if (!strcmp(name, "--seed")) {
+            rc = parse_seed(v, &o->seed);
+        } else if (!strcmp(name, "--ctx")) {
+            if (!(rc = parse_int(name, v, 0, INT64_MAX, &n))) o->ctx = n;
+        } else if (!strcmp(name, "--threads")) {
+            if (!(rc = parse_int(name, v, 0, 256, &n))) o->threads = (int)n;
+        } else if (!strcmp(name, "--device")) {
+            if (!strcmp(v, "cpu")) o->device = GEMMA4_DEVICE_CPU;
+            else if (!strcmp(v, "cuda")) o->device = GEMMA4_DEVICE_CUDA;
+            else rc = usage_error("--device: '%s' is not cpu or cuda", v);
+        } else if (!strcmp(name, "--precision")) {
+            if (!strcmp(v, "fp32")) o->precision = GEMMA4_PRECISION_FP32;
+            else if (!strcmp(v, "bf16")) o->precision = GEMMA4_PRECISION_BF16;
+            else rc = usage_error("--precision: '%s' is not fp32 or bf16", v);
+        }
+        if (rc) return rc;
+    }
+    if (!o->model_dir) return usage_error("--model DIR is required");
+    return -1;
+}
+
+// ---- Ctrl-C -----------------------------------------------------------------------------------
+// SIGINT is blocked in every thread (the library's workers inherit the mask) and taken by one
+// thread with sigwait, so no code runs in a signal handler: while a reply is being generated it
+// calls gemma4_session_cancel (safe from any thread), otherwise it ends the program.
+
+static pthread_mutex_t gen_lock = PTHREAD_MUTEX_INITIALIZER;
+static gemma4_session *generating; // the session whose reply is being generated, or NULL
+static atomic_int interrupted;     // Ctrl-C stopped the current reply
+
+static void *sigint_thread(void *arg) {
+    sigset_t *set = arg;
+    for (;;) {
+        int sig;
+        if (sigwait(set, &sig) != 0) continue;
+        pthread_mutex_lock(&gen_lock);
+        if (generating) {
+            atomic_store(&interrupted, 1);
+            gemma4_session_cancel(generating);
+            pthread_mutex_unlock(&gen_lock);
+            continue;
+        }
+        pthread_mutex_unlock(&gen_lock);
+        fputs("\n", stderr);
+        _exit(130);
+    }
+    return NULL;
+}
+
+static void set_generating(gemma4_session *s) {
+    pthread_mutex_lock(&gen_lock);
+    generating = s;
+    pthread_mutex_unlock(&gen_lock);
+}
+
+// ---- library callbacks --------------------------------------------------------------------------
 
 struct reply {
     char *text;
@@ -38,114 +249,248 @@ static int32_t on_token(const char *piece, size_t len, int32_t token, void *user
     return 0;
 }
 
+// Load progress and warnings (with -v or -i; warnings always).
+static void on_log(int32_t level, const char *message, void *user_data) {
+    int verbose = *(const int *)user_data;
+    if (level <= GEMMA4_LOG_WARN || (verbose && level <= GEMMA4_LOG_INFO))
+        fprintf(stderr, "gemma4: %s\n", message);
+}
+
+// Prints the library's message. `what` says which step failed, unless the message already
+// starts with it ("generate: prompt of ..." needs no second "generate: ").
 static int fail(const char *what, gemma4_status st) {
-    fprintf(stderr, "gemma4-chat: %s: %s (%s)\n", what, gemma4_last_error(), gemma4_status_name(st));
+    const char *msg = gemma4_last_error();
+    size_t n = strlen(what);
+    if (!strncmp(msg, what, n) && msg[n] == ':') fprintf(stderr, "gemma4-chat: %s (%s)\n", msg, gemma4_status_name(st));
+    else fprintf(stderr, "gemma4-chat: %s: %s (%s)\n", what, msg, gemma4_status_name(st));
     return 1;
 }
 
-static void usage(void) {
-    fprintf(stderr, "usage: gemma4-chat --model DIR [--prompt TEXT] [--interactive] [--system TEXT]\n"
-                    "       [-n MAX_TOKENS] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
-                    "       [--repeat-penalty R] [--seed S] [--ctx N] [--threads N] [--device cpu|cuda]\n"
-                    "       [--precision fp32|bf16]   (bf16: faster prompts, see gemma4_session_set_precision)\n");
+// Reads all of stdin; NULL (with a message) when it fails or holds no text.
+static char *read_stdin(void) {
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + len, 1, cap - len - 1, stdin);
+        len += got;
+        if (got == 0) break;
+        if (len + 1 == cap) {
+            char *p = realloc(buf, cap *= 2);
+            if (!p) free(buf);
+            buf = p;
+        }
+    }
+    if (!buf || ferror(stdin)) {
+        fprintf(stderr, "gemma4-chat: cannot read the prompt from standard input\n");
+        free(buf);
+        return NULL;
+    }
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) len--;
+    buf[len] = '\0';
+    if (!len) {
+        fprintf(stderr, "gemma4-chat: the prompt on standard input is empty (give --prompt TEXT or -i)\n");
+        free(buf);
+        return NULL;
+    }
+    if (memchr(buf, '\0', len)) {
+        fprintf(stderr, "gemma4-chat: the prompt on standard input contains a NUL byte\n");
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+// ---- the conversation ---------------------------------------------------------------------------
+
+struct conversation {
+    const char **roles;
+    char **contents;
+    size_t n, cap;
+    size_t n_keep; // messages /reset keeps (the system message)
+};
+
+static int conv_add(struct conversation *c, const char *role, const char *content, size_t len) {
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        const char **r = realloc(c->roles, cap * sizeof *r);
+        if (r) c->roles = r;
+        char **t = r ? realloc(c->contents, cap * sizeof *t) : NULL;
+        if (!t) return -1;
+        c->contents = t;
+        c->cap = cap;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy) return -1;
+    memcpy(copy, content, len);
+    copy[len] = '\0';
+    c->roles[c->n] = role;
+    c->contents[c->n++] = copy;
+    return 0;
+}
+
+static void conv_truncate(struct conversation *c, size_t n) {
+    while (c->n > n) free(c->contents[--c->n]);
+}
+
+// One turn: the user's message, the streamed reply, the speed line. Returns a gemma4_status.
+static gemma4_status turn(gemma4_session *chat, struct conversation *c, const char *user,
+                          int32_t max_tokens) {
+    if (conv_add(c, "user", user, strlen(user))) {
+        fprintf(stderr, "gemma4-chat: out of memory\n");
+        return GEMMA4_ERR_OUT_OF_MEMORY;
+    }
+    struct reply r = {0};
+    atomic_store(&interrupted, 0);
+    set_generating(chat);
+    gemma4_status st = gemma4_chat_generate(chat, c->roles, (const char *const *)c->contents, c->n,
+                                            max_tokens, on_token, &r);
+    set_generating(NULL);
+    printf("\n");
+    fflush(stdout);
+    if (st == GEMMA4_ERR_CANCELLED && atomic_load(&interrupted)) {
+        fprintf(stderr, "[stopped]\n");
+        st = GEMMA4_OK; // what was generated stays in the conversation
+    }
+    if (st != GEMMA4_OK) {
+        free(r.text);
+        conv_truncate(c, c->n - 1); // the failed turn is not part of the conversation
+        return fail("generate", st);
+    }
+    if (conv_add(c, "model", r.text ? r.text : "", r.len)) {
+        free(r.text);
+        return GEMMA4_ERR_OUT_OF_MEMORY;
+    }
+    free(r.text);
+    int64_t pt = 0, pus = 0, gt = 0, gus = 0;
+    gemma4_session_info(chat, GEMMA4_SESSION_LAST_PROMPT_TOKENS, &pt);
+    gemma4_session_info(chat, GEMMA4_SESSION_LAST_PROMPT_US, &pus);
+    gemma4_session_info(chat, GEMMA4_SESSION_LAST_GEN_TOKENS, &gt);
+    gemma4_session_info(chat, GEMMA4_SESSION_LAST_GEN_US, &gus);
+    fprintf(stderr, "[prompt: %lld tokens, %.1f tok/s | generation: %lld tokens, %.1f tok/s]\n",
+            (long long)pt, pus > 0 ? pt * 1e6 / pus : 0.0, (long long)gt,
+            gus > 0 ? gt * 1e6 / gus : 0.0);
+    return GEMMA4_OK;
+}
+
+// "gemma4-chat: e2b from DIR: 10.2 GB of weights, CPU, 8 threads, context 8192"
+static void print_model_line(gemma4_model *model, const char *dir) {
+    char variant[32] = "?";
+    size_t n;
+    int64_t bytes = 0, device = 0, threads = 0, ctx = 0;
+    gemma4_model_variant(model, variant, sizeof variant, &n);
+    gemma4_model_info(model, GEMMA4_INFO_WEIGHT_BYTES, &bytes);
+    gemma4_model_info(model, GEMMA4_INFO_DEVICE, &device);
+    gemma4_model_info(model, GEMMA4_INFO_N_THREADS, &threads);
+    gemma4_model_info(model, GEMMA4_INFO_N_CTX, &ctx);
+    fprintf(stderr, "gemma4-chat: %s from %s: %.1f MB of weights, %s, %lld threads, context %lld\n",
+            variant, dir, bytes / 1e6, device == GEMMA4_DEVICE_CUDA ? "CUDA" : "CPU",
+            (long long)threads, (long long)ctx);
 }
 
 int main(int argc, char **argv) {
-    const char *model_dir = NULL, *prompt = NULL, *system = NULL;
-    int interactive = 0, max_tokens = 128, top_k = 0, threads = 0, device = GEMMA4_DEVICE_CPU;
-    int precision = GEMMA4_PRECISION_FP32;
-    float temp = 0.0f, top_p = 1.0f, min_p = 0.0f, penalty = 1.0f;
-    long long ctx = 0;
-    unsigned long long seed = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name) (strcmp(a, name) == 0 && v && ++i)
-        if (OPT("--model")) model_dir = v;
-        else if (OPT("--prompt")) prompt = v;
-        else if (OPT("--system")) system = v;
-        else if (OPT("-n")) max_tokens = atoi(v);
-        else if (OPT("--temp")) temp = strtof(v, NULL);
-        else if (OPT("--top-k")) top_k = atoi(v);
-        else if (OPT("--top-p")) top_p = strtof(v, NULL);
-        else if (OPT("--min-p")) min_p = strtof(v, NULL);
-        else if (OPT("--repeat-penalty")) penalty = strtof(v, NULL);
-        else if (OPT("--seed")) seed = strtoull(v, NULL, 10);
-        else if (OPT("--ctx")) ctx = atoll(v);
-        else if (OPT("--threads")) threads = atoi(v);
-        else if (OPT("--device")) device = strcmp(v, "cuda") == 0 ? GEMMA4_DEVICE_CUDA : GEMMA4_DEVICE_CPU;
-        else if (OPT("--precision") && (!strcmp(v, "fp32") || !strcmp(v, "bf16")))
-            precision = strcmp(v, "bf16") == 0 ? GEMMA4_PRECISION_BF16 : GEMMA4_PRECISION_FP32;
-        else if (strcmp(a, "--interactive") == 0 || strcmp(a, "-i") == 0) interactive = 1;
-        else {
-            usage();
-            return 2;
-        }
-#undef OPT
-    }
-    if (!model_dir || (!prompt && !interactive)) {
-        usage();
-        return 2;
+    struct options o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc >= 0) return rc;
+    rc = 0;
+    int verbose = o.verbose || o.interactive;
+
+    char *stdin_prompt = NULL;
+    if (!o.prompt && !o.interactive) {
+        if (isatty(STDIN_FILENO)) fprintf(stderr, "gemma4-chat: reading the prompt from standard input (end it with Ctrl-D)\n");
+        if (!(stdin_prompt = read_stdin())) return 2;
+        o.prompt = stdin_prompt;
     }
 
+    static sigset_t sigint;
+    sigemptyset(&sigint);
+    sigaddset(&sigint, SIGINT);
+    pthread_t sig_thread;
+    if (pthread_sigmask(SIG_BLOCK, &sigint, NULL) || pthread_create(&sig_thread, NULL, sigint_thread, &sigint)) {
+        fprintf(stderr, "gemma4-chat: cannot set up Ctrl-C handling\n");
+        return 1;
+    }
+
+    gemma4_set_log_callback(on_log, &verbose);
     gemma4_model *model;
     gemma4_session *chat;
-    gemma4_status st = gemma4_load(model_dir, device, 0, ctx, threads, &model);
+    gemma4_status st = gemma4_load(o.model_dir, o.device, 0, o.ctx, o.threads, &model);
     if (st) return fail("load", st);
+    if (verbose) print_model_line(model, o.model_dir);
     if ((st = gemma4_session_new(model, 0, &chat))) return fail("session", st);
     gemma4_model_free(model); // the session keeps it alive
-    if (temp > 0 && (st = gemma4_session_set_sampling(chat, temp, top_k, top_p, min_p)))
+    if (o.temp > 0 &&
+        (st = gemma4_session_set_sampling(chat, (float)o.temp, o.top_k, (float)o.top_p, (float)o.min_p)))
         return fail("sampling", st);
-    if ((st = gemma4_session_set_repetition_penalty(chat, penalty, 64))) return fail("penalty", st);
-    gemma4_session_set_seed(chat, seed);
-    if ((st = gemma4_session_set_precision(chat, precision))) return fail("precision", st);
+    if ((st = gemma4_session_set_repetition_penalty(chat, (float)o.penalty, 64))) return fail("penalty", st);
+    gemma4_session_set_seed(chat, o.seed);
+    if ((st = gemma4_session_set_precision(chat, o.precision))) return fail("precision", st);
 
-    const char *roles[MAX_MESSAGES];
-    char *contents[MAX_MESSAGES];
-    size_t n = 0;
-    if (system) {
-        roles[n] = "system";
-        contents[n++] = strdup(system);
-    }
-    char line[8192];
-    int rc = 0;
+    struct conversation c = {0};
+    if (o.system && conv_add(&c, "system", o.system, strlen(o.system))) return 1;
+    c.n_keep = c.n;
+    if (o.interactive)
+        fprintf(stderr, "gemma4-chat: type a message; /reset starts over, /exit quits, Ctrl-C stops a reply\n");
+
+    char *line = NULL;
+    size_t line_cap = 0;
+    const char *first = o.prompt;
     for (;;) {
-        const char *user = prompt;
+        const char *user = first;
+        first = NULL;
         if (!user) {
+            if (!o.interactive) break;
             printf("> ");
             fflush(stdout);
-            if (!fgets(line, sizeof line, stdin)) break;
-            line[strcspn(line, "\n")] = '\0';
+            ssize_t got = getline(&line, &line_cap, stdin);
+            if (got < 0) {
+                printf("\n");
+                break; // end of input
+            }
+            size_t n = (size_t)got;
+            if (n && line[n - 1] == '\n') n--;
+            if (n && line[n - 1] == '\r') n--;
+            if (memchr(line, '\0', n)) {
+                fprintf(stderr, "gemma4-chat: the line contains a NUL byte; not sent\n");
+                continue;
+            }
+            line[n] = '\0';
             if (!line[0]) continue;
-            user = line;
+            if (!strcmp(line, "/exit") || !strcmp(line, "/quit")) break;
+            if (!strcmp(line, "/reset")) {
+                conv_truncate(&c, c.n_keep);
+                if ((st = gemma4_kv_reset(chat))) {
+                    rc = fail("reset", st);
+                    break;
+                }
+                fprintf(stderr, "[new conversation]\n");
+                continue;
+            }
+            if (!strcmp(line, "/help")) {
+                fprintf(stderr, "/reset: new conversation (keeps --system), /exit: quit, Ctrl-C: stop the reply\n");
+                continue;
+            }
+            if (line[0] == '/' && line[1] != '/') {
+                fprintf(stderr, "gemma4-chat: unknown command %s (/help lists them; start with // to send a '/')\n", line);
+                continue;
+            }
+            user = line[0] == '/' ? line + 1 : line;
         }
-        if (n + 2 > MAX_MESSAGES) break;
-        roles[n] = "user";
-        contents[n++] = strdup(user);
-        struct reply r = {0};
-        st = gemma4_chat_generate(chat, roles, (const char *const *)contents, n, max_tokens,
-                                  on_token, &r);
-        printf("\n");
-        if (st) {
-            free(r.text);
-            rc = fail("generate", st);
+        st = turn(chat, &c, user, o.max_tokens);
+        if (st != GEMMA4_OK && !o.interactive) {
+            rc = 1;
             break;
         }
-        roles[n] = "model";
-        contents[n++] = r.text ? r.text : strdup("");
-        int64_t pt, pus, gt, gus;
-        gemma4_session_info(chat, GEMMA4_SESSION_LAST_PROMPT_TOKENS, &pt);
-        gemma4_session_info(chat, GEMMA4_SESSION_LAST_PROMPT_US, &pus);
-        gemma4_session_info(chat, GEMMA4_SESSION_LAST_GEN_TOKENS, &gt);
-        gemma4_session_info(chat, GEMMA4_SESSION_LAST_GEN_US, &gus);
-        fprintf(stderr, "[prompt: %lld tokens, %.1f tok/s | generation: %lld tokens, %.1f tok/s]\n",
-                (long long)pt, pus > 0 ? pt * 1e6 / pus : 0.0, (long long)gt,
-                gus > 0 ? gt * 1e6 / gus : 0.0);
-        if (prompt) {
-            if (!interactive) break;
-            prompt = NULL;
+        if (atomic_load(&interrupted) && !o.interactive) {
+            rc = 130;
+            break;
         }
+        if (st == GEMMA4_ERR_CONTEXT_FULL) fprintf(stderr, "gemma4-chat: /reset starts a new conversation\n");
     }
-    for (size_t i = 0; i < n; i++) free(contents[i]);
+    free(line);
+    conv_truncate(&c, 0);
+    free(c.roles);
+    free(c.contents);
+    free(stdin_prompt);
     gemma4_session_free(chat);
     return rc;
 }

@@ -4,7 +4,7 @@
 # but every step of the real pipeline runs). Any gemma4-chat flags may be given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install_deps.sh
+GEMMA4_DEPS=build bash scripts/install_deps.sh
 bash scripts/build.sh
 args=("$@")
 [[ " $* " == *" --model "* ]] || args=(--model tests/golden/e2b "${args[@]}")

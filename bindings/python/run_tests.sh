@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs the Python binding's tests against a built libgemma4.
 # usage: bindings/python/run_tests.sh [LIBDIR]   (LIBDIR holds libgemma4.so; default: build/)
-# Installs pytest and numpy with pip if they are missing. Exits non-zero on any failure.
+# Python: $PYTHON, else the active virtual environment, else the repository's (scripts/venv.sh,
+# created with pytest and numpy when missing). Exits non-zero on any failure.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 libdir="${1:-${GEMMA4_LIBRARY:-$root/build}}"
 libdir="$(cd "$(dirname "$libdir")" && pwd)/$(basename "$libdir")"
-PYTHON="${PYTHON:-python3}"
 
 if [ -d "$libdir" ] && [ ! -e "$libdir/libgemma4.so" ]; then
     echo "run_tests.sh: no libgemma4.so in $libdir (build the library first)" >&2
@@ -18,10 +18,16 @@ if [ ! -e "$libdir" ]; then
     exit 2
 fi
 
+# pytest and numpy come from the repository's virtual environment (scripts/venv.sh), never
+# pip-installed into a system Python; an explicit $PYTHON or an active environment is used as is.
+if [ -z "${PYTHON:-}" ] && [ -z "${VIRTUAL_ENV:-}" ]; then
+    PYTHON="$(bash "$root/scripts/venv.sh")/bin/python"
+fi
+PYTHON="${PYTHON:-python3}"
 for mod in pytest numpy; do
-    if ! "$PYTHON" -c "import $mod" 2>/dev/null; then
-        "$PYTHON" -m pip install --quiet "$mod"
-    fi
+    "$PYTHON" -c "import $mod" 2>/dev/null || {
+        echo "run_tests.sh: $PYTHON has no $mod (bash scripts/venv.sh makes an environment with it)" >&2
+        exit 2; }
 done
 
 export GEMMA4_LIBRARY="$libdir"

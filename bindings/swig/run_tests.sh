@@ -3,8 +3,8 @@
 # usage: bindings/swig/run_tests.sh [BUILD_DIR]    (default: <repo>/build-swig)
 # With the top-level hook (option GEMMA4_SWIG -> add_subdirectory(bindings/swig)) it configures
 # the whole project with -DGEMMA4_SWIG=ON; without it, it builds libgemma4 in BUILD_DIR/lib and
-# configures bindings/swig standalone against it. The C# test runs when mcs and mono exist.
-# Needs swig >= 4.0 and Python 3 headers (apt-get install -y swig python3-dev). Exits non-zero
+# configures bindings/swig standalone against it. Needs swig >= 4.0, Python 3 headers and Mono
+# for the C# test (apt-get install -y swig python3-dev mono-devel, or scripts/install_deps.sh). Exits non-zero
 # on any failure.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

