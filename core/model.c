@@ -47,7 +47,7 @@ g4_status g4_model_load_flags(struct g4_model **out, const char *dir, enum g4_de
     const bool gguf = is_gguf_file(dir, &sb);
     if (!gguf && !S_ISDIR(sb.st_mode))
         return g4_fail(G4_ERR_IO, "%s: not a directory (a model directory or a .gguf file)", dir);
-    g4_log(G4_LOG_INFO, "load %s: reading the %s", dir, gguf ? "GGUF metadata" : "config.json");
+    g4_log(G4_LOG_INFO, "load %s: reading %s", dir, gguf ? "the GGUF metadata" : "config.json");
     struct g4_model *m;
     G4_TRY(g4_calloc((void **)&m, 1, sizeof *m, "model"));
     g4_status st;

@@ -309,6 +309,38 @@ struct conversation {
     size_t n_keep; // messages /reset keeps (the system message)
 };
 
+// Replaces each byte that is not part of a valid UTF-8 sequence with U+FFFD, in a new string.
+// The streamed reply of a model can hold such bytes (a byte token that starts no sequence), and
+// the chat functions take only valid UTF-8 back.
+static char *utf8_clean(const char *s, size_t len, size_t *n_out) {
+    char *out = malloc(len * 3 + 1), *o = out;
+    if (!out) return NULL;
+    for (size_t i = 0; i < len;) {
+        unsigned char b = (unsigned char)s[i];
+        size_t n = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
+        int ok = n > 0 && i + n <= len;
+        for (size_t k = 1; ok && k < n; k++) ok = ((unsigned char)s[i + k] >> 6) == 2;
+        if (ok && n > 1) { // no overlong forms, surrogates or code points past U+10FFFF
+            unsigned cp = b & (0x7f >> n);
+            for (size_t k = 1; k < n; k++) cp = cp << 6 | ((unsigned char)s[i + k] & 0x3f);
+            ok = cp >= (n == 2 ? 0x80u : n == 3 ? 0x800u : 0x10000u) && cp <= 0x10ffff &&
+                 !(cp >= 0xd800 && cp <= 0xdfff);
+        }
+        if (ok) {
+            memcpy(o, s + i, n);
+            o += n;
+            i += n;
+        } else {
+            memcpy(o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        }
+    }
+    *o = '\0';
+    *n_out = (size_t)(o - out);
+    return out;
+}
+
 static int conv_add(struct conversation *c, const char *role, const char *content, size_t len) {
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 16;
@@ -356,11 +388,15 @@ static gemma4_status turn(gemma4_session *chat, struct conversation *c, const ch
         conv_truncate(c, c->n - 1); // the failed turn is not part of the conversation
         return fail("generate", st);
     }
-    if (conv_add(c, "model", r.text ? r.text : "", r.len)) {
-        free(r.text);
+    size_t n_clean = 0;
+    char *clean = utf8_clean(r.text ? r.text : "", r.len, &n_clean);
+    free(r.text);
+    if (!clean || conv_add(c, "model", clean, n_clean)) {
+        free(clean);
+        fprintf(stderr, "gemma4-chat: out of memory\n");
         return GEMMA4_ERR_OUT_OF_MEMORY;
     }
-    free(r.text);
+    free(clean);
     int64_t pt = 0, pus = 0, gt = 0, gus = 0;
     gemma4_session_info(chat, GEMMA4_SESSION_LAST_PROMPT_TOKENS, &pt);
     gemma4_session_info(chat, GEMMA4_SESSION_LAST_PROMPT_US, &pus);
