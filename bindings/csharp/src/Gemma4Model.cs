@@ -27,14 +27,19 @@ namespace Gemma4
 
         // Loads a Hugging Face Gemma 4 checkpoint directory. nCtx <= 0: min(8192, model max);
         // nThreads <= 0: all processors. Throws Gemma4Exception (IO for a missing directory,
-        // Format/Config for a bad checkpoint, Device/Unsupported for CUDA problems).
+        // Format/Config for a bad checkpoint, Device/Unsupported for CUDA problems). The weight
+        // files are memory-mapped and must not be truncated or rewritten while loaded (SIGBUS);
+        // inMemory reads them into memory instead (GEMMA4_LOAD_IN_MEMORY).
         public static Gemma4Model Load(string modelDir, long nCtx = 0, int nThreads = 0,
-                                       Gemma4Device device = Gemma4Device.Cpu, int deviceIndex = 0)
+                                       Gemma4Device device = Gemma4Device.Cpu, int deviceIndex = 0,
+                                       bool inMemory = false)
         {
             byte[] dir = Utf8.NulTerminated(modelDir, "modelDir");
             ModelHandle h;
             int st;
-            fixed (byte* p = dir) st = NativeMethods.gemma4_load(p, (int)device, deviceIndex, nCtx, nThreads, out h);
+            fixed (byte* p = dir)
+                st = NativeMethods.gemma4_load_ex(p, (int)device, deviceIndex, nCtx, nThreads,
+                                                  inMemory ? 1u : 0u, out h);
             if (st != 0)
             {
                 Gemma4Exception e = Gemma4Exception.FromLastError(st);

@@ -40,6 +40,10 @@ namespace Gemma4
         internal static extern int gemma4_load(byte* modelDir, int device, int deviceIndex,
                                                long nCtx, int nThreads, out ModelHandle model);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int gemma4_load_ex(byte* modelDir, int device, int deviceIndex,
+                                                  long nCtx, int nThreads, uint flags,
+                                                  out ModelHandle model);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern void gemma4_model_free(IntPtr model);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern int gemma4_model_info(ModelHandle model, int key, long* value);

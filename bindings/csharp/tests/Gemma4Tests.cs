@@ -30,6 +30,7 @@ static partial class Gemma4Tests
             T("version_and_status_names", VersionAndStatusNames),
             T("logits_match_reference_e2b", () => LogitsMatchReference("e2b")),
             T("logits_match_reference_moe", () => LogitsMatchReference("moe")),
+            T("load_in_memory_survives_truncation", LoadInMemorySurvivesTruncation),
             T("greedy_tokens_match_reference", GreedyTokensMatchReference),
             T("greedy_text", GreedyText),
             T("tokenize_detokenize_roundtrip", TokenizeRoundTrip),
@@ -180,6 +181,32 @@ static partial class Gemma4Tests
     }
 
     // Token by token, so every row of the reference (not only the last) is compared.
+    static void LoadInMemorySurvivesTruncation()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "g4cs_inmem_" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            foreach (string f in new[] { "config.json", "model.safetensors" })
+                File.Copy(Path.Combine(golden, "e2b", f), Path.Combine(dir, f));
+            Reference re = ReadReference("e2b");
+            using (Gemma4Model m = Gemma4Model.Load(dir, 64, 2, inMemory: true))
+            {
+                using (var fs = new FileStream(Path.Combine(dir, "model.safetensors"), FileMode.Truncate)) { }
+                using (Gemma4Session s = m.CreateSession())
+                {
+                    int V = re.Vocab;
+                    var tokens = new int[] { re.Tokens[0], re.Tokens[1], re.Tokens[2], re.Tokens[3] };
+                    float[] last = s.StepLogits(tokens);
+                    var refRow = new float[V];
+                    Array.Copy(re.Logits, 3 * V, refRow, 0, V);
+                    Assert(CompareRel(last, refRow, "in-memory load after truncation") <= 1e-4, "logits within 1e-4");
+                }
+            }
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
     static void LogitsMatchReference(string fixture)
     {
         Reference re = ReadReference(fixture);

@@ -232,13 +232,15 @@ static ERL_NIF_TERM live_handles_nif(ErlNifEnv *env, int argc, const ERL_NIF_TER
                             enif_make_long(env, atomic_load(&n_live_sessions)));
 }
 
-// load(path, device, device_index, n_ctx, n_threads) on a dirty I/O scheduler
+// load(path, device, device_index, n_ctx, n_threads, flags) on a dirty I/O scheduler
 static ERL_NIF_TERM load_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     (void)argc;
     int device, device_index, n_threads, has_nul = 0;
+    unsigned flags;
     ErlNifSInt64 n_ctx;
     if (!enif_get_int(env, argv[1], &device) || !enif_get_int(env, argv[2], &device_index) ||
-        !enif_get_int64(env, argv[3], &n_ctx) || !enif_get_int(env, argv[4], &n_threads))
+        !enif_get_int64(env, argv[3], &n_ctx) || !enif_get_int(env, argv[4], &n_threads) ||
+        !enif_get_uint(env, argv[5], &flags))
         return enif_make_badarg(env);
     char *path = get_cstring(env, argv[0], &has_nul);
     if (!path) return enif_make_badarg(env);
@@ -247,7 +249,7 @@ static ERL_NIF_TERM load_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
         return error_msg(env, code_atoms[GEMMA4_ERR_INVALID_ARGUMENT], "path contains a NUL byte");
     }
     gemma4_model *model = NULL;
-    gemma4_status st = gemma4_load(path, device, device_index, n_ctx, n_threads, &model);
+    gemma4_status st = gemma4_load_ex(path, device, device_index, n_ctx, n_threads, flags, &model);
     free(path);
     if (st != GEMMA4_OK) return status_error(env, st);
     struct model_res *m = enif_alloc_resource(model_type, sizeof *m);
@@ -1020,7 +1022,7 @@ static int load(ErlNifEnv *env, void **priv_data, ERL_NIF_TERM load_info) {
 static ErlNifFunc funcs[] = {
     {"version", 0, version_nif, 0},
     {"live_handles", 0, live_handles_nif, 0},
-    {"load", 5, load_nif, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"load", 6, load_nif, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"model_info", 2, model_info_nif, 0},
     {"model_variant", 1, model_variant_nif, 0},
     {"tokenize", 3, tokenize_nif, ERL_NIF_DIRTY_JOB_CPU_BOUND},

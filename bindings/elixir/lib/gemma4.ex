@@ -90,7 +90,9 @@ defmodule Gemma4 do
   Loads a Hugging Face Gemma 4 checkpoint directory.
 
   Options: `:device` (`:cpu` (default) or `:cuda`), `:device_index` (0), `:n_ctx` (default
-  context of new sessions; 0 = min(8192, the model's maximum)), `:n_threads` (0 = all cores).
+  context of new sessions; 0 = min(8192, the model's maximum)), `:n_threads` (0 = all cores),
+  `:in_memory` (false: the weight files are memory-mapped and must not be truncated or rewritten
+  while loaded, which would kill the VM with SIGBUS; true: they are read into memory).
   """
   @spec load(Path.t(), keyword()) :: {:ok, model()} | error()
   def load(path, opts \\ []) do
@@ -106,7 +108,8 @@ defmodule Gemma4 do
       device,
       Keyword.get(opts, :device_index, 0),
       Keyword.get(opts, :n_ctx, 0),
-      Keyword.get(opts, :n_threads, 0)
+      Keyword.get(opts, :n_threads, 0),
+      if(Keyword.get(opts, :in_memory, false), do: 1, else: 0)
     )
   end
 

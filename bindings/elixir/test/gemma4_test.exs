@@ -96,6 +96,26 @@ defmodule Gemma4Test do
       end
     end
 
+    test "in_memory: the loaded model survives truncation of its weight file" do
+      dir = Path.join(System.tmp_dir!(), "g4ex_inmem_#{System.unique_integer([:positive])}")
+      File.mkdir_p!(dir)
+
+      try do
+        for f <- ["config.json", "model.safetensors"], do: File.cp!(Path.join(fixture("e2b"), f), Path.join(dir, f))
+        r = reference("e2b")
+        {:ok, model} = Gemma4.load(dir, n_ctx: 64, n_threads: 2, in_memory: true)
+        File.write!(Path.join(dir, "model.safetensors"), "")
+        s = session!(model)
+        {:ok, got} = Gemma4.step(s, Enum.take(r.tokens, 4), logits: true)
+        {:ok, m2} = Gemma4.load(fixture("e2b"), n_ctx: 64, n_threads: 2)
+        s2 = session!(m2)
+        {:ok, want} = Gemma4.step(s2, Enum.take(r.tokens, 4), logits: true)
+        assert got == want
+      after
+        File.rm_rf!(dir)
+      end
+    end
+
     test "logits of a prefill split in two steps equal the one-step prefill" do
       r = reference("e2b")
       model = load!("e2b")

@@ -26,7 +26,7 @@ defmodule Gemma4.Native do
 
   def version, do: nif()
   def live_handles, do: nif()
-  def load(_path, _device, _device_index, _n_ctx, _n_threads), do: nif()
+  def load(_path, _device, _device_index, _n_ctx, _n_threads, _flags), do: nif()
   def model_info(_model, _key), do: nif()
   def model_variant(_model), do: nif()
   def tokenize(_model, _text, _flags), do: nif()
