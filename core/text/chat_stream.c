@@ -31,6 +31,7 @@ static void bput(struct g4_chat_stream *p, struct g4_chat_buf *b, const char *s,
 }
 
 static void bdrop(struct g4_chat_buf *b, size_t n) { // removes the first n bytes
+    if (n == 0) return;
     memmove(b->s, b->s + n, b->n - n);
     b->n -= n;
     if (b->s) b->s[b->n] = '\0';
