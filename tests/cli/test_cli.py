@@ -137,6 +137,10 @@ check("Ctrl-C without -i: stops, exit 130", p.returncode == 130 and b"[stopped]"
 p = start(["-i"])
 time.sleep(1.0)  # loaded and waiting at "> "
 p.send_signal(signal.SIGINT)
+try:
+    p.wait(timeout=60)  # stdin stays open: only the signal can end it
+except subprocess.TimeoutExpired:
+    p.kill()
 out, err = p.communicate(timeout=60)
 check("Ctrl-C at the prompt quits", p.returncode == 130, (p.returncode, err))
 
