@@ -820,9 +820,9 @@ static void compare_configs(const char *fixture, const struct g4_config *a, cons
     SAME(v_norm); SAME(n_kv_slots); SAME(chat_gen_prompt);
     // num_global_key_value_heads: transformers moves it into per_layer_config; per layer below
     assert_string_equal(a->variant, b->variant);
-    for (int e = 0; e < a->n_eos; e++) { // the GGUF's end ids are among config.json's
+    for (int f = 0; f < b->n_eos; f++) { // config.json's end ids are among the GGUF's
         bool found = false;
-        for (int f = 0; f < b->n_eos; f++) found |= a->eos_token_id[e] == b->eos_token_id[f];
+        for (int e = 0; e < a->n_eos; e++) found |= a->eos_token_id[e] == b->eos_token_id[f];
         assert_true(found);
     }
     for (int il = 0; il < a->num_hidden_layers; il++) {
@@ -870,6 +870,7 @@ static void test_golden_config(void **state) {
     assert_true(c.use_double_wide_mlp && c.num_kv_shared_layers == 3 && c.hidden_size_per_layer_input == 8);
     assert_int_equal(c.layer[3].rope_type, G4_ROPE_PROPORTIONAL);
     assert_int_equal(c.layer[3].n_rope_pairs, 4); // 0.25 of 16 pairs, from rope_freqs
+    assert_true(c.n_eos == 2 && c.eos_token_id[0] == 1 && c.eos_token_id[1] == 6); // <eos>, <turn|> (tokenizer_small)
     g4_gguf_free(&g);
     open_golden(&g, "moe");
     assert_int_equal(g4_gguf_config_load(&c, &g, "moe"), G4_OK);
@@ -1089,7 +1090,8 @@ static void test_model_errors(void **state) {
     ONE("e2b", M(.tensor = "token_embd.weight", .retype = true, .ttype = 26), G4_ERR_UNSUPPORTED,
         "tensor token_embd.weight has dtype I32; matrices need");
     ONE("e2b", M(.tensor = "blk.0.attn_k.weight", .swap_dims = true), G4_ERR_FORMAT,
-        "tensor blk.0.attn_k.weight has shape [64,32], config needs [32,64]");
+        "tensor blk.0.attn_k.weight has shape [64,32], config needs [32,64] (transformers order: "
+        "GGUF's ne reversed)");
     ONE("e2b", M(.tensor = "blk.0.inp_gate.weight", .rename = "blk.0.inp_gate2.weight"), G4_ERR_FORMAT,
         "missing tensor blk.0.inp_gate.weight");
     // names the map does not know are refused under their own name

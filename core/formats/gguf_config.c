@@ -178,6 +178,19 @@ static g4_status token_ids(const struct g4_gguf *g, struct g4_config *c, const c
         }
     }
     if (c->n_eos == 0) c->eos_token_id[c->n_eos++] = 1;
+    // llama.cpp also ends generation on these tokens wherever the vocabulary has them
+    // (llama-vocab.cpp's end-of-generation list; the released configs' eos_token_id [1, 106]).
+    static const char *const eog[] = {"<eos>", "<end_of_turn>", "<turn|>"};
+    const struct g4_gguf_kv *toks = g4_gguf_find_kv(g, "tokenizer.ggml.tokens");
+    for (uint64_t id = 0; toks && toks->elem_type == G4_GGUF_STRING && id < toks->n && id <= INT_MAX; id++) {
+        struct g4_gguf_str t = toks->strs[id];
+        for (size_t k = 0; k < G4_COUNT(eog); k++) {
+            if (t.n != strlen(eog[k]) || memcmp(t.p, eog[k], (size_t)t.n) != 0) continue;
+            bool dup = false;
+            for (int e = 0; e < c->n_eos; e++) dup |= c->eos_token_id[e] == (int)id;
+            if (!dup && c->n_eos < G4_MAX_EOS) c->eos_token_id[c->n_eos++] = (int)id;
+        }
+    }
     return G4_OK;
 }
 

@@ -12,7 +12,8 @@
 //   layers' frozen pairs in rope_freqs; gemma3 rotates whole heads), .rope.scaling.type/.factor
 //   (gemma3 full layers: linear), .attention.shared_kv_layers, .embedding_length_per_layer_input,
 //   .final_logit_softcapping, .expert_count, .expert_used_count, .expert_feed_forward_length,
-//   tokenizer.ggml.bos/eos/eot/eom/padding_token_id.
+//   tokenizer.ggml.bos/eos/eot/eom/padding_token_id (end of generation also on the tokens
+//   <eos>, <end_of_turn>, <turn|> of tokenizer.ggml.tokens, as llama.cpp).
 // From tensors: vocab_size = token_embd rows (the converter drops the padding rows beyond the
 // tokenizer's), tie_word_embeddings = no `output` tensor, vocab_size_per_layer_input =
 // per_layer_token_embd rows, attention_k_eq_v = the full layers that write K/V have no attn_v,

@@ -166,5 +166,7 @@ g4_status g4_gguf_weights_bind(struct g4_weights *w, const struct g4_config *cfg
     if (s == G4_OK) return s;
     char msg[1024];
     to_gguf_names(g4_last_error(), msg, sizeof msg);
-    return g4_fail(s, "%s", msg);
+    // Shapes are printed in transformers' order, the reverse of GGUF's ne.
+    bool shape = strstr(msg, "has shape [") != NULL;
+    return g4_fail(s, "%s%s", msg, shape ? " (transformers order: GGUF's ne reversed)" : "");
 }
