@@ -30,7 +30,7 @@ static const char usage_text[] =
     "Chats with a Gemma 4 checkpoint directory (config.json, *.safetensors, tokenizer.json).\n"
     "The prompt is --prompt TEXT, else standard input (read to its end) unless -i is given.\n"
     "\n"
-    "  -m, --model DIR         checkpoint directory (required)\n"
+    "  -m, --model DIR         checkpoint directory or .gguf file (required)\n"
     "  -p, --prompt TEXT       the user message (with -i: the first one)\n"
     "  -i, --interactive       chat turn by turn; /reset starts over, /exit quits, Ctrl-C stops\n"
     "                          the reply being generated (at the prompt it quits)\n"
