@@ -19,8 +19,10 @@
 #include "quant_act.h"
 #include "quant_dequant.h"
 #include "quant_dot.h"
+#include "safetensors.h"
 #include "session.h"
 #include "threadpool.h"
+#include "weights.h"
 
 #define SENTINEL 12345.0f
 #define GUARD 16
@@ -541,6 +543,51 @@ static void test_forward_quantized(void **state) {
     free(lf), free(lq), free(lfast), free(lstep), free(r.blob);
 }
 
+// g4_weights_bind on block types (as a GGUF gives them): matrices whose rows are whole blocks are
+// taken, kept where they are; a quantized norm weight or a matrix whose rows are not whole
+// blocks is refused with the tensor named. (The e2b checkpoint's dtypes relabelled in memory.)
+static void expect_bind(struct g4_safetensors *st, const struct g4_config *cfg, const char *name,
+                        enum g4_dtype dt, g4_status code, const char *msg) {
+    struct g4_tensor *t = (struct g4_tensor *)g4_safetensors_find(st, name);
+    assert_non_null(t);
+    const enum g4_dtype saved = t->dtype;
+    t->dtype = dt;
+    struct g4_weights w;
+    const g4_status got = g4_weights_bind(&w, cfg, st, "e2b");
+    print_message("%s as %s -> %s %s\n", name, g4_dtype_name(dt), g4_status_name(got),
+                  got ? g4_last_error() : "");
+    assert_int_equal(got, code);
+    if (msg) assert_non_null(strstr(g4_last_error(), msg));
+    if (got == G4_OK) {
+        assert_true(w.layer[0].q_proj.dtype == dt || w.embed_tokens.dtype == dt);
+        g4_weights_free(&w);
+    }
+    t->dtype = saved;
+}
+
+static void test_bind_quantized(void **state) {
+    (void)state;
+    struct g4_config cfg;
+    struct g4_safetensors st;
+    const char *dir = g4_src_path("tests/golden/e2b");
+    assert_int_equal(g4_config_load(&cfg, dir), G4_OK);
+    assert_int_equal(g4_safetensors_open(&st, dir), G4_OK);
+    const char *q = g4_safetensors_find(&st, "model.layers.0.self_attn.q_proj.weight")
+                        ? "model.layers.0.self_attn.q_proj.weight"
+                        : "model.language_model.layers.0.self_attn.q_proj.weight";
+    char norm[128], proj[128], emb[128];
+    snprintf(norm, sizeof norm, "%.*sinput_layernorm.weight", (int)(strstr(q, "self_attn") - q), q);
+    snprintf(proj, sizeof proj, "%.*sper_layer_projection.weight", (int)(strstr(q, "self_attn") - q), q);
+    snprintf(emb, sizeof emb, "%.*sembed_tokens.weight", (int)(strstr(q, "layers.") - q), q);
+    expect_bind(&st, &cfg, q, G4_DTYPE_Q8_0, G4_OK, NULL);        // 64 columns: 2 blocks
+    expect_bind(&st, &cfg, emb, G4_DTYPE_Q5_0, G4_OK, NULL);      // the tied table too
+    expect_bind(&st, &cfg, q, G4_DTYPE_Q4_K, G4_ERR_FORMAT, "not a multiple of its 256-element blocks");
+    expect_bind(&st, &cfg, proj, G4_DTYPE_Q4_0, G4_ERR_FORMAT, "per_layer_projection.weight is Q4_0");
+    expect_bind(&st, &cfg, norm, G4_DTYPE_Q8_0, G4_ERR_UNSUPPORTED, "input_layernorm.weight has dtype Q8_0");
+    expect_bind(&st, &cfg, q, G4_DTYPE_I32, G4_ERR_UNSUPPORTED, "matrices need F32, F16, BF16 or a ggml block type");
+    g4_safetensors_free(&st);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dequant_bit_exact),
@@ -549,6 +596,7 @@ int main(void) {
         cmocka_unit_test(test_quant_act),
         cmocka_unit_test(test_matmul_fast),
         cmocka_unit_test(test_forward_quantized),
+        cmocka_unit_test(test_bind_quantized),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,12 @@
 // Tiles exist for AVX-512 (MT 6), AVX2/FMA/F16C (MT 2) and portable C (the reference the others
 // are tested against), each specialised per dtype and per token count so the accumulators stay
 // in registers.
+//
+// Block-quantized weights (GGUF): the exact path (quant_part) dequantizes each MR x KC slice once
+// per token block into a buffer the fp32 tiles read (quant_dequant.h), and one token goes
+// through quant_gemv.h (blocks dequantized in registers) where the level has it. The
+// GEMMA4_PRECISION_BF16 path quantizes the activations to 8 bits (quant_act.h): up to 3 tokens
+// run integer dot products (quant_dot.h, q8_part), more run the exact path on the 8-bit values.
 #include "matmul_cpu.h"
 
 #include <stdbool.h>
