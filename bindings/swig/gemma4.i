@@ -145,6 +145,7 @@ class Gemma4Error(Exception):
 // own the handles; exporting them raw as well would reintroduce manual frees.
 %ignore gemma4_set_log_callback;
 %ignore gemma4_load;
+%ignore gemma4_load_ex;
 %ignore gemma4_model_free;
 %ignore gemma4_model_info;
 %ignore gemma4_model_variant;
@@ -200,10 +201,13 @@ class Session;
 
 class Model {
 public:
-    // gemma4_load; device 0 = CPU, 1 = CUDA.
+    // gemma4_load_ex; device 0 = CPU, 1 = CUDA; flags GEMMA4_LOAD_IN_MEMORY reads the weight
+    // files into memory instead of mapping them (a mapped file must not change while loaded).
     Model(const std::string &model_dir, int32_t device = GEMMA4_DEVICE_CPU,
-          int32_t device_index = 0, int64_t n_ctx = 0, int32_t n_threads = 0) : h_(nullptr) {
-        if (!g4swig_check(gemma4_load(model_dir.c_str(), device, device_index, n_ctx, n_threads, &h_)))
+          int32_t device_index = 0, int64_t n_ctx = 0, int32_t n_threads = 0,
+          uint32_t flags = 0) : h_(nullptr) {
+        if (!g4swig_check(gemma4_load_ex(model_dir.c_str(), device, device_index, n_ctx, n_threads,
+                                         flags, &h_)))
             throw g4swig_error();
     }
     ~Model() { gemma4_model_free(h_); }
