@@ -42,12 +42,23 @@ bf16 = np.array([0x3F80, 0x4000, 0xC040, 0x4080], dtype=np.uint16)  # 1, 2, -3, 
 w.add_tensor("bf16", bf16.view(np.uint8).reshape(2, 4), raw_dtype=Q.BF16)
 # Block types quantized by the package (byte-identical to ggml for these three).
 x = rng.standard_normal((2, 64)).astype(np.float32)
+# Each with <name>.expected: the package's dequantization (equal to ggml's) as F32.
 for name, qt in (("q8_0", Q.Q8_0), ("q4_0", Q.Q4_0), ("q5_0", Q.Q5_0)):
-    w.add_tensor(name, gguf.quants.quantize(x, qt), raw_dtype=qt)
-# K-quants: the package cannot quantize them; random blocks of the right size, 2 rows of 256.
+    q = gguf.quants.quantize(x, qt)
+    w.add_tensor(name, q, raw_dtype=qt)
+    w.add_tensor(name + ".expected", gguf.quants.dequantize(q, qt).astype(np.float32))
+# K-quants: the package cannot quantize them; random blocks of the right size, 2 rows of 256,
+# with the fp16 scales (d, dmin) set to small finite values.
 for name, qt in (("q4_k", Q.Q4_K), ("q5_k", Q.Q5_K), ("q6_k", Q.Q6_K)):
     bs, ts = gguf.GGML_QUANT_SIZES[qt]
-    w.add_tensor(name, rng.integers(0, 256, (2, 256 // bs * ts), dtype=np.uint8), raw_dtype=qt)
+    q = rng.integers(0, 256, (2, 256 // bs * ts), dtype=np.uint8)
+    d = rng.uniform(-0.1, 0.1, (2, 2)).astype(np.float16).view(np.uint8).reshape(2, 4)
+    if qt == Q.Q6_K:
+        q[:, ts - 2:] = d[:, :2]  # d is the block's last field
+    else:
+        q[:, :4] = d  # d, dmin first
+    w.add_tensor(name, q, raw_dtype=qt)
+    w.add_tensor(name + ".expected", gguf.quants.dequantize(q, qt).astype(np.float32))
 # A 3-D and a 4-D tensor.
 w.add_tensor("f32_3d", np.zeros((2, 3, 4), dtype=np.float32))
 w.add_tensor("f32_4d", np.ones((1, 2, 1, 3), dtype=np.float32))
@@ -57,3 +68,39 @@ w.write_kv_data_to_file()
 w.write_tensors_to_file()
 w.close()
 print(out, os.path.getsize(out), "bytes")
+
+# golden_e2b_q.gguf: golden_e2b.gguf (llama.cpp's converter output, F32) with its matrices
+# quantized by the package (byte-identical to ggml for these types): attention and PLE
+# projections Q8_0, MLP Q4_0, embeddings Q5_0; rows not a whole number of 32-element blocks
+# (blk.N.proj: 8 wide) and vectors stay F32. test_gguf.c runs it against its own dequantization.
+src = gguf.GGUFReader(os.path.join(here, "golden_e2b.gguf"))
+out_q = os.path.join(here, "golden_e2b_q.gguf")
+w = gguf.GGUFWriter(out_q, arch="gemma4")
+for name, field in src.fields.items():
+    if name.startswith("GGUF.") or name == "general.architecture":
+        continue
+    vtype = field.types[0]
+    sub = field.types[-1] if vtype == V.ARRAY else None
+    w.add_key_value(name, field.contents(), vtype, sub_type=sub)
+
+
+def qtype(name):
+    if name.endswith(("ffn_gate.weight", "ffn_up.weight", "ffn_down.weight")):
+        return Q.Q4_0
+    if name in ("token_embd.weight", "per_layer_token_embd.weight"):
+        return Q.Q5_0
+    return Q.Q8_0
+
+
+for t in src.tensors:
+    data = np.array(t.data)
+    if data.ndim == 2 and data.shape[1] % 32 == 0 and t.tensor_type == Q.F32:
+        qt = qtype(t.name)
+        w.add_tensor(t.name, gguf.quants.quantize(data, qt), raw_dtype=qt)
+    else:
+        w.add_tensor(t.name, data)
+w.write_header_to_file()
+w.write_kv_data_to_file()
+w.write_tensors_to_file()
+w.close()
+print(out_q, os.path.getsize(out_q), "bytes")
