@@ -243,6 +243,15 @@ g4_status g4_chat_complete(struct g4_session *s, const cJSON *msgs, const cJSON 
     s->usage_completion = 0;
     s->last_prompt_tokens = (int64_t)(n - keep);
     s->last_gen_tokens = s->last_gen_us = 0;
+    // A prompt that ends inside an open channel (Gemma 4 with thinking on, after tool results:
+    // the generation prompt is "<|channel>thought\n") makes the reply start as reasoning.
+    const int32_t channel = g4_tokenizer_find(tok, "<|channel>");
+    bool in_thought = false;
+    for (size_t i = n; i-- > 0;)
+        if (g4_tokenizer_is_special(tok, ids[i])) {
+            in_thought = ids[i] == channel;
+            break;
+        }
     int64_t t0 = now_us();
     g4_status st = g4_session_step(s, ids + keep, (int64_t)(n - keep), NULL, false);
     free(ids);
@@ -252,6 +261,7 @@ g4_status g4_chat_complete(struct g4_session *s, const cJSON *msgs, const cJSON 
 
     struct g4_chat_stream p;
     g4_chat_stream_init(&p, tools, (const char *const *)s->stops, s->n_stops, on_event, user_data);
+    if (in_thought) g4_chat_stream_in_reasoning(&p);
     const int32_t end_of_turn =
         g4_tokenizer_find(tok, g4_chat_end_of_turn((enum g4_chat_format)s->model->cfg.chat_format));
     const int32_t tool_response = g4_tokenizer_find(tok, "<|tool_response>");

@@ -158,12 +158,14 @@ static void test_thinking_and_tool_call(void **state) {
         "\"tool_calls\":[{\"id\":\"call_0\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
         "\"arguments\":\"{\\\"city\\\": \\\"Paris\\\"}\"}}]},"
         "{\"role\":\"tool\",\"tool_call_id\":\"call_0\",\"content\":\"Sunny, 21 C\"}]";
-    force(s, "It is sunny.<turn|>");
+    // With thinking on, the prompt after tool results ends in an open "<|channel>thought\n"
+    // (the template's cue): the reply begins as reasoning.
+    force(s, "Sunny, so say so.<channel|>It is sunny.<turn|>");
     memset(&e, 0, sizeof e);
     assert_int_equal(gemma4_chat_complete(s, TURN2, TOOLS, GEMMA4_CHAT_THINKING, 100, on_event, &e),
                      GEMMA4_OK);
+    assert_string_equal(e.reasoning, "Sunny, so say so.");
     assert_string_equal(e.text, "It is sunny.");
-    assert_string_equal(e.reasoning, "");
     assert_int_equal(info(s, GEMMA4_SESSION_FINISH_REASON), GEMMA4_FINISH_STOP);
     const int64_t cached = info(s, GEMMA4_SESSION_USAGE_CACHED_TOKENS);
     assert_int_equal(info(s, GEMMA4_SESSION_USAGE_PROMPT_TOKENS),
@@ -174,6 +176,23 @@ static void test_thinking_and_tool_call(void **state) {
     // the whole first reply up to <tool_call|>: more than the first prompt.
     assert_true(cached > (int64_t)n1);
     assert_non_null(strstr(result(s), "\"tool_calls\":[],\"finish_reason\":\"stop\""));
+    // The rendered prompt does end in the open channel.
+    char text[4096];
+    size_t tn = 0;
+    int32_t ids[1024];
+    size_t n2 = 0;
+    assert_int_equal(gemma4_chat_tokenize_json(M, TURN2, TOOLS, 1 | GEMMA4_CHAT_THINKING, ids, 1024, &n2),
+                     GEMMA4_OK);
+    assert_int_equal(gemma4_detokenize(M, ids, n2, 0, text, sizeof text, &tn), GEMMA4_OK);
+    // (the template closes the turn after content, then still cues the thought: faithful)
+    assert_non_null(strstr(text, "<tool_response|>Let me check.<turn|>\n<|channel>thought\n"));
+    assert_int_equal(strcmp(text + tn - strlen("<|channel>thought\n"), "<|channel>thought\n"), 0);
+    // Thinking off: no open channel, the reply is text.
+    force(s, "Plain.<turn|>");
+    memset(&e, 0, sizeof e);
+    assert_int_equal(gemma4_chat_complete(s, TURN2, TOOLS, 0, 100, on_event, &e), GEMMA4_OK);
+    assert_string_equal(e.text, "Plain.");
+    assert_string_equal(e.reasoning, "");
     gemma4_session_free(s);
 }
 

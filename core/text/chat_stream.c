@@ -49,6 +49,8 @@ void g4_chat_stream_init(struct g4_chat_stream *p, const cJSON *tools, const cha
     if (!p->calls) p->st = g4_fail(G4_ERR_OUT_OF_MEMORY, "chat stream");
 }
 
+void g4_chat_stream_in_reasoning(struct g4_chat_stream *p) { p->state = S_REASONING; }
+
 void g4_chat_stream_free(struct g4_chat_stream *p) {
     struct g4_chat_buf *bufs[] = {&p->pend, &p->rpend, &p->header, &p->call, &p->text,
                                   &p->reasoning};

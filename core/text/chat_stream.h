@@ -54,6 +54,9 @@ struct g4_chat_stream {
 void g4_chat_stream_init(struct g4_chat_stream *p, const cJSON *tools, const char *const *stops,
                          int n_stops, g4_chat_event_fn fn, void *user_data);
 void g4_chat_stream_free(struct g4_chat_stream *p);
+// The prompt already opened the thought channel (and its "thought\n" header): the first tokens
+// are reasoning, up to "<channel|>".
+void g4_chat_stream_in_reasoning(struct g4_chat_stream *p);
 // One generated token: its text, and whether it is a special (control) token. Returns true when
 // generation should stop (p->stop).
 bool g4_chat_stream_token(struct g4_chat_stream *p, const char *piece, size_t len, bool special);

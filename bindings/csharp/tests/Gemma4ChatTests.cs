@@ -67,8 +67,10 @@ static partial class Gemma4Tests
             a.ToolCalls.Add(r.ToolCalls[0]);
             conv.Add(a);
             conv.Add(Gemma4ChatMessage.ToolResult("call_0", "get_weather", null, "{\"temp\":21,\"sky\":\"clear\"}"));
-            Force(m, s, "Clear, 21.<turn|>");
+            // thinking on: the prompt after tool results opens the thought channel itself
+            Force(m, s, "It is clear.<channel|>Clear, 21.<turn|>");
             Gemma4ChatResult r2 = s.ChatComplete(conv, new[] { Weather }, null, true);
+            Equal("It is clear.", r2.Reasoning, "reasoning after the tool result");
             Equal("Clear, 21.", r2.Text, "answer");
             Equal(Gemma4FinishReason.Stop, r2.FinishReason, "stop");
             Assert(r2.CachedTokens > r.PromptTokens, "turn 2 reuses turn 1's prompt and reply (" + r2.CachedTokens + ")");

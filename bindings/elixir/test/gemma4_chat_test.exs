@@ -73,10 +73,11 @@ defmodule Gemma4ChatTest do
           %{role: "tool", tool_call_id: "call_0", content: %{temp: 21}}
         ]
 
-    force(model, s, "Warm.<turn|>")
+    # thinking on: the prompt after tool results opens the thought channel itself
+    force(model, s, "21 is warm.<channel|>Warm.<turn|>")
     {:ok, ref} = Gemma4.chat_completion(s, history, tools: @tools, enable_thinking: true)
     {:ok, r2} = Gemma4.await_chat(ref)
-    assert r2.content == "Warm." and r2.finish_reason == :stop
+    assert r2.content == "Warm." and r2.reasoning == "21 is warm." and r2.finish_reason == :stop
     assert r2.usage.cached_tokens > r.usage.prompt_tokens
     {:ok, text} = Gemma4.render_chat(model, history, tools: @tools, enable_thinking: true)
     assert text =~ "<|tool_response>response:get_weather{temp:21}<tool_response|>"

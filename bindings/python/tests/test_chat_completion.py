@@ -51,9 +51,11 @@ def test_tool_call_round_trip(model):
     assert u["prompt_tokens_details"]["cached_tokens"] == 0
     # The OpenAI-shaped reply goes back into the history as is, with the tool's answer.
     history = USER + [msg, {"role": "tool", "tool_call_id": "call_0", "content": "Sunny"}]
-    force(s, "Sunny in Paris.<turn|>")
+    # with thinking on, the prompt after tool results opens the thought channel itself
+    force(s, "It is sunny.<channel|>Sunny in Paris.<turn|>")
     r2 = s.create_chat_completion(history, tools=TOOLS, enable_thinking=True)
-    assert r2["choices"][0]["message"] == {"role": "assistant", "content": "Sunny in Paris."}
+    assert r2["choices"][0]["message"] == {"role": "assistant", "content": "Sunny in Paris.",
+                                           "reasoning_content": "It is sunny."}
     assert r2["choices"][0]["finish_reason"] == "stop"
     assert r2["usage"]["prompt_tokens_details"]["cached_tokens"] > u["prompt_tokens"]
     assert s.finish_reason == "stop"
