@@ -689,7 +689,8 @@ struct mod {
     int ttype;               // new ggml type
     const char *rename;
     bool swap_dims;          // ne[0] <-> ne[1]
-    const char *add_tensor;  // a new empty F32 tensor [0] of this name at offset 0
+    const char *add_tensor;  // a new tensor of this name: empty F32 [0] at offset 0, or
+    const char *copy_of;     // a copy of this tensor (its data appended to the data section)
     bool patch;              // float element patch_index of `tensor` set to patch_value
     int patch_index;
     float patch_value;
@@ -782,13 +783,25 @@ static uint8_t *reserialize_ex(const struct g4_gguf *g, const struct mod *mods, 
             u64(&b, t->offset);
         }
     }
+    const size_t data_bytes = g->map_bytes - g->data_start;
+    size_t copy_at = (data_bytes + (size_t)g->alignment - 1) / (size_t)g->alignment * (size_t)g->alignment;
     for (int m = 0; m < n_mods; m++) {
         if (!mods[m].add_tensor) continue;
         str(&b, mods[m].add_tensor);
-        u32(&b, 1);
-        u64(&b, 0);
-        u32(&b, 0);
-        u64(&b, 0);
+        const struct g4_gguf_tensor *src = mods[m].copy_of ? g4_gguf_find_tensor(g, mods[m].copy_of) : NULL;
+        if (mods[m].copy_of) assert_non_null(src);
+        if (!src) {
+            u32(&b, 1);
+            u64(&b, 0);
+            u32(&b, 0);
+            u64(&b, 0);
+            continue;
+        }
+        u32(&b, (uint32_t)src->n_dims);
+        for (int d = 0; d < src->n_dims; d++) u64(&b, (uint64_t)src->ne[d]);
+        u32(&b, src->ggml_type);
+        u64(&b, copy_at);
+        copy_at += (src->n_bytes + (size_t)g->alignment - 1) / (size_t)g->alignment * (size_t)g->alignment;
     }
     pad_to(&b, (size_t)g->alignment);
     size_t data_at = b.n;
@@ -809,7 +822,13 @@ static uint8_t *reserialize_ex(const struct g4_gguf *g, const struct mod *mods, 
         *n = b.n;
         return b.p;
     }
-    put(&b, (const uint8_t *)g->map + g->data_start, g->map_bytes - g->data_start);
+    put(&b, (const uint8_t *)g->map + g->data_start, data_bytes);
+    for (int m = 0; m < n_mods; m++) { // copies, in the order of their infos
+        const struct g4_gguf_tensor *src = mods[m].copy_of ? g4_gguf_find_tensor(g, mods[m].copy_of) : NULL;
+        if (!mods[m].add_tensor || !src) continue;
+        while ((b.n - data_at) % g->alignment) put(&b, "", 1);
+        put(&b, src->data, src->n_bytes);
+    }
     for (int m = 0; m < n_mods; m++) {
         if (!mods[m].tensor || !mods[m].patch) continue;
         const struct g4_gguf_tensor *t = g4_gguf_find_tensor(g, mods[m].tensor);
@@ -1319,6 +1338,72 @@ static void test_gguf_quantized_forward(void **state) {
     g4_rm_rf(dir);
 }
 
+// Variants the golden files do not show: an untied head (output.weight), gemma3's layer pattern
+// as a period or a bool array, gemma3 without a sliding window.
+static void test_gguf_config_variants(void **state) {
+    (void)state;
+    struct g4_gguf g, h;
+    static struct g4_config c;
+    size_t n;
+    // untied: output.weight (a copy of token_embd) becomes lm_head, and runs to the same logits
+    struct mod out = M(.add_tensor = "output.weight", .copy_of = "token_embd.weight");
+    open_golden(&g, "e2b");
+    uint8_t *img = reserialize(&g, &out, 1, &n);
+    g4_gguf_free(&g);
+    const char *dir = g4_tmpdir("gguf_var");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/untied.gguf", dir);
+    assert_int_equal(g4_write_file(path, img, n), 0);
+    free(img);
+    struct g4_model *m;
+    assert_int_equal(g4_model_load(&m, path, G4_DEVICE_CPU, 0, 0, 1), G4_OK);
+    assert_false(m->cfg.tie_word_embeddings);
+    assert_true(m->w.lm_head.data != m->w.embed_tokens.data);
+    assert_memory_equal(m->w.lm_head.data, m->w.embed_tokens.data, 512 * 64 * sizeof(float));
+    g4_model_release(m);
+    struct g4_reference r;
+    assert_int_equal(g4_reference_read("e2b", &r), 0);
+    float *a = prefill_logits(path, &r, 0);
+    float *b = prefill_logits(g4_src_path("tests/gguf/golden_e2b.gguf"), &r, 0);
+    const size_t nl = (size_t)r.n_tokens * (size_t)r.vocab;
+    assert_true(g4_compare_rel(a, b, nl, 0.0, "e2b untied vs tied") == 0.0);
+    free(a);
+    free(b);
+    free(r.blob);
+    g4_rm_rf(dir);
+
+    // gemma3: a period, a bool array, no window
+    const uint32_t three = 3;
+    uint8_t bools[4 + 8 + 7] = {G4_GGUF_BOOL, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 1, 0, 1, 1};
+    const struct mod g3[] = {
+        M(.key = "gemma3.attention.sliding_window_pattern", .type = G4_GGUF_UINT32, .payload = &three,
+          .payload_len = 4),
+        M(.key = "gemma3.attention.sliding_window_pattern", .type = G4_GGUF_ARRAY, .payload = bools,
+          .payload_len = sizeof bools),
+        M(.key = "gemma3.attention.sliding_window", .drop_key = true),
+    };
+    static const char *const want[] = {"SSFSSFS", "SFSSFSS", "FFFFFFF"};
+    open_golden(&g, "gemma3");
+    for (size_t i = 0; i < G4_COUNT(g3); i++) {
+        img = reserialize(&g, &g3[i], 1, &n);
+        assert_int_equal(g4_gguf_parse(&h, img, n, "g3"), G4_OK);
+        g4_status st = g4_gguf_config_load(&c, &h, "g3");
+        if (st) print_error("%s\n", g4_last_error());
+        assert_int_equal(st, G4_OK);
+        char got[8] = "";
+        for (int il = 0; il < 7; il++) got[il] = c.layer[il].is_sliding ? 'S' : 'F';
+        assert_string_equal(got, want[i]);
+        for (int il = 0; il < 7; il++)
+            assert_int_equal(c.layer[il].window, c.layer[il].is_sliding ? 8 : 0);
+        g4_gguf_free(&h);
+        free(img);
+    }
+    // the golden file itself: no pattern key, llama.cpp's period 6
+    assert_int_equal(g4_gguf_config_load(&c, &g, "g3"), G4_OK);
+    assert_true(c.layer[5].is_sliding == false && c.layer[6].is_sliding && c.layer[4].is_sliding);
+    g4_gguf_free(&g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_tensors),      cmocka_unit_test(test_every_tensor_type),
@@ -1330,7 +1415,7 @@ int main(void) {
         cmocka_unit_test(test_golden_config),      cmocka_unit_test(test_golden_weights),
         cmocka_unit_test(test_model_errors),       cmocka_unit_test(test_unexpected_tensor),
         cmocka_unit_test(test_gguf_model_forward), cmocka_unit_test(test_gguf_model_paths),
-        cmocka_unit_test(test_gguf_quantized_forward),
+        cmocka_unit_test(test_gguf_quantized_forward), cmocka_unit_test(test_gguf_config_variants),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
