@@ -42,7 +42,8 @@
 // gemma4_last_error() is per thread.
 //
 // Re-entrancy: a session runs one call at a time. A call that runs or changes a session (step,
-// kv_reset, truncate, generate, chat_generate, sample, the set_* and stop functions, _free) made
+// kv_reset, truncate, generate, chat_generate, chat_complete, sample, force_tokens, the set_*,
+// reset_sampling, stop and clear_cancel functions, _free) made
 // while another call on the same session is still running, such as from that session's own
 // token callback, returns GEMMA4_ERR_BUSY and changes nothing (gemma4_session_free then frees
 // nothing: free the session after the running call returned). gemma4_session_info and
@@ -388,8 +389,8 @@ GEMMA4_API gemma4_status gemma4_chat_generate(gemma4_session *session, const cha
 // Asks the session to stop: safe from any thread (and from the token callback) while the session
 // is alive. A cancel is never lost: every request is answered by exactly one
 // GEMMA4_ERR_CANCELLED from the session's next check, where the checks are
-//  - while gemma4_generate, gemma4_chat_generate, gemma4_session_step or gemma4_session_truncate
-//    runs: before each token and each micro-batch; the call then returns CANCELLED and the tokens
+//  - while gemma4_generate, gemma4_chat_generate, gemma4_chat_complete, gemma4_session_step or
+//    gemma4_session_truncate runs: before each token and each micro-batch; the call then returns CANCELLED and the tokens
 //    already run stay in the context (GEMMA4_SESSION_N_PAST tells how many);
 //  - when one of those calls begins (after its argument checks): a request made while no call was
 //    running, or one that arrived after a call's last check, makes the next such call return
