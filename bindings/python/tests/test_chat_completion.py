@@ -156,3 +156,16 @@ def test_llama_alias(model):
         assert r["choices"][0]["message"]["content"] == "hello"
     finally:
         llm.close()
+
+
+def test_stream_closed_early_cancels(model):
+    s = model.session()
+    force(s, "a b c d e f g h i j k l m n o p q r s t u v w x y z<turn|>")
+    chunks = s.create_chat_completion(USER, stream=True)
+    first = [next(chunks) for _ in range(3)]
+    assert first[0]["choices"][0]["delta"] == {"role": "assistant"}
+    chunks.close()  # cancels the C call and waits for it
+    assert s.finish_reason in ("cancelled", "stop")
+    force(s, "fine<turn|>")
+    assert s.create_chat_completion(USER)["choices"][0]["message"]["content"] == "fine"
+    s.close()
