@@ -21,7 +21,9 @@
 // the value, and returns the first of duplicated keys where Python keeps the last), so the text
 // is first checked against RFC 8259 here, and the parsed tree for duplicate keys. Anything that
 // Python would read differently, or not at all, is G4_ERR_FORMAT naming the byte offset.
-// (Python's NaN / Infinity extensions are refused too: no config value may be non-finite.)
+// (Python's NaN / Infinity extensions are refused too: no config value may be non-finite. One
+// leniency remains: an integer field written as 64.0 or 1e3 is read as that integer, which
+// transformers' typed config may refuse; it never yields a different model.)
 struct json_scan {
     const unsigned char *p, *end, *start;
     const char *err; // what is wrong at p
