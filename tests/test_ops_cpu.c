@@ -137,11 +137,13 @@ static void test_matmul_bf16act(void **state) {
     // (one token: the GEMV up to 8192 columns, the 4-row tile beyond)
     static const struct { int rows, cols; } shapes[] = {{1, 1}, {7, 31}, {33, 33}, {5, 255},
                                                         {17, 4097}, {64, 64}, {9, 1536}, {6, 8200}};
-    static const int tokens[] = {1, 2, 3, 5, 6, 7, 13, 130};
+    // (16 tokens and more: AMX tiles where the CPU has them, every case also without)
+    static const int tokens[] = {1, 2, 3, 5, 6, 7, 13, 16, 17, 40, 130};
     struct g4_pool *pool;
     assert_int_equal(g4_pool_init(&pool, 3), G4_OK);
     const enum g4_isa best = g4_matmul_isa();
-    print_message("bf16 activations: this CPU runs %s\n", g4_isa_name(best));
+    print_message("bf16 activations: this CPU runs %s%s\n", g4_isa_name(best),
+                  g4_matmul_has_amx() ? " and AMX-BF16" : "");
     int n_cases = 0;
     double max_vs_fp32 = 0.0;
     for (size_t si = 0; si < G4_COUNT(shapes); si++)
@@ -165,6 +167,16 @@ static void test_matmul_bf16act(void **state) {
                     ref[t * R + r] = (float)acc;
                 }
             g4_matmul_cpu_bf16act(a + GUARD, x, w, nt, pool, scratch);
+            if (g4_matmul_has_amx()) { // the same case on the VDPBF16PS tile
+                float *c = malloc(sizeof(float) * nt * R);
+                g4_matmul_allow_amx(false);
+                g4_matmul_cpu_bf16act(c, x, w, nt, pool, scratch);
+                g4_matmul_allow_amx(true);
+                char what2[112];
+                snprintf(what2, sizeof what2, "bf16act no-AMX rows=%d cols=%d tokens=%d", R, C, nt);
+                assert_true(g4_compare_rel(c, ref, (size_t)nt * R, 1e-5, what2) <= 1e-5);
+                free(c);
+            }
             g4_matmul_limit_isa(G4_ISA_PORTABLE);
             g4_matmul_cpu_bf16act(b + GUARD, x, w, nt, NULL, scratch);
             g4_matmul_limit_isa(G4_ISA_AVX512BF16);

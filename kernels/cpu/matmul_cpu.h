@@ -7,6 +7,7 @@
 #ifndef G4_MATMUL_CPU_H
 #define G4_MATMUL_CPU_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "isa.h"
@@ -56,5 +57,10 @@ uint16_t g4_bf16_round(float f);
 // compare each kernel with portable C).
 enum g4_isa g4_matmul_isa(void);
 void g4_matmul_limit_isa(enum g4_isa max);
+// Whether g4_matmul_cpu_bf16act may use AMX-BF16 tiles for prompts (16 tokens or more) where the
+// CPU and the kernel allow them (default: yes; tests turn it off to test the VDPBF16PS tile),
+// and whether it does on this machine now.
+void g4_matmul_allow_amx(bool allow);
+bool g4_matmul_has_amx(void);
 
 #endif
