@@ -16,8 +16,9 @@
 #   --reps N         prompt runs per length, best kept (default 2)
 #   --n-decode N     decode steps per context (default 32)
 #   --llama-ubatch N llama.cpp's n_ubatch (default 512, llama.cpp's own default; n_batch is 2048)
-#   --rounds N       N rounds of (bandwidth, gemma4 fp32, gemma4 bf16, llama.cpp), one after the
-#                    other; the table keeps each engine's best round (default 2: a shared VM's
+#   --rounds N       N rounds of (gemma4 fp32, gemma4 bf16, llama.cpp, with a bandwidth check
+#                    before and after each), one after the other; the table keeps each engine's
+#                    best round and lists every round with its ratios (default 2: a shared VM's
 #                    memory bandwidth drifts by 2x over minutes, and alternating rounds give
 #                    each engine the same chance of a good one)
 #
@@ -26,8 +27,8 @@
 # Gemma 4's tokenizer.json (tests/tokenizer/real_vocab.sh), the checkpoint (make_model.py), its
 # GGUF (llama.cpp's convert_hf_to_gguf.py --outtype bf16). gemma4 is rebuilt (incrementally) on
 # every run, in WORK/build. The engines run one after the other, never loaded together.
-# Needs python3 with numpy, torch, transformers, safetensors (the converter's imports), cmake,
-# a C compiler, PyPI (the sdist unless G4_LCP_SDIST names a local copy, and llama-cpp-python's
+# Needs python3 (with venv), cmake, a C compiler, PyPI and download.pytorch.org (torch, numpy,
+# transformers, safetensors, sentencepiece go into the venv: the converter's imports), (the sdist unless G4_LCP_SDIST names a local copy, and llama-cpp-python's
 # build dependencies) and ~20 GB of disk.
 set -euo pipefail
 
@@ -111,6 +112,14 @@ build_llama_cpp() {
 install_gguf_py() { "$venv/bin/pip" install --no-cache-dir "$src/vendor/llama.cpp/gguf-py"; }
 venv_has llama_cpp "llama_cpp.__version__ == '$lcp_ver'" || stage llama_cpp_build build_llama_cpp
 venv_has gguf "gguf.__file__.startswith('$venv')" || stage gguf_py install_gguf_py
+# the converter's and make_model.py's own imports, into the same venv (CPU-only torch wheel)
+install_py_deps() {
+    venv_has torch True || "$venv/bin/pip" install --no-cache-dir \
+        --index-url https://download.pytorch.org/whl/cpu torch
+    "$venv/bin/pip" install --no-cache-dir numpy transformers safetensors sentencepiece
+}
+venv_has "torch, numpy, transformers, safetensors, sentencepiece" True || stage py_deps install_py_deps
+py="$venv/bin/python"
 
 # --- tokenizer, checkpoint, GGUF --------------------------------------------------------------
 tok="$work/tokenizer"
@@ -126,7 +135,7 @@ gguf="$model/model-bf16.gguf"
 if ! python3 -c "import json, sys; sys.exit(json.load(open(sys.argv[1])).get('version') != 2)" \
     "$model/bench_meta.json" 2>/dev/null; then
     rm -f "$gguf"
-    stage make_model python3 "$here/make_model.py" "$root/tests/configs/e2b.json" "$tok" "$model" \
+    stage make_model "$py" "$here/make_model.py" "$root/tests/configs/e2b.json" "$tok" "$model" \
         --layers "$layers"
 fi
 convert() {
@@ -151,33 +160,40 @@ stage build_gemma4 build_gemma4
 
 # Same pseudo-random prompt ids for both engines (ordinary vocabulary ids, no special tokens).
 ids="$work/ids.txt"
-[ -f "$ids" ] || python3 -c "
+[ -f "$ids" ] || "$py" -c "
 import numpy as np
 print(' '.join(map(str, np.random.default_rng(42).integers(256, 262144, 4096))))" >"$ids"
 
 # --- measurements -----------------------------------------------------------------------------
 common=(--ids "$ids" --threads "$threads" --prompts 128,1024 --ctx 128,2048 --n-decode "$n_decode"
         --reps "$reps")
-# Each round appends its JSON lines; report.py keeps each engine's best round.
-run_membw() { "$work/build/tests/bench/membw" --threads "$threads" >>"$run/membw.json"; }
+# Each round appends its JSON lines, tagged with the round; report.py keeps each engine's best
+# round and also prints every round with the ratios within it. The engine-free bandwidth check
+# runs before and after each engine (4 times a round), so a change of machine speed during the
+# run shows next to the engine it hit.
+tag() { sed "s/^{/{\"round\":$1,\"seq\":$2,/"; }
+run_membw() { "$work/build/tests/bench/membw" --threads "$threads" --reps 3 | tag "$1" "$2" >>"$run/membw.json"; }
 # run_gemma4 NAME PRECISION -> RUN/NAME.jsonl, RUN/NAME_logits.bin. Precision bf16:
 # GEMMA4_PRECISION_BF16, bf16 activations in the matrix products (llama.cpp's numerics).
-run_gemma4() {
-    "$work/build/tests/bench/bench_gemma4" "$model" "${common[@]}" --precision "$2" \
-        --dump-logits "$run/$1_logits.bin" >>"$run/$1.jsonl"
+run_gemma4() { # run_gemma4 ROUND NAME PRECISION
+    "$work/build/tests/bench/bench_gemma4" "$model" "${common[@]}" --precision "$3" \
+        --dump-logits "$run/$2_logits.bin" | tag "$1" 0 >>"$run/$2.jsonl"
 }
-run_llama_cpp() {
-    "$venv/bin/python" "$here/bench_llama.py" "$gguf" "${common[@]}" --n-batch 2048 \
-        --n-ubatch "$ubatch" --dump-logits "$run/llama_logits.bin" >>"$run/llama.jsonl"
+run_llama_cpp() { # run_llama_cpp ROUND
+    "$py" "$here/bench_llama.py" "$gguf" "${common[@]}" --n-batch 2048 \
+        --n-ubatch "$ubatch" --dump-logits "$run/llama_logits.bin" | tag "$1" 0 >>"$run/llama.jsonl"
 }
 for r in $(seq 1 "$rounds"); do
-    stage "membw_r$r" run_membw
-    stage "gemma4_r$r" run_gemma4 gemma4 fp32
-    stage "gemma4_bf16_r$r" run_gemma4 gemma4_bf16 bf16
-    stage "llama_cpp_r$r" run_llama_cpp
+    stage "membw_r${r}_0" run_membw "$r" 0
+    stage "gemma4_r$r" run_gemma4 "$r" gemma4 fp32
+    stage "membw_r${r}_1" run_membw "$r" 1
+    stage "gemma4_bf16_r$r" run_gemma4 "$r" gemma4_bf16 bf16
+    stage "membw_r${r}_2" run_membw "$r" 2
+    stage "llama_cpp_r$r" run_llama_cpp "$r"
+    stage "membw_r${r}_3" run_membw "$r" 3
 done
 
-python3 "$here/report.py" "$run" "$model" "$cmd"
+"$py" "$here/report.py" "$run" "$model" "$cmd"
 { echo; echo "stage wall times (this run):"; sed 's/^/- /' "$timings"; } | tee -a "$run/table.md"
 cp "$run/table.md" "$work/results/latest.md"
 echo "results in $run (table.md, *.jsonl, *.log)"

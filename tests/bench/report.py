@@ -47,6 +47,39 @@ def cpu_model():
     return platform.processor()
 
 
+def cpu_id():
+    """family / model / stepping and the flags that matter here, from /proc/cpuinfo."""
+    info = {}
+    for line in open("/proc/cpuinfo"):
+        if ":" in line:
+            k, v = (x.strip() for x in line.split(":", 1))
+            info.setdefault(k, v)
+        if not line.strip():
+            break
+    flags = set(info.get("flags", "").split())
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if f in flags]
+    return (f"family {info.get('cpu family')} model {info.get('model')} stepping "
+            f"{info.get('stepping')}, {' '.join(isa)}")
+
+
+def caches():
+    """Per-core cache sizes of cpu0 from sysfs: 'L1d 48K, L2 2048K, L3 ...'."""
+    out = []
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        for d in sorted(os.listdir(base)):
+            if not d.startswith("index"):
+                continue
+            rd = lambda f: open(os.path.join(base, d, f)).read().strip()
+            typ = rd("type")
+            if typ == "Instruction":
+                continue
+            out.append(f"L{rd('level')}{'d' if typ == 'Data' else ''} {rd('size')}")
+    except OSError:
+        return "unknown"
+    return ", ".join(out)
+
+
 def physical_cores():
     try:
         out = subprocess.run(["lscpu", "-p=CORE,SOCKET"], capture_output=True, text=True).stdout
@@ -84,7 +117,7 @@ def main():
     run, model_dir, command = sys.argv[1], sys.argv[2], sys.argv[3]
     g, l = load(os.path.join(run, "gemma4.jsonl")), load(os.path.join(run, "llama.jsonl"))
     gb = load(os.path.join(run, "gemma4_bf16.jsonl"))
-    bws = load(os.path.join(run, "membw.json"))  # one line per round: the best
+    bws = load(os.path.join(run, "membw.json"))  # before and after each engine, every round
     bw = max(bws, key=lambda b: b["read_gbs"])
     meta = json.load(open(os.path.join(model_dir, "bench_meta.json")))
     gi, li = pick(g, "info") or {}, pick(l, "info") or {}
@@ -122,6 +155,30 @@ def main():
         summary["tests"][name] = {"gemma4": vg, "gemma4_bf16": vb, "llama.cpp": vl}
     lines.append(f"| decode limit tok/s (bandwidth / bytes per token) | {limit:.2f} | {limit:.2f} | {limit:.2f} | | |")
 
+    # Every round on its own: the engines' values, their ratios within the round, and the
+    # engine-free read bandwidth before and after each engine (seq 0..3).
+    rounds = sorted({r["round"] for r in g + gb + l + bws if "round" in r})
+    if rounds:
+        lines += ["", "Per round (ratios within the round; read bandwidth GB/s before gemma4 fp32 / "
+                  "before bf16 / before llama.cpp / after):", "",
+                  "| round | test | gemma4 fp32 | gemma4 bf16 | llama.cpp | fp32 / llama.cpp | "
+                  "bf16 / llama.cpp | read GB/s |", "|---|---|---:|---:|---:|---:|---:|---|"]
+        summary["rounds"] = {}
+        for rd in rounds:
+            bw_r = [b for b in bws if b.get("round") == rd]
+            bw_s = " / ".join(f"{b['read_gbs']:.1f}" for b in sorted(bw_r, key=lambda b: b.get("seq", 0)))
+            for name, test, pct, kv in uniq:
+                sel = lambda rows: [r for r in rows if r.get("round") == rd]
+                _, vg = cell(sel(g), test, "tok_s", pct, **kv)
+                _, vb = cell(sel(gb), test, "tok_s", pct, **kv)
+                _, vl = cell(sel(l), test, "tok_s", pct, **kv)
+                f = lambda v: f"{v:.2f}" if v else "-"
+                rt = lambda a, b: f"{a / b:.2f}x" if a and b else "-"
+                lines.append(f"| {rd} | {name.replace(' (% of limit)', '')} | {f(vg)} | {f(vb)} | {f(vl)} | "
+                             f"{rt(vg, vl)} | {rt(vb, vl)} | {bw_s} |")
+                summary["rounds"].setdefault(str(rd), {})[name] = {"gemma4": vg, "gemma4_bf16": vb,
+                                                                   "llama.cpp": vl, "read_gbs": bw_s}
+
     nproc = os.cpu_count()
     info = [
         "gemma4 fp32: the default precision (fp32 activations, logits match transformers' float32 "
@@ -129,9 +186,10 @@ def main():
         "rounded to bf16 in the matrix products as llama.cpp does",
         "prompt tok/s: one step of the whole prompt on an empty cache, best of the runs; decode "
         "tok/s: 1 / median time of a one-token step (argmax of the previous logits fed back) "
-        f"around that context; each engine's best of {len(bws)} rounds (read bandwidth per round: "
-        + ", ".join(f"{b['read_gbs']:.1f}" for b in bws) + " GB/s)",
-        f"CPU: {cpu_model()}, {physical_cores()} physical cores, {nproc} logical CPUs; "
+        f"around that context; each engine's best round (read bandwidth checks: "
+        + ", ".join(f"{b['read_gbs']:.1f}" for b in bws) + " GB/s; the limit uses the best)",
+        f"CPU: {cpu_model()} ({cpu_id()}), caches per core {caches()}, "
+        f"{physical_cores()} physical cores, {nproc} logical CPUs; "
         f"threads: gemma4 {gi.get('n_threads')}, llama.cpp {li.get('n_threads')}",
         f"memory bandwidth ({bw['threads']} threads, {bw['bytes'] >> 20} MiB buffers, best of runs): "
         f"read {bw['read_gbs']:.1f} GB/s (bytes read / s), memcpy {bw['memcpy_gbs']:.1f} GB/s "
