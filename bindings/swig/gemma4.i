@@ -61,6 +61,23 @@ static std::string g4swig_utf8(const std::string &in) {
     return out;
 }
 
+// A string for a NUL-terminated C parameter: an embedded NUL would silently cut it there, so it
+// is refused (INVALID_ARGUMENT naming the parameter). Python strings reach std::string whole;
+// C# strings are checked before marshalling (csin typemap below), which would cut them too.
+static bool g4swig_cstr(const std::string &s, const char *what) {
+    size_t at = s.find('\0');
+    if (at == std::string::npos) return true;
+    g4swig_status = GEMMA4_ERR_INVALID_ARGUMENT;
+    g4swig_message = std::string(what) + " contains a NUL character at byte " + std::to_string(at) +
+                     " (the C API takes NUL-terminated strings)";
+    return false;
+}
+static bool g4swig_cstrs(const std::vector<std::string> &v, const char *what) {
+    for (size_t i = 0; i < v.size(); i++)
+        if (!g4swig_cstr(v[i], (std::string(what) + "[" + std::to_string(i) + "]").c_str())) return false;
+    return true;
+}
+
 // Thrown by constructors only, so that a failed `new` frees the half-built object; the
 // status is already recorded.
 struct g4swig_error {};
@@ -73,6 +90,13 @@ static bool g4swig_fail(gemma4_status st, const char *msg) {
 
 %include <stdint.i>
 %include <std_string.i>
+#if defined(SWIGCSHARP)
+// C# marshals a string to a NUL-terminated char *, which would end at an embedded NUL: refuse
+// it before the call (ArgumentException naming the parameter), for every std::string parameter
+// (StringVector.Add included).
+%typemap(csin, pre="    if ($csinput != null && $csinput.IndexOf('\\0') >= 0) throw new System.ArgumentException(\"contains a NUL character (the C API takes NUL-terminated strings)\", \"$csinput\");") const std::string & "$csinput"
+%typemap(csin, pre="    if ($csinput != null && $csinput.IndexOf('\\0') >= 0) throw new System.ArgumentException(\"contains a NUL character (the C API takes NUL-terminated strings)\", \"$csinput\");") std::string "$csinput"
+#endif
 %include <std_vector.i>
 
 namespace std {
@@ -206,6 +230,7 @@ public:
     Model(const std::string &model_dir, int32_t device = GEMMA4_DEVICE_CPU,
           int32_t device_index = 0, int64_t n_ctx = 0, int32_t n_threads = 0,
           uint32_t flags = 0) : h_(nullptr) {
+        if (!g4swig_cstr(model_dir, "model_dir")) throw g4swig_error();
         if (!g4swig_check(gemma4_load_ex(model_dir.c_str(), device, device_index, n_ctx, n_threads,
                                          flags, &h_)))
             throw g4swig_error();
@@ -253,6 +278,7 @@ public:
             g4swig_fail(GEMMA4_ERR_INVALID_ARGUMENT, "chat_apply: roles and contents differ in length");
             return std::string();
         }
+        if (!g4swig_cstrs(roles, "roles") || !g4swig_cstrs(contents, "contents")) return std::string();
         std::vector<const char *> r, c;
         for (size_t i = 0; i < roles.size(); i++) { r.push_back(roles[i].c_str()); c.push_back(contents[i].c_str()); }
         size_t n = 0;
@@ -333,7 +359,9 @@ public:
         g4swig_check(gemma4_session_set_repetition_penalty(h_, penalty, last_n));
     }
     void set_seed(uint64_t seed) { g4swig_check(gemma4_session_set_seed(h_, seed)); }
-    void add_stop(const std::string &stop) { g4swig_check(gemma4_session_add_stop(h_, stop.c_str())); }
+    void add_stop(const std::string &stop) {
+        if (g4swig_cstr(stop, "stop")) g4swig_check(gemma4_session_add_stop(h_, stop.c_str()));
+    }
     void clear_stops() { g4swig_check(gemma4_session_clear_stops(h_)); }
     // Thread-safe: stops a running generate at the next token.
     void cancel() { gemma4_session_cancel(h_); }
@@ -342,6 +370,7 @@ public:
 
     // gemma4_generate; returns the whole generated text. callback (may be null) sees each piece.
     std::string generate(const std::string &prompt, int32_t max_tokens, TokenCallback *callback = nullptr) {
+        if (!g4swig_cstr(prompt, "prompt")) return std::string();
         Collect c(callback);
         gemma4_status st = gemma4_generate(h_, prompt.c_str(), max_tokens, on_piece, &c);
         return finish(st, c);
@@ -354,6 +383,7 @@ public:
             g4swig_fail(GEMMA4_ERR_INVALID_ARGUMENT, "chat_generate: roles and contents differ in length");
             return std::string();
         }
+        if (!g4swig_cstrs(roles, "roles") || !g4swig_cstrs(contents, "contents")) return std::string();
         std::vector<const char *> r, c;
         for (size_t i = 0; i < roles.size(); i++) { r.push_back(roles[i].c_str()); c.push_back(contents[i].c_str()); }
         Collect col(callback);
@@ -366,6 +396,8 @@ public:
     // flags: 4 = thinking, 8 = preserve thinking. Events are not streamed through SWIG.
     std::string chat_complete(const std::string &messages_json, const std::string &tools_json,
                               int32_t flags, int32_t max_tokens) {
+        if (!g4swig_cstr(messages_json, "messages_json") || !g4swig_cstr(tools_json, "tools_json"))
+            return std::string();
         const char *tools = tools_json.empty() ? NULL : tools_json.c_str();
         if (!g4swig_check(gemma4_chat_complete(h_, messages_json.c_str(), tools, flags, max_tokens,
                                                NULL, NULL)))

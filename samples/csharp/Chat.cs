@@ -1,7 +1,11 @@
 // Chat.cs: a streaming chat loop over Gemma4ChatSession. Ctrl+C stops the current reply (the
 // conversation continues); an empty line or end of input quits.
-// Build (Mono): mcs -unsafe -out:Chat.exe examples/Chat.cs src/*.cs
-// Run:          LD_LIBRARY_PATH=path/to/build mono Chat.exe path/to/gemma-4-E2B-it
+// Build and run (Mono), after bash scripts/build.sh, from the repository root:
+//   bash samples/csharp/run.sh path/to/gemma-4-E2B-it [SYSTEM_PROMPT]
+// which does: mcs -unsafe -out:build/csharp/Chat.exe samples/csharp/Chat.cs bindings/csharp/src/*.cs
+// with build/libgemma4.so* copied next to Chat.exe (the runtime looks there first; otherwise set
+// LD_LIBRARY_PATH=build). Replies are at most 256 tokens (Gemma4GenerationOptions.MaxTokens's
+// default, the same in every gemma4 front end).
 using System;
 using System.Collections.Generic;
 using System.Threading;
@@ -23,7 +27,7 @@ static class Chat
             {
                 var history = new List<Gemma4Message>();
                 if (args.Length > 1) history.Add(Gemma4Message.System(args[1]));
-                var options = new Gemma4GenerationOptions { MaxTokens = 512, Temperature = 0.7f, TopP = 0.95f, TopK = 64 };
+                var options = new Gemma4GenerationOptions { Temperature = 0.7f, TopP = 0.95f, TopK = 64 };
                 CancellationTokenSource reply = null;
                 Console.CancelKeyPress += (s, e) =>
                 {

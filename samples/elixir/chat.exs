@@ -18,7 +18,7 @@ Enum.reduce_while(Stream.repeatedly(fn -> IO.gets("> ") end), [], fn line, histo
 
     line ->
       history = history ++ [{"user", String.trim(line)}]
-      {:ok, ref} = Gemma4.chat(session, history, max_tokens: 512)
+      {:ok, ref} = Gemma4.chat(session, history)
 
       reply =
         Stream.repeatedly(fn ->

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Streaming multi-turn chat with a Gemma 4 checkpoint.
 
-usage: GEMMA4_LIBRARY=build python3 samples/python/chat.py MODEL_DIR [--cuda]
+usage: python3 samples/python/chat.py MODEL_DIR [--cuda] [--max-tokens N]
+Finds libgemma4 in the repository's build/ (scripts/build.sh or scripts/run.sh makes it), or
+where GEMMA4_LIBRARY says.
 Ctrl-C while the model answers stops the answer; Ctrl-C or Ctrl-D at the prompt quits.
 """
 import argparse
@@ -18,7 +20,7 @@ def main():
     ap.add_argument("--cuda", action="store_true")
     ap.add_argument("--system", default=None, help="system prompt")
     ap.add_argument("--temperature", type=float, default=0.7)
-    ap.add_argument("--max-tokens", type=int, default=1024)
+    ap.add_argument("--max-tokens", type=int, default=gemma4.DEFAULT_MAX_TOKENS)
     args = ap.parse_args()
 
     with gemma4.Model.load(args.model_dir, device="cuda" if args.cuda else "cpu") as model:

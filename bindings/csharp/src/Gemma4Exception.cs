@@ -60,7 +60,14 @@ namespace Gemma4
         // GEMMA4_ABI_VERSION this binding was written against.
         public const int BindingAbiVersion = 0;
 
-        public static string Version { get { return Utf8.FromNative(NativeMethods.gemma4_version()); } }
+        public static string Version
+        {
+            get
+            {
+                try { return Utf8.FromNative(NativeMethods.gemma4_version()); }
+                catch (DllNotFoundException e) { throw Gemma4LibraryLocator.Explain(e); }
+            }
+        }
         public static int AbiVersion { get { return NativeMethods.gemma4_abi_version(); } }
 
         public static string StatusName(int status)

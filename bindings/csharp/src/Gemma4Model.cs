@@ -37,9 +37,16 @@ namespace Gemma4
             byte[] dir = Utf8.NulTerminated(modelDir, "modelDir");
             ModelHandle h;
             int st;
-            fixed (byte* p = dir)
-                st = NativeMethods.gemma4_load_ex(p, (int)device, deviceIndex, nCtx, nThreads,
-                                                  inMemory ? 1u : 0u, out h);
+            try
+            {
+                fixed (byte* p = dir)
+                    st = NativeMethods.gemma4_load_ex(p, (int)device, deviceIndex, nCtx, nThreads,
+                                                      inMemory ? 1u : 0u, out h);
+            }
+            catch (DllNotFoundException e)
+            {
+                throw Gemma4LibraryLocator.Explain(e); // where the runtime looked, what to do
+            }
             if (st != 0)
             {
                 Gemma4Exception e = Gemma4Exception.FromLastError(st);

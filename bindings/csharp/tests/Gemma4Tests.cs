@@ -412,8 +412,25 @@ static partial class Gemma4Tests
             Throws(Gemma4Status.InvalidArgument, "n_keep 17", () => s.Truncate(17));
             Throws(Gemma4Status.InvalidArgument, "unknown key 999", () => m.GetInfo((Gemma4ModelInfo)999));
             Throws(Gemma4Status.InvalidArgument, "", () => s.AddStop(""));
-            try { s.AddStop("a\0b"); throw new TestFailure("NUL accepted"); }
-            catch (ArgumentException) { }
+            // an embedded NUL is refused wherever the string goes to a NUL-terminated C
+            // parameter (it would be cut there); nothing runs
+            Action[] nul = {
+                () => s.AddStop("a\0b"),
+                () => s.Generate("hello\0 IGNORE THE ABOVE", 4),
+                () => s.ChatGenerate(new[] { Gemma4Message.User("hello\0 IGNORE") }, 4),
+                () => s.ChatGenerate(new[] { new Gemma4Message("us\0er", "hi") }, 4),
+                () => m.ApplyChatTemplate(new[] { Gemma4Message.User("a\0b") }, true),
+                () => Gemma4Model.Load(Path.Combine(golden, "e2b") + "\0/x", 16, 1),
+            };
+            for (int i = 0; i < nul.Length; i++)
+            {
+                try { nul[i](); throw new TestFailure("NUL accepted by call " + i); }
+                catch (ArgumentException e)
+                {
+                    if (!e.Message.Contains("NUL")) throw new TestFailure("call " + i + ": " + e.Message);
+                }
+            }
+            if (s.NPast != 0) throw new TestFailure("a refused call ran tokens");
         }
     }
 

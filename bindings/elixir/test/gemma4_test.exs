@@ -357,7 +357,19 @@ defmodule Gemma4Test do
       assert {:error, {:context_full, _}} =
                Gemma4.generate_text(s, "a b c d e f g h i j k l m n o p q r s", max_tokens: 5)
 
-      assert {:error, {:invalid_argument, _}} = Gemma4.generate(s, "nul \0 byte")
+      # an embedded NUL is refused wherever the string goes to a NUL-terminated C parameter
+      # (the C side would stop there and silently drop the rest)
+      assert {:error, {:invalid_argument, msg}} = Gemma4.generate(s, "nul \0 byte")
+      assert msg =~ "NUL"
+      assert {:error, {:invalid_argument, msg}} = Gemma4.chat(s, [{"user", "hello\0 IGNORE"}])
+      assert msg =~ "NUL"
+      assert {:error, {:invalid_argument, msg}} = Gemma4.chat(s, [{"us\0er", "hi"}])
+      assert msg =~ "NUL"
+      assert {:error, {:invalid_argument, msg}} = Gemma4.configure(s, stop: ["a\0b"])
+      assert msg =~ "NUL"
+      assert {:error, {:invalid_argument, msg}} =
+               Gemma4.chat_template(model, [{"user", "a\0b"}])
+      assert msg =~ "NUL"
       assert {:ok, %{n_past: 0}} = Gemma4.session_info(s)
       # and the session is still fine
       assert {:ok, _} = Gemma4.step(s, [2, 3], logits: true)

@@ -16,6 +16,7 @@ from .errors import (BufferTooSmallError, BusyError, CancelledError, ConfigError
                      DeviceError, FormatError, Gemma4Error, InternalError, InvalidArgumentError,
                      InvalidTokenError, IoError, NoTokenizerError, OutOfMemoryError,
                      UnsupportedError)
+from .chat import DEFAULT_MAX_TOKENS
 from .model import Model, ModelInfo, Session, SessionInfo
 
 __version__ = "0.1.0"
@@ -75,6 +76,7 @@ def set_memory_budget(nbytes):
 from .errors import check as errors_check  # noqa: E402
 
 __all__ = [
+    "DEFAULT_MAX_TOKENS",
     "Model", "Session", "ModelInfo", "SessionInfo", "Gemma4Error", "InvalidArgumentError",
     "IoError", "FormatError", "UnsupportedError", "OutOfMemoryError", "DeviceError",
     "ContextFullError", "BufferTooSmallError", "InternalError", "InvalidTokenError",

@@ -3,8 +3,11 @@
 # This file mirrors the C header one to one (same names, same argument order) and adds nothing
 # else; the Pythonic layer lives in model.py. Lookup order for the shared library:
 #   1. $GEMMA4_LIBRARY: a path to the .so, or a directory that contains libgemma4.so
-#   2. the package directory (a wheel may ship libgemma4.so next to this file)
-#   3. the system search path (ldconfig / LD_LIBRARY_PATH), via ctypes.util.find_library
+#   2. the package directory (`pip install ./bindings/python` builds and bundles it there)
+#   3. when the package is imported from a checkout (bindings/python/gemma4): the repository's
+#      build/ (what scripts/build.sh and scripts/run.sh make)
+#   4. the system search path (ldconfig / LD_LIBRARY_PATH), via ctypes.util.find_library
+# When none loads, the OSError lists every place tried and why it failed.
 import ctypes
 import ctypes.util
 import os
@@ -170,10 +173,15 @@ def _candidates():
         yield env
         return
     here = os.path.dirname(os.path.abspath(__file__))
-    for name in ("libgemma4.so", "libgemma4.so.%d" % ABI_VERSION, "libgemma4.dylib"):
-        path = os.path.join(here, name)
-        if os.path.exists(path):
-            yield path
+    checkout_build = os.path.join(here, "..", "..", "..", "build")
+    for d in (here, os.path.normpath(checkout_build)):
+        for name in ("libgemma4.so", "libgemma4.so.%d" % ABI_VERSION, "libgemma4.dylib"):
+            path = os.path.join(d, name)
+            if os.path.exists(path):
+                yield path
+                break
+        else:
+            yield _Missing(os.path.join(d, "libgemma4.so"))
     found = ctypes.util.find_library("gemma4")
     if found:
         yield found
@@ -181,10 +189,17 @@ def _candidates():
     yield "libgemma4.so"
 
 
+class _Missing(str):
+    """A place looked at that holds no library (reported in the error, never loaded)."""
+
+
 def load_library():
     """Returns the loaded CDLL with every signature declared; raises OSError if none is found."""
     errors = []
     for path in _candidates():
+        if isinstance(path, _Missing):
+            errors.append("%s: no such file" % path)
+            continue
         try:
             lib = ctypes.CDLL(path)
         except OSError as e:
@@ -199,7 +214,8 @@ def load_library():
             raise OSError("%s has ABI version %d, this binding needs %d" % (path, abi, ABI_VERSION))
         lib._gemma4_path = path
         return lib
-    hint = "set GEMMA4_LIBRARY to libgemma4.so or the directory that holds it"
+    hint = ("pip install ./bindings/python builds and bundles it; or build the repository "
+            "(bash scripts/build.sh); or set GEMMA4_LIBRARY to libgemma4.so or its directory")
     raise OSError("libgemma4 not found (%s); tried: %s" % (hint, "; ".join(errors) or "nothing"))
 
 

@@ -27,6 +27,11 @@ from . import _lib
 from .errors import check, make_error
 
 _C = _lib.lib
+
+# Longest reply when the caller gives no max_tokens: 256 tokens, the same in every gemma4 front
+# end (gemma4-chat -n, C# Gemma4ChatOptions.MaxTokens, Elixir max_tokens:). None: no limit
+# (until the end of the turn, a stop string or a full context).
+DEFAULT_MAX_TOKENS = 256
 _KINDS = {_lib.CHAT_EVENT_TEXT: "content", _lib.CHAT_EVENT_REASONING: "reasoning_content",
           _lib.CHAT_EVENT_TOOL_CALL: "tool_call"}
 
@@ -35,7 +40,11 @@ def _json_arg(value, what):
     if value is None:
         return None
     if isinstance(value, (str, bytes)):
-        return value if isinstance(value, bytes) else value.encode("utf-8")
+        data = value if isinstance(value, bytes) else value.encode("utf-8")
+        if b"\0" in data:  # a NUL-terminated C parameter would end there
+            raise make_error(_lib.ERR_INVALID_ARGUMENT, "%s contains a NUL character at byte %d"
+                             % (what, data.find(b"\0")))
+        return data
     try:
         return json.dumps(value, ensure_ascii=False).encode("utf-8")
     except (TypeError, ValueError) as e:
@@ -111,7 +120,7 @@ def _events(session, messages, tools, flags, max_tokens):
 
 def create_chat_completion(session, messages, tools=None, tool_choice=None, stream=False,
                            temperature=None, top_p=None, top_k=None, min_p=None,
-                           max_tokens=None, stop=None, seed=None, repeat_penalty=None,
+                           max_tokens=DEFAULT_MAX_TOKENS, stop=None, seed=None, repeat_penalty=None,
                            enable_thinking=False, preserve_thinking=False, model=None):
     if tool_choice not in (None, "auto", "none"):
         # "required" or a named function would need constrained decoding, which gemma4 lacks.

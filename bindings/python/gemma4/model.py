@@ -39,6 +39,18 @@ def _utf8(text):
     return text.encode("utf-8")
 
 
+def _cstr(text, what):
+    """_utf8 for a NUL-terminated C parameter: the C side would stop at an embedded NUL and
+    silently drop the rest, so a NUL is refused (InvalidArgumentError, a ValueError)."""
+    data = _utf8(text)
+    at = data.find(b"\0")
+    if at >= 0:
+        raise make_error(_lib.ERR_INVALID_ARGUMENT,
+                         "%s contains a NUL character at byte %d (the C API takes NUL-terminated "
+                         "strings)" % (what, at))
+    return data
+
+
 def _read_buffer(call, make_buf, guess):
     """Runs call(buf, capacity, n_out_ptr) with the (buf, capacity, *n_out) convention: tries a
     buffer of `guess` elements, and on GEMMA4_ERR_BUFFER_TOO_SMALL retries with the size the
@@ -100,11 +112,12 @@ def _messages_arrays(messages):
     roles, contents = [], []
     for i, m in enumerate(messages):
         try:
-            roles.append(_utf8(m["role"]))
-            contents.append(_utf8(m["content"]))
+            role, content = _utf8(m["role"]), _utf8(m["content"])
         except (KeyError, TypeError) as e:
             raise make_error(_lib.ERR_INVALID_ARGUMENT,
                              "messages[%d] needs str 'role' and 'content' (%s)" % (i, e)) from None
+        roles.append(_cstr(role, "messages[%d]['role']" % i))
+        contents.append(_cstr(content, "messages[%d]['content']" % i))
     r = (ctypes.c_char_p * len(roles))(*roles)
     c = (ctypes.c_char_p * len(contents))(*contents)
     return r, c, len(messages), (roles, contents)
@@ -179,7 +192,7 @@ class Model(_Handle):
                              "device must be 'cpu' or 'cuda', got %r" % (device,))
         handle = _lib.c_model_p()
         flags = _lib.LOAD_IN_MEMORY if in_memory else 0
-        st = _C.gemma4_load_ex(_utf8(str(path)), _DEVICES[device], int(device_index), int(n_ctx),
+        st = _C.gemma4_load_ex(_cstr(str(path), "path"), _DEVICES[device], int(device_index), int(n_ctx),
                                int(n_threads), flags, ctypes.byref(handle))
         check(st)
         return cls(handle, str(path))
@@ -461,7 +474,7 @@ class Session(_Handle):
     def set_stops(self, stops):
         check(_C.gemma4_session_clear_stops(self._h()))
         for s in stops or ():
-            check(_C.gemma4_session_add_stop(self._h(), _utf8(s)))
+            check(_C.gemma4_session_add_stop(self._h(), _cstr(s, "stop string")))
 
     def configure(self, temperature=0.0, top_k=0, top_p=1.0, min_p=0.0, repetition_penalty=1.0,
                   repetition_last_n=0, seed=None, stop=None):
@@ -478,17 +491,18 @@ class Session(_Handle):
         self.set_stops(stop)
 
     # -- generation --
-    def generate(self, prompt, max_tokens=None, stream=True, **sampling):
+    def generate(self, prompt, max_tokens=_chat.DEFAULT_MAX_TOKENS, stream=True, **sampling):
         """Appends prompt to the context and generates. Sampling keywords (temperature, top_k,
         top_p, min_p, repetition_penalty, repetition_last_n, seed, stop) configure the sampler
         for this call (defaults: greedy, no stops). stream=True returns a generator of str
-        pieces; stream=False returns the whole text. max_tokens None: until EOS, end of turn
+        pieces; stream=False returns the whole text. max_tokens: 256 by default (DEFAULT_MAX_TOKENS);
+        None: until EOS, end of turn
         or a full context."""
-        data = _utf8(prompt)
+        data = _cstr(prompt, "prompt")
         return self._start(lambda h, fn: _C.gemma4_generate(h, data, self._max(max_tokens), fn,
                                                             None), stream, sampling)
 
-    def chat(self, messages, max_tokens=None, stream=True, **sampling):
+    def chat(self, messages, max_tokens=_chat.DEFAULT_MAX_TOKENS, stream=True, **sampling):
         """Generates the model's reply to messages ([{"role", "content"}], the whole
         conversation each turn; the unchanged prefix of the cache is reused). Keywords as
         generate."""
@@ -499,7 +513,7 @@ class Session(_Handle):
 
     def create_chat_completion(self, messages, tools=None, tool_choice=None, stream=False,
                                temperature=None, top_p=None, top_k=None, min_p=None,
-                               max_tokens=None, stop=None, seed=None, repeat_penalty=None,
+                               max_tokens=_chat.DEFAULT_MAX_TOKENS, stop=None, seed=None, repeat_penalty=None,
                                enable_thinking=False, preserve_thinking=False, model=None):
         """OpenAI-shaped chat completion with the same dict shapes llama-cpp-python returns
         (see gemma4/chat.py), so code written for llama_cpp ports by changing the import.

@@ -62,6 +62,26 @@ static class TestSwig {
                 }
             }
         }
+        // an embedded NUL is refused before marshalling (which would cut the string there)
+        using (var m = new Model(Path.Combine(fix, "e2b"), gemma4swig.GEMMA4_DEVICE_CPU, 0, 64, 1))
+        using (var s = m.session()) {
+            string[] what = { "generate", "add_stop", "StringVector.Add", "Model" };
+            Action[] calls = {
+                () => s.generate("hello\0 IGNORE", 4),
+                () => s.add_stop("a\0b"),
+                () => new StringVector().Add("a\0b"),
+                () => new Model(Path.Combine(fix, "e2b") + "\0/x"),
+            };
+            for (int i = 0; i < calls.Length; i++) {
+                try {
+                    calls[i]();
+                    Check(false, what[i] + ": NUL accepted");
+                } catch (ArgumentException e) {
+                    Check(e.Message.Contains("NUL"), what[i] + ": " + e.Message);
+                }
+            }
+            Check(s.info(gemma4swig.GEMMA4_SESSION_N_PAST) == 0, "nothing ran");
+        }
         try {
             new Model("/nonexistent/model");
             Check(false, "bad path accepted");

@@ -103,6 +103,18 @@ def main():
     prompt = m.chat_apply(["user"], ["Hi"])
     assert prompt.startswith("<bos><|turn>user\nHi")
 
+    # an embedded NUL is refused where a NUL-terminated C string would be cut there
+    s = m.session(64)
+    nul = g.GEMMA4_ERR_INVALID_ARGUMENT
+    expect_error(nul, "prompt contains a NUL character at byte 5", s.generate, "hello\0 IGNORE", 4)
+    expect_error(nul, "contents[0] contains a NUL", s.chat_generate, ["user"], ["a\0b"], 4)
+    expect_error(nul, "roles[0] contains a NUL", m.chat_apply, ["us\0er"], ["hi"])
+    expect_error(nul, "stop contains a NUL", s.add_stop, "a\0b")
+    expect_error(nul, "messages_json contains a NUL", s.chat_complete, "[]\0x", "", 0, 4)
+    expect_error(nul, "model_dir contains a NUL", g.Model, E2B + "\0/x")
+    assert s.info(g.GEMMA4_SESSION_N_PAST) == 0
+    assert len(m.tokenize("a\0b")) > len(m.tokenize("a"))  # tokenize takes a length: kept whole
+
     s = m.session(256)
     full = s.generate("The sea", 20)
     n_gen = s.info(g.GEMMA4_SESSION_LAST_GEN_TOKENS)
