@@ -23,6 +23,7 @@
 #include "bpe.h"
 #include "file.h"
 #include "mem.h"
+#include "spm.h"
 
 struct str {
     char *s;
@@ -83,6 +84,12 @@ struct g4_tokenizer {
     size_t n_dec;
     bool has_decoder;
     struct g4_bpe_ids bos_prefix, bos_suffix; // TemplateProcessing "single" around $A
+    // GGUF vocabularies (g4_tokenizer_new_gguf), encoded as llama.cpp encodes them:
+    float *scores;      // (bpe.n_ids,) SentencePiece scores: score-driven merging (spm.c), or NULL
+    bool longest_first; // added tokens split the text longest first, as llama.cpp's
+                        // tokenizer_st_partition, not leftmost-longest as tokenizers
+    bool llama_utf8;    // text between added tokens goes through llama.cpp's UTF-8 decoding
+                        // (llama_utf8_text) before the model, as its BPE pre-tokenizer does
 };
 
 // ---- small helpers -----------------------------------------------------------------------
@@ -336,7 +343,9 @@ static g4_status normalize(const struct g4_tokenizer *tok, const char *s, size_t
 static g4_status pretokenize(const struct g4_tokenizer *tok, size_t step, const char *s,
                              size_t n, struct g4_bpe_ids *ids) {
     if (n == 0) return G4_OK;
-    if (step == tok->n_split) return g4_bpe_encode_word(&tok->bpe, s, n, ids);
+    if (step == tok->n_split)
+        return tok->scores ? g4_spm_encode_word(&tok->bpe, tok->scores, s, n, ids)
+                           : g4_bpe_encode_word(&tok->bpe, s, n, ids);
     const struct split_step *sp = &tok->split[step];
     // pattern matches as (a, b, is_match), covering s (tokenizers Pattern::find_matches)
     struct segs m = {0}, out = {0};
@@ -385,14 +394,135 @@ static g4_status pretokenize(const struct g4_tokenizer *tok, size_t step, const 
     return st;
 }
 
+// llama.cpp's unicode_cpts_from_utf8 then unicode_cpt_to_utf8, which its BPE tokenizer applies
+// to the text (unicode_regex_split): a lead byte whose continuation bytes are missing, and a
+// stray continuation byte, become U+FFFD each (one byte consumed); the decoder is lenient, so
+// overlong forms come back in their shortest form and surrogates pass through. Code points above
+// U+10FFFF (leads F4-F7 with large values) also give U+FFFD (llama.cpp throws there).
+static g4_status llama_utf8_text(const char *text, size_t n, struct buf *out) {
+    static const char fffd[] = "\xef\xbf\xbd";
+    const unsigned char *s = (const unsigned char *)text;
+    out->n = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        size_t len = c < 0x80 ? 1 : !(c & 0x40) ? 0 : !(c & 0x20) ? 2 : !(c & 0x10) ? 3 : !(c & 0x08) ? 4 : 0;
+        bool ok = len > 0 && i + len <= n;
+        for (size_t k = 1; ok && k < len; k++) ok = (s[i + k] & 0xC0) == 0x80;
+        if (!ok) {
+            G4_TRY(buf_put(out, fffd, 3));
+            i++;
+            continue;
+        }
+        uint32_t cp = len == 1 ? c : c & (0x7F >> len);
+        for (size_t k = 1; k < len; k++) cp = cp << 6 | (s[i + k] & 0x3F);
+        i += len;
+        char u[4];
+        size_t m;
+        if (cp <= 0x7F) u[0] = (char)cp, m = 1;
+        else if (cp <= 0x7FF) u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3F)), m = 2;
+        else if (cp <= 0xFFFF)
+            u[0] = (char)(0xE0 | cp >> 12), u[1] = (char)(0x80 | ((cp >> 6) & 0x3F)),
+            u[2] = (char)(0x80 | (cp & 0x3F)), m = 3;
+        else if (cp <= 0x10FFFF)
+            u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | ((cp >> 12) & 0x3F)),
+            u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), u[3] = (char)(0x80 | (cp & 0x3F)), m = 4;
+        else
+            memcpy(u, fffd, 3), m = 3;
+        G4_TRY(buf_put(out, u, m));
+    }
+    return G4_OK;
+}
+
+static size_t added_len(const struct g4_tokenizer *tok, int32_t a) { return tok->added[a].content.n; }
+
+// llama.cpp's tokenizer_st_partition (parse_special = true): the added tokens, longest first
+// (equal lengths by id: llama.cpp's std::sort leaves their order unspecified, which matters only
+// for two overlapping tokens of one length), each split every text piece left at each of its
+// non-overlapping occurrences, left to right. Only tokens that occur in the text can split it,
+// so those are found first with the trie (every token starting at every position). literal:
+// special tokens are not matched (llama.cpp's parse_special = false; user-defined ones still are).
+static g4_status partition_longest_first(const struct g4_tokenizer *tok, const char *s, size_t n,
+                                         bool literal, struct segs *out) {
+    out->n = 0;
+    const struct trie *t = &tok->raw_trie;
+    int32_t *found = NULL;
+    size_t n_found = 0, cap_found = 0;
+    g4_status st = G4_OK;
+    bool *seen = NULL;
+    if (t->n > 0 && n > 0) st = g4_calloc((void **)&seen, tok->n_added, sizeof *seen, "added-token marks");
+    for (size_t i = 0; st == G4_OK && t->n > 0 && i < n; i++) {
+        int32_t cur = t->root[(unsigned char)s[i]];
+        for (size_t k = i; cur > 0;) {
+            int32_t a = t->node[cur].added;
+            if (a >= 0 && !seen[a] && !(literal && tok->added[a].special)) {
+                if (n_found == cap_found) {
+                    size_t cap = cap_found ? 2 * cap_found : 16;
+                    int32_t *p = realloc(found, cap * sizeof *p);
+                    if (!p) {
+                        st = g4_fail(G4_ERR_OUT_OF_MEMORY, "added-token list of %zu", cap);
+                        break;
+                    }
+                    found = p;
+                    cap_found = cap;
+                }
+                seen[a] = true;
+                found[n_found++] = a;
+            }
+            if (++k == n) break;
+            int32_t c = t->node[cur].child;
+            while (c >= 0 && t->node[c].byte != (unsigned char)s[k]) c = t->node[c].sibling;
+            cur = c;
+        }
+    }
+    free(seen);
+    // longest first, then by id (insertion sort: a text holds few distinct added tokens)
+    for (size_t i = 1; i < n_found; i++) {
+        int32_t a = found[i];
+        size_t j = i;
+        while (j > 0 && (added_len(tok, found[j - 1]) < added_len(tok, a) ||
+                         (added_len(tok, found[j - 1]) == added_len(tok, a) &&
+                          tok->added[found[j - 1]].id > tok->added[a].id)))
+            found[j] = found[j - 1], j--;
+        found[j] = a;
+    }
+    struct segs next = {0};
+    if (st == G4_OK && n > 0) st = segs_push(out, 0, n, -1);
+    for (size_t f = 0; st == G4_OK && f < n_found; f++) {
+        const struct str *pat = &tok->added[found[f]].content;
+        next.n = 0;
+        for (size_t k = 0; st == G4_OK && k < out->n; k++) {
+            struct seg g = out->v[k];
+            size_t at = g.a;
+            while (st == G4_OK && g.added < 0 && at < g.b) {
+                const char *hit = memmem(s + at, g.b - at, pat->s, pat->n);
+                if (!hit) break;
+                size_t h = (size_t)(hit - s);
+                if (h > at) st = segs_push(&next, at, h, -1);
+                if (st == G4_OK) st = segs_push(&next, h, h + pat->n, found[f]);
+                at = h + pat->n;
+            }
+            if (st == G4_OK && g.added >= 0) st = segs_push(&next, g.a, g.b, g.added);
+            else if (st == G4_OK && at < g.b) st = segs_push(&next, at, g.b, -1);
+        }
+        struct segs swap = *out;
+        *out = next;
+        next = swap;
+    }
+    free(next.v);
+    free(found);
+    return st;
+}
+
 static g4_status encode_all(const struct g4_tokenizer *tok, const char *text, size_t len,
                             int add_bos, bool literal, struct g4_bpe_ids *ids) {
     struct segs raw = {0}, norm = {0};
-    struct buf nb = {0}, tmp = {0};
+    struct buf nb = {0}, tmp = {0}, u8 = {0};
     g4_status st = G4_OK;
     for (size_t k = 0; add_bos && st == G4_OK && k < tok->bos_prefix.n; k++)
         st = g4_bpe_ids_push(ids, tok->bos_prefix.v[k]);
-    if (st == G4_OK) st = find_matches(tok, &tok->raw_trie, text, len, literal, &raw);
+    if (st == G4_OK)
+        st = tok->longest_first ? partition_longest_first(tok, text, len, literal, &raw)
+                                : find_matches(tok, &tok->raw_trie, text, len, literal, &raw);
     for (size_t r = 0; st == G4_OK && r < raw.n; r++) {
         struct seg g = raw.v[r];
         if (g.a == g.b) continue;
@@ -400,7 +530,12 @@ static g4_status encode_all(const struct g4_tokenizer *tok, const char *text, si
             st = g4_bpe_ids_push(ids, tok->added[g.added].id);
             continue;
         }
-        st = normalize(tok, text + g.a, g.b - g.a, &nb, &tmp);
+        if (tok->llama_utf8) {
+            st = llama_utf8_text(text + g.a, g.b - g.a, &u8);
+            if (st == G4_OK) st = normalize(tok, u8.s ? u8.s : "", u8.n, &nb, &tmp);
+        } else {
+            st = normalize(tok, text + g.a, g.b - g.a, &nb, &tmp);
+        }
         if (st == G4_OK) st = find_matches(tok, &tok->norm_trie, nb.s, nb.n, literal, &norm);
         for (size_t k = 0; st == G4_OK && k < norm.n; k++) {
             struct seg h = norm.v[k];
@@ -415,6 +550,7 @@ static g4_status encode_all(const struct g4_tokenizer *tok, const char *text, si
     free(norm.v);
     free(nb.s);
     free(tmp.s);
+    free(u8.s);
     return st;
 }
 
@@ -655,6 +791,7 @@ void g4_tokenizer_free(struct g4_tokenizer *tok) {
     free(tok->dec);
     free(tok->bos_prefix.v);
     free(tok->bos_suffix.v);
+    free(tok->scores);
     free(tok);
 }
 
@@ -988,6 +1125,74 @@ g4_status g4_tokenizer_load(struct g4_tokenizer **out, const char *path) {
             snprintf(msg, sizeof msg, "%s", g4_last_error());
             if (strncmp(msg, path, strlen(path)) != 0) g4_fail(st, "%s: %s", path, msg);
         }
+        g4_tokenizer_free(tok);
+        return st;
+    }
+    *out = tok;
+    return G4_OK;
+}
+
+// ---- GGUF vocabularies ---------------------------------------------------------------------
+
+g4_status g4_tokenizer_new_gguf(struct g4_tokenizer **out, struct g4_bpe *bpe, float *scores,
+                                const int32_t *added_ids, const bool *added_special,
+                                size_t n_added, int32_t bos_id) {
+    *out = NULL;
+    struct g4_tokenizer *tok = calloc(1, sizeof *tok);
+    if (!tok) {
+        g4_bpe_free(bpe);
+        free(scores);
+        return g4_fail(G4_ERR_OUT_OF_MEMORY, "tokenizer");
+    }
+    tok->bpe = *bpe;
+    memset(bpe, 0, sizeof *bpe);
+    tok->scores = scores;
+    tok->longest_first = true;
+    tok->llama_utf8 = !scores; // llama.cpp's BPE decodes the text; its SPM takes the bytes
+    tok->n_vocab = tok->bpe.n_ids;
+    // Gemma's pipeline, as tests/tokenizer/make_tokenizer_fixtures.py writes it for these
+    // vocabularies: spaces become "\xe2\x96\x81" (llama.cpp's escape_whitespaces), one word
+    // per piece between added tokens, and the decoder undoes it with byte fallback.
+    static const char space[] = " ", lower_block[] = "\xe2\x96\x81";
+    g4_status st = g4_calloc((void **)&tok->norm, 1, sizeof *tok->norm, "normalizer");
+    if (st == G4_OK) {
+        tok->n_norm = 1;
+        tok->norm[0].kind = NORM_REPLACE;
+        st = dup_str(&tok->norm[0].pattern, space, 1);
+    }
+    if (st == G4_OK) st = dup_str(&tok->norm[0].content, lower_block, 3);
+    if (st == G4_OK) st = g4_calloc((void **)&tok->dec, 3, sizeof *tok->dec, "decoder");
+    if (st == G4_OK) {
+        tok->n_dec = 3;
+        tok->has_decoder = true;
+        tok->dec[0].kind = DEC_REPLACE;
+        tok->dec[1].kind = DEC_BYTE_FALLBACK;
+        tok->dec[2].kind = DEC_FUSE;
+        st = dup_str(&tok->dec[0].pattern, lower_block, 3);
+    }
+    if (st == G4_OK) st = dup_str(&tok->dec[0].content, space, 1);
+    if (st == G4_OK && bos_id >= 0) st = g4_bpe_ids_push(&tok->bos_prefix, bos_id);
+    if (st == G4_OK && n_added)
+        st = g4_calloc((void **)&tok->added, n_added, sizeof *tok->added, "added tokens");
+    if (st == G4_OK)
+        st = g4_calloc((void **)&tok->added_of_id, (size_t)tok->n_vocab, sizeof(int32_t), "id map");
+    for (size_t i = 0; st == G4_OK && i < n_added; i++) {
+        int32_t id = added_ids[i];
+        size_t len;
+        const char *text = id >= 0 && id < tok->n_vocab ? token_text(tok, id, &len) : NULL;
+        if (!text || added_index(tok, id) >= 0) {
+            st = g4_fail(G4_ERR_FORMAT, "added token id %d is not a vocabulary id or given twice", id);
+            break;
+        }
+        struct added_token *at = &tok->added[tok->n_added];
+        st = dup_str(&at->content, text, len);
+        if (st != G4_OK) break;
+        at->id = id;
+        at->special = added_special[i];
+        tok->added_of_id[id] = (int32_t)++tok->n_added;
+        if (len) st = trie_insert(&tok->raw_trie, text, len, (int32_t)(tok->n_added - 1));
+    }
+    if (st != G4_OK) {
         g4_tokenizer_free(tok);
         return st;
     }

@@ -1,20 +1,35 @@
 // Gemma tokenizer loaded from a Hugging Face tokenizer.json (BPE with byte fallback, its
-// normalizer, pre-tokenizer and special/added tokens). Encodes and decodes exactly like the
-// Hugging Face `tokenizers` library. Immutable after load: safe to share between threads.
+// normalizer, pre-tokenizer and special/added tokens), encoding and decoding exactly like the
+// Hugging Face `tokenizers` library; or from a GGUF file's tokenizer.ggml.* metadata
+// (tokenizer_gguf.c), encoding like llama.cpp. Immutable after load: safe to share between threads.
 #ifndef G4_TOKENIZER_H
 #define G4_TOKENIZER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "status.h"
 
 struct g4_tokenizer;
+struct g4_bpe;
+struct g4_gguf;
 
 // Loads `path` (a tokenizer.json). G4_ERR_IO if unreadable, G4_ERR_FORMAT/UNSUPPORTED with the
 // offending field named if the file is not a tokenizer we can reproduce exactly.
 g4_status g4_tokenizer_load(struct g4_tokenizer **out, const char *path);
 void g4_tokenizer_free(struct g4_tokenizer *tok); // NULL is fine
+
+// Builds the tokenizer of a GGUF file from its parsed metadata (see tokenizer_gguf.h: this is
+// g4_tokenizer_gguf_load's last step). Takes ownership of *bpe (the whole vocabulary, with the
+// merges of a BPE vocabulary) and of scores (SentencePiece scores: score-driven merging as
+// llama.cpp's SPM; NULL: the BPE merges), also on error. The added tokens (vocabulary ids, with
+// HF's "special" flag: dropped by decode(skip_special)) split the text before the model runs,
+// longest first as llama.cpp does; bos_id (-1: none) is prepended when add_bos is asked.
+// Normalizer and decoder are Gemma's: " " <-> "\xe2\x96\x81", byte fallback.
+g4_status g4_tokenizer_new_gguf(struct g4_tokenizer **out, struct g4_bpe *bpe, float *scores,
+                                const int32_t *added_ids, const bool *added_special,
+                                size_t n_added, int32_t bos_id);
 
 int32_t g4_tokenizer_vocab_size(const struct g4_tokenizer *tok);
 // Token id of an exact token string (e.g. "<bos>", "<|turn>"), or -1.
