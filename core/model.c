@@ -15,6 +15,7 @@
 #include "gguf_weights.h"
 #include "log.h"
 #include "mem.h"
+#include "tokenizer_gguf.h"
 
 static void model_destroy(struct g4_model *m) {
     if (!m) return;
@@ -88,11 +89,11 @@ g4_status g4_model_load_flags(struct g4_model **out, const char *dir, enum g4_de
 
     char path[4096];
     if (gguf) {
-        // The tokenizer from the GGUF metadata (tokenizer.ggml.*) is h15d's
-        // g4_tokenizer_gguf_load(&m->tok, &m->gguf, dir) (core/text/tokenizer_gguf.h); until it
-        // lands m->tok stays NULL and text functions return G4_ERR_NO_TOKENIZER.
+        // The tokenizer from the GGUF metadata (tokenizer.ggml.*), encoding as llama.cpp does;
+        // none (m->tok NULL: text functions return G4_ERR_NO_TOKENIZER) without tokenizer.ggml.model.
         // Sampling defaults: those of a directory without generation_config.json (greedy).
         snprintf(path, sizeof path, "%s", dir);
+        if ((st = g4_tokenizer_gguf_load(&m->tok, &m->gguf, dir)) != G4_OK) goto fail;
         m->gen = (struct g4_generation_config){false, false, 1.0f, 50, 1.0f};
     } else {
         snprintf(path, sizeof path, "%s/tokenizer.json", dir);

