@@ -32,6 +32,8 @@ static const char usage_text[] =
     "\n"
     "  -m, --model DIR         checkpoint directory or .gguf file (required)\n"
     "  -p, --prompt TEXT       the user message (with -i: the first one)\n"
+    "  -c, --complete          continue the prompt as plain text (no chat format: for base\n"
+    "                          models such as scripts/run.sh's default Gemma 3 270M)\n"
     "  -i, --interactive       chat turn by turn; /reset starts over, /exit quits, Ctrl-C stops\n"
     "                          the reply being generated (at the prompt it quits)\n"
     "  -s, --system TEXT       system message\n"
@@ -100,7 +102,7 @@ static int parse_seed(const char *v, unsigned long long *out) {
 
 struct options {
     const char *model_dir, *prompt, *system;
-    int interactive, verbose, device, precision, top_k, threads;
+    int interactive, complete, verbose, device, precision, top_k, threads;
     int32_t max_tokens;
     double temp, top_p, min_p, penalty;
     long long ctx;
@@ -122,6 +124,7 @@ static int parse_args(int argc, char **argv, struct options *o) {
             return 0;
         }
         if (!strcmp(a, "-i") || !strcmp(a, "--interactive")) { o->interactive = 1; continue; }
+        if (!strcmp(a, "-c") || !strcmp(a, "--complete")) { o->complete = 1; continue; }
         if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) { o->verbose = 1; continue; }
 
         // options with a value: "--name VALUE" or "--name=VALUE"
@@ -187,6 +190,7 @@ static int parse_args(int argc, char **argv, struct options *o) {
         if (rc) return rc;
     }
     if (!o->model_dir) return usage_error("--model DIR is required");
+    if (o->complete && (o->interactive || o->system)) return usage_error("--complete takes no -i or --system");
     return -1;
 }
 
@@ -461,6 +465,21 @@ int main(int argc, char **argv) {
     gemma4_session_set_seed(chat, o.seed);
     if ((st = gemma4_session_set_precision(chat, o.precision))) return fail("precision", st);
 
+    if (o.complete) { // plain-text continuation: the prompt, then what the model adds to it
+        struct reply r = {0};
+        fputs(o.prompt, stdout);
+        fflush(stdout);
+        set_generating(chat);
+        st = gemma4_generate(chat, o.prompt, o.max_tokens, on_token, &r);
+        set_generating(NULL);
+        printf("\n");
+        free(r.text);
+        free(stdin_prompt);
+        if (st == GEMMA4_ERR_CANCELLED && atomic_load(&interrupted)) st = GEMMA4_OK;
+        rc = st != GEMMA4_OK ? (fail("generate", st), 1) : atomic_load(&interrupted) ? 130 : 0;
+        gemma4_session_free(chat);
+        return rc;
+    }
     struct conversation c = {0};
     if (o.system && conv_add(&c, "system", o.system, strlen(o.system))) return 1;
     c.n_keep = c.n;
