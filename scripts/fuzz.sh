@@ -23,13 +23,15 @@ flags=(-std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undef
 
 # core files each target links (parsers plus status/mem/log/dtype/file)
 base="status.c mem.c log.c dtype.c formats/file.c"
+# the chat renderer and what it needs (config.c includes chat.h for the generation prompt)
+chat="text/chat.c text/chat_emit.c text/tool_call.c text/tool_decl.c text/pyjson.c text/utf8.c text/tokenizer.c text/bpe.c"
 declare -A srcs=(
   [fuzz_safetensors]="formats/safetensors.c"
-  [fuzz_gguf]="formats/gguf.c"
-  [fuzz_config]="formats/config.c text/chat.c"
+  [fuzz_gguf]="formats/gguf.c formats/gguf_config.c formats/gguf_weights.c formats/config.c formats/weights.c formats/safetensors.c $chat"
+  [fuzz_config]="formats/config.c $chat"
   [fuzz_tokenizer_load]="text/tokenizer.c text/bpe.c"
   [fuzz_tokenizer]="text/tokenizer.c text/bpe.c"
-  [fuzz_chat]="text/chat.c"
+  [fuzz_chat]="$chat"
 )
 # -max_len per target: whole files for the parsers (the tokenizer.json seeds are ~14 KB); 4 KB of
 # text or 1023 ids for fuzz_tokenizer, whose added tokens and merges span a few bytes, so longer

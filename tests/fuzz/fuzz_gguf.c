@@ -1,12 +1,16 @@
 // libFuzzer target: g4_gguf_parse on arbitrary bytes (a whole GGUF file image). A successful
 // parse must yield tensors that g4_gguf_find_tensor finds, whose data lies inside the buffer with
 // n_bytes consistent with ne and the dtype, no two overlapping, and metadata whose every element
-// the accessors read (strings inside the buffer). On error the struct must be zeroed.
+// the accessors read (strings inside the buffer). On error the struct must be zeroed. Parsed files
+// then go through the config from metadata, the tensor table and the binder (gguf_config.c,
+// gguf_weights.c, weights.c): any status, no crash, leak or out-of-bounds read.
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gguf.h"
+#include "gguf_config.h"
+#include "gguf_weights.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     // Own exact-size copy, so ASan flags any read past the end (libFuzzer's buffer is too).
@@ -60,6 +64,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
     (void)sink;
+    static struct g4_config cfg;
+    if (g4_gguf_config_load(&cfg, &g, "fuzz") == G4_OK) {
+        struct g4_safetensors table;
+        if (g4_gguf_weights_table(&table, &g, "fuzz") == G4_OK) {
+            static struct g4_weights w;
+            if (g4_gguf_weights_bind(&w, &cfg, &table, "fuzz") == G4_OK) g4_weights_free(&w);
+            g4_safetensors_free(&table);
+        }
+    }
     g4_gguf_free(&g);
     free(buf);
     return 0;

@@ -54,7 +54,7 @@ def safetensors():
             put("fuzz_safetensors", f"golden_{fix}_header_only", b[:8 + n])
 
 
-def gguf_file(kvs, tensors, align=32):
+def gguf_file(kvs, tensors, align=32, fill=None):
     """kvs: list of (key, type id, payload bytes); tensors: list of (name, ne list, ggml type,
     nbytes). Builds a valid GGUF v3 image with the tensors packed in order."""
     def gstr(x):
@@ -70,7 +70,7 @@ def gguf_file(kvs, tensors, align=32):
         offs.append(off)
         off += (nb + align - 1) // align * align
     b += bytes(-len(b) % align)
-    return b + bytes((i * 7) & 0xFF for i in range(off))
+    return b + (fill(off) if fill else bytes((i * 7) & 0xFF for i in range(off)))
 
 
 def gguf():
@@ -87,6 +87,34 @@ def gguf():
     # The head of a real converter output (metadata, vocabulary, tensor infos; data cut off).
     put("fuzz_gguf", "golden_moe_head64k",
         open(os.path.join(ROOT, "tests", "gguf", "golden_moe.gguf"), "rb").read(65536))
+    # A whole one-layer gemma4 model (32 wide) that loads: mutations reach the config from
+    # metadata, the tensor table and the binder.
+    u32 = lambda v: struct.pack("<I", v)
+    f32 = lambda v: struct.pack("<f", v)
+    A = "gemma4."
+    kvs = [("general.architecture", 8, struct.pack("<Q", 6) + b"gemma4"),
+           (A + "block_count", 4, u32(1)), (A + "embedding_length", 4, u32(32)),
+           (A + "context_length", 4, u32(64)), (A + "feed_forward_length", 4, u32(32)),
+           (A + "attention.head_count", 4, u32(1)), (A + "attention.head_count_kv", 4, u32(1)),
+           (A + "attention.key_length", 4, u32(32)), (A + "attention.key_length_swa", 4, u32(32)),
+           (A + "attention.layer_norm_rms_epsilon", 6, f32(1e-6)),
+           (A + "attention.sliding_window", 4, u32(8)),
+           (A + "attention.sliding_window_pattern", 9, struct.pack("<IQ", 7, 1) + b"\x00"),
+           (A + "rope.freq_base", 6, f32(1e6)), (A + "final_logit_softcapping", 6, f32(30.0))]
+    mat = lambda n: (n, [32, 32], 0, 4096)
+    vec = lambda n: (n, [32], 0, 128)
+    tensors = [("rope_freqs.weight", [16], 0, 64), ("token_embd.weight", [32, 8], 0, 1024),
+               vec("output_norm.weight"), vec("blk.0.attn_norm.weight"), mat("blk.0.attn_q.weight"),
+               mat("blk.0.attn_k.weight"), mat("blk.0.attn_v.weight"), mat("blk.0.attn_output.weight"),
+               vec("blk.0.attn_q_norm.weight"), vec("blk.0.attn_k_norm.weight"),
+               vec("blk.0.post_attention_norm.weight"), vec("blk.0.ffn_norm.weight"),
+               vec("blk.0.post_ffw_norm.weight"), mat("blk.0.ffn_gate.weight"),
+               mat("blk.0.ffn_up.weight"), mat("blk.0.ffn_down.weight"),
+               ("blk.0.layer_output_scale.weight", [1], 0, 4)]
+    # rope_freqs (first, at offset 0): 4 rotating pairs then frozen ones; everything else 0.5
+    fill = lambda n: (b"".join(f32(1.0 if i < 4 else 1e30) for i in range(16)) +
+                      f32(0.5) * ((n - 64) // 4))
+    put("fuzz_gguf", "tiny_gemma4_model", gguf_file(kvs, tensors, fill=fill))
     put("fuzz_gguf", "no_tensors", gguf_file([("a", 10, struct.pack("<Q", 1))], []))
 
 
