@@ -20,6 +20,11 @@
 // and gemma4's proportional RoPE: `rope_freqs` holds 1.0 for each rotating frequency pair and
 // 1e30 for each frozen one; its count of 1.0s is n_rope_pairs, checked against the config rule
 // n_rope_pairs = floor(partial_rotary_factor * head_dim / 2) with 0 < partial_rotary_factor <= 1.
+// KV sharing (gemma4's shared_kv_layers) follows transformers' rule, as for config.json: a shared
+// layer reads the last non-shared layer of its own attention type. llama.cpp instead reads layer
+// n_kv - 1 (full) or n_kv - 2 (sliding) of the n_kv layers that own K/V; the two agree on the
+// released E2B/E4B layouts but not on every file (tests/golden/e2b's S S S F S | S S F: llama.cpp
+// would give its full shared layer the sliding layer 4's K/V, transformers layer 3's).
 // Not in GGUF: Gemma 3's query_pre_attn_scalar (llama.cpp: head_dim, hidden / heads for the
 // 62-layer 27B, as the released configs hold).
 #ifndef G4_GGUF_CONFIG_H
