@@ -177,9 +177,23 @@ def main():
     print("precision: fp32 default, bf16 set and read back, unknown values rejected")
 
     # cancel from another thread while generate runs (needs the GIL released: -threads)
+    # The first token starts the cancelling thread, so the cancel lands while generate runs (a
+    # fixed timer fired before the first token on a busy machine: 0 tokens generated).
+    class CancelFromThread(g.TokenCallback):
+        def __init__(self, session):
+            super().__init__()
+            self.session, self.thread = session, None
+
+        def on_token(self, piece, token):
+            if self.thread is None:
+                self.thread = threading.Thread(target=self.session.cancel)
+                self.thread.start()
+            return 0
+
     big = m.session(8192)
-    threading.Timer(0.1, big.cancel).start()
-    expect_error(g.GEMMA4_ERR_CANCELLED, "cancelled", big.generate, "The sea", 8000)
+    canceller = CancelFromThread(big)
+    expect_error(g.GEMMA4_ERR_CANCELLED, "cancelled", big.generate, "The sea", 8000, canceller)
+    canceller.thread.join()
     assert 0 < big.info(g.GEMMA4_SESSION_LAST_GEN_TOKENS) < 8000
     del big
 
