@@ -227,14 +227,20 @@ static void test_free_order(void **state) {
     g4_session_free(s);
 }
 
-// Takes all but < 64 KiB of the free device memory; returns how many blocks it holds.
-static int hog_device(void **hog, int cap) {
+// Takes the free device memory until at most keep + 64 KiB is left; returns how many blocks it
+// holds.
+static int hog_device(void **hog, int cap, size_t keep) {
     size_t free_b = 0, total_b = 0;
     assert_int_equal(cudaMemGetInfo(&free_b, &total_b), cudaSuccess);
     int n = 0;
-    for (size_t chunk = free_b; chunk >= ((size_t)64 << 10) && n < cap;) {
-        if (cudaMalloc(&hog[n], chunk) == cudaSuccess) n++;
-        else cudaGetLastError(), chunk /= 2;
+    for (size_t chunk = free_b > keep ? free_b - keep : 0; chunk >= ((size_t)64 << 10) && n < cap;) {
+        if (cudaMalloc(&hog[n], chunk) == cudaSuccess) {
+            n++;
+            assert_int_equal(cudaMemGetInfo(&free_b, &total_b), cudaSuccess);
+            chunk = free_b > keep ? free_b - keep : 0;
+        } else {
+            cudaGetLastError(), chunk /= 2;
+        }
     }
     return n;
 }
@@ -244,11 +250,14 @@ static void unhog_device(void **hog, int n) {
 }
 
 // Out of device memory at load and at session creation: clean G4_ERR_OUT_OF_MEMORY with a
-// message, nothing left allocated (the retries below succeed), no abort.
+// message, nothing left allocated (the retries below succeed), no abort. Two shapes of a full
+// device: next to nothing free (< 64 KiB: even the stream and the cuBLAS handle fail, and
+// cuBLAS says CUBLAS_STATUS_NOT_INITIALIZED, not "out of memory"), and room for the context but
+// not for a long K/V cache.
 static void test_out_of_memory(void **state) {
     (void)state;
     void *hog[128];
-    int n = hog_device(hog, (int)G4_COUNT(hog));
+    int n = hog_device(hog, (int)G4_COUNT(hog), 0);
     struct g4_model *m = NULL;
     g4_status st = g4_model_load(&m, g4_src_path("tests/golden/e2b"), G4_DEVICE_CUDA, 0, 64, 1);
     printf("load with the device full -> %s: %s\n", g4_status_name(st), g4_last_error());
@@ -257,13 +266,25 @@ static void test_out_of_memory(void **state) {
     unhog_device(hog, n);
 
     m = load("e2b", G4_DEVICE_CUDA);
-    n = hog_device(hog, (int)G4_COUNT(hog));
+    n = hog_device(hog, (int)G4_COUNT(hog), 0);
     struct g4_session *s = NULL;
     st = g4_session_init(&s, m, 64);
     printf("session with the device full -> %s: %s\n", g4_status_name(st), g4_last_error());
     assert_int_equal(st, G4_ERR_OUT_OF_MEMORY);
     assert_null(s);
     unhog_device(hog, n);
+
+    const int64_t long_ctx = m->cfg.max_position_embeddings;
+    const size_t kv = (size_t)g4_config_kv_bytes(&m->cfg, long_ctx, sizeof(float));
+    const size_t keep = kv / 2 < ((size_t)48 << 20) ? kv / 2 : ((size_t)48 << 20);
+    n = hog_device(hog, (int)G4_COUNT(hog), keep);
+    st = g4_session_init(&s, m, long_ctx);
+    printf("session of %lld positions (K/V %zu bytes) with %zu bytes left -> %s: %s\n",
+           (long long)long_ctx, kv, keep, g4_status_name(st), g4_last_error());
+    assert_int_equal(st, G4_ERR_OUT_OF_MEMORY);
+    assert_null(s);
+    unhog_device(hog, n);
+
     assert_int_equal(g4_session_init(&s, m, 64), G4_OK);
     const int32_t toks[2] = {2, 100};
     step_ok(s, toks, 2, NULL, false);
@@ -271,15 +292,53 @@ static void test_out_of_memory(void **state) {
     g4_model_release(m);
 }
 
+#ifdef G4EMU
+// A step that fails after its layers (the harness refuses the final softcap's launch) commits
+// none of its K/V rows: the session is where it was, and repeating the step gives the logits of
+// a session where it never failed. The sliding window (8) is shorter than the prefill, so a
+// commit of the failed step would overwrite ring rows the repeat still reads. Harness only: a
+// GPU cannot be told to refuse one launch.
+static void test_failed_step_commits_nothing(void **state) {
+    (void)state;
+    struct g4_reference r;
+    assert_int_equal(g4_reference_read("e2b", &r), 0);
+    struct g4_model *m = load("e2b", G4_DEVICE_CUDA);
+    const int V = m->cfg.vocab_size, P = 12, N = 5;
+    float *want = malloc(sizeof(float) * N * V), *got = malloc(sizeof(float) * N * V);
+    assert_non_null(want), assert_non_null(got);
+    struct g4_session *a, *b;
+    assert_int_equal(g4_session_init(&a, m, 64), G4_OK);
+    assert_int_equal(g4_session_init(&b, m, 64), G4_OK);
+    step_ok(a, r.tokens, P, NULL, false);
+    step_ok(a, r.tokens + P, N, want, true);
+    step_ok(b, r.tokens, P, NULL, false);
+    g4emu_fail_launches("logits.cu", 1);
+    g4_status st = g4_session_step(b, r.tokens + P, N, got, true);
+    printf("step with its softcap launch refused -> %s: %s\n", g4_status_name(st), g4_last_error());
+    assert_int_not_equal(st, G4_OK);
+    assert_int_equal(b->n_past, P);
+    step_ok(b, r.tokens + P, N, got, true);
+    assert_true(g4_compare_rel(got, want, (size_t)N * V, 0.0, "repeat after a failed step") == 0.0);
+    g4_session_free(a);
+    g4_session_free(b);
+    g4_model_release(m);
+    free(want), free(got), free(r.blob);
+}
+#endif
+
 int main(void) {
     if (g4_no_cuda_device()) return 77;
-    const struct CMUnitTest tests[] = {
+    struct CMUnitTest tests[] = {
         cmocka_unit_test(test_e2b),        cmocka_unit_test(test_moe),
         cmocka_unit_test(test_dense31b),   cmocka_unit_test(test_multimodal),
         cmocka_unit_test(test_bad_device), cmocka_unit_test(test_free_order),
         cmocka_unit_test(test_out_of_memory),
+#ifdef G4EMU
+        cmocka_unit_test(test_failed_step_commits_nothing),
+#endif
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return _cmocka_run_group_tests("tests", tests, g4_cuda_tests_select(tests, G4_COUNT(tests)),
+                                   NULL, NULL);
 }
 
 #endif

@@ -362,6 +362,8 @@ static void test_head_norm_rope(void **state) {
         {130, 2, 16, 8, 1e4f, 5, 0, 0, 1},       // fixture-sized heads
         {33, 3, 30, 3, 1e6f, 77, 10, 1, 1},      // head_dim not a multiple of 8, partial rotation
         {7, 2, 512, 0, 1e6f, 9, 0, 1, 0},        // v_norm: no weight, no rotation
+        {7, 8, 128, 64, 1e4f, 4000, 0, 0, 1},    // head_dim 128
+        {3, 4, 64, 16, 1e6f, 100000, 0, 1, 1},   // head_dim 64, partial rotation
     };
     const float eps = 1e-6f;
     for (size_t c = 0; c < G4_COUNT(cases); c++) {
@@ -379,9 +381,12 @@ static void test_head_norm_rope(void **state) {
             g4_rmsnorm_cpu(r, r, wp, nh, hd, eps);
             g4_rope_cpu(r, nh, hd, cases[c].pairs, cases[c].theta, cases[c].pos0 + t);
         }
-        struct dbuf ds, dw, dd;
+        struct dbuf ds, dw, dd, df;
         dput(&ds, src, N * 4);
         dput(&dw, w, (size_t)hd * 4);
+        float freq[G4_CUDA_MAX_HEAD_DIM / 2 + 1];
+        g4_cuda_rope_inv_freq(freq, cases[c].pairs, hd, cases[c].theta);
+        dput(&df, freq, sizeof freq);
         char what[112];
         snprintf(what, sizeof what, "head_norm_rope n=%d heads=%d hd=%d pairs=%d pos0=%lld %s", n,
                  nh, hd, cases[c].pairs, (long long)cases[c].pos0,
@@ -389,14 +394,14 @@ static void test_head_norm_rope(void **state) {
         if (cases[c].packed_out) { // packed destination, like a K/V cache row
             dnew(&dd, (size_t)n * row * 4);
             expect_ok(g4_cuda_head_norm_rope(dd.p, row, ds.p, stride, wp ? dw.p : NULL, n, nh, hd,
-                                             cases[c].pairs, cases[c].theta, cases[c].pos0, eps,
+                                             cases[c].pairs, df.p, cases[c].pos0, eps,
                                              NULL));
             dget(gotc, &dd);
             expect_close(gotc, ref, (size_t)n * row, TOL_ROPE, what);
             dfree(&dd);
         } else { // in place with the source stride (the q part of the qkv buffer)
             expect_ok(g4_cuda_head_norm_rope(ds.p, stride, ds.p, stride, wp ? dw.p : NULL, n, nh, hd,
-                                             cases[c].pairs, cases[c].theta, cases[c].pos0, eps,
+                                             cases[c].pairs, df.p, cases[c].pos0, eps,
                                              NULL));
             dget(got, &ds);
             for (int t = 0; t < n; t++)
@@ -406,11 +411,11 @@ static void test_head_norm_rope(void **state) {
                 for (int64_t i = row; i < stride; i++)
                     assert_true(got[(size_t)t * stride + i] == src[(size_t)t * stride + i]);
         }
-        dfree(&ds), dfree(&dw);
+        dfree(&ds), dfree(&dw), dfree(&df);
         free(src), free(ref), free(got), free(w), free(gotc);
     }
     assert_int_equal(g4_cuda_head_norm_rope((float *)8, 514, (float *)8, 514, NULL, 1, 1, 514, 0,
-                                            1e4f, 0, 1e-6f, NULL),
+                                            NULL, 0, 1e-6f, NULL),
                      G4_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(g4_last_error(), "head_dim 514"));
 }
@@ -423,6 +428,7 @@ struct att_case {
     int capacity; // ring capacity (== window) or 0 for a linear slot of pos0 + n rows
     int splits;   // 0: automatic
     const char *what;
+    int misalign; // K/V device bases this many floats past a 16-byte boundary
 };
 
 static void run_attention(const struct att_case *ac) {
@@ -454,24 +460,28 @@ static void run_attention(const struct att_case *ac) {
                          ac->window, scores);
 
     struct dbuf dkc, dvc, dkn, dvn, dq, dout, dscr;
-    dput(&dkc, kc, ncache * 4);
-    dput(&dvc, vc, ncache * 4);
-    dput(&dkn, kn, nnew * 4);
-    dput(&dvn, vn, nnew * 4);
+    const size_t mis = (size_t)ac->misalign;
+    float *kcd = (float *)dnew(&dkc, (ncache + mis) * 4) + mis;
+    float *vcd = (float *)dnew(&dvc, (ncache + mis) * 4) + mis;
+    float *knd = (float *)dnew(&dkn, (nnew + mis) * 4) + mis;
+    float *vnd = (float *)dnew(&dvn, (nnew + mis) * 4) + mis;
+    assert_int_equal(cudaMemcpy(kcd, kc, ncache * 4, cudaMemcpyHostToDevice), cudaSuccess);
+    assert_int_equal(cudaMemcpy(vcd, vc, ncache * 4, cudaMemcpyHostToDevice), cudaSuccess);
+    assert_int_equal(cudaMemcpy(knd, kn, nnew * 4, cudaMemcpyHostToDevice), cudaSuccess);
+    assert_int_equal(cudaMemcpy(vnd, vn, nnew * 4, cudaMemcpyHostToDevice), cudaSuccess);
     dput(&dq, q, (size_t)n * qrow * 4);
     dnew(&dout, (size_t)n * qrow * 4);
     const size_t scratch_floats = (size_t)64 * n * nh * (hd + 2);
     dnew(&dscr, scratch_floats * 4);
-    const float *kcd = dkc.p, *vcd = dvc.p;
-    struct g4_cuda_kv_view dview = {kcd, vcd, ring ? (const float *)dkn.p : kcd + pos0 * row,
-                                    ring ? (const float *)dvn.p : vcd + pos0 * row, pos0, (int)cap,
-                                    ring, nkv, hd};
+    struct g4_cuda_kv_view dview = {kcd, vcd, ring ? knd : kcd + pos0 * row,
+                                    ring ? vnd : vcd + pos0 * row, pos0, (int)cap, ring, nkv, hd};
     expect_ok(g4_cuda_attention(dout.p, qrow, dq.p, qrow, &dview, pos0, n, nh, ac->window,
                                 ac->splits, dscr.p, scratch_floats, NULL));
     dget(got, &dout);
     char what[160];
-    snprintf(what, sizeof what, "attention %s: n=%d h=%d/%d hd=%d pos0=%lld W=%d cap=%lld split=%d",
-             ac->what, n, nh, nkv, hd, (long long)pos0, ac->window, (long long)cap, ac->splits);
+    snprintf(what, sizeof what, "attention %s: n=%d h=%d/%d hd=%d pos0=%lld W=%d cap=%lld split=%d%s",
+             ac->what, n, nh, nkv, hd, (long long)pos0, ac->window, (long long)cap, ac->splits,
+             mis ? (mis % 2 ? " K/V 4-byte aligned" : " K/V 8-byte aligned") : "");
     expect_close(got, ref, (size_t)n * qrow, TOL_FP32, what);
     dfree(&dkc), dfree(&dvc), dfree(&dkn), dfree(&dvn), dfree(&dq), dfree(&dout), dfree(&dscr);
     free(kc), free(vc), free(kn), free(vn), free(q), free(ref), free(got), free(scores);
@@ -480,22 +490,28 @@ static void run_attention(const struct att_case *ac) {
 static void test_attention(void **state) {
     (void)state;
     static const struct att_case cases[] = {
-        {1, 8, 1, 512, 700, 0, 0, 0, "decode, full, hd 512, group 8"},
-        {1, 8, 1, 512, 700, 0, 0, 5, "decode, full, hd 512, 5 splits"},
-        {1, 16, 2, 512, 3000, 0, 0, 0, "decode, long context"},
-        {130, 4, 2, 256, 0, 0, 0, 0, "prefill from 0, full"},
-        {33, 16, 2, 256, 40, 0, 0, 3, "prefill chunk, group 8, 3 splits"},
-        {1, 4, 2, 256, 63, 64, 64, 0, "ring, pos W-1"},
-        {1, 4, 2, 256, 64, 64, 64, 0, "ring, pos W"},
-        {1, 4, 2, 256, 65, 64, 64, 0, "ring, pos W+1"},
-        {1, 4, 2, 256, 200, 64, 64, 4, "ring wrapped, 4 splits"},
-        {70, 4, 2, 256, 100, 64, 64, 0, "ring, chunk longer than the window"},
-        {7, 4, 2, 512, 13, 8, 8, 0, "ring, hd 512, tiny window"},
-        {7, 4, 2, 16, 13, 8, 8, 0, "fixture shapes, sliding"},
-        {130, 4, 1, 32, 5, 0, 0, 0, "fixture shapes, full"},
-        {7, 6, 3, 30, 20, 9, 9, 2, "hd 30 (8-byte tile loads), 2 splits"},
-        {9, 2, 2, 6, 3, 0, 0, 0, "hd 6, no GQA"},
-        {20, 4, 2, 256, 30, 512, 0, 0, "window larger than the context, linear slot"},
+        {1, 8, 1, 512, 700, 0, 0, 0, "decode, full, hd 512, group 8", 0},
+        {1, 8, 1, 512, 700, 0, 0, 5, "decode, full, hd 512, 5 splits", 0},
+        {1, 16, 2, 512, 3000, 0, 0, 0, "decode, long context", 0},
+        {130, 4, 2, 256, 0, 0, 0, 0, "prefill from 0, full", 0},
+        {33, 16, 2, 256, 40, 0, 0, 3, "prefill chunk, group 8, 3 splits", 0},
+        {1, 4, 2, 256, 63, 64, 64, 0, "ring, pos W-1", 0},
+        {1, 4, 2, 256, 64, 64, 64, 0, "ring, pos W", 0},
+        {1, 4, 2, 256, 65, 64, 64, 0, "ring, pos W+1", 0},
+        {1, 4, 2, 256, 200, 64, 64, 4, "ring wrapped, 4 splits", 0},
+        {70, 4, 2, 256, 100, 64, 64, 0, "ring, chunk longer than the window", 0},
+        {7, 4, 2, 512, 13, 8, 8, 0, "ring, hd 512, tiny window", 0},
+        {7, 4, 2, 16, 13, 8, 8, 0, "fixture shapes, sliding", 0},
+        {130, 4, 1, 32, 5, 0, 0, 0, "fixture shapes, full", 0},
+        {7, 6, 3, 30, 20, 9, 9, 2, "hd 30 (8-byte tile loads), 2 splits", 0},
+        {9, 2, 2, 6, 3, 0, 0, 0, "hd 6, no GQA", 0},
+        {20, 4, 2, 256, 30, 512, 0, 0, "window larger than the context, linear slot", 0},
+        {9, 8, 2, 64, 40, 0, 0, 0, "hd 64, group 4", 0},
+        {5, 8, 4, 128, 300, 128, 128, 0, "hd 128, ring", 0},
+        {1, 8, 1, 128, 2000, 0, 0, 0, "decode, hd 128, long context", 0},
+        {7, 4, 2, 64, 13, 8, 8, 0, "misaligned K/V bases", 1},
+        {9, 8, 2, 128, 40, 0, 0, 2, "misaligned K/V bases", 2},
+        {1, 4, 2, 30, 70, 0, 0, 0, "misaligned K/V bases", 1},
     };
     for (size_t c = 0; c < G4_COUNT(cases); c++) run_attention(&cases[c]);
 
@@ -903,7 +919,7 @@ static void test_sample(void **state) {
 
 int main(void) {
     if (g4_no_cuda_device()) return 77;
-    const struct CMUnitTest tests[] = {
+    struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul),        cmocka_unit_test(test_embed),
         cmocka_unit_test(test_ple_combine),   cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_head_norm_rope), cmocka_unit_test(test_attention),
@@ -911,7 +927,8 @@ int main(void) {
         cmocka_unit_test(test_moe_route),     cmocka_unit_test(test_moe_dispatch),
         cmocka_unit_test(test_softcap_argmax), cmocka_unit_test(test_sample),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return _cmocka_run_group_tests("tests", tests, g4_cuda_tests_select(tests, G4_COUNT(tests)),
+                                   NULL, NULL);
 }
 
 #endif

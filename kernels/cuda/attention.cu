@@ -31,6 +31,7 @@ struct attn_params {
     int64_t pos0;
     int n_tokens, window;
     int n_splits;
+    int vec;            // floats per K/V tile load: 4 or 2 when every K/V base allows it, else 1
     int64_t split_keys; // keys per split, a multiple of the tile
     float *part_o;      // (n_splits, n_tokens, n_heads, head_dim) when n_splits > 1
     float *part_ml;     // (n_splits, n_tokens, n_heads, 2): running max and sum
@@ -44,13 +45,14 @@ static __device__ __forceinline__ const float *kv_row(const float *cache, const 
 }
 
 // Loads keys [k0, k0 + BK) of KV head g into ks / vs (BK, head_dim); rows at or past kend are
-// zero (a masked score times a garbage V row could be NaN).
+// zero (a masked score times a garbage V row could be NaN). Loads are p.vec floats wide; the
+// shared tiles are 16-byte aligned and head_dim % vec == 0, so the stores are aligned too.
 template <int BK>
 static __device__ __forceinline__ void load_tile(float *ks, float *vs, int64_t k0, int64_t kend,
                                                  int g, const attn_params &p) {
     const int hd = p.head_dim;
     const int64_t koff = (int64_t)g * hd;
-    if ((hd & 3) == 0) { // 16-byte chunks: rows start 16-byte aligned when head_dim % 4 == 0
+    if (p.vec == 4) { // 16-byte chunks: head_dim % 4 == 0 and 16-byte-aligned bases (checked)
         const int cpr = hd / 4;
         for (int idx = threadIdx.x; idx < BK * cpr; idx += ATT_THREADS) {
             const int j = idx / cpr, cc = idx % cpr;
@@ -63,7 +65,7 @@ static __device__ __forceinline__ void load_tile(float *ks, float *vs, int64_t k
             reinterpret_cast<float4 *>(ks + j * hd)[cc] = kk;
             reinterpret_cast<float4 *>(vs + j * hd)[cc] = vv;
         }
-    } else { // head_dim is even: 8-byte pairs
+    } else if (p.vec == 2) { // head_dim is even and the bases 8-byte aligned: 8-byte pairs
         const int cpr = hd / 2;
         for (int idx = threadIdx.x; idx < BK * cpr; idx += ATT_THREADS) {
             const int j = idx / cpr, cc = idx % cpr;
@@ -75,6 +77,18 @@ static __device__ __forceinline__ void load_tile(float *ks, float *vs, int64_t k
             }
             reinterpret_cast<float2 *>(ks + j * hd)[cc] = kk;
             reinterpret_cast<float2 *>(vs + j * hd)[cc] = vv;
+        }
+    } else { // bases only 4-byte aligned: single floats
+        for (int idx = threadIdx.x; idx < BK * hd; idx += ATT_THREADS) {
+            const int j = idx / hd, c = idx % hd;
+            const int64_t key = k0 + j;
+            float kk = 0.0f, vv = 0.0f;
+            if (key < kend) {
+                kk = kv_row(p.k, p.new_k, key, p)[koff + c];
+                vv = kv_row(p.v, p.new_v, key, p)[koff + c];
+            }
+            ks[j * hd + c] = kk;
+            vs[j * hd + c] = vv;
         }
     }
 }
@@ -193,7 +207,7 @@ static __global__ void attention_merge_kernel(float *out, int64_t out_stride,
 template <int CPT, int BK>
 static g4_status launch(const attn_params &p, dim3 grid, cudaStream_t stream) {
     const size_t smem = 2 * (size_t)BK * p.head_dim * sizeof(float); // <= 32 KiB
-    attention_kernel<CPT, BK><<<grid, ATT_THREADS, smem, stream>>>(p);
+    attention_kernel<CPT, BK> G4_LAUNCH(grid, ATT_THREADS, smem, stream)(p);
     return g4_cuda_launch_status("attention_kernel");
 }
 
@@ -243,6 +257,13 @@ g4_status g4_cuda_attention(float *out, int64_t out_stride, const float *q, int6
     p.n_tokens = n_tokens;
     p.window = window;
     p.part_o = p.part_ml = NULL;
+    // Widest K/V load every base allows: rows start at base + key * n_kv_heads * head_dim
+    // floats, so with head_dim % 4 == 0 a 16-byte-aligned base keeps every row 16-byte aligned.
+    const uintptr_t bases = (uintptr_t)kv->k | (uintptr_t)kv->v | (uintptr_t)kv->new_k |
+                            (uintptr_t)kv->new_v;
+    if (bases % sizeof(float))
+        return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda attention: K/V bases not float-aligned");
+    p.vec = hd % 4 == 0 && bases % 16 == 0 ? 4 : bases % 8 == 0 ? 2 : 1;
 
     const int64_t n_rows = (int64_t)n_tokens * p.group;
     const int64_t tiles = g4_ceil_div(n_rows, ATT_ROWS);
@@ -285,7 +306,7 @@ g4_status g4_cuda_attention(float *out, int64_t out_stride, const float *q, int6
     const dim3 grid((unsigned)tiles, (unsigned)nkv, (unsigned)p.n_splits);
     G4_TRY(dispatch(p, grid, stream));
     if (p.n_splits == 1) return G4_OK;
-    attention_merge_kernel<<<(unsigned)(n_tokens * n_heads), 128, 0, stream>>>(
+    attention_merge_kernel G4_LAUNCH((unsigned)(n_tokens * n_heads), 128, 0, stream)(
         out, out_stride, p.part_o, p.part_ml, p.n_splits, n_tokens, n_heads, hd);
     return g4_cuda_launch_status("attention_merge_kernel");
 }

@@ -15,6 +15,15 @@
 
 #define G4_FULL_MASK 0xffffffffu
 
+// Kernel launches are written `kernel G4_LAUNCH(grid, block, smem, stream)(args...)`: under nvcc
+// that is kernel<<<grid, block, smem, stream>>>(args...); the CPU execution harness
+// (tests/emu, which compiles these files with the host C++ compiler) defines its own G4_LAUNCH.
+#if defined(__CUDACC__)
+#define G4_LAUNCH(...) <<<__VA_ARGS__>>>
+#elif !defined(G4_LAUNCH)
+#error "kernels/cuda compiles with nvcc, or with a host compiler against tests/emu/include"
+#endif
+
 static inline int64_t g4_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Blocks for a grid-stride loop over n elements with `threads` per block.

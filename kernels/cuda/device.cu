@@ -116,6 +116,13 @@ static g4_status put_layer(struct placer *p, struct g4_cuda_layer *d, const stru
     G4_TRY(put_vec(p, &d->q_norm, lw->q_norm, hd));
     d->k_norm = NULL;
     if (lw->k_norm) G4_TRY(put_vec(p, &d->k_norm, lw->k_norm, hd));
+    d->rope_inv_freq = NULL;
+    const int n_pairs = c->layer[il].n_rope_pairs;
+    if (n_pairs > 0) { // the host's exact table (rope.cu says why)
+        float freq[G4_CUDA_MAX_HEAD_DIM / 2];
+        g4_cuda_rope_inv_freq(freq, n_pairs, c->layer[il].head_dim, c->layer[il].rope_theta);
+        G4_TRY(put_vec(p, &d->rope_inv_freq, freq, (size_t)n_pairs));
+    }
     const struct g4_weight qkv[3] = {lw->q_proj, lw->k_proj, lw->v_proj}; // absent: data NULL
     G4_TRY(put_mat(p, &d->qkv, qkv, 3));
     G4_TRY(put_mat(p, &d->o_proj, &lw->o_proj, 1));

@@ -16,7 +16,7 @@ g4_status g4_cuda_embed(float *x, const g4_bf16 *table, const int32_t *tokens, i
                         int dim, float scale, cudaStream_t stream) {
     if (n_tokens < 1 || dim < 1)
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda embed: n_tokens %d, dim %d", n_tokens, dim);
-    embed_kernel<<<n_tokens, 256, 0, stream>>>(x, table, tokens, dim, scale);
+    embed_kernel G4_LAUNCH(n_tokens, 256, 0, stream)(x, table, tokens, dim, scale);
     return g4_cuda_launch_status("embed_kernel");
 }
 
@@ -47,7 +47,7 @@ g4_status g4_cuda_ple_combine(float *ple, const g4_bf16 *table, const int32_t *t
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda ple_combine: n_tokens %d, n_layers %d, dim %d",
                        n_tokens, n_layers, dim);
     const unsigned rows = (unsigned)n_tokens * (unsigned)n_layers;
-    ple_combine_kernel<<<rows, 128, 0, stream>>>(ple, table, tokens, norm_w, n_layers, dim,
+    ple_combine_kernel G4_LAUNCH(rows, 128, 0, stream)(ple, table, tokens, norm_w, n_layers, dim,
                                                  proj_scale, tok_scale, eps);
     return g4_cuda_launch_status("ple_combine_kernel");
 }

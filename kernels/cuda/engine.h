@@ -29,6 +29,7 @@ struct g4_cuda_layer {
     const float *input_layernorm, *post_attention_layernorm;              // (hidden,)
     const float *pre_feedforward_layernorm, *post_feedforward_layernorm;  // (hidden,)
     const float *q_norm, *k_norm;                                         // (head_dim,)
+    const float *rope_inv_freq; // (n_rope_pairs,) from g4_cuda_rope_inv_freq; NULL if none
     // q_proj rows, then k_proj rows (layers that write K/V), then v_proj rows (unless k_eq_v):
     // one GEMM gives (n, n_heads * hd + [n_kv * hd] + [n_kv * hd]).
     struct g4_cuda_mat qkv;

@@ -209,6 +209,23 @@ static g4_status act_init(struct g4_cuda_session *s) {
     return G4_OK;
 }
 
+// On a (nearly) full device, stream and cuBLAS handle creation fail with codes that do not say
+// "memory" (cuBLAS reports CUBLAS_STATUS_NOT_INITIALIZED when it cannot allocate its
+// workspace): with less than this free at the failure, the cause is memory.
+#define CONTEXT_HEADROOM ((size_t)64 << 20)
+
+static g4_status context_fail(const struct g4_cuda_session *s, const char *what,
+                              const char *err_text, bool oom_code) {
+    cudaGetLastError(); // the failed allocation must not fail a later launch check
+    size_t free_b = 0, total_b = 0;
+    const bool known = cudaMemGetInfo(&free_b, &total_b) == cudaSuccess;
+    cudaGetLastError();
+    const bool oom = oom_code || (known && free_b < CONTEXT_HEADROOM);
+    return g4_fail(oom ? G4_ERR_OUT_OF_MEMORY : G4_ERR_DEVICE,
+                   "cuda session: %s: %s (%zu of %zu bytes free on device %d)", what, err_text,
+                   free_b, total_b, s->device);
+}
+
 g4_status g4_cuda_session_init(struct g4_cuda_session **out, const struct g4_cuda_model *m,
                                int64_t n_ctx, int n_batch) {
     *out = NULL;
@@ -228,15 +245,15 @@ g4_status g4_cuda_session_init(struct g4_cuda_session **out, const struct g4_cud
     if (err != cudaSuccess)
         st = g4_fail(G4_ERR_DEVICE, "cuda session: cudaSetDevice(%d): %s", s->device,
                      cudaGetErrorString(err));
-    if (st == G4_OK && (err = cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking)) != cudaSuccess)
-        st = g4_fail(err == cudaErrorMemoryAllocation ? G4_ERR_OUT_OF_MEMORY : G4_ERR_DEVICE,
-                     "cuda session: stream: %s", cudaGetErrorString(err));
+    if (st == G4_OK && (err = cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking)) != cudaSuccess) {
+        s->stream = NULL;
+        st = context_fail(s, "stream", cudaGetErrorString(err), err == cudaErrorMemoryAllocation);
+    }
     cublasStatus_t bst = CUBLAS_STATUS_SUCCESS;
     if (st == G4_OK && (bst = cublasCreate(&s->blas)) != CUBLAS_STATUS_SUCCESS) {
         s->blas = NULL;
-        cudaGetLastError(); // cuBLAS' failed allocation must not fail a later launch check
-        st = g4_fail(bst == CUBLAS_STATUS_ALLOC_FAILED ? G4_ERR_OUT_OF_MEMORY : G4_ERR_DEVICE,
-                     "cuda session: cublasCreate: %s", cublasGetStatusString(bst));
+        st = context_fail(s, "cublasCreate", cublasGetStatusString(bst),
+                          bst == CUBLAS_STATUS_ALLOC_FAILED);
     }
     if (st == G4_OK && (bst = cublasSetStream(s->blas, s->stream)) != CUBLAS_STATUS_SUCCESS)
         st = g4_fail(G4_ERR_DEVICE, "cuda session: cublasSetStream: %s", cublasGetStatusString(bst));
@@ -282,7 +299,7 @@ static g4_status attention(struct g4_cuda_session *s, int il, int64_t pos0, int 
     // q | k | v = h @ [q_proj; k_proj; v_proj]^T, then q = RoPE(q_norm(q)) in place
     G4_TRY(matmul(s, s->qkv, s->h, &lw->qkv, n));
     G4_TRY(g4_cuda_head_norm_rope(s->qkv, W, s->qkv, W, lw->q_norm, n, nh, hd, ly->n_rope_pairs,
-                                  ly->rope_theta, pos0, eps, st));
+                                  lw->rope_inv_freq, pos0, eps, st));
     const struct kv_slot *sl = &s->slot[ly->kv_slot];
     const int64_t row = (int64_t)nkv * hd;
     float *new_k = sl->ring ? sl->stage_k : sl->k + pos0 * row;
@@ -292,9 +309,8 @@ static g4_status attention(struct g4_cuda_session *s, int il, int64_t pos0, int 
         // k_eq_v: V is the k_proj output before k_norm and RoPE
         const float *v = ly->k_eq_v ? k : k + row;
         G4_TRY(g4_cuda_head_norm_rope(new_k, row, k, W, lw->k_norm, n, nkv, hd, ly->n_rope_pairs,
-                                      ly->rope_theta, pos0, eps, st));
-        G4_TRY(g4_cuda_head_norm_rope(new_v, row, v, W, NULL, n, nkv, hd, 0, ly->rope_theta, pos0,
-                                      eps, st));
+                                      lw->rope_inv_freq, pos0, eps, st));
+        G4_TRY(g4_cuda_head_norm_rope(new_v, row, v, W, NULL, n, nkv, hd, 0, NULL, pos0, eps, st));
     }
     // KV-shared layers read their donor's slot, written earlier in this same step.
     const struct g4_cuda_kv_view view = {sl->k, sl->v, new_k, new_v, pos0, sl->capacity,
@@ -330,7 +346,8 @@ static g4_status moe(struct g4_cuda_session *s, const struct g4_cuda_layer *lw, 
     return g4_cuda_moe_combine(s->moe, s->eout, s->route_w, s->slot_of, n, K, H, st);
 }
 
-// Every layer and the logits for tokens already in s->tokens; enqueue only.
+// Every layer and the logits for tokens already in s->tokens; enqueue only. The ring commit is
+// not here: g4_cuda_forward enqueues it last (a failed step commits nothing).
 static g4_status run(struct g4_cuda_session *s, int n, int64_t pos0, bool want_logits,
                      bool all_logits) {
     const struct g4_cuda_model *m = s->m;
@@ -379,7 +396,6 @@ static g4_status run(struct g4_cuda_session *s, int n, int64_t pos0, bool want_l
         G4_TRY(g4_cuda_add_rmsnorm(s->x, s->t, lw->post_per_layer_input_norm, lw->layer_scalar,
                                    s->h, next_norm, next_mode, n, H, eps, st));
     }
-    G4_TRY(g4_cuda_kv_commit(s->rings, s->n_rings, pos0, n, st));
     if (!want_logits) return G4_OK;
 
     // final norm -> LM head -> softcap, for every token or only the last
@@ -413,6 +429,9 @@ g4_status g4_cuda_forward(struct g4_cuda_session *s, const int32_t *tokens, int 
         if (err != cudaSuccess)
             st = g4_fail(G4_ERR_DEVICE, "cuda forward: logits copy: %s", cudaGetErrorString(err));
     }
+    // Last: the staged sliding-window rows go into their rings only once everything else of
+    // the step is enqueued, so a step that fails above leaves the rings as they were.
+    if (st == G4_OK) st = g4_cuda_kv_commit(s->rings, s->n_rings, pos0, n, s->stream);
     // Always drain the stream (the pinned token buffer is reused next call); asynchronous
     // faults of any kernel above surface here.
     err = cudaStreamSynchronize(s->stream);

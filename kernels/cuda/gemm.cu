@@ -52,12 +52,12 @@ g4_status g4_cuda_matmul(cublasHandle_t blas, float *out, const float *x, const 
     if (!scr || !scr->x_split || scr->x_split_elems < 2 * n_in)
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda matmul: split scratch needs %zu elements, has %zu",
                        2 * n_in, scr ? scr->x_split_elems : 0);
-    split_kernel<<<g4_grid_1d(n_in, 256), 256, 0, stream>>>(scr->x_split, x, (int64_t)n_in);
+    split_kernel G4_LAUNCH(g4_grid_1d(n_in, 256), 256, 0, stream)(scr->x_split, x, (int64_t)n_in);
     G4_TRY(g4_cuda_launch_status("split_kernel"));
     const g4_bf16 *hi = scr->x_split, *lo = scr->x_split + n_in;
     if (scr->out2 && scr->out2_floats >= 2 * n_out) {
         G4_TRY(gemm(blas, scr->out2, hi, w, 2 * n_tokens, rows, cols, 0.0f));
-        fold_kernel<<<g4_grid_1d(n_out, 256), 256, 0, stream>>>(out, scr->out2, (int64_t)n_out);
+        fold_kernel G4_LAUNCH(g4_grid_1d(n_out, 256), 256, 0, stream)(out, scr->out2, (int64_t)n_out);
         return g4_cuda_launch_status("fold_kernel");
     }
     G4_TRY(gemm(blas, out, hi, w, n_tokens, rows, cols, 0.0f));

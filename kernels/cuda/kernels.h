@@ -86,13 +86,18 @@ g4_status g4_cuda_rmsnorm_sum2(float *a, const float *wa, const float *b, const 
 // apply_rotary_pos_emb, and for v (v_norm: w NULL, n_rope_pairs 0). src (n_tokens, n_heads,
 // head_dim) with src_stride floats between tokens; dst (n_tokens, n_heads, head_dim) with
 // dst_stride floats between tokens (dst may be src with the same stride). Token t is at
-// position pos0 + t; pairs
-// (i, i + head_dim/2) with i < n_rope_pairs rotate by pos / theta^(2i/head_dim), the others are
-// the identity (proportional RoPE). head_dim even, <= G4_CUDA_MAX_HEAD_DIM.
+// position pos0 + t; pairs (i, i + head_dim/2) with i < n_rope_pairs rotate by
+// pos * inv_freq[i] (a device table of n_rope_pairs floats, from g4_cuda_rope_inv_freq), the
+// others are the identity (proportional RoPE). head_dim even, <= G4_CUDA_MAX_HEAD_DIM.
 // CPU reference: g4_rmsnorm_cpu + g4_rope_cpu.
 g4_status g4_cuda_head_norm_rope(float *dst, int64_t dst_stride, const float *src, int64_t src_stride, const float *w,
                                  int n_tokens, int n_heads, int head_dim, int n_rope_pairs,
-                                 float theta, int64_t pos0, float eps, cudaStream_t stream);
+                                 const float *inv_freq, int64_t pos0, float eps,
+                                 cudaStream_t stream);
+// Host: inv_freq[i] = 1 / theta^(2i / head_dim) for i < n_rope_pairs, computed exactly as the
+// CPU engine's g4_rope_cpu computes it (the device's powf differs by an ulp, which at position
+// ~131000 moves the rotation by ~1e-2).
+void g4_cuda_rope_inv_freq(float *inv_freq, int n_rope_pairs, int head_dim, float theta);
 
 // ---- attention.cu ----------------------------------------------------------------------------
 // Where attention finds the K/V rows of one cache slot (the device twin of struct g4_kv_view):

@@ -29,6 +29,6 @@ g4_status g4_cuda_kv_commit(const struct g4_cuda_ring *rings, int n_rings, int64
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda kv_commit: n_rings %d, n_tokens %d, pos0 %lld",
                        n_rings, n_tokens, (long long)pos0);
     const dim3 grid((unsigned)n_tokens, (unsigned)n_rings);
-    kv_commit_kernel<<<grid, 128, 0, stream>>>(rings, pos0, n_tokens);
+    kv_commit_kernel G4_LAUNCH(grid, 128, 0, stream)(rings, pos0, n_tokens);
     return g4_cuda_launch_status("kv_commit_kernel");
 }

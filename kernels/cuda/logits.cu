@@ -12,7 +12,7 @@ static __global__ void softcap_kernel(float *x, size_t n, float cap) {
 g4_status g4_cuda_softcap(float *x, size_t n, float cap, cudaStream_t stream) {
     if (n == 0 || !(cap > 0.0f))
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda softcap: n %zu, cap %g", n, cap);
-    softcap_kernel<<<g4_grid_1d(n, 256), 256, 0, stream>>>(x, n, cap);
+    softcap_kernel G4_LAUNCH(g4_grid_1d(n, 256), 256, 0, stream)(x, n, cap);
     return g4_cuda_launch_status("softcap_kernel");
 }
 
@@ -37,6 +37,6 @@ g4_status g4_cuda_argmax(int32_t *token, const float *logits, int n_rows, int n_
     if (n_rows < 1 || n_vocab < 1)
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda argmax: n_rows %d, n_vocab %d", n_rows,
                        n_vocab);
-    argmax_kernel<<<n_rows, 1024, 0, stream>>>(token, logits, n_vocab);
+    argmax_kernel G4_LAUNCH(n_rows, 1024, 0, stream)(token, logits, n_vocab);
     return g4_cuda_launch_status("argmax_kernel");
 }

@@ -19,7 +19,7 @@ g4_status g4_cuda_gelu_mul(float *out, const float *gu, int n_rows, int dim,
     if (n_rows < 1 || dim < 1)
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda gelu_mul: n_rows %d, dim %d", n_rows, dim);
     const size_t n = (size_t)n_rows * dim;
-    gelu_mul_kernel<<<g4_grid_1d(n, 256), 256, 0, stream>>>(out, gu, n_rows, dim);
+    gelu_mul_kernel G4_LAUNCH(g4_grid_1d(n, 256), 256, 0, stream)(out, gu, n_rows, dim);
     return g4_cuda_launch_status("gelu_mul_kernel");
 }
 
@@ -39,7 +39,7 @@ g4_status g4_cuda_ple_gate(float *out, const float *g, const float *ple, int n_t
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda ple_gate: n_tokens %d, layer %d of %d, dim %d",
                        n_tokens, layer, n_layers, dim);
     const size_t n = (size_t)n_tokens * dim;
-    ple_gate_kernel<<<g4_grid_1d(n, 256), 256, 0, stream>>>(out, g, ple, n_tokens, n_layers, layer,
+    ple_gate_kernel G4_LAUNCH(g4_grid_1d(n, 256), 256, 0, stream)(out, g, ple, n_tokens, n_layers, layer,
                                                             dim);
     return g4_cuda_launch_status("ple_gate_kernel");
 }

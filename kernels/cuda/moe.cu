@@ -82,7 +82,7 @@ g4_status g4_cuda_moe_route(float *weights, int32_t *experts, const float *x, co
                        "cuda moe_route: n_tokens %d, hidden %d, n_experts %d (<= 4096), top_k %d",
                        n_tokens, hidden, n_experts, top_k);
     const size_t smem = (size_t)n_experts * (sizeof(float) + 1);
-    moe_route_kernel<<<n_tokens, ROUTE_THREADS, smem, stream>>>(
+    moe_route_kernel G4_LAUNCH(n_tokens, ROUTE_THREADS, smem, stream)(
         weights, experts, x, scale, proj, per_expert_scale, hidden, n_experts, top_k, eps);
     return g4_cuda_launch_status("moe_route_kernel");
 }
@@ -118,7 +118,7 @@ g4_status g4_cuda_moe_sort(int32_t *offsets, int32_t *order, int32_t *slot_of,
     if (n_assign < 1 || n_experts < 1)
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda moe_sort: n_assign %d, n_experts %d", n_assign,
                        n_experts);
-    moe_sort_kernel<<<1, 1024, 0, stream>>>(offsets, order, slot_of, experts, n_assign, n_experts);
+    moe_sort_kernel G4_LAUNCH(1, 1024, 0, stream)(offsets, order, slot_of, experts, n_assign, n_experts);
     return g4_cuda_launch_status("moe_sort_kernel");
 }
 
@@ -195,7 +195,7 @@ g4_status g4_cuda_moe_matmul(float *out, const float *a, const int32_t *order, i
                        n_experts, max_rows, n_out, k_dim, a_div);
     const dim3 grid((unsigned)g4_ceil_div(n_out, MM_BN), (unsigned)g4_ceil_div(max_rows, MM_BM),
                     (unsigned)n_experts);
-    moe_matmul_kernel<<<grid, MM_THREADS, 0, stream>>>(out, a, order, a_div, w, offsets, n_out,
+    moe_matmul_kernel G4_LAUNCH(grid, MM_THREADS, 0, stream)(out, a, order, a_div, w, offsets, n_out,
                                                        k_dim);
     return g4_cuda_launch_status("moe_matmul_kernel");
 }
@@ -217,6 +217,6 @@ g4_status g4_cuda_moe_combine(float *out, const float *y, const float *weights,
     if (n_tokens < 1 || top_k < 1 || dim < 1)
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda moe_combine: n_tokens %d, top_k %d, dim %d",
                        n_tokens, top_k, dim);
-    moe_combine_kernel<<<n_tokens, 256, 0, stream>>>(out, y, weights, slot_of, top_k, dim);
+    moe_combine_kernel G4_LAUNCH(n_tokens, 256, 0, stream)(out, y, weights, slot_of, top_k, dim);
     return g4_cuda_launch_status("moe_combine_kernel");
 }

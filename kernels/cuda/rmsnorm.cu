@@ -31,7 +31,7 @@ static g4_status check_rows(const char *what, int n_rows, int dim) {
 g4_status g4_cuda_rmsnorm(float *out, const float *x, const float *w, int n_rows, int dim,
                           float eps, cudaStream_t stream) {
     G4_TRY(check_rows("rmsnorm", n_rows, dim));
-    rmsnorm_kernel<<<n_rows, NORM_THREADS, 0, stream>>>(out, x, w, dim, eps);
+    rmsnorm_kernel G4_LAUNCH(n_rows, NORM_THREADS, 0, stream)(out, x, w, dim, eps);
     return g4_cuda_launch_status("rmsnorm_kernel");
 }
 
@@ -64,7 +64,7 @@ g4_status g4_cuda_add_rmsnorm(float *x, const float *t, const float *w_t, float 
         (mode == G4_CUDA_OUT_NORM && (!out || !w_out)))
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda add_rmsnorm: output mode %d needs out and w_out",
                        (int)mode);
-    add_rmsnorm_kernel<<<n_rows, NORM_THREADS, 0, stream>>>(x, t, w_t, scale, out, w_out,
+    add_rmsnorm_kernel G4_LAUNCH(n_rows, NORM_THREADS, 0, stream)(x, t, w_t, scale, out, w_out,
                                                             (int)mode, dim, eps);
     return g4_cuda_launch_status("add_rmsnorm_kernel");
 }
@@ -83,6 +83,6 @@ static __global__ void rmsnorm_sum2_kernel(float *a, const float *wa, const floa
 g4_status g4_cuda_rmsnorm_sum2(float *a, const float *wa, const float *b, const float *wb,
                                int n_rows, int dim, float eps, cudaStream_t stream) {
     G4_TRY(check_rows("rmsnorm_sum2", n_rows, dim));
-    rmsnorm_sum2_kernel<<<n_rows, NORM_THREADS, 0, stream>>>(a, wa, b, wb, dim, eps);
+    rmsnorm_sum2_kernel G4_LAUNCH(n_rows, NORM_THREADS, 0, stream)(a, wa, b, wb, dim, eps);
     return g4_cuda_launch_status("rmsnorm_sum2_kernel");
 }

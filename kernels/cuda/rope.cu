@@ -2,8 +2,10 @@
 // of Gemma4TextAttention, then apply_rotary_pos_emb with the rotate-half convention. One warp
 // per (token, head) row; lane l owns the pairs (i, i + head_dim/2) for i = l, l + 32, ... so a
 // row of head_dim <= 512 lives in 16 registers per lane and can be rewritten in place.
-// inv_freq = 1 / theta^(2i / head_dim) in fp32 as transformers computes it; pairs
-// i >= n_rope_pairs are the identity ("proportional" RoPE of the full-attention layers).
+// inv_freq[i] = 1 / theta^(2i / head_dim) comes from a table the host computes with the CPU
+// engine's expression (g4_cuda_rope_inv_freq): the device powf is not correctly rounded, and
+// one ulp of inv_freq at position ~131000 moves cos/sin by ~1e-2. Pairs i >= n_rope_pairs are
+// the identity ("proportional" RoPE of the full-attention layers).
 // CPU reference: g4_rmsnorm_cpu + g4_rope_cpu (kernels/cpu/ops_cpu.h).
 #include "common.cuh"
 
@@ -13,8 +15,8 @@
 static __global__ void head_norm_rope_kernel(float *dst, int64_t dst_stride, const float *src,
                                              int64_t src_stride, const float *w,
                                              int n_rows, int n_heads, int head_dim,
-                                             int n_rope_pairs, float theta, int64_t pos0,
-                                             float eps) {
+                                             int n_rope_pairs, const float *inv_freq,
+                                             int64_t pos0, float eps) {
     const int row = blockIdx.x * ROPE_ROWS_PER_BLOCK + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (row >= n_rows) return; // whole warps leave; no block barrier below
@@ -42,8 +44,7 @@ static __global__ void head_norm_rope_kernel(float *dst, int64_t dst_stride, con
             vb *= w[i + half];
         }
         if (i < n_rope_pairs) {
-            const float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
-            const float ang = pos * inv_freq;
+            const float ang = pos * inv_freq[i];
             const float c = cosf(ang), s = sinf(ang);
             const float ra = va * c - vb * s, rb = vb * c + va * s;
             va = ra;
@@ -55,12 +56,20 @@ static __global__ void head_norm_rope_kernel(float *dst, int64_t dst_stride, con
     }
 }
 
+void g4_cuda_rope_inv_freq(float *inv_freq, int n_rope_pairs, int head_dim, float theta) {
+    // the expression of g4_rope_cpu (kernels/cpu/ops_cpu.c), evaluated by the host's libm
+    for (int i = 0; i < n_rope_pairs; i++)
+        inv_freq[i] = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+}
+
 g4_status g4_cuda_head_norm_rope(float *dst, int64_t dst_stride, const float *src,
                                  int64_t src_stride, const float *w,
                                  int n_tokens, int n_heads, int head_dim, int n_rope_pairs,
-                                 float theta, int64_t pos0, float eps, cudaStream_t stream) {
+                                 const float *inv_freq, int64_t pos0, float eps,
+                                 cudaStream_t stream) {
     if (n_tokens < 1 || n_heads < 1 || head_dim < 2 || head_dim % 2 ||
         head_dim > G4_CUDA_MAX_HEAD_DIM || n_rope_pairs < 0 || n_rope_pairs > head_dim / 2 ||
+        (n_rope_pairs > 0 && !inv_freq) ||
         src_stride < (int64_t)n_heads * head_dim ||
         dst_stride < (int64_t)n_heads * head_dim)
         return g4_fail(G4_ERR_INVALID_ARGUMENT,
@@ -70,8 +79,8 @@ g4_status g4_cuda_head_norm_rope(float *dst, int64_t dst_stride, const float *sr
                        (long long)src_stride, (long long)dst_stride);
     const int rows = n_tokens * n_heads;
     const unsigned blocks = (unsigned)g4_ceil_div(rows, ROPE_ROWS_PER_BLOCK);
-    head_norm_rope_kernel<<<blocks, 32 * ROPE_ROWS_PER_BLOCK, 0, stream>>>(
+    head_norm_rope_kernel G4_LAUNCH(blocks, 32 * ROPE_ROWS_PER_BLOCK, 0, stream)(
         dst, dst_stride, src, src_stride, w, rows, n_heads, head_dim, n_rope_pairs,
-        theta, pos0, eps);
+        inv_freq, pos0, eps);
     return g4_cuda_launch_status("head_norm_rope_kernel");
 }

@@ -226,7 +226,7 @@ g4_status g4_cuda_sample(int32_t *token, const float *logits, int n_vocab, float
         return g4_fail(G4_ERR_INVALID_ARGUMENT,
                        "cuda sample: n_vocab %d, top_p %g (> 0), u %g (in [0, 1))", n_vocab, top_p,
                        u);
-    sample_kernel<<<1, SAMPLE_THREADS, 0, stream>>>(token, logits, n_vocab, temperature, top_k,
+    sample_kernel G4_LAUNCH(1, SAMPLE_THREADS, 0, stream)(token, logits, n_vocab, temperature, top_k,
                                                     top_p, min_p, u);
     return g4_cuda_launch_status("sample_kernel");
 }
