@@ -35,6 +35,7 @@ int main(void) {
 #include <cuda_runtime_api.h>
 
 #include "cuda_skip.h"
+#include "engine.h"
 
 #include "model.h"
 #include "session.h"
@@ -292,6 +293,43 @@ static void test_out_of_memory(void **state) {
     g4_model_release(m);
 }
 
+// Every constraint the kernels assume is checked at load: a config outside them is a clear
+// G4_ERR_UNSUPPORTED naming the constraint, before anything is uploaded.
+static void test_unsupported_config(void **state) {
+    (void)state;
+    struct g4_model *cpu = load("e2b", G4_DEVICE_CPU);
+    struct g4_config *c = malloc(sizeof *c);
+    assert_non_null(c);
+    static const struct { const char *what, *expect; } cases[] = {
+        {"odd head_dim", "head_dim 31"},
+        {"head_dim over 512", "head_dim 640"},
+        {"heads not divisible by KV heads", "not divisible"},
+        {"5000 experts", "experts"},
+        {"top-k over the experts", "top-k"},
+        {"Gemma 3 attention scale", "only Gemma 4"},
+    };
+    for (int i = 0; i < (int)G4_COUNT(cases); i++) {
+        memcpy(c, &cpu->cfg, sizeof *c);
+        switch (i) {
+        case 0: c->layer[1].head_dim = 31; break;
+        case 1: c->layer[2].head_dim = 640; break;
+        case 2: c->num_attention_heads = 3; break;
+        case 3: c->enable_moe_block = true, c->num_experts = 5000, c->top_k_experts = 8; break;
+        case 4: c->enable_moe_block = true, c->num_experts = 4, c->top_k_experts = 5; break;
+        case 5: c->attn_scale = 0.0625f; break;
+        }
+        struct g4_cuda_model *cm = NULL;
+        g4_status st = g4_cuda_model_init(&cm, c, &cpu->w, 0);
+        printf("%-34s -> %s: %s\n", cases[i].what, g4_status_name(st), g4_last_error());
+        g4_cuda_model_free(cm);
+        assert_int_equal(st, G4_ERR_UNSUPPORTED);
+        assert_null(cm);
+        assert_non_null(strstr(g4_last_error(), cases[i].expect));
+    }
+    free(c);
+    g4_model_release(cpu);
+}
+
 #ifdef G4EMU
 // A step that fails after its layers (the harness refuses the final softcap's launch) commits
 // none of its K/V rows: the session is where it was, and repeating the step gives the logits of
@@ -332,7 +370,7 @@ int main(void) {
         cmocka_unit_test(test_e2b),        cmocka_unit_test(test_moe),
         cmocka_unit_test(test_dense31b),   cmocka_unit_test(test_multimodal),
         cmocka_unit_test(test_bad_device), cmocka_unit_test(test_free_order),
-        cmocka_unit_test(test_out_of_memory),
+        cmocka_unit_test(test_out_of_memory), cmocka_unit_test(test_unsupported_config),
 #ifdef G4EMU
         cmocka_unit_test(test_failed_step_commits_nothing),
 #endif

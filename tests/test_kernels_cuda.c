@@ -385,7 +385,7 @@ static void test_head_norm_rope(void **state) {
         dput(&ds, src, N * 4);
         dput(&dw, w, (size_t)hd * 4);
         float freq[G4_CUDA_MAX_HEAD_DIM / 2 + 1];
-        g4_cuda_rope_inv_freq(freq, cases[c].pairs, hd, cases[c].theta);
+        g4_cuda_rope_inv_freq(freq, cases[c].pairs, hd, cases[c].theta, 1.0f);
         dput(&df, freq, sizeof freq);
         char what[112];
         snprintf(what, sizeof what, "head_norm_rope n=%d heads=%d hd=%d pairs=%d pos0=%lld %s", n,
@@ -755,23 +755,27 @@ static void test_moe_dispatch(void **state) {
         snprintf(what, sizeof what, "moe_matmul sorted n=%d E=%d K=%d %dx%d", n, E, K, H, I2);
         expect_exact(got2, ref2, (size_t)A * H, what);
 
-        // combine: out[t] = sum_k w[t,k] y[slot_of[t,k]]
+        // combine: out[t] = sum of w[t,k] y[slot_of[t,k]] in expert-id order (the CPU engine's
+        // order), each term an fmaf: bit-exact
         float *wts = xmalloc((size_t)A * 4), *refc = xmalloc((size_t)n * H * 4),
               *gotc = xmalloc((size_t)n * H * 4);
         fill_f32(wts, (size_t)A, 1.0f);
         for (int t = 0; t < n; t++)
             for (int i = 0; i < H; i++) {
                 float acc = 0.0f;
-                for (int k = 0; k < K; k++) acc += wts[t * K + k] * ref2[(size_t)slot[t * K + k] * H + i];
+                for (int e = 0; e < E; e++)
+                    for (int k = 0; k < K; k++)
+                        if (ex[t * K + k] == e)
+                            acc = fmaf(wts[t * K + k], ref2[(size_t)slot[t * K + k] * H + i], acc);
                 refc[(size_t)t * H + i] = acc;
             }
         struct dbuf dwt, dc;
         dput(&dwt, wts, (size_t)A * 4);
         dnew(&dc, (size_t)n * H * 4);
-        expect_ok(g4_cuda_moe_combine(dc.p, dout2.p, dwt.p, dslot.p, n, K, H, NULL));
+        expect_ok(g4_cuda_moe_combine(dc.p, dout2.p, dwt.p, dex.p, dslot.p, n, K, H, NULL));
         dget(gotc, &dc);
-        snprintf(what, sizeof what, "moe_combine n=%d K=%d hidden=%d", n, K, H);
-        expect_close(gotc, refc, (size_t)n * H, 1e-6, what);
+        snprintf(what, sizeof what, "moe_combine n=%d K=%d hidden=%d (expert order)", n, K, H);
+        expect_exact(gotc, refc, (size_t)n * H, what);
 
         dfree(&dex), dfree(&doff), dfree(&dord), dfree(&dslot), dfree(&dx), dfree(&dw);
         dfree(&dout), dfree(&da), dfree(&dwd), dfree(&dout2), dfree(&dwt), dfree(&dc);

@@ -120,7 +120,8 @@ static g4_status put_layer(struct placer *p, struct g4_cuda_layer *d, const stru
     const int n_pairs = c->layer[il].n_rope_pairs;
     if (n_pairs > 0) { // the host's exact table (rope.cu says why)
         float freq[G4_CUDA_MAX_HEAD_DIM / 2];
-        g4_cuda_rope_inv_freq(freq, n_pairs, c->layer[il].head_dim, c->layer[il].rope_theta);
+        g4_cuda_rope_inv_freq(freq, n_pairs, c->layer[il].head_dim, c->layer[il].rope_theta,
+                              c->layer[il].rope_factor);
         G4_TRY(put_vec(p, &d->rope_inv_freq, freq, (size_t)n_pairs));
     }
     const struct g4_weight qkv[3] = {lw->q_proj, lw->k_proj, lw->v_proj}; // absent: data NULL
@@ -169,19 +170,39 @@ static g4_status put_all(struct placer *p, struct g4_cuda_model *m, const struct
     return G4_OK;
 }
 
+// Every constraint the kernels assume, checked once at load so that an unsupported model is a
+// clear G4_ERR_UNSUPPORTED here rather than a launch error at its first step.
 static g4_status check_supported(const struct g4_config *c) {
-    if (c->arch != G4_ARCH_GEMMA4)
-        return g4_fail(G4_ERR_UNSUPPORTED, "cuda: Gemma 3 models run on the CPU engine only");
+    if (c->arch != G4_ARCH_GEMMA4 || c->attn_scale != 1.0f || !c->v_norm)
+        return g4_fail(G4_ERR_UNSUPPORTED,
+                       "cuda: only Gemma 4 decoders (attention scale 1, V norm) run on the CUDA "
+                       "engine; this is %s (use the CPU engine)", c->variant ? c->variant : "?");
+    const int nh = c->num_attention_heads;
+    if (nh < 1) return g4_fail(G4_ERR_UNSUPPORTED, "cuda: %d attention heads", nh);
     for (int il = 0; il < c->num_hidden_layers; il++) {
-        if (c->layer[il].head_dim > G4_CUDA_MAX_HEAD_DIM)
-            return g4_fail(G4_ERR_UNSUPPORTED, "cuda: layer %d head_dim %d exceeds %d", il,
-                           c->layer[il].head_dim, G4_CUDA_MAX_HEAD_DIM);
-        // The CUDA RoPE kernel has no frequency divisor: refuse rather than rotate wrongly.
-        if (c->layer[il].rope_factor != 1.0f)
+        const struct g4_layer *ly = &c->layer[il];
+        if (ly->head_dim < 2 || ly->head_dim % 2 || ly->head_dim > G4_CUDA_MAX_HEAD_DIM)
             return g4_fail(G4_ERR_UNSUPPORTED,
-                           "cuda: layer %d RoPE factor %g (only 1 on the CUDA engine; the CPU "
-                           "engine runs it)", il, c->layer[il].rope_factor);
+                           "cuda: layer %d head_dim %d: the kernels need an even head_dim in "
+                           "[2, %d]", il, ly->head_dim, G4_CUDA_MAX_HEAD_DIM);
+        if (ly->n_kv_heads < 1 || nh % ly->n_kv_heads || ly->n_kv_heads > 65535)
+            return g4_fail(G4_ERR_UNSUPPORTED,
+                           "cuda: layer %d: %d attention heads not divisible by %d KV heads", il,
+                           nh, ly->n_kv_heads);
+        if (ly->n_rope_pairs < 0 || ly->n_rope_pairs > ly->head_dim / 2)
+            return g4_fail(G4_ERR_UNSUPPORTED, "cuda: layer %d: %d RoPE pairs for head_dim %d",
+                           il, ly->n_rope_pairs, ly->head_dim);
+        if (ly->window < 0)
+            return g4_fail(G4_ERR_UNSUPPORTED, "cuda: layer %d window %d", il, ly->window);
     }
+    if (c->enable_moe_block &&
+        (c->num_experts < 1 || c->num_experts > 4096 || c->top_k_experts < 1 ||
+         c->top_k_experts > c->num_experts))
+        return g4_fail(G4_ERR_UNSUPPORTED,
+                       "cuda: %d experts, top-k %d: the router needs 1 <= top-k <= experts <= 4096",
+                       c->num_experts, c->top_k_experts);
+    if (c->n_kv_slots > 65535)
+        return g4_fail(G4_ERR_UNSUPPORTED, "cuda: %d K/V slots", c->n_kv_slots);
     if ((int64_t)c->num_hidden_layers * c->hidden_size_per_layer_input > 0x7fffffff)
         return g4_fail(G4_ERR_UNSUPPORTED, "cuda: per-layer input width overflows int");
     return G4_OK;

@@ -343,7 +343,7 @@ static g4_status moe(struct g4_cuda_session *s, const struct g4_cuda_layer *lw, 
     G4_TRY(g4_cuda_gelu_mul(s->eact, s->egu, n * K, Im, st));
     G4_TRY(g4_cuda_moe_matmul(s->eout, s->eact, NULL, 1, lw->experts_down, s->offsets, E, n, H,
                               Im, st));
-    return g4_cuda_moe_combine(s->moe, s->eout, s->route_w, s->slot_of, n, K, H, st);
+    return g4_cuda_moe_combine(s->moe, s->eout, s->route_w, s->route_e, s->slot_of, n, K, H, st);
 }
 
 // Every layer and the logits for tokens already in s->tokens; enqueue only. The ring commit is

@@ -94,10 +94,11 @@ g4_status g4_cuda_head_norm_rope(float *dst, int64_t dst_stride, const float *sr
                                  int n_tokens, int n_heads, int head_dim, int n_rope_pairs,
                                  const float *inv_freq, int64_t pos0, float eps,
                                  cudaStream_t stream);
-// Host: inv_freq[i] = 1 / theta^(2i / head_dim) for i < n_rope_pairs, computed exactly as the
-// CPU engine's g4_rope_cpu computes it (the device's powf differs by an ulp, which at position
-// ~131000 moves the rotation by ~1e-2).
-void g4_cuda_rope_inv_freq(float *inv_freq, int n_rope_pairs, int head_dim, float theta);
+// Host: inv_freq[i] = 1 / theta^(2i / head_dim) / factor for i < n_rope_pairs, computed exactly
+// as the CPU engine's g4_rope_factor_cpu computes it (the device's powf differs by an ulp, which
+// at position ~131000 moves the rotation by ~1e-2). factor 1: plain RoPE.
+void g4_cuda_rope_inv_freq(float *inv_freq, int n_rope_pairs, int head_dim, float theta,
+                           float factor);
 
 // ---- attention.cu ----------------------------------------------------------------------------
 // Where attention finds the K/V rows of one cache slot (the device twin of struct g4_kv_view):
@@ -170,10 +171,12 @@ g4_status g4_cuda_moe_sort(int32_t *offsets, int32_t *order, int32_t *slot_of,
 g4_status g4_cuda_moe_matmul(float *out, const float *a, const int32_t *order, int a_div,
                              const g4_bf16 *w, const int32_t *offsets, int n_experts,
                              int max_rows, int n_out, int k_dim, cudaStream_t stream);
-// out (n_tokens, dim) = sum over k (in order) of weights[t, k] * y[slot_of[t * top_k + k]].
+// out (n_tokens, dim) = sum of weights[t, k] * y[slot_of[t * top_k + k]] over the token's
+// assignments in expert-id order (experts[t * top_k + k]), as the CPU engine sums; each term an
+// fmaf into the running sum from 0. top_k <= 4096.
 g4_status g4_cuda_moe_combine(float *out, const float *y, const float *weights,
-                              const int32_t *slot_of, int n_tokens, int top_k, int dim,
-                              cudaStream_t stream);
+                              const int32_t *experts, const int32_t *slot_of, int n_tokens,
+                              int top_k, int dim, cudaStream_t stream);
 
 // ---- logits.cu -------------------------------------------------------------------------------
 // Final logit softcapping in place: x = cap * tanh(x / cap). CPU reference: g4_softcap_cpu.

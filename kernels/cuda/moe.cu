@@ -200,23 +200,48 @@ g4_status g4_cuda_moe_matmul(float *out, const float *a, const int32_t *order, i
     return g4_cuda_launch_status("moe_matmul_kernel");
 }
 
+// One block per token. Its assignments are first ordered by expert id (thread 0, in dynamic
+// shared memory), so the sum runs in expert-id order as the CPU engine's moe() sums (one order
+// on both engines, whatever order the router ranked them in); explicit FMAs, so the rounding
+// does not depend on the compiler's contraction.
 static __global__ void moe_combine_kernel(float *out, const float *y, const float *weights,
-                                          const int32_t *slot_of, int top_k, int dim) {
+                                          const int32_t *experts, const int32_t *slot_of,
+                                          int top_k, int dim) {
+    int32_t *slot = dynamic_smem<int32_t>(); // (top_k,) in expert order
+    float *wk = reinterpret_cast<float *>(slot + top_k);
     const int64_t t = blockIdx.x;
+    if (threadIdx.x == 0) {
+        int32_t *ex = reinterpret_cast<int32_t *>(wk + top_k);
+        for (int k = 0; k < top_k; k++) { // insertion sort by expert id (top_k is small)
+            const int32_t e = experts[t * top_k + k];
+            int j = k;
+            for (; j > 0 && ex[j - 1] > e; j--) {
+                ex[j] = ex[j - 1];
+                slot[j] = slot[j - 1];
+                wk[j] = wk[j - 1];
+            }
+            ex[j] = e;
+            slot[j] = slot_of[t * top_k + k];
+            wk[j] = weights[t * top_k + k];
+        }
+    }
+    __syncthreads();
     for (int i = threadIdx.x; i < dim; i += blockDim.x) {
         float acc = 0.0f;
-        for (int k = 0; k < top_k; k++)
-            acc += weights[t * top_k + k] * y[(int64_t)slot_of[t * top_k + k] * dim + i];
+        for (int k = 0; k < top_k; k++) acc = fmaf(wk[k], y[(int64_t)slot[k] * dim + i], acc);
         out[t * dim + i] = acc;
     }
 }
 
 g4_status g4_cuda_moe_combine(float *out, const float *y, const float *weights,
-                              const int32_t *slot_of, int n_tokens, int top_k, int dim,
-                              cudaStream_t stream) {
-    if (n_tokens < 1 || top_k < 1 || dim < 1)
-        return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda moe_combine: n_tokens %d, top_k %d, dim %d",
-                       n_tokens, top_k, dim);
-    moe_combine_kernel G4_LAUNCH(n_tokens, 256, 0, stream)(out, y, weights, slot_of, top_k, dim);
+                              const int32_t *experts, const int32_t *slot_of, int n_tokens,
+                              int top_k, int dim, cudaStream_t stream) {
+    if (n_tokens < 1 || top_k < 1 || top_k > 4096 || dim < 1)
+        return g4_fail(G4_ERR_INVALID_ARGUMENT,
+                       "cuda moe_combine: n_tokens %d, top_k %d (<= 4096), dim %d", n_tokens,
+                       top_k, dim);
+    const size_t smem = (size_t)top_k * 12; // slots, weights, experts: <= 48 KiB
+    moe_combine_kernel G4_LAUNCH(n_tokens, 256, smem, stream)(out, y, weights, experts, slot_of,
+                                                              top_k, dim);
     return g4_cuda_launch_status("moe_combine_kernel");
 }

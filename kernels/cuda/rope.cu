@@ -56,10 +56,11 @@ static __global__ void head_norm_rope_kernel(float *dst, int64_t dst_stride, con
     }
 }
 
-void g4_cuda_rope_inv_freq(float *inv_freq, int n_rope_pairs, int head_dim, float theta) {
-    // the expression of g4_rope_cpu (kernels/cpu/ops_cpu.c), evaluated by the host's libm
+void g4_cuda_rope_inv_freq(float *inv_freq, int n_rope_pairs, int head_dim, float theta,
+                           float factor) {
+    // the expression of g4_rope_factor_cpu (kernels/cpu/ops_cpu.c), by the host's libm
     for (int i = 0; i < n_rope_pairs; i++)
-        inv_freq[i] = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+        inv_freq[i] = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim) / factor;
 }
 
 g4_status g4_cuda_head_norm_rope(float *dst, int64_t dst_stride, const float *src,
