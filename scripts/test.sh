@@ -9,13 +9,18 @@
 #
 # Stages (one function stage_NAME each; to add one, write the function and list it in STAGES):
 #   build       build/ (+ SWIG modules), ctest in parallel: the C suite, the CLI test, the
-#               SWIG Python and C# tests and the real model against llama.cpp (label real:
-#               tests/test_real.c on the Gemma 3 270M GGUF of scripts/real_model.sh)
+#               SWIG Python and C# tests, the real model against llama.cpp (label real:
+#               tests/test_real.c on the Gemma 3 270M GGUF of scripts/real_model.sh) and the
+#               GPU tests on the CPU execution harness (label emu, tests/emu)
+#   cuda_resources  the CUDA kernels' register / shared memory / spill table for sm_90
+#               (scripts/cuda_resources.sh; says so and passes when nvcc is absent)
 #   real_vocab  tokenizer against Hugging Face tokenizers on Gemma 4's 262144-token vocabulary
 #   python      the Python binding's pytest suite
 #   csharp      the C# binding's test program (Mono)
 #   elixir      the Elixir binding's ExUnit suite
 #   asan        ctest under AddressSanitizer + UndefinedBehaviorSanitizer
+#   emu_asan    the GPU tests on the CPU execution harness under ASan + UBSan (a subset of the
+#               forward tests: tests/emu/CMakeLists.txt)
 #   tsan        the concurrency and generation tests under ThreadSanitizer
 #   valgrind    valgrind memcheck over the ABI tests
 #
@@ -27,7 +32,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 jobs=$(nproc)
-STAGES=(build real_vocab python csharp elixir asan tsan valgrind)
+STAGES=(build cuda_resources real_vocab python csharp elixir asan emu_asan tsan valgrind)
 
 # ---- helpers -------------------------------------------------------------------------------
 
@@ -90,6 +95,19 @@ stage_asan() {
   cmake --build build-asan -j"$jobs"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     run_ctest build-asan -L cpu
+}
+
+# ---- CUDA engine checks without a GPU (issue 13; scripts owned with tests/emu) ----------------
+stage_cuda_resources() {
+  bash scripts/cuda_resources.sh sm_90
+}
+
+stage_emu_asan() {
+  [ -d build-asan ] || cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DGEMMA4_CUDA=OFF \
+    -DGEMMA4_BUILD_SAMPLES=OFF "-DGEMMA4_SANITIZE=address;undefined" >/dev/null
+  cmake --build build-asan -j"$jobs" --target test_kernels_cuda_emu test_forward_cuda_emu
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    run_ctest build-asan -L emu
 }
 
 stage_tsan() {
