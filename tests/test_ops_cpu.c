@@ -181,6 +181,26 @@ static void test_matmul_bf16act(void **state) {
             g4_matmul_cpu_bf16act(b + GUARD, x, w, nt, NULL, scratch);
             g4_matmul_limit_isa(G4_ISA_AVX512BF16);
             g4_matmul_cpu(f, x, w, nt, pool);
+            { // the exact path with scratch (AMX with three bf16 planes from 16 tokens where the
+              // CPU has it) against a double product on the unrounded x
+                const size_t sb = G4_AMX_SCRATCH_BYTES(nt, C);
+                void *s3 = malloc(sb);
+                float *e = malloc(sizeof(float) * nt * R), *ref32 = malloc(sizeof(float) * nt * R);
+                for (int t = 0; t < nt; t++)
+                    for (int r = 0; r < R; r++) {
+                        double acc = 0.0;
+                        for (int k = 0; k < C; k++)
+                            acc += (double)bf16_bits_to_f32(wd[(size_t)r * C + k]) * x[t * C + k];
+                        ref32[t * R + r] = (float)acc;
+                    }
+                g4_matmul_cpu_scratch(e, x, w, nt, pool, s3, sb);
+                char what3[112];
+                snprintf(what3, sizeof what3, "fp32 scratch%s rows=%d cols=%d tokens=%d",
+                         g4_matmul_has_amx() && nt >= 16 ? " (AMX)" : "", R, C, nt);
+                assert_true(g4_compare_rel(e, ref32, (size_t)nt * R, 1e-5, what3) <= 1e-5);
+                assert_true(g4_compare_rel(f, ref32, (size_t)nt * R, 1e-5, "fp32 FMA") <= 1e-5);
+                free(s3), free(e), free(ref32);
+            }
             char what[112];
             snprintf(what, sizeof what, "bf16act %s rows=%d cols=%d tokens=%d", g4_isa_name(best),
                      R, C, nt);

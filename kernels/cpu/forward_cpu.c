@@ -37,7 +37,8 @@ struct cpu_state {
     float *scores;         // (pool size, max_group * n_ctx) attention scores, per pool part
     size_t n_scores;       // max_group * n_ctx
     float *xs;             // (B, widest matmul input) activations rounded to bf16 or quantized
-                           // to 8 bits (precision bf16)
+                           // to 8 bits (precision bf16), or split into bf16 planes for AMX
+    size_t xs_bytes;
     // What xs holds quantized (precision bf16 on block-quantized weights): the input, its
     // activation type and shape, so products on one input (q/k/v, gate/up) quantize it once.
     const float *xq_src;
@@ -69,15 +70,20 @@ static g4_status cpu_session_init(struct g4_session *s) {
     if (max_i > max_in) max_in = max_i;
     if (P > max_in) max_in = P;
     const size_t BE = E ? B : 0; // expert buffers only for MoE models
+    // xs: bf16 / 8-bit activations (precision bf16) or the exact three-plane AMX split (fp32)
+    size_t n_xs = B * G4_BF16ACT_LD(max_in);
+    if (G4_AMX_SCRATCH_BYTES(B, max_in) / sizeof(float) + 1 > n_xs)
+        n_xs = G4_AMX_SCRATCH_BYTES(B, max_in) / sizeof(float) + 1;
     size_t sizes[] = {B * H, B * H, B * H, B * nq, B * nq, B * max_i, B * max_i, B * LP, B * P,
                       B * H, B * H, BE * H, BE * 2 * Im, BE * H, H, E, B * K, B * K, BE,
-                      max_group * (size_t)s->n_ctx * g4_pool_size(cs->pool), B * G4_BF16ACT_LD(max_in)};
+                      max_group * (size_t)s->n_ctx * g4_pool_size(cs->pool), n_xs};
     float **ptrs[] = {&cs->x, &cs->h, &cs->t, &cs->q, &cs->att, &cs->gate, &cs->up, &cs->ple,
                       &cs->g, &cs->h2, &cs->moe, &cs->xe, &cs->eg, &cs->eo, &cs->rnorm, &cs->probs,
                       &cs->ew, (float **)&cs->ei, (float **)&cs->et, &cs->scores, &cs->xs};
     size_t total = 0;
     for (size_t i = 0; i < G4_COUNT(sizes); i++) total += sizes[i];
     cs->n_scores = max_group * (size_t)s->n_ctx;
+    cs->xs_bytes = n_xs * sizeof(float);
     G4_TRY(g4_calloc((void **)&cs->arena, total, sizeof(float), "cpu activations"));
     float *p = cs->arena;
     for (size_t i = 0; i < G4_COUNT(sizes); i++) {
@@ -122,7 +128,7 @@ static void mm_in(struct g4_session *s, float *out, const float *x, struct g4_we
     if (s->bf16)
         g4_matmul_cpu_bf16act(out, x, w, n, cs->pool, cs->xs);
     else
-        g4_matmul_cpu(out, x, w, n, cs->pool);
+        g4_matmul_cpu_scratch(out, x, w, n, cs->pool, cs->xs, cs->xs_bytes);
 }
 
 static void mm(struct g4_session *s, float *out, const float *x, struct g4_weight w, int n) {

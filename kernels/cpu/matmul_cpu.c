@@ -574,32 +574,67 @@ struct amx_config {
 
 // Packed activations: group g (tokens 16g..16g+15, missing ones zero), K step s (columns
 // 32s..32s+31, zero past K): one 1 KB B tile at xp + (g * ks + s) * 256, row kp = columns
-// 32s + 2kp, +1 of each token.
+// 32s + 2kp, +1 of each token. planes 3 (the exact fp32 path): x = hi + mid + lo, three bf16
+// values whose sum is x exactly (hi and mid truncated, so each remainder fits the next 8 bits
+// of x's 24), one packed plane each, groups * ks * 256 words apart; the products of each plane
+// with bf16 weights are exact, so only fp32 summation differs from the FMA tiles.
 struct amx_pack_job {
     uint32_t *xp;
     const float *x;
-    int n;
+    int n, planes;
     int64_t k, ks;
 };
+
+// 16 floats -> bf16 planes: planes 1 rounds to nearest even; planes 3 splits exactly (non-finite
+// values: all in hi).
+AVX512 static void amx_split16(uint16_t *hi, uint16_t *mid, uint16_t *lo, const float *src, int planes) {
+    if (planes == 1) {
+        round_bf16_avx512(hi, src, 16);
+        return;
+    }
+    const __m512i u = _mm512_loadu_si512(src), top = _mm512_set1_epi32((int)0xffff0000u);
+    const __m512i h = _mm512_and_si512(u, top);
+    const __m512 r1 = _mm512_sub_ps(_mm512_castsi512_ps(u), _mm512_castsi512_ps(h));
+    const __m512i m = _mm512_and_si512(_mm512_castps_si512(r1), top);
+    const __m512 r2 = _mm512_sub_ps(r1, _mm512_castsi512_ps(m));
+    const __mmask16 fin = _mm512_cmpneq_epi32_mask(
+        _mm512_and_si512(u, _mm512_set1_epi32(0x7f800000)), _mm512_set1_epi32(0x7f800000));
+    float r2f[16];
+    _mm512_storeu_ps(r2f, r2);
+    _mm256_storeu_si256((__m256i *)hi, _mm512_cvtepi32_epi16(_mm512_srli_epi32(h, 16)));
+    _mm256_storeu_si256((__m256i *)mid, _mm512_cvtepi32_epi16(_mm512_maskz_srli_epi32(fin, m, 16)));
+    round_bf16_avx512(lo, r2f, 16);
+    for (int i = 0; i < 16; i++)
+        if (!(fin >> i & 1)) lo[i] = 0;
+}
 
 AVX512 static void amx_pack_part(void *arg, int part, int n_parts) {
     const struct amx_pack_job *j = arg;
     const int groups = (j->n + 15) / 16;
-    uint16_t row[2 * GEMV_MAX_K * 2 + 64];
+    const size_t plane = (size_t)groups * j->ks * 256;
+    enum { CH = 1024 }; // columns per chunk (even, a multiple of 16)
+    uint16_t row[3][CH];
+    float tmp[16];
     for (int g = groups * part / n_parts; g < groups * (part + 1) / n_parts; g++) {
-        uint32_t *dst = j->xp + (size_t)g * j->ks * 256;
         for (int t = 0; t < 16; t++) {
             const int tok = g * 16 + t;
-            for (int64_t c0 = 0; c0 < j->ks * 32; c0 += (int64_t)(sizeof row / 2)) {
-                const int64_t nc = j->ks * 32 - c0 < (int64_t)(sizeof row / 2) ? j->ks * 32 - c0 : (int64_t)(sizeof row / 2);
+            for (int64_t c0 = 0; c0 < j->ks * 32; c0 += CH) {
+                const int64_t nc = j->ks * 32 - c0 < CH ? j->ks * 32 - c0 : CH;
                 const int64_t nv = tok < j->n ? (j->k - c0 < nc ? j->k - c0 : nc) : 0;
-                if (nv > 0) round_bf16_avx512(row, j->x + (size_t)tok * j->k + c0, (size_t)nv);
-                memset(row + (nv > 0 ? nv : 0), 0, (size_t)(nc - (nv > 0 ? nv : 0)) * 2);
-                uint32_t pair[sizeof row / 4];
-                memcpy(pair, row, (size_t)nc * 2);
-                for (int64_t p = 0; p < nc / 2; p++) {
-                    const int64_t q = c0 / 2 + p; // column pair index
-                    dst[(q / 16) * 256 + (q % 16) * 16 + t] = pair[p];
+                for (int64_t c = 0; c < nc; c += 16) {
+                    const int64_t m = nv - c >= 16 ? 16 : nv - c > 0 ? nv - c : 0;
+                    memset(tmp, 0, sizeof tmp);
+                    if (m > 0) memcpy(tmp, j->x + (size_t)tok * j->k + c0 + c, (size_t)m * 4);
+                    amx_split16(row[0] + c, row[1] + c, row[2] + c, tmp, j->planes);
+                }
+                for (int pl = 0; pl < j->planes; pl++) {
+                    uint32_t pair[CH / 2];
+                    memcpy(pair, row[pl], (size_t)nc * 2);
+                    uint32_t *dst = j->xp + pl * plane + (size_t)g * j->ks * 256;
+                    for (int64_t q = 0; q < nc / 2; q++) {
+                        const int64_t qq = c0 / 2 + q; // column pair index
+                        dst[(qq / 16) * 256 + (qq % 16) * 16 + t] = pair[q];
+                    }
                 }
             }
         }
@@ -614,6 +649,7 @@ struct amx_job {
     size_t row_bytes;
     int64_t rows, k, ks;
     int n, tb_groups; // tokens, token groups per block (their B tiles stay in L2)
+    int planes;       // bf16 planes of the activations (1, or 3 for the exact fp32 split)
 };
 
 // Rows r..r+15 (nr of them valid), K step s, into tile register T: straight from the matrix when
@@ -669,18 +705,19 @@ AMX static void amx_part(void *arg, int part, int n_parts) {
                 _tile_zero(1);
                 _tile_zero(2);
                 _tile_zero(3);
+                const size_t plane = (size_t)groups * j->ks * 256;
                 for (int64_t s = 0; s < j->ks; s++) {
                     AMX_LOAD_A(4, r, nr0, s);
-                    _tile_loadd(6, bp0 + s * 256, 64);
-                    _tile_dpbf16ps(0, 4, 6);
-                    if (two_g) {
-                        _tile_loadd(7, bp1 + s * 256, 64);
-                        _tile_dpbf16ps(1, 4, 7);
-                    }
-                    if (two_r) {
-                        AMX_LOAD_A(5, r + 16, nr1, s);
-                        _tile_dpbf16ps(2, 5, 6);
-                        if (two_g) _tile_dpbf16ps(3, 5, 7);
+                    if (two_r) AMX_LOAD_A(5, r + 16, nr1, s);
+                    for (int pl = 0; pl < j->planes; pl++) {
+                        _tile_loadd(6, bp0 + pl * plane + s * 256, 64);
+                        _tile_dpbf16ps(0, 4, 6);
+                        if (two_r) _tile_dpbf16ps(2, 5, 6);
+                        if (two_g) {
+                            _tile_loadd(7, bp1 + pl * plane + s * 256, 64);
+                            _tile_dpbf16ps(1, 4, 7);
+                            if (two_r) _tile_dpbf16ps(3, 5, 7);
+                        }
                     }
                 }
                 _tile_stored(0, c[0], 64);
@@ -952,6 +989,38 @@ uint16_t g4_bf16_round(float f) {
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
+#ifdef HAVE_AMX
+// out = x @ w^T on AMX tiles (w bf16), x packed into scratch as `planes` bf16 planes
+// (G4_AMX_SCRATCH_BYTES).
+static void amx_matmul(float *out, const float *x, struct g4_weight w, int n_tokens,
+                       struct g4_pool *pool, void *scratch, int planes) {
+    const int64_t ks = (w.cols + 31) / 32;
+    struct amx_pack_job pj = {scratch, x, n_tokens, planes, w.cols, ks};
+    g4_pool_run(pool, amx_pack_part, &pj);
+    // token groups per block: their packed tiles (groups * planes * ks KB) take half of L2, so
+    // they stay there while every row tile of the part passes
+    const int64_t l2 = cache_bytes(2) > 0 ? cache_bytes(2) : 1 << 20;
+    int64_t tbg = l2 / 2 / (16 * ks * 64 * planes);
+    tbg = tbg < 2 ? 2 : tbg > 1 << 20 ? 1 << 20 : tbg & ~(int64_t)1;
+    struct amx_job job = {out, w.rows, scratch, w.data, (size_t)w.cols * 2, w.rows, w.cols, ks,
+                          n_tokens, (int)tbg, planes};
+    g4_pool_run(pool, amx_part, &job);
+}
+#endif
+
+void g4_matmul_cpu_scratch(float *out, const float *x, struct g4_weight w, int n_tokens,
+                           struct g4_pool *pool, void *scratch, size_t scratch_bytes) {
+#ifdef HAVE_AMX
+    if (w.dtype == G4_DTYPE_BF16 && n_tokens >= AMX_MIN_TOKENS && w.rows > 0 && w.cols > 0 &&
+        scratch_bytes >= G4_AMX_SCRATCH_BYTES(n_tokens, w.cols) && use_amx()) {
+        amx_matmul(out, x, w, n_tokens, pool, scratch, 3);
+        return;
+    }
+#endif
+    (void)scratch, (void)scratch_bytes;
+    g4_matmul_cpu(out, x, w, n_tokens, pool);
+}
+
 void g4_matmul_cpu_bf16act(float *out, const float *x, struct g4_weight w, int n_tokens,
                            struct g4_pool *pool, void *scratch) {
     if (w.dtype != G4_DTYPE_BF16 || n_tokens <= 0 || w.rows <= 0 || w.cols <= 0) {
@@ -966,19 +1035,7 @@ void g4_matmul_cpu_bf16act(float *out, const float *x, struct g4_weight w, int n
         // columns they would be 12 KB apart, a multiple of 4 KB).
 #ifdef HAVE_AMX
         if (n_tokens >= AMX_MIN_TOKENS && use_amx()) {
-            // packed tokens fill whole 16-token groups: (n + 15) * cols * 2 bytes, within the
-            // scratch's n * G4_BF16ACT_LD(cols) * 4 from 16 tokens on
-            const int64_t ks = (w.cols + 31) / 32;
-            struct amx_pack_job pj = {scratch, x, n_tokens, w.cols, ks};
-            g4_pool_run(pool, amx_pack_part, &pj);
-            // token groups per block: their packed tiles (groups * 16 * cols * 2 bytes) take half
-            // of L2, so they stay there while every row tile of the part passes
-            const int64_t l2 = cache_bytes(2) > 0 ? cache_bytes(2) : 1 << 20;
-            int64_t tbg = l2 / 2 / (16 * ks * 64);
-            tbg = tbg < 2 ? 2 : tbg & ~(int64_t)1;
-            struct amx_job job = {out, w.rows, scratch, w.data, (size_t)w.cols * 2, w.rows,
-                                  w.cols, ks, n_tokens, (int)(tbg < 1 << 20 ? tbg : 1 << 20)};
-            g4_pool_run(pool, amx_part, &job);
+            amx_matmul(out, x, w, n_tokens, pool, scratch, 1);
             return;
         }
 #endif

@@ -19,6 +19,15 @@
 void g4_matmul_cpu(float *out, const float *x, struct g4_weight w, int n_tokens,
                    struct g4_pool *pool);
 
+// g4_matmul_cpu with a scratch buffer: with AMX-BF16 (g4_matmul_has_amx) and bf16 weights, 16
+// tokens or more run on AMX tiles with each activation split exactly into three bf16 values
+// (hi + mid + lo = x; exact products, fp32 sums: the fp32 reference up to summation order, as
+// the FMA tiles) when scratch_bytes >= G4_AMX_SCRATCH_BYTES(n_tokens, w.cols); otherwise, and
+// everywhere else, g4_matmul_cpu.
+#define G4_AMX_SCRATCH_BYTES(n, cols) ((size_t)3 * (((n) + 15) / 16 * 16) * (((cols) + 31) / 32 * 32) * 2)
+void g4_matmul_cpu_scratch(float *out, const float *x, struct g4_weight w, int n_tokens,
+                           struct g4_pool *pool, void *scratch, size_t scratch_bytes);
+
 // The same product on the calling thread for fp32 rows spaced row_stride floats apart (e.g. the
 // K rows of one KV head in a cache): out[t * ldo + r] = dot(rows + r * row_stride, x + t * ldx)
 // over k columns, for t < n, r < n_rows.
