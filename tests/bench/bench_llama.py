@@ -7,10 +7,12 @@ bench_gemma4.c times gemma4, with the same token ids, and prints the same JSON l
           argmax of the previous logits (argmax inside the timed loop)
   greedy: the argmax tokens of the first tg run
 A 16-token decode runs first and is thrown away (page faults of the mmap). Before loading, every
-2-D tensor of the GGUF is checked to be BF16, so llama.cpp runs the same bf16 weights as gemma4.
+2-D tensor of the GGUF is checked to be of the --weights type (BF16 by default, so llama.cpp runs the
+same bf16 weights as gemma4's safetensors; q8_0 / q4_k_m: the quantized GGUF both engines read).
 
   bench_llama.py MODEL.gguf --ids FILE [--threads N] [--prompts 128,1024] [--ctx 128,2048]
                  [--n-decode 32] [--reps 2] [--n-batch 2048] [--n-ubatch 512] [--dump-logits FILE]
+                 [--weights bf16|q8_0|q4_k_m]
 """
 import argparse
 import ctypes
@@ -25,15 +27,22 @@ def emit(**kv):
     print(json.dumps({"engine": "llama.cpp", **kv}), flush=True)
 
 
-def check_bf16(path):
+# The matrix (2-D) types each --weights value allows: the bf16 conversion, or llama.cpp's
+# quantizer's output (Q4_K_M mixes K-quants with Q5_0 / Q8_0 for widths that take no K-quant;
+# both keep Gemma 4's per_layer_model_proj in BF16).
+ALLOWED = {"bf16": {"BF16"}, "q8_0": {"Q8_0", "BF16"},
+           "q4_k_m": {"Q4_K", "Q5_K", "Q6_K", "Q4_0", "Q5_0", "Q8_0", "BF16"}}
+
+
+def check_types(path, weights):
     from gguf import GGUFReader
     r = GGUFReader(path)
     types = {}
     for t in r.tensors:
         if len([d for d in t.shape if d > 1]) >= 2:
             types[t.tensor_type.name] = types.get(t.tensor_type.name, 0) + 1
-    if set(types) != {"BF16"}:
-        sys.exit(f"bench_llama: {path}: matrices are {types}, expected only BF16")
+    if not set(types) <= ALLOWED[weights]:
+        sys.exit(f"bench_llama: {path}: matrices are {types}, expected {sorted(ALLOWED[weights])}")
     return types
 
 
@@ -49,6 +58,7 @@ def main():
     ap.add_argument("--n-batch", type=int, default=2048)
     ap.add_argument("--n-ubatch", type=int, default=512)
     ap.add_argument("--dump-logits")
+    ap.add_argument("--weights", default="bf16", choices=sorted(ALLOWED))
     a = ap.parse_args()
     prompts = [int(x) for x in a.prompts.split(",") if x]
     ctxs = [int(x) for x in a.ctx.split(",") if x]
@@ -58,7 +68,7 @@ def main():
         sys.exit(f"bench_llama: {a.ids}: need {max_tokens} token ids, read {len(ids)}")
     if a.n_batch < max(prompts + [c - a.n_decode // 2 for c in ctxs]):
         sys.exit("bench_llama: --n-batch must cover the longest prompt (one llama_decode per prompt)")
-    matrix_types = check_bf16(a.gguf)
+    matrix_types = check_types(a.gguf, a.weights)
 
     import llama_cpp as L
     L.llama_backend_init()

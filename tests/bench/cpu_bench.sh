@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # CPU benchmark: gemma4's CPU engine vs llama.cpp (llama-cpp-python 0.3.36, built from source for
-# this CPU) on a random-weight model with Gemma 4 E2B's dimensions, bf16 weights in both.
+# this CPU) on a random-weight model with Gemma 4 E2B's dimensions, bf16 weights in both, or
+# (--type) the same model quantized by llama.cpp to Q8_0 or Q4_K_M, one GGUF file for both.
 # Prints one table (prompt tok/s at 128 and 1024 tokens, decode tok/s at context 128 and 2048,
 # gemma4 in its default fp32 precision and with GEMMA4_PRECISION_BF16,
 # the memory-bandwidth limit for decode and the share of it each engine reaches) and writes it
@@ -8,6 +9,7 @@
 #
 #   bash tests/bench/cpu_bench.sh [--threads N] [--layers N] [--work DIR] [--reps N]
 #                                 [--n-decode N] [--llama-ubatch N] [--rounds N]
+#                                 [--type bf16|q8_0|q4_k_m]
 #
 #   --threads N      threads for both engines and the bandwidth test (default: physical cores)
 #   --layers N       N layers instead of E2B's 35 (same widths; see make_model.py), for quick runs
@@ -16,20 +18,27 @@
 #   --reps N         prompt runs per length, best kept (default 2)
 #   --n-decode N     decode steps per context (default 32)
 #   --llama-ubatch N llama.cpp's n_ubatch (default 512, llama.cpp's own default; n_batch is 2048)
+#   --type T         weights: bf16 (default: the bf16 GGUF for llama.cpp, the safetensors
+#                    directory for gemma4), or q8_0 / q4_k_m: that GGUF quantized by llama.cpp's
+#                    llama_model_quantize (quantize_gguf.py), the same file for both engines;
+#                    gemma4's "fp32" column is then its exact path, "bf16" its fast path
+#                    (llama.cpp's numerics: 8-bit activations, integer dot products)
 #   --rounds N       N rounds of (gemma4 fp32, gemma4 bf16, llama.cpp, with a bandwidth check
 #                    before and after each), one after the other; the table keeps each engine's
 #                    best round and lists every round with its ratios (default 2: a shared VM's
 #                    memory bandwidth drifts by 2x over minutes, and alternating rounds give
 #                    each engine the same chance of a good one)
 #
-# Every stage is cached in WORK and skipped when its output exists: the sdist, a venv with
-# llama-cpp-python (built with -DGGML_NATIVE=ON, ~10+ min on 2 cores) and the converter's gguf-py,
-# Gemma 4's tokenizer.json (tests/tokenizer/real_vocab.sh), the checkpoint (make_model.py), its
-# GGUF (llama.cpp's convert_hf_to_gguf.py --outtype bf16). gemma4 is rebuilt (incrementally) on
-# every run, in WORK/build. The engines run one after the other, never loaded together.
-# Needs python3 (with venv), cmake, a C compiler, PyPI and download.pytorch.org (torch, numpy,
-# transformers, safetensors, sentencepiece go into the venv: the converter's imports), (the sdist unless G4_LCP_SDIST names a local copy, and llama-cpp-python's
-# build dependencies) and ~20 GB of disk.
+# Every stage is cached in WORK and skipped when its output exists: the sdist and a venv with
+# llama-cpp-python (built with -DGGML_NATIVE=ON and without AMX, ~10-30 min on 2 cores), the
+# converter's gguf-py and torch, transformers, safetensors, sentencepiece (all by
+# scripts/llama_cpp_venv.sh), Gemma 4's tokenizer.json (tests/tokenizer/real_vocab.sh), the
+# checkpoint (make_model.py), its GGUF (llama.cpp's convert_hf_to_gguf.py --outtype bf16) and
+# its quantized GGUF (quantize_gguf.py). gemma4 is rebuilt (incrementally) on every run, in
+# WORK/build. The engines run one after the other, never loaded together.
+# Needs python3 (with venv), cmake, a C compiler, PyPI (the sdist unless G4_LCP_SDIST names a
+# local copy, llama-cpp-python's build dependencies, torch) and ~20 GB of disk (+8 GB for the
+# quantized files of the full model).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -42,6 +51,7 @@ reps=2
 n_decode=32
 ubatch=512
 rounds=2
+wtype=bf16
 cmd="bash tests/bench/cpu_bench.sh $*"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -52,7 +62,8 @@ while [ $# -gt 0 ]; do
     --n-decode) n_decode=$2; shift 2 ;;
     --llama-ubatch) ubatch=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
-    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+    --type) wtype=$2; shift 2 ;;
+    -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
     *) echo "cpu_bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -81,45 +92,18 @@ stage() { # stage NAME COMMAND...: runs and times one stage, logging to RUN/NAME
 }
 
 # --- llama.cpp: sdist, venv with llama-cpp-python and the converter's gguf-py ------------------
+# scripts/llama_cpp_venv.sh does it (shared with tests/real/make_references.py): the sdist, a
+# native CPU build without AMX (its int8 tiles crash on this project's VMs on the first quantized
+# product), the same llama.cpp's gguf-py, and torch + transformers + safetensors for the converter.
 sdist="$work/llama_cpp_python-$lcp_ver.tar.gz"
 src="$work/llama_cpp_python-$lcp_ver"
 venv="$work/venv"
-get_sdist() {
-    if [ -f "${G4_LCP_SDIST:-}" ]; then # a copy already on this machine
-        cp "$G4_LCP_SDIST" "$sdist.part"
-    else
-        python3 -m pip download --no-deps --no-binary :all: "llama-cpp-python==$lcp_ver" -d "$work/dl"
-        mv "$work/dl/llama_cpp_python-$lcp_ver.tar.gz" "$sdist.part"
-    fi
-    mv "$sdist.part" "$sdist"
-}
-[ -f "$sdist" ] || stage sdist get_sdist
-[ -f "$src/vendor/llama.cpp/convert_hf_to_gguf.py" ] || stage extract tar -xzf "$sdist" -C "$work"
-
-venv_has() { # venv_has MODULE CONDITION: the venv imports MODULE and CONDITION holds
-    [ -x "$venv/bin/python" ] &&
-        "$venv/bin/python" -c "import sys, $1; sys.exit(0 if $2 else 1)" 2>/dev/null
-}
-build_llama_cpp() {
-    [ -x "$venv/bin/python" ] || python3 -m venv --system-site-packages "$venv"
-    # native build for this CPU, CPU backend only, no tools or multimodal library
-    CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF -DGGML_BLAS=OFF \
--DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF \
--DLLAMA_BUILD_SERVER=OFF" CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
-        "$venv/bin/pip" install --no-cache-dir "$sdist"
-}
-# the converter needs the gguf-py of the same llama.cpp (PyPI's gguf may not know Gemma 4)
-install_gguf_py() { "$venv/bin/pip" install --no-cache-dir "$src/vendor/llama.cpp/gguf-py"; }
-venv_has llama_cpp "llama_cpp.__version__ == '$lcp_ver'" || stage llama_cpp_build build_llama_cpp
-venv_has gguf "gguf.__file__.startswith('$venv')" || stage gguf_py install_gguf_py
-# the converter's and make_model.py's own imports, into the same venv (CPU-only torch wheel)
-install_py_deps() {
-    venv_has torch True || "$venv/bin/pip" install --no-cache-dir \
-        --index-url https://download.pytorch.org/whl/cpu torch
-    "$venv/bin/pip" install --no-cache-dir numpy transformers safetensors sentencepiece
-}
-venv_has "torch, numpy, transformers, safetensors, sentencepiece" True || stage py_deps install_py_deps
 py="$venv/bin/python"
+venv_ok() {
+    [ -x "$py" ] && [ "$(cat "$venv/llama_cpp_build_args.txt" 2>/dev/null)" != "" ] &&
+        "$py" -c "import llama_cpp, gguf, torch, transformers, safetensors, numpy, sentencepiece" 2>/dev/null
+}
+venv_ok || stage llama_cpp_venv bash "$root/scripts/llama_cpp_venv.sh" --torch "$work"
 
 # --- tokenizer, checkpoint, GGUF --------------------------------------------------------------
 tok="$work/tokenizer"
@@ -144,6 +128,18 @@ convert() {
     mv "$gguf.part" "$gguf"
 }
 [ -f "$gguf" ] || stage convert convert
+# the quantized GGUF (llama.cpp's quantizer) and the bytes one decode step reads from it
+g4_model="$model"
+case "$wtype" in
+bf16) ;;
+q8_0|q4_k_m)
+    qgguf="$model/model-$wtype.gguf"
+    [ -f "$qgguf" ] || stage "quantize_$wtype" "$py" "$here/quantize_gguf.py" "$gguf" "$qgguf" "$wtype"
+    gguf="$qgguf"
+    g4_model="$qgguf"
+    ;;
+*) echo "cpu_bench.sh: --type $wtype: bf16, q8_0 or q4_k_m" >&2; exit 2 ;;
+esac
 
 # --- gemma4 and the bandwidth test, built out of the source tree -------------------------------
 build_gemma4() {
@@ -176,11 +172,11 @@ run_membw() { "$work/build/tests/bench/membw" --threads "$threads" --reps 3 | ta
 # run_gemma4 NAME PRECISION -> RUN/NAME.jsonl, RUN/NAME_logits.bin. Precision bf16:
 # GEMMA4_PRECISION_BF16, bf16 activations in the matrix products (llama.cpp's numerics).
 run_gemma4() { # run_gemma4 ROUND NAME PRECISION
-    "$work/build/tests/bench/bench_gemma4" "$model" "${common[@]}" --precision "$3" \
+    "$work/build/tests/bench/bench_gemma4" "$g4_model" "${common[@]}" --precision "$3" \
         --dump-logits "$run/$2_logits.bin" | tag "$1" 0 >>"$run/$2.jsonl"
 }
 run_llama_cpp() { # run_llama_cpp ROUND
-    "$py" "$here/bench_llama.py" "$gguf" "${common[@]}" --n-batch 2048 \
+    "$py" "$here/bench_llama.py" "$gguf" "${common[@]}" --n-batch 2048 --weights "$wtype" \
         --n-ubatch "$ubatch" --dump-logits "$run/llama_logits.bin" | tag "$1" 0 >>"$run/llama.jsonl"
 }
 for r in $(seq 1 "$rounds"); do
@@ -193,7 +189,7 @@ for r in $(seq 1 "$rounds"); do
     stage "membw_r${r}_3" run_membw "$r" 3
 done
 
-"$py" "$here/report.py" "$run" "$model" "$cmd"
+"$py" "$here/report.py" "$run" "$model" "$cmd" "$wtype" "$gguf"
 { echo; echo "stage wall times (this run):"; sed 's/^/- /' "$timings"; } | tee -a "$run/table.md"
 cp "$run/table.md" "$work/results/latest.md"
 echo "results in $run (table.md, *.jsonl, *.log)"

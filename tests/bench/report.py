@@ -115,13 +115,17 @@ def common_prefix(a, b):
 
 def main():
     run, model_dir, command = sys.argv[1], sys.argv[2], sys.argv[3]
+    # optional: the weight type (bf16, q8_0, q4_k_m) and, for a quantized one, its GGUF, whose
+    # .json (quantize_gguf.py) gives the bytes a decode step reads
+    wtype = sys.argv[4] if len(sys.argv) > 4 else "bf16"
+    qmeta = json.load(open(sys.argv[5] + ".json")) if wtype != "bf16" else None
     g, l = load(os.path.join(run, "gemma4.jsonl")), load(os.path.join(run, "llama.jsonl"))
     gb = load(os.path.join(run, "gemma4_bf16.jsonl"))
     bws = load(os.path.join(run, "membw.json"))  # before and after each engine, every round
     bw = max(bws, key=lambda b: b["read_gbs"])
     meta = json.load(open(os.path.join(model_dir, "bench_meta.json")))
     gi, li = pick(g, "info") or {}, pick(l, "info") or {}
-    dec_bytes = meta["decode_bytes_per_token"]["total"]
+    dec_bytes = meta["decode_bytes_per_token"]["total"] if not qmeta else qmeta["decode_bytes_per_token"]
     limit = bw["read_gbs"] * 1e9 / dec_bytes
 
     def cell(rows, test, key, pct=False, **kv):
@@ -180,7 +184,13 @@ def main():
                                                                    "llama.cpp": vl, "read_gbs": bw_s}
 
     nproc = os.cpu_count()
-    info = [
+    info = ([
+        f"weights: {wtype.upper()} GGUF made by llama.cpp's quantizer from the bf16 conversion "
+        f"(tensor types {qmeta['tensor_types']}, {qmeta['file_bytes'] / 1e9:.2f} GB), the same file for "
+        "both engines; gemma4 fp32 = its exact path (blocks dequantized inside the fp32 tiles), gemma4 "
+        "bf16 = its fast path (llama.cpp's numerics: activations quantized to 8 bits per block, "
+        f"integer dot products); one decode step reads {dec_bytes / 1e9:.3f} GB of it (everything "
+        "but the per-layer embedding table, of which one row)"] if qmeta else []) + [
         "gemma4 fp32: the default precision (fp32 activations, logits match transformers' float32 "
         "to ~1e-5); gemma4 bf16: gemma4_session_set_precision(GEMMA4_PRECISION_BF16), activations "
         "rounded to bf16 in the matrix products as llama.cpp does",
@@ -194,7 +204,7 @@ def main():
         f"memory bandwidth ({bw['threads']} threads, {bw['bytes'] >> 20} MiB buffers, best of runs): "
         f"read {bw['read_gbs']:.1f} GB/s (bytes read / s), memcpy {bw['memcpy_gbs']:.1f} GB/s "
         f"(bytes read + written / s); the limit uses the read figure",
-        f"model: random bf16 weights, E2B dimensions, {meta['n_layers']} layers "
+        f"model: random bf16 weights{' (then quantized, above)' if qmeta else ''}, E2B dimensions, {meta['n_layers']} layers "
         f"({meta['num_kv_shared_layers']} KV-shared), {meta['file_weight_bytes'] / 1e9:.2f} GB; one decode "
         f"step reads {dec_bytes / 1e9:.3f} GB of weights (all matrices, tied LM head "
         f"{meta['decode_bytes_per_token']['lm_head'] / 1e9:.3f} GB, one embedding row and one PLE row; "
@@ -232,7 +242,7 @@ def main():
                      f"{gg['tokens'][:4]}..., llama.cpp {gl['tokens'][:4]}...)")
     summary.update(limit_tok_s=limit, decode_bytes=dec_bytes, membw=bw, checks=check, logits=lc)
 
-    text = "\n".join(["## CPU benchmark: gemma4 vs llama.cpp", "", f"command: `{command}`", ""] + lines +
+    text = "\n".join([f"## CPU benchmark: gemma4 vs llama.cpp, {wtype.upper()} weights", "", f"command: `{command}`", ""] + lines +
                      [""] + [f"- {s}" for s in info + check]) + "\n"
     open(os.path.join(run, "table.md"), "w").write(text)
     json.dump(summary, open(os.path.join(run, "summary.json"), "w"), indent=1)
