@@ -363,8 +363,18 @@ void yield(bool exiting) {
 #endif
 }
 
-[[noreturn]] void fiber_fault(cudaError_t code, const std::string &msg) {
-    record_fault(code, msg + "\n  " + where());
+// The faulting fiber never resumes, so nothing it holds on its stack is destroyed: the message
+// is formatted into a buffer, and every string is gone before the switch.
+[[noreturn]] void fiber_faultf(cudaError_t code, const char *f, ...) __attribute__((format(printf, 2, 3)));
+[[noreturn]] void fiber_faultf(cudaError_t code, const char *f, ...) {
+    {
+        char buf[2048];
+        va_list ap;
+        va_start(ap, f);
+        vsnprintf(buf, sizeof buf, f, ap);
+        va_end(ap);
+        record_fault(code, std::string(buf) + "\n  " + where());
+    }
     ex.fault = true;
     stacks_dirty = true;
     yield(true);
@@ -384,17 +394,15 @@ void fiber_entry(fiber *f) {
     w.done |= bit;
     for (int i = 0; i < w.n_groups; i++)
         if (w.groups[i].mask & bit)
-            fiber_fault(cudaErrorLaunchFailure,
-                        fmt("thread exits while lanes 0x%08x of its warp wait for it at the warp "
+            fiber_faultf(cudaErrorLaunchFailure, "thread exits while lanes 0x%08x of its warp wait for it at the warp "
                             "collective at %s:%d (mask 0x%08x)", w.groups[i].arrived,
-                            w.groups[i].file, w.groups[i].line, w.groups[i].mask));
+                            w.groups[i].file, w.groups[i].line, w.groups[i].mask);
     if (ex.n_barrier) {
         unsigned t = 0;
         while (fibers[t].state != fiber::BARRIER) t++;
-        fiber_fault(cudaErrorLaunchFailure,
-                    fmt("thread exits while %u threads wait at __syncthreads at %s:%d: not every "
+        fiber_faultf(cudaErrorLaunchFailure, "thread exits while %u threads wait at __syncthreads at %s:%d: not every "
                         "thread of the block reaches that barrier", ex.n_barrier, fibers[t].file,
-                        fibers[t].line));
+                        fibers[t].line);
     }
     yield(true);
     __builtin_unreachable();
@@ -698,7 +706,7 @@ void device_fault(const char *file, int line, const char *f, ...) {
         note("%s:%d: %s (outside a kernel)", file, line, buf);
         abort();
     }
-    fiber_fault(cudaErrorLaunchFailure, fmt("%s:%d: %s", file, line, buf));
+    fiber_faultf(cudaErrorLaunchFailure, "%s:%d: %s", file, line, buf);
 }
 
 void syncthreads(const char *file, int line) {
@@ -712,11 +720,10 @@ void syncthreads(const char *file, int line) {
     const unsigned bit = 1u << (f->tid & 31);
     for (int i = 0; i < w.n_groups; i++)
         if (w.groups[i].mask & bit)
-            fiber_fault(cudaErrorLaunchFailure,
-                        fmt("%s:%d: __syncthreads while lanes 0x%08x wait for this lane at the "
+            fiber_faultf(cudaErrorLaunchFailure, "%s:%d: __syncthreads while lanes 0x%08x wait for this lane at the "
                             "warp collective at %s:%d (mask 0x%08x): divergent code", file, line,
                             w.groups[i].arrived, w.groups[i].file, w.groups[i].line,
-                            w.groups[i].mask));
+                            w.groups[i].mask);
     w.barrier |= bit;
     ex.n_barrier++;
     f->state = fiber::BARRIER;
@@ -753,29 +760,24 @@ uint64_t warp_op(int kind, unsigned mask, uint64_t value, int arg, int width, co
     const unsigned lanes = ex.n - w0 < 32 ? ex.n - w0 : 32;
     const unsigned exist = lanes == 32 ? ~0u : (1u << lanes) - 1;
     if (!(mask >> lane & 1))
-        fiber_fault(cudaErrorLaunchFailure,
-                    fmt("%s:%d: %s with mask 0x%08x omits the calling lane %u", file, line,
-                        op_name(kind), mask, lane));
+        fiber_faultf(cudaErrorLaunchFailure, "%s:%d: %s with mask 0x%08x omits the calling lane %u", file, line,
+                        op_name(kind), mask, lane);
     if (mask & ~exist)
-        fiber_fault(cudaErrorLaunchFailure,
-                    fmt("%s:%d: %s mask 0x%08x names lanes that do not exist (this warp has %u "
+        fiber_faultf(cudaErrorLaunchFailure, "%s:%d: %s mask 0x%08x names lanes that do not exist (this warp has %u "
                         "lanes: the block has %u threads)",
-                        file, line, op_name(kind), mask, lanes, ex.n));
+                        file, line, op_name(kind), mask, lanes, ex.n);
     if (width < 1 || width > 32 || (width & (width - 1)))
-        fiber_fault(cudaErrorLaunchFailure,
-                    fmt("%s:%d: %s width %d is not a power of two in [1, 32]", file, line,
-                        op_name(kind), width));
+        fiber_faultf(cudaErrorLaunchFailure, "%s:%d: %s width %d is not a power of two in [1, 32]", file, line,
+                        op_name(kind), width);
     warp_state &w = ex.warps[f->tid >> 5];
     if (mask & w.done)
-        fiber_fault(cudaErrorLaunchFailure,
-                    fmt("%s:%d: %s mask 0x%08x names lane %d, which has exited", file, line,
-                        op_name(kind), mask, __builtin_ctz(mask & w.done)));
+        fiber_faultf(cudaErrorLaunchFailure, "%s:%d: %s mask 0x%08x names lane %d, which has exited", file, line,
+                        op_name(kind), mask, __builtin_ctz(mask & w.done));
     if (mask & w.barrier) {
         const unsigned j = __builtin_ctz(mask & w.barrier);
-        fiber_fault(cudaErrorLaunchFailure,
-                    fmt("%s:%d: %s mask 0x%08x names lane %u, which waits at __syncthreads at "
+        fiber_faultf(cudaErrorLaunchFailure, "%s:%d: %s mask 0x%08x names lane %u, which waits at __syncthreads at "
                         "%s:%d: divergent code", file, line, op_name(kind), mask, j,
-                        fibers[w0 + j].file, fibers[w0 + j].line));
+                        fibers[w0 + j].file, fibers[w0 + j].line);
     }
     int gi = 0;
     while (gi < w.n_groups && !(w.groups[gi].mask & mask)) gi++;
@@ -784,10 +786,9 @@ uint64_t warp_op(int kind, unsigned mask, uint64_t value, int arg, int width, co
     } else {
         const warp_group &g = w.groups[gi];
         if (g.kind != kind || g.mask != mask || !same_site(g.file, g.line, file, line))
-            fiber_fault(cudaErrorLaunchFailure,
-                        fmt("%s:%d: %s mask 0x%08x: lanes 0x%08x of the mask wait at another "
+            fiber_faultf(cudaErrorLaunchFailure, "%s:%d: %s mask 0x%08x: lanes 0x%08x of the mask wait at another "
                             "collective, %s mask 0x%08x at %s:%d", file, line, op_name(kind),
-                            mask, g.arrived, op_name(g.kind), g.mask, g.file, g.line));
+                            mask, g.arrived, op_name(g.kind), g.mask, g.file, g.line);
     }
     w.groups[gi].arrived |= 1u << lane;
     f->state = fiber::WARP;
@@ -824,10 +825,9 @@ uint64_t warp_op(int kind, unsigned mask, uint64_t value, int arg, int width, co
         }
         if (kind <= WARP_SHFL_XOR) {
             if (src >= 32 || !(mask >> src & 1)) {
-                fiber_fault(cudaErrorLaunchFailure,
-                            fmt("%s:%d: %s: lane %u reads lane %u, which the mask 0x%08x does "
+                fiber_faultf(cudaErrorLaunchFailure, "%s:%d: %s: lane %u reads lane %u, which the mask 0x%08x does "
                                 "not name (undefined on the GPU)", file, line, op_name(kind), j,
-                                src, mask));
+                                src, mask);
             }
             g.out = fibers[w0 + src].val;
         } else if (kind == WARP_BALLOT) {
