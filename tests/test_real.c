@@ -8,7 +8,10 @@
 //   - through the public ABI: each prompt of generate_gemma3.json tokenizes to llama.cpp's ids;
 //     the fast path (llama.cpp's numerics, REAL_FAST_PRECISION) and the exact path (fp32
 //     activations), fed llama.cpp's tokens, pick llama.cpp's argmax at every step where
-//     llama.cpp's top-2 logits are more than 0.5 apart. How far each path's free greedy
+//     llama.cpp's top-2 logits are more than 0.5 apart, and over llama.cpp's top-10 logits of
+//     every step the mean |gemma4 - llama.cpp| stays within ~10% of what was measured when this
+//     test was written (fast 0.238 <= 0.265, exact 0.215 <= 0.24; a 5% error planted in the
+//     attention scale gives 0.294 and 0.249, caught only by these bounds). How far each path's free greedy
 //     continuation follows llama.cpp's is printed, not required: this model turns differences
 //     of rounding into logit changes of ~0.5 (llama.cpp itself moves its logits by up to 2.1,
 //     3-5% RMS, between its flash-attention and plain attention paths, or f16 and f32 K/V), so
@@ -232,13 +235,14 @@ static int greedy_agreement(gemma4_model *m, int64_t vocab, const struct prompt_
 // Teacher-forced on llama.cpp's continuation: at every step where llama.cpp's top-2 logits are
 // more than MARGIN apart, gemma4's argmax must be llama.cpp's. Also reports how far the free
 // greedy continuation follows llama.cpp's.
-static void check_path(int32_t precision, const char *name) {
+static void check_path(int32_t precision, const char *name, double mean_max) {
     int64_t vocab;
     gemma4_model *m = load_model(&vocab);
     cJSON *root = load_refs();
     float *logits = malloc((size_t)vocab * sizeof *logits);
     int checked = 0, total = 0, bad = 0, n_prompts = 0, whole = 0, followed = 0;
-    double max_err = 0; // over llama.cpp's top-k logits: informative
+    double max_err = 0, sum_err = 0; // over llama.cpp's top-k logits
+    long n_err = 0;
     for (const cJSON *p = cJSON_GetObjectItem(root, "prompts")->child; p; p = p->next, n_prompts++) {
         struct prompt_ref r;
         get_prompt(p, &r);
@@ -256,6 +260,7 @@ static void check_path(int32_t precision, const char *name) {
                 int32_t id;
                 float want = topk_logit(step, k, &id);
                 if (fabs(logits[id] - want) > max_err) max_err = fabs(logits[id] - want);
+                sum_err += fabs(logits[id] - want), n_err++;
             }
             int32_t t = argmax(logits, (size_t)vocab);
             if (l1 - l2 > MARGIN) {
@@ -276,8 +281,8 @@ static void check_path(int32_t precision, const char *name) {
         }
     }
     printf("  %s path: argmax equal to llama.cpp's at %d/%d steps with a top-2 gap > %.1f (%d steps in "
-           "all); max |logit - llama.cpp's| over its top-k %.4f\n", name, checked - bad, checked,
-           MARGIN, total, max_err);
+           "all); |logit - llama.cpp's| over its top-k: mean %.4f (at most %.3f), max %.4f\n", name,
+           checked - bad, checked, MARGIN, total, sum_err / (double)n_err, mean_max, max_err);
     if (precision != GEMMA4_PRECISION_FP32)
         printf("  %s path: free greedy continuation equal to llama.cpp's for %d/%d prompts (%d/%d "
                "tokens before the first difference; not required, see the top of this file)\n",
@@ -285,6 +290,7 @@ static void check_path(int32_t precision, const char *name) {
     assert_true(n_prompts >= 8);
     assert_true(checked >= total / 2);
     assert_int_equal(bad, 0);
+    assert_true(sum_err / (double)n_err <= mean_max);
     free(logits);
     cJSON_Delete(root);
     gemma4_model_free(m);
@@ -292,12 +298,12 @@ static void check_path(int32_t precision, const char *name) {
 
 static void test_fast_path_argmax_where_clear(void **state) {
     (void)state;
-    check_path(REAL_FAST_PRECISION, "fast");
+    check_path(REAL_FAST_PRECISION, "fast", 0.265);
 }
 
 static void test_exact_path_argmax_where_clear(void **state) {
     (void)state;
-    check_path(GEMMA4_PRECISION_FP32, "exact");
+    check_path(GEMMA4_PRECISION_FP32, "exact", 0.24);
 }
 
 int main(void) {
