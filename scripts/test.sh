@@ -105,7 +105,7 @@ stage_cuda_resources() {
 stage_emu_asan() {
   [ -d build-asan ] || cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DGEMMA4_CUDA=OFF \
     -DGEMMA4_BUILD_SAMPLES=OFF "-DGEMMA4_SANITIZE=address;undefined" >/dev/null
-  cmake --build build-asan -j"$jobs" --target test_kernels_cuda_emu test_forward_cuda_emu
+  cmake --build build-asan -j"$jobs" --target test_emu test_kernels_cuda_emu test_forward_cuda_emu
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     run_ctest build-asan -L emu
 }
