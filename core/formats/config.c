@@ -207,15 +207,12 @@ static g4_status get_double(const cJSON *o, const char *key, double dflt, double
     return G4_OK;
 }
 
+// The same, rounded to float.
 static g4_status get_float(const cJSON *o, const char *key, float dflt, float *out,
                            const char *what) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!it || cJSON_IsNull(it)) {
-        *out = dflt;
-        return G4_OK;
-    }
-    if (!cJSON_IsNumber(it)) return g4_fail(G4_ERR_FORMAT, "%s: \"%s\" must be a number", what, key);
-    *out = (float)it->valuedouble;
+    double d = dflt;
+    G4_TRY(get_double(o, key, dflt, &d, what));
+    *out = (float)d;
     return G4_OK;
 }
 
