@@ -31,6 +31,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <math.h>
@@ -216,6 +217,100 @@ bool touches_device(const void *p, size_t n) { // any byte of [p, p + n) in a de
 bool is_pinned(const void *p) {
     const allocation *al = find_alloc(p, 1);
     return al && al->pinned_host;
+}
+
+// ---- stream capture (CUDA graphs) -------------------------------------------------------------
+// A capturing stream records what it is given into its capture instead of the queue; a graph
+// replays the recorded operations with the arguments they were recorded with (kernel parameters
+// by value, copy and memset pointers and sizes), reading device and pinned memory as they are
+// when the replay runs.
+struct capture {
+    std::vector<std::function<void()>> ops;
+    cudaStreamCaptureMode mode;
+    std::thread::id thread; // the thread that began it
+    bool invalidated;
+    cudaError_t why;        // what invalidated it (for the note at cudaStreamEndCapture)
+};
+} // namespace
+
+struct CUstream_st {
+    unsigned flags;
+    std::unique_ptr<capture> cap; // non-null while capturing
+};
+struct CUgraph_st {
+    std::vector<std::function<void()>> ops;
+};
+struct CUgraphExec_st {
+    std::shared_ptr<const std::vector<std::function<void()>>> ops;
+};
+
+namespace {
+std::set<const void *> graphs, graph_execs;
+unsigned long long graph_launches = 0;
+
+capture *capturing(cudaStream_t s) {
+    if (s == nullptr || s == cudaStreamLegacy || s == cudaStreamPerThread || !streams.count(s))
+        return nullptr;
+    return s->cap.get();
+}
+
+void invalidate(capture *c, cudaError_t why) {
+    if (!c->invalidated) c->ops.clear();
+    c->invalidated = true;
+    if (c->why == cudaSuccess) c->why = why;
+}
+
+// A "potentially unsafe" call (cudaMalloc, cudaFree, a synchronous copy, a device sync: work
+// that capture cannot observe) is prohibited while this thread has a capture not begun in
+// relaxed mode, or any thread has one begun in global mode. Returns the error it gets and
+// invalidates the captures that prohibit it; cudaSuccess when allowed.
+cudaError_t unsafe_call(const char *what) {
+    const std::thread::id me = std::this_thread::get_id();
+    cudaError_t e = cudaSuccess;
+    for (const void *p : streams) {
+        capture *c = ((cudaStream_t)p)->cap.get();
+        if (!c) continue;
+        const bool mine = c->thread == me;
+        if ((mine && c->mode != cudaStreamCaptureModeRelaxed) ||
+            (!mine && c->mode == cudaStreamCaptureModeGlobal)) {
+            invalidate(c, cudaErrorStreamCaptureUnsupported);
+            e = cudaErrorStreamCaptureUnsupported;
+        }
+    }
+    if (e != cudaSuccess) note("%s during stream capture: %s (the capture is invalidated)", what,
+                               cudaGetErrorName(e));
+    return e;
+}
+
+// Work on the legacy default stream waits for every blocking stream: while one of them
+// captures, that is an implicit dependency capture cannot express.
+cudaError_t legacy_conflict(cudaStream_t s, const char *what) {
+    if (s != nullptr && s != cudaStreamLegacy) return cudaSuccess;
+    cudaError_t e = cudaSuccess;
+    for (const void *p : streams) {
+        cudaStream_t st = (cudaStream_t)p;
+        if (st->cap && !(st->flags & cudaStreamNonBlocking)) {
+            invalidate(st->cap.get(), cudaErrorStreamCaptureImplicit);
+            e = cudaErrorStreamCaptureImplicit;
+        }
+    }
+    if (e != cudaSuccess) note("%s on the legacy stream while a blocking stream captures: %s", what,
+                               cudaGetErrorName(e));
+    return e;
+}
+
+// Queues an operation on stream s, or records it into s's capture. An invalidated capture
+// takes nothing more: cudaErrorStreamCaptureInvalidated.
+cudaError_t enqueue(cudaStream_t s, std::function<void()> op) {
+    if (capture *c = capturing(s)) {
+        if (c->invalidated) return cudaErrorStreamCaptureInvalidated;
+        c->ops.push_back(std::move(op));
+        return cudaSuccess;
+    }
+    const cudaError_t e = legacy_conflict(s, "an operation");
+    if (e != cudaSuccess) return e;
+    queue.push_back(std::move(op));
+    return cudaSuccess;
 }
 
 void flush() {
@@ -918,10 +1013,12 @@ void launch(const launch_config &c, const void *kernel, std::shared_ptr<const ta
         note("launch at %s:%d refused (%s): grid (%u,%u,%u) block (%u,%u,%u) dynamic smem %zu: %s",
              c.file, c.line, cudaGetErrorName(err), gr.x, gr.y, gr.z, b.x, b.y, b.z, c.smem, why);
         fail(err);
+        // a launch that fails while its stream captures invalidates the capture
+        if (capture *cp = capturing(c.stream)) invalidate(cp, err);
         return;
     }
     auto rec = std::make_shared<launch_rec>(launch_rec{gr, b, c.smem, c.file, c.line, std::move(t)});
-    queue.push_back([rec] { run_launch(*rec); });
+    fail(enqueue(c.stream, [rec] { run_launch(*rec); }));
 }
 
 } // namespace g4emu
@@ -957,6 +1054,9 @@ const char *cudaGetErrorName(cudaError_t e) {
         N(cudaErrorInvalidResourceHandle) N(cudaErrorNotReady) N(cudaErrorIllegalAddress)
         N(cudaErrorLaunchOutOfResources) N(cudaErrorAssert) N(cudaErrorIllegalInstruction)
         N(cudaErrorMisalignedAddress) N(cudaErrorLaunchFailure) N(cudaErrorUnknown)
+        N(cudaErrorIllegalState) N(cudaErrorStreamCaptureUnsupported)
+        N(cudaErrorStreamCaptureInvalidated) N(cudaErrorStreamCaptureImplicit)
+        N(cudaErrorCapturedEvent) N(cudaErrorStreamCaptureWrongThread)
 #undef N
     }
     return "cudaErrorUnknown";
@@ -983,6 +1083,16 @@ const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorMisalignedAddress: return "misaligned address";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
     case cudaErrorUnknown: return "unknown error";
+    case cudaErrorIllegalState: return "the operation cannot be performed in the present state";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated:
+        return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureImplicit:
+        return "operation would make the legacy stream depend on a capturing blocking stream";
+    case cudaErrorCapturedEvent:
+        return "operation not permitted on an event last recorded in a capturing stream";
+    case cudaErrorStreamCaptureWrongThread:
+        return "attempt to terminate a thread-local capture sequence from another thread";
     }
     return "unknown error";
 }
@@ -1053,6 +1163,7 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int device) {
 
 cudaError_t cudaDeviceSynchronize(void) {
     guard g(mu);
+    if (cudaError_t e = unsafe_call("cudaDeviceSynchronize")) return fail(e);
     flush();
     return fail(sticky);
 }
@@ -1074,6 +1185,7 @@ cudaError_t cudaMalloc(void **ptr, size_t bytes) {
     if (!ptr) return fail(cudaErrorInvalidValue);
     if (sticky != cudaSuccess) return fail(sticky);
     *ptr = nullptr;
+    if (cudaError_t e = unsafe_call("cudaMalloc")) return fail(e);
     if (bytes == 0) return cudaSuccess;
     if (bytes > cfg().capacity || rounded(bytes) > cfg().capacity - device_used)
         return fail(cudaErrorMemoryAllocation);
@@ -1088,6 +1200,7 @@ cudaError_t cudaMalloc(void **ptr, size_t bytes) {
 
 cudaError_t cudaFree(void *ptr) {
     guard g(mu);
+    if (cudaError_t e = unsafe_call("cudaFree")) return fail(e);
     flush(); // cudaFree synchronizes the device
     if (!ptr) return cudaSuccess;
     auto it = allocs.find((uintptr_t)ptr);
@@ -1104,6 +1217,7 @@ cudaError_t cudaFree(void *ptr) {
 cudaError_t cudaHostAlloc(void **ptr, size_t bytes, unsigned int flags) {
     guard g(mu);
     (void)flags;
+    if (cudaError_t e = unsafe_call("cudaHostAlloc")) return fail(e);
     void *p = nullptr;
     if (posix_memalign(&p, 64, bytes ? bytes : 1) != 0) return fail(cudaErrorMemoryAllocation);
     memset(p, 0xFF, bytes);
@@ -1116,6 +1230,7 @@ cudaError_t cudaMallocHost(void **ptr, size_t bytes) { return cudaHostAlloc(ptr,
 
 cudaError_t cudaFreeHost(void *ptr) {
     guard g(mu);
+    if (cudaError_t e = unsafe_call("cudaFreeHost")) return fail(e);
     flush();
     if (!ptr) return cudaSuccess;
     auto it = allocs.find((uintptr_t)ptr);
@@ -1161,6 +1276,8 @@ static bool check_copy(void *dst, const void *src, size_t bytes, cudaMemcpyKind 
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
     guard g(mu);
+    if (cudaError_t e = unsafe_call("cudaMemcpy")) return fail(e);
+    if (cudaError_t e = legacy_conflict(nullptr, "cudaMemcpy")) return fail(e);
     flush(); // a blocking copy waits for the work before it
     if (sticky != cudaSuccess) return fail(sticky);
     if (bytes == 0) return cudaSuccess;
@@ -1176,15 +1293,26 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
     if (!valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle);
     if (bytes == 0) return cudaSuccess;
     if (!check_copy(dst, src, bytes, &kind)) return fail(cudaErrorInvalidValue);
+    if (capture *c = capturing(stream)) {
+        // A graph's copy node replays with the same host pointer: pageable memory cannot be
+        // staged once for every replay, so capture refuses it.
+        const bool pageable = (kind == cudaMemcpyHostToDevice && !is_pinned(src)) ||
+                              (kind == cudaMemcpyDeviceToHost && !is_pinned(dst)) ||
+                              (kind == cudaMemcpyHostToHost);
+        if (pageable && !c->invalidated) {
+            note("cudaMemcpyAsync of %zu bytes with pageable host memory during stream capture: "
+                 "cudaErrorStreamCaptureUnsupported (the capture is invalidated)", bytes);
+            invalidate(c, cudaErrorStreamCaptureUnsupported);
+            return fail(cudaErrorStreamCaptureUnsupported);
+        }
+    }
     if (kind == cudaMemcpyHostToDevice && !is_pinned(src)) {
         // pageable source: staged at the call (the caller may reuse it at once)
         auto staged = std::make_shared<std::vector<unsigned char>>(
             (const unsigned char *)src, (const unsigned char *)src + bytes);
-        queue.push_back([dst, staged] { memcpy(dst, staged->data(), staged->size()); });
-    } else {
-        queue.push_back([dst, src, bytes] { memmove(dst, src, bytes); });
+        return fail(enqueue(stream, [dst, staged] { memcpy(dst, staged->data(), staged->size()); }));
     }
-    return cudaSuccess;
+    return fail(enqueue(stream, [dst, src, bytes] { memmove(dst, src, bytes); }));
 }
 
 cudaError_t cudaMemsetAsync(void *dst, int value, size_t bytes, cudaStream_t stream) {
@@ -1196,8 +1324,7 @@ cudaError_t cudaMemsetAsync(void *dst, int value, size_t bytes, cudaStream_t str
         note("cudaMemset of %zu bytes at %p: not inside one device allocation", bytes, dst);
         return fail(cudaErrorInvalidValue);
     }
-    queue.push_back([dst, value, bytes] { memset(dst, value, bytes); });
-    return cudaSuccess;
+    return fail(enqueue(stream, [dst, value, bytes] { memset(dst, value, bytes); }));
 }
 
 cudaError_t cudaMemset(void *dst, int value, size_t bytes) {
@@ -1208,7 +1335,7 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int flags) 
     guard g(mu);
     if (sticky != cudaSuccess) return fail(sticky);
     if (flags & ~1u) return fail(cudaErrorInvalidValue);
-    cudaStream_t s = (cudaStream_t)malloc(16);
+    cudaStream_t s = new CUstream_st{flags, nullptr};
     streams.insert(s);
     *stream = s;
     return cudaSuccess;
@@ -1219,20 +1346,37 @@ cudaError_t cudaStreamCreate(cudaStream_t *stream) { return cudaStreamCreateWith
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
     guard g(mu);
     if (!streams.count(stream)) return fail(cudaErrorInvalidResourceHandle);
-    flush(); // its pending work still completes
+    flush(); // its pending work still completes (a capture in progress is dropped)
     streams.erase(stream);
-    free(stream);
+    delete stream;
     return cudaSuccess;
+}
+
+// Synchronizing or querying a capturing stream conflicts with capture in every mode.
+static cudaError_t capture_sync(cudaStream_t stream, const char *what) {
+    capture *c = capturing(stream);
+    if (!c) return legacy_conflict(stream, what);
+    note("%s on a capturing stream: cudaErrorStreamCaptureUnsupported (the capture is "
+         "invalidated)", what);
+    invalidate(c, cudaErrorStreamCaptureUnsupported);
+    return cudaErrorStreamCaptureUnsupported;
 }
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
     guard g(mu);
     if (!valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle);
+    if (cudaError_t e = capture_sync(stream, "cudaStreamSynchronize")) return fail(e);
     flush();
     return fail(sticky);
 }
 
-cudaError_t cudaStreamQuery(cudaStream_t stream) { return cudaStreamSynchronize(stream); }
+cudaError_t cudaStreamQuery(cudaStream_t stream) {
+    guard g(mu);
+    if (!valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle);
+    if (cudaError_t e = capture_sync(stream, "cudaStreamQuery")) return fail(e);
+    flush();
+    return fail(sticky);
+}
 
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags) {
     guard g(mu);
@@ -1244,12 +1388,13 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
 struct CUevent_st {
     bool timing;
     bool recorded;
+    bool captured; // last recorded into a capturing stream
     double ms;
 };
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags) {
     guard g(mu);
-    cudaEvent_t e = new CUevent_st{!(flags & cudaEventDisableTiming), false, 0.0};
+    cudaEvent_t e = new CUevent_st{!(flags & cudaEventDisableTiming), false, false, 0.0};
     events.insert(e);
     *event = e;
     return cudaSuccess;
@@ -1270,23 +1415,32 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
     guard g(mu);
     if (!events.count(event) || !valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle);
     event->recorded = false;
-    queue.push_back([event] {
-        event->ms = std::chrono::duration<double, std::milli>(
-                        std::chrono::steady_clock::now().time_since_epoch())
-                        .count();
-        event->recorded = true;
-    });
+    event->captured = capturing(stream) != nullptr;
+    if (cudaError_t e = enqueue(stream, [event] {
+            event->ms = std::chrono::duration<double, std::milli>(
+                            std::chrono::steady_clock::now().time_since_epoch())
+                            .count();
+            event->recorded = true;
+        }))
+        return fail(e);
     return fail(sticky);
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
     guard g(mu);
     if (!events.count(event)) return fail(cudaErrorInvalidResourceHandle);
+    if (event->captured) return fail(cudaErrorCapturedEvent); // a node of a graph, not work
     flush();
     return fail(sticky);
 }
 
-cudaError_t cudaEventQuery(cudaEvent_t event) { return cudaEventSynchronize(event); }
+cudaError_t cudaEventQuery(cudaEvent_t event) {
+    guard g(mu);
+    if (!events.count(event)) return fail(cudaErrorInvalidResourceHandle);
+    if (event->captured) return fail(cudaErrorCapturedEvent);
+    flush();
+    return fail(sticky);
+}
 
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end) {
     guard g(mu);
@@ -1304,6 +1458,98 @@ cudaError_t cudaFuncSetAttribute(const void *func, cudaFuncAttribute attr, int v
         max_dynamic_smem[func] = value;
     }
     return cudaSuccess;
+}
+
+// ---- stream capture and graphs -----------------------------------------------------------------
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode) {
+    guard g(mu);
+    if (sticky != cudaSuccess) return fail(sticky);
+    if (stream == nullptr || stream == cudaStreamLegacy)
+        return fail(cudaErrorStreamCaptureUnsupported); // the legacy stream cannot capture
+    if (!valid_stream(stream) || stream == cudaStreamPerThread)
+        return fail(cudaErrorInvalidResourceHandle);
+    if ((int)mode < 0 || (int)mode > 2) return fail(cudaErrorInvalidValue);
+    if (stream->cap) return fail(cudaErrorIllegalState);
+    stream->cap.reset(new capture{{}, mode, std::this_thread::get_id(), false, cudaSuccess});
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph) {
+    guard g(mu);
+    if (!graph) return fail(cudaErrorInvalidValue);
+    *graph = nullptr;
+    capture *c = capturing(stream);
+    if (!c) return fail(valid_stream(stream) ? cudaErrorIllegalState : cudaErrorInvalidResourceHandle);
+    if (c->mode != cudaStreamCaptureModeRelaxed && c->thread != std::this_thread::get_id())
+        return fail(cudaErrorStreamCaptureWrongThread);
+    std::unique_ptr<capture> done = std::move(stream->cap);
+    if (done->invalidated) return fail(cudaErrorStreamCaptureInvalidated);
+    if (sticky != cudaSuccess) return fail(sticky);
+    cudaGraph_t gr = new CUgraph_st{std::move(done->ops)};
+    graphs.insert(gr);
+    *graph = gr;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus *status) {
+    guard g(mu);
+    if (!status) return fail(cudaErrorInvalidValue);
+    if (!valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle);
+    const capture *c = capturing(stream);
+    *status = !c ? cudaStreamCaptureStatusNone
+              : c->invalidated ? cudaStreamCaptureStatusInvalidated
+                               : cudaStreamCaptureStatusActive;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph,
+                                 unsigned long long flags) {
+    guard g(mu);
+    if (!exec) return fail(cudaErrorInvalidValue);
+    *exec = nullptr;
+    if (!graphs.count(graph)) return fail(cudaErrorInvalidValue);
+    if (flags & ~15ull) return fail(cudaErrorInvalidValue);
+    if (sticky != cudaSuccess) return fail(sticky);
+    // the executable graph is a snapshot: destroying or changing the graph later leaves it
+    cudaGraphExec_t e = new CUgraphExec_st{
+        std::make_shared<const std::vector<std::function<void()>>>(graph->ops)};
+    graph_execs.insert(e);
+    *exec = e;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+    guard g(mu);
+    if (!graph_execs.count(exec)) return fail(cudaErrorInvalidResourceHandle);
+    if (!valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle);
+    if (sticky != cudaSuccess) return fail(sticky);
+    auto ops = exec->ops;
+    graph_launches++;
+    return fail(enqueue(stream, [ops] {
+        for (const auto &op : *ops)
+            if (sticky == cudaSuccess) op();
+    }));
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+    guard g(mu);
+    if (!graph_execs.count(exec)) return fail(cudaErrorInvalidResourceHandle);
+    graph_execs.erase(exec);
+    delete exec; // a launch still queued holds its own reference to the operations
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+    guard g(mu);
+    if (!graphs.count(graph)) return fail(cudaErrorInvalidResourceHandle);
+    graphs.erase(graph);
+    delete graph;
+    return cudaSuccess;
+}
+
+unsigned long long g4emu_graph_launches(void) {
+    guard g(mu);
+    return graph_launches;
 }
 
 // ---- cuBLAS -------------------------------------------------------------------------------------
@@ -1490,7 +1736,9 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa,
                                                  : *(const float *)beta;
     }
     const bool fp32_acc = !scale_double && computeType != CUBLAS_COMPUTE_32I;
-    queue.push_back([=] {
+    // On the handle's stream: recorded into its capture when it captures (cuBLAS calls can be
+    // captured; host-mode alpha and beta are read here, once, as cuBLAS does).
+    cudaError_t qe = enqueue(h->stream, [=] {
         double a_s = al, b_s = be;
         if (dev_scalars) {
             a_s = scale_double ? *(const double *)alpha : *(const float *)alpha;
@@ -1524,6 +1772,10 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa,
                 store_elem(C, ci, Ctype, fp32_acc ? (double)(float)v : v);
             }
     });
+    if (qe != cudaSuccess) { // its kernel launch failed (an invalidated capture, ...)
+        fail(qe);
+        return CUBLAS_STATUS_EXECUTION_FAILED;
+    }
     return CUBLAS_STATUS_SUCCESS;
 }
 

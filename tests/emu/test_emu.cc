@@ -14,6 +14,7 @@ extern "C" {
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 #include <cublas_v2.h>
@@ -289,12 +290,231 @@ static void test_misaligned_load(void **state) {
     assert_false(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+// ---- CUDA graphs (stream capture) -----------------------------------------------------------
+// out[i] = by_value + *from_device: the first argument is recorded with the launch, the second
+// is read from device memory when the (re)played kernel runs.
+static __global__ void graph_kernel(float *out, float by_value, const float *from_device, int n) {
+    for (int i = threadIdx.x; i < n; i += blockDim.x) out[i] = by_value + *from_device;
+}
+
+// A captured sequence (pinned upload, kernel, memset, cuBLAS GEMM, pinned download) runs nothing
+// while captured; each replay reads device and pinned memory as they are then, and replays the
+// kernel's by-value arguments as they were at capture.
+static void test_graph_replay(void **state) {
+    (void)state;
+    cudaGetLastError(); // the error an earlier case left
+    enum { N = 64 };
+    cudaStream_t s;
+    assert_int_equal(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+    cublasHandle_t h;
+    assert_int_equal(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
+    assert_int_equal(cublasSetStream(h, s), CUBLAS_STATUS_SUCCESS);
+    float *d_v, *d_out, *d_a, *d_b, *d_c, *h_v, *h_out;
+    assert_int_equal(cudaMalloc((void **)&d_v, sizeof(float)), cudaSuccess);
+    assert_int_equal(cudaMalloc((void **)&d_out, 2 * N * sizeof(float)), cudaSuccess);
+    assert_int_equal(cudaMalloc((void **)&d_a, 4 * sizeof(float)), cudaSuccess);
+    assert_int_equal(cudaMalloc((void **)&d_b, 2 * sizeof(float)), cudaSuccess);
+    assert_int_equal(cudaMalloc((void **)&d_c, 2 * sizeof(float)), cudaSuccess);
+    assert_int_equal(cudaMallocHost((void **)&h_v, sizeof(float)), cudaSuccess);
+    assert_int_equal(cudaMallocHost((void **)&h_out, (2 * N + 2) * sizeof(float)), cudaSuccess);
+    const float ha[4] = {1, 2, 3, 4}; // C (2, 1) = A (2, 2) B (2, 1), column-major
+    assert_int_equal(cudaMemcpy(d_a, ha, sizeof ha, cudaMemcpyHostToDevice), cudaSuccess);
+    cudaStreamCaptureStatus cs;
+    assert_int_equal(cudaStreamIsCapturing(s, &cs), cudaSuccess);
+    assert_int_equal(cs, cudaStreamCaptureStatusNone);
+
+    float by_value = 10.0f;
+    *h_v = 1.0f;
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    assert_int_equal(cudaStreamIsCapturing(s, &cs), cudaSuccess);
+    assert_int_equal(cs, cudaStreamCaptureStatusActive);
+    assert_int_equal(cudaMemcpyAsync(d_v, h_v, sizeof(float), cudaMemcpyHostToDevice, s), cudaSuccess);
+    graph_kernel G4_LAUNCH(1, 32, 0, s)(d_out, by_value, d_v, N);
+    assert_int_equal(cudaGetLastError(), cudaSuccess);
+    assert_int_equal(cudaMemsetAsync(d_out + N, 0, N * sizeof(float), s), cudaSuccess);
+    const float one = 1.0f, zero = 0.0f;
+    assert_int_equal(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 1, 2, &one, d_a, CUDA_R_32F, 2,
+                                  d_b, CUDA_R_32F, 2, &zero, d_c, CUDA_R_32F, 2,
+                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT), CUBLAS_STATUS_SUCCESS);
+    assert_int_equal(cudaMemcpyAsync(h_out, d_out, 2 * N * sizeof(float), cudaMemcpyDeviceToHost, s),
+                     cudaSuccess);
+    assert_int_equal(cudaMemcpyAsync(h_out + 2 * N, d_c, 2 * sizeof(float), cudaMemcpyDeviceToHost, s),
+                     cudaSuccess);
+    cudaGraph_t graph;
+    assert_int_equal(cudaStreamEndCapture(s, &graph), cudaSuccess);
+    assert_non_null(graph);
+    assert_int_equal(cudaStreamIsCapturing(s, &cs), cudaSuccess);
+    assert_int_equal(cs, cudaStreamCaptureStatusNone);
+    assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+    assert_true(isnan(d_out[0]) && isnan(d_out[N]) && isnan(d_c[0])); // nothing ran
+    cudaGraphExec_t exec;
+    assert_int_equal(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    assert_int_equal(cudaGraphDestroy(graph), cudaSuccess); // the executable graph stays
+
+    const unsigned long long launches = g4emu_graph_launches();
+    for (int r = 0; r < 3; r++) {
+        by_value = 100.0f * (float)(r + 1); // the host value changes; the graph keeps 10
+        *h_v = (float)r;                    // the pinned upload reads the new value
+        const float hb[2] = {(float)r, 1.0f};
+        assert_int_equal(cudaMemcpy(d_b, hb, sizeof hb, cudaMemcpyHostToDevice), cudaSuccess);
+        assert_int_equal(cudaGraphLaunch(exec, s), cudaSuccess);
+        assert_true(h_out[0] != 10.0f + (float)r || r == 0); // not run before the sync
+        assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+        for (int i = 0; i < N; i++) {
+            assert_true(h_out[i] == 10.0f + (float)r);
+            assert_true(h_out[N + i] == 0.0f);
+        }
+        assert_true(h_out[2 * N] == 1.0f * r + 3.0f && h_out[2 * N + 1] == 2.0f * r + 4.0f);
+        h_out[0] = -1.0f;
+    }
+    assert_int_equal(g4emu_graph_launches(), launches + 3);
+    printf("graph replay: by-value argument stays 10 (host now %g), device-read value follows\n",
+           by_value);
+    assert_int_equal(cudaGraphExecDestroy(exec), cudaSuccess);
+    assert_int_equal(cudaGraphLaunch(exec, s), cudaErrorInvalidResourceHandle);
+    assert_int_equal(cudaGetLastError(), cudaErrorInvalidResourceHandle);
+    cudaFree(d_v), cudaFree(d_out), cudaFree(d_a), cudaFree(d_b), cudaFree(d_c);
+    cudaFreeHost(h_v), cudaFreeHost(h_out);
+    assert_int_equal(cublasDestroy(h), CUBLAS_STATUS_SUCCESS);
+    assert_int_equal(cudaStreamDestroy(s), cudaSuccess);
+}
+
+// Ends a capture expected to be invalidated: no graph, and the stream works normally after.
+static void expect_invalidated(cudaStream_t s) {
+    cudaStreamCaptureStatus cs;
+    assert_int_equal(cudaStreamIsCapturing(s, &cs), cudaSuccess);
+    assert_int_equal(cs, cudaStreamCaptureStatusInvalidated);
+    nothing G4_LAUNCH(1, 1, 0, s)();
+    assert_int_equal(cudaGetLastError(), cudaErrorStreamCaptureInvalidated);
+    cudaGraph_t graph = (cudaGraph_t)1;
+    assert_int_equal(cudaStreamEndCapture(s, &graph), cudaErrorStreamCaptureInvalidated);
+    assert_null(graph);
+    assert_int_equal(cudaGetLastError(), cudaErrorStreamCaptureInvalidated);
+    nothing G4_LAUNCH(1, 1, 0, s)();
+    assert_int_equal(cudaGetLastError(), cudaSuccess);
+    assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+}
+
+static void malloc_free_in(cudaError_t *out) {
+    void *p = nullptr;
+    *out = cudaMalloc(&p, 256);
+    if (p) cudaFree(p);
+    cudaGetLastError();
+}
+
+static void end_capture_in(cudaStream_t s, cudaError_t *out) {
+    cudaGraph_t g = nullptr;
+    *out = cudaStreamEndCapture(s, &g);
+    cudaGetLastError();
+}
+
+// What a GPU refuses during capture: the error CUDA returns, and the capture invalidated.
+static void test_capture_refusals(void **state) {
+    (void)state;
+    cudaGetLastError();
+    cudaStream_t s;
+    assert_int_equal(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+    float *d, *pinned, pageable[4];
+    assert_int_equal(cudaMalloc((void **)&d, 16), cudaSuccess);
+    assert_int_equal(cudaMallocHost((void **)&pinned, 16), cudaSuccess);
+    cudaGraph_t graph;
+
+    // the legacy stream cannot capture; a stream captures once at a time; no capture to end
+    assert_int_equal(cudaStreamBeginCapture(nullptr, cudaStreamCaptureModeGlobal),
+                     cudaErrorStreamCaptureUnsupported);
+    assert_int_equal(cudaStreamEndCapture(s, &graph), cudaErrorIllegalState);
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaErrorIllegalState);
+    // synchronizing the capturing stream
+    assert_int_equal(cudaStreamSynchronize(s), cudaErrorStreamCaptureUnsupported);
+    expect_invalidated(s);
+    // querying it
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed), cudaSuccess);
+    assert_int_equal(cudaStreamQuery(s), cudaErrorStreamCaptureUnsupported);
+    expect_invalidated(s);
+    // the device
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    assert_int_equal(cudaDeviceSynchronize(), cudaErrorStreamCaptureUnsupported);
+    expect_invalidated(s);
+    // cudaMalloc / cudaFree / a blocking copy (unsafe unless relaxed)
+    void *p = nullptr;
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    assert_int_equal(cudaMalloc(&p, 64), cudaErrorStreamCaptureUnsupported);
+    expect_invalidated(s);
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+    assert_int_equal(cudaFree(d), cudaErrorStreamCaptureUnsupported);
+    expect_invalidated(s);
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+    assert_int_equal(cudaMemcpy(pageable, d, 16, cudaMemcpyDeviceToHost),
+                     cudaErrorStreamCaptureUnsupported);
+    expect_invalidated(s);
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed), cudaSuccess);
+    assert_int_equal(cudaMalloc(&p, 64), cudaSuccess); // relaxed: allowed
+    assert_int_equal(cudaFree(p), cudaSuccess);
+    assert_int_equal(cudaStreamEndCapture(s, &graph), cudaSuccess);
+    assert_int_equal(cudaGraphDestroy(graph), cudaSuccess);
+    // pageable memory in an asynchronous copy, either direction; pinned is fine
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    assert_int_equal(cudaMemcpyAsync(d, pinned, 16, cudaMemcpyHostToDevice, s), cudaSuccess);
+    assert_int_equal(cudaMemcpyAsync(d, pageable, 16, cudaMemcpyHostToDevice, s),
+                     cudaErrorStreamCaptureUnsupported);
+    expect_invalidated(s);
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    assert_int_equal(cudaMemcpyAsync(pageable, d, 16, cudaMemcpyDeviceToHost, s),
+                     cudaErrorStreamCaptureUnsupported);
+    expect_invalidated(s);
+    // an event recorded in the capture cannot be queried or waited for
+    cudaEvent_t ev;
+    assert_int_equal(cudaEventCreate(&ev), cudaSuccess);
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    assert_int_equal(cudaEventRecord(ev, s), cudaSuccess);
+    assert_int_equal(cudaEventQuery(ev), cudaErrorCapturedEvent);
+    assert_int_equal(cudaEventSynchronize(ev), cudaErrorCapturedEvent);
+    assert_int_equal(cudaStreamEndCapture(s, &graph), cudaSuccess);
+    assert_int_equal(cudaGraphDestroy(graph), cudaSuccess);
+    assert_int_equal(cudaEventRecord(ev, s), cudaSuccess);
+    assert_int_equal(cudaEventSynchronize(ev), cudaSuccess);
+    assert_int_equal(cudaEventDestroy(ev), cudaSuccess);
+    // a launch refused during capture invalidates it
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    nothing G4_LAUNCH(1, 2048, 0, s)();
+    assert_int_equal(cudaGetLastError(), cudaErrorInvalidConfiguration);
+    expect_invalidated(s);
+    // the legacy stream while a blocking stream captures: an implicit dependency
+    cudaStream_t blocking;
+    assert_int_equal(cudaStreamCreate(&blocking), cudaSuccess);
+    assert_int_equal(cudaStreamBeginCapture(blocking, cudaStreamCaptureModeRelaxed), cudaSuccess);
+    nothing G4_LAUNCH(1, 1)();
+    assert_int_equal(cudaGetLastError(), cudaErrorStreamCaptureImplicit);
+    expect_invalidated(blocking);
+    // threads: a thread-local capture lets other threads allocate and must end on its thread;
+    // a global capture prohibits unsafe calls in every thread
+    cudaError_t e = cudaSuccess;
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    std::thread(malloc_free_in, &e).join();
+    assert_int_equal(e, cudaSuccess);
+    std::thread(end_capture_in, s, &e).join();
+    assert_int_equal(e, cudaErrorStreamCaptureWrongThread);
+    assert_int_equal(cudaStreamEndCapture(s, &graph), cudaSuccess);
+    assert_int_equal(cudaGraphDestroy(graph), cudaSuccess);
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+    std::thread(malloc_free_in, &e).join();
+    assert_int_equal(e, cudaErrorStreamCaptureUnsupported);
+    expect_invalidated(s);
+
+    assert_int_equal(cudaStreamDestroy(blocking), cudaSuccess);
+    assert_int_equal(cudaFree(d), cudaSuccess);
+    assert_int_equal(cudaFreeHost(pinned), cudaSuccess);
+    assert_int_equal(cudaStreamDestroy(s), cudaSuccess);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_faults),          cmocka_unit_test(test_collectives),
         cmocka_unit_test(test_missing_barrier), cmocka_unit_test(test_launch_limits),
         cmocka_unit_test(test_poison_and_deferred), cmocka_unit_test(test_cublas),
         cmocka_unit_test(test_device_math),     cmocka_unit_test(test_misaligned_load),
+        cmocka_unit_test(test_graph_replay),    cmocka_unit_test(test_capture_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
