@@ -29,7 +29,8 @@ static void cuda_session_free(struct g4_session *s) {
 
 static g4_status cuda_forward(struct g4_session *s, const int32_t *tokens, int n, float *logits,
                               bool all_logits) {
-    return g4_cuda_forward(s->backend_state, tokens, n, s->n_past, logits, all_logits);
+    return g4_cuda_forward(s->backend_state, tokens, n, s->n_past, logits, all_logits,
+                           s->bf16 ? G4_CUDA_BF16 : G4_CUDA_FP32);
 }
 
 static size_t cuda_kv_bytes(const struct g4_session *s) {

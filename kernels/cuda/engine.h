@@ -72,6 +72,14 @@ g4_status g4_cuda_model_init(struct g4_cuda_model **out, const struct g4_config 
                              const struct g4_weights *w, int device_index);
 void g4_cuda_model_free(struct g4_cuda_model *m); // NULL fine
 
+// The session's precision (GEMMA4_PRECISION_*, struct g4_session's bf16 flag), passed on every
+// forward. FP32: today's exact path (fp32 activations, exact bf16 hi + lo split into the GEMMs,
+// fp32 K/V): the reference the tests compare with. BF16: bf16 activations into the matrix
+// products with fp32 accumulation, fp32 norms / softmax / elementwise, bf16 K/V cache.
+// Not yet implemented: the engine treats G4_CUDA_BF16 like G4_CUDA_FP32 for now (same
+// numerics; the BF16 products and K/V cache are being added).
+enum g4_cuda_precision { G4_CUDA_FP32 = 0, G4_CUDA_BF16 = 1 };
+
 struct g4_cuda_session;
 // K/V cache for n_ctx positions and activations for n_batch tokens per forward; *out NULL on
 // error (G4_ERR_OUT_OF_MEMORY when the device memory is short).
@@ -79,9 +87,10 @@ g4_status g4_cuda_session_init(struct g4_cuda_session **out, const struct g4_cud
                                int64_t n_ctx, int n_batch);
 void g4_cuda_session_free(struct g4_cuda_session *s); // NULL fine
 // The backend forward (core/backend.h): tokens [0, n) at positions [pos0, pos0 + n), n <=
-// n_batch; logits NULL, or host (n, vocab) when all_logits, else (vocab,). One stream sync.
+// n_batch; logits NULL, or host (n, vocab) when all_logits, else (vocab,); prec the session's
+// precision (an unknown value is G4_ERR_INVALID_ARGUMENT). One stream sync.
 g4_status g4_cuda_forward(struct g4_cuda_session *s, const int32_t *tokens, int n, int64_t pos0,
-                          float *logits, bool all_logits);
+                          float *logits, bool all_logits, enum g4_cuda_precision prec);
 size_t g4_cuda_session_kv_bytes(const struct g4_cuda_session *s);
 
 #ifdef __cplusplus

@@ -409,7 +409,10 @@ static g4_status run(struct g4_cuda_session *s, int n, int64_t pos0, bool want_l
 }
 
 g4_status g4_cuda_forward(struct g4_cuda_session *s, const int32_t *tokens, int n, int64_t pos0,
-                          float *logits, bool all_logits) {
+                          float *logits, bool all_logits, enum g4_cuda_precision prec) {
+    if (prec != G4_CUDA_FP32 && prec != G4_CUDA_BF16)
+        return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda forward: unknown precision %d", (int)prec);
+    // G4_CUDA_BF16 runs the FP32 path until the bf16 products exist (engine.h).
     if (n < 1 || n > s->n_batch || pos0 < 0 || pos0 + n > s->n_ctx)
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda forward: %d tokens at %lld (batch %d, ctx %lld)",
                        n, (long long)pos0, s->n_batch, (long long)s->n_ctx);
