@@ -567,10 +567,10 @@ def write_reference(path, tokens, logits, gen):
         f.write(gen.tobytes())
 
 
-def write_bf16act_reference(name):
+def write_bf16act_reference(name, outdir=None):
     """reference_bf16act.bin of a bf16 fixture: the prompt of reference.bin through the reloaded
     float32 model with each nn.Linear input (router excluded) rounded to bf16; n_gen = 0."""
-    outdir = os.path.join(HERE, name)
+    outdir = outdir or os.path.join(HERE, name)
     with open(os.path.join(outdir, "reference.bin"), "rb") as f:
         blob = f.read()
     n, _ = struct.unpack_from("<ii", blob, 8)
@@ -697,9 +697,10 @@ def acceptable(r):
     )
 
 
-def build_fixture(name, cfg_fn, model_cls, save_dtype, base_seed, max_shard_size=None):
+def build_fixture(name, cfg_fn, model_cls, save_dtype, base_seed, max_shard_size=None, outdir=None):
+    """outdir: default tests/golden/<name> (tests/gguf/make_k256.py writes one elsewhere)."""
     print(f"\n=== {name} ===")
-    outdir = os.path.join(HERE, name)
+    outdir = outdir or os.path.join(HERE, name)
     # Deterministic seed search: the first seed from base_seed on that meets the criteria.
     for seed in range(base_seed, base_seed + MAX_SEED_TRIES):
         model, counts = make_candidate(name, cfg_fn, model_cls, save_dtype, seed, outdir, max_shard_size)
@@ -728,7 +729,7 @@ def build_fixture(name, cfg_fn, model_cls, save_dtype, base_seed, max_shard_size
 
     write_reference(os.path.join(outdir, "reference.bin"), r["prompt"][0].tolist(), r["logits"].numpy(), r["gen"])
     if save_dtype == torch.bfloat16:
-        write_bf16act_reference(name)
+        write_bf16act_reference(name, outdir)
 
     files = sorted(os.listdir(outdir))
     if max_shard_size is not None:
