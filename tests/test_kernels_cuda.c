@@ -622,103 +622,208 @@ static void test_gelu(void **state) {
 }
 
 // ---- moe.cu ----------------------------------------------------------------------------------
+// Stable counting sort of assignments by expert (the grouping's reference).
+static void ref_sort(int32_t *off, int32_t *order, const int32_t *ex, int A, int E) {
+    memset(off, 0, (size_t)(E + 1) * 4);
+    for (int a = 0; a < A; a++) off[ex[a] + 1]++;
+    for (int e = 0; e < E; e++) off[e + 1] += off[e];
+    for (int e = 0, p = 0; e < E; e++)
+        for (int a = 0; a < A; a++)
+            if (ex[a] == e) order[p++] = a;
+}
+
+// Distinct experts per token. mode 0: uniform; 1: expert 0 is every token's first pick and
+// expert E - 1 never picked (an expert with all tokens, one with none); E == K: every expert.
+static void draw_experts(int32_t *ex, int n, int E, int K, int mode) {
+    for (int t = 0; t < n; t++)
+        for (int k = 0; k < K; k++) {
+            int e;
+            bool dup;
+            do {
+                e = mode == 1 ? (k == 0 ? 0 : 1 + irand(E - 2)) : irand(E);
+                dup = false;
+                for (int j = 0; j < k; j++) dup |= ex[t * K + j] == e;
+            } while (dup);
+            ex[t * K + k] = e;
+        }
+}
+
+static void round_bf16(float *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = from_bf16(to_bf16(src[i]));
+}
+
+// The experts of kernels/cpu/forward_cpu.c's moe() from given routing: per token and expert,
+// y = down(gelu(gate(x)) * up(x)) with fp32 matmuls of the bf16 weights, summed over the token's
+// experts in expert-id order with fmaf from 0. bf16: x and the gelu product rounded to bf16
+// before their products (the BF16 path).
+static void ref_experts(float *out, const float *h2, const float *wts, const int32_t *ex,
+                        const uint16_t *wgu, const uint16_t *wd, int n, int H, int Im, int E,
+                        int K, bool bf16) {
+    float *x = xmalloc((size_t)H * 4), *gu = xmalloc((size_t)2 * Im * 4), *y = xmalloc((size_t)H * 4);
+    struct g4_weight wg = {wgu, G4_DTYPE_BF16, (int64_t)E * 2 * Im, H};
+    struct g4_weight wdn = {wd, G4_DTYPE_BF16, (int64_t)E * H, Im};
+    for (int t = 0; t < n; t++) {
+        float *o = out + (size_t)t * H;
+        for (int i = 0; i < H; i++) o[i] = 0.0f;
+        if (bf16) round_bf16(x, h2 + (size_t)t * H, (size_t)H);
+        else memcpy(x, h2 + (size_t)t * H, (size_t)H * 4);
+        for (int e = 0; e < E; e++)
+            for (int k = 0; k < K; k++) {
+                if (ex[t * K + k] != e) continue;
+                g4_matmul_cpu(gu, x, g4_weight_rows(wg, (int64_t)e * 2 * Im, 2 * Im), 1, NULL);
+                g4_gelu_tanh_cpu(gu, (size_t)Im);
+                for (int i = 0; i < Im; i++) gu[i] *= gu[Im + i];
+                if (bf16) round_bf16(gu, gu, (size_t)Im);
+                g4_matmul_cpu(y, gu, g4_weight_rows(wdn, (int64_t)e * H, H), 1, NULL);
+                for (int i = 0; i < H; i++) o[i] = fmaf(wts[t * K + k], y[i], o[i]);
+            }
+    }
+    free(x), free(gu), free(y);
+}
+
+// Router GEMV + top-k (+ grouping, + the experts' input norm) against g4_moe_route_cpu: decode
+// and prompt batches (one top-k block with the grouping fused; several blocks and the separate
+// sort), hidden not a multiple of 4 (scalar loads), top_k == n_experts, and exact ties: pairs of
+// identical router rows give bit-equal probabilities on both engines, and the k-th pick falls
+// inside a pair, so the lower index must win.
 static void test_moe_route(void **state) {
     (void)state;
-    static const struct { int n, hidden, experts, top_k; } cases[] = {
-        {7, 1000, 128, 8}, {1, 64, 8, 2}, {33, 2816, 128, 8}, {3, 100, 5, 5}};
+    static const struct { int n, hidden, experts, top_k; bool ties; } cases[] = {
+        {1, 2816, 128, 8, false}, {7, 1000, 128, 8, false}, {1, 64, 8, 2, false},
+        {33, 2816, 128, 8, false}, {3, 100, 5, 5, false},   {130, 65, 16, 4, false},
+        {9, 256, 16, 5, true},     {2, 2816, 128, 7, true}, {4, 30, 6, 6, true}};
     const float eps = 1e-6f;
     for (size_t c = 0; c < G4_COUNT(cases); c++) {
         const int n = cases[c].n, H = cases[c].hidden, E = cases[c].experts, K = cases[c].top_k;
+        const bool ties = cases[c].ties;
+        const int A = n * K;
         float *x = xmalloc((size_t)n * H * 4), *scale = xmalloc((size_t)H * 4),
               *proj = xmalloc((size_t)E * H * 4), *pes = xmalloc((size_t)E * 4),
-              *refw = xmalloc((size_t)n * K * 4), *gotw = xmalloc((size_t)n * K * 4),
-              *normed = xmalloc((size_t)H * 4), *probs = xmalloc((size_t)E * 4);
-        int32_t *refe = xmalloc((size_t)n * K * 4), *gote = xmalloc((size_t)n * K * 4);
+              *w2 = xmalloc((size_t)H * 4), *refw = xmalloc((size_t)A * 4),
+              *gotw = xmalloc((size_t)A * 4), *normed = xmalloc((size_t)H * 4),
+              *probs = xmalloc((size_t)E * 4), *refh = xmalloc((size_t)n * H * 4),
+              *goth = xmalloc((size_t)n * H * 4);
+        int32_t *refe = xmalloc((size_t)A * 4), *gote = xmalloc((size_t)A * 4),
+                *roff = xmalloc((size_t)(E + 1) * 4), *rord = xmalloc((size_t)A * 4),
+                *off = xmalloc((size_t)(E + 1) * 4), *ord = xmalloc((size_t)A * 4),
+                *slot = xmalloc((size_t)A * 4);
         fill_f32(scale, (size_t)H, 2.0f);
         fill_f32(proj, (size_t)E * H, 1.0f);
         fill_f32(pes, (size_t)E, 1.0f);
+        fill_f32(w2, (size_t)H, 1.5f);
+        if (ties) // rows 2j + 1 = rows 2j
+            for (int e = 1; e < E; e += 2) memcpy(proj + (size_t)e * H, proj + (size_t)(e - 1) * H, (size_t)H * 4);
         struct g4_weight pw = {proj, G4_DTYPE_F32, E, H};
+        int n_tied_picks = 0;
         for (int t = 0; t < n; t++) {
             // redraw a token whose top-k has a near-tie the two fp32 orders could resolve apart
+            // (exact ties of identical rows are the point of the tie cases)
             for (int tries = 0; tries < 100; tries++) {
                 fill_f32(x + (size_t)t * H, (size_t)H, 3.0f);
                 g4_moe_route_cpu(refw + (size_t)t * K, refe + (size_t)t * K, x + (size_t)t * H,
                                  scale, pw, pes, H, E, K, eps, normed, probs);
                 bool tie = false;
                 for (int a = 0; a < E; a++)
-                    for (int b = a + 1; b < E; b++)
+                    for (int b = a + 1; b < E; b++) {
+                        if (ties && b == a + 1 && a % 2 == 0) {
+                            assert_true(probs[a] == probs[b]); // the premise: bit-equal
+                            continue;
+                        }
                         tie |= fabsf(probs[a] - probs[b]) < 1e-5f * fmaxf(probs[a], probs[b]);
+                    }
                 if (!tie) break;
             }
+            // a last pick of an even expert left its bit-equal twin e + 1 (the lower index won)
+            if (ties) n_tied_picks += refe[(size_t)t * K + K - 1] % 2 == 0 &&
+                                      refe[(size_t)t * K + K - 1] + 1 < E;
         }
-        struct dbuf dx, ds, dp, dpes, dw, de;
+        g4_rmsnorm_cpu(refh, x, w2, n, H, eps);
+        ref_sort(roff, rord, refe, A, E);
+        const size_t scr = g4_cuda_moe_route_scratch_floats(n, H, E);
+        struct dbuf dx, ds, dp, dpes, dw, de, dw2, dh, doff, dord, dslot, dscr;
         dput(&dx, x, (size_t)n * H * 4);
         dput(&ds, scale, (size_t)H * 4);
         dput(&dp, proj, (size_t)E * H * 4);
         dput(&dpes, pes, (size_t)E * 4);
-        dnew(&dw, (size_t)n * K * 4);
-        dnew(&de, (size_t)n * K * 4);
-        expect_ok(g4_cuda_moe_route(dw.p, de.p, dx.p, ds.p, dp.p, dpes.p, n, H, E, K, eps, NULL));
-        dget(gotw, &dw);
-        dget(gote, &de);
-        char what[96];
-        snprintf(what, sizeof what, "moe_route n=%d hidden=%d experts=%d top_k=%d", n, H, E, K);
-        for (int i = 0; i < n * K; i++) {
-            if (gote[i] != refe[i]) print_error("%s: assignment %d expert %d, want %d\n", what, i, gote[i], refe[i]);
-            assert_int_equal(gote[i], refe[i]);
-        }
-        expect_close(gotw, refw, (size_t)n * K, TOL_FP32, what);
-        dfree(&dx), dfree(&ds), dfree(&dp), dfree(&dpes), dfree(&dw), dfree(&de);
-        free(x), free(scale), free(proj), free(pes), free(refw), free(gotw), free(normed);
-        free(probs), free(refe), free(gote);
-    }
-}
-
-// Grouping, grouped matmul and combine: random distinct experts per token, integer operands.
-static void test_moe_dispatch(void **state) {
-    (void)state;
-    static const struct { int n, experts, top_k, hidden, inter; } cases[] = {
-        {1, 128, 8, 1000, 704}, {7, 8, 2, 64, 32}, {130, 16, 4, 65, 33}, {3, 5, 5, 7, 3}};
-    for (size_t c = 0; c < G4_COUNT(cases); c++) {
-        const int n = cases[c].n, E = cases[c].experts, K = cases[c].top_k, H = cases[c].hidden;
-        const int I2 = 2 * cases[c].inter, A = n * K;
-        int32_t *ex = xmalloc((size_t)A * 4), *off = xmalloc((size_t)(E + 1) * 4),
-                *order = xmalloc((size_t)A * 4), *slot = xmalloc((size_t)A * 4),
-                *roff = xmalloc((size_t)(E + 1) * 4), *rorder = xmalloc((size_t)A * 4);
-        for (int t = 0; t < n; t++)
-            for (int k = 0; k < K; k++) {
-                int e;
-                bool dup;
-                do { // a token picks an expert at most once
-                    e = irand(E);
-                    dup = false;
-                    for (int j = 0; j < k; j++) dup |= ex[t * K + j] == e;
-                } while (dup);
-                ex[t * K + k] = e;
-            }
-        // reference grouping: stable counting sort
-        memset(roff, 0, (size_t)(E + 1) * 4);
-        for (int a = 0; a < A; a++) roff[ex[a] + 1]++;
-        for (int e = 0; e < E; e++) roff[e + 1] += roff[e];
-        for (int e = 0, p = 0; e < E; e++)
-            for (int a = 0; a < A; a++)
-                if (ex[a] == e) rorder[p++] = a;
-        struct dbuf dex, doff, dord, dslot;
-        dput(&dex, ex, (size_t)A * 4);
+        dput(&dw2, w2, (size_t)H * 4);
+        dnew(&dw, (size_t)A * 4);
+        dnew(&de, (size_t)A * 4);
+        dnew(&dh, (size_t)n * H * 4);
         dnew(&doff, (size_t)(E + 1) * 4);
         dnew(&dord, (size_t)A * 4);
         dnew(&dslot, (size_t)A * 4);
-        expect_ok(g4_cuda_moe_sort(doff.p, dord.p, dslot.p, dex.p, A, E, NULL));
-        dget(off, &doff), dget(order, &dord), dget(slot, &dslot);
+        dnew(&dscr, scr * 4);
+        expect_ok(g4_cuda_moe_route(dw.p, de.p, doff.p, dord.p, dslot.p, dh.p, dw2.p, dx.p, ds.p,
+                                    dp.p, dpes.p, n, H, E, K, eps, dscr.p, scr, NULL));
+        dget(gotw, &dw), dget(gote, &de), dget(goth, &dh);
+        dget(off, &doff), dget(ord, &dord), dget(slot, &dslot);
+        char what[128];
+        snprintf(what, sizeof what, "moe_route n=%d hidden=%d experts=%d top_k=%d%s", n, H, E, K,
+                 ties ? " ties" : "");
+        for (int i = 0; i < A; i++) {
+            if (gote[i] != refe[i]) print_error("%s: assignment %d expert %d, want %d\n", what, i, gote[i], refe[i]);
+            assert_int_equal(gote[i], refe[i]);
+        }
+        expect_close(gotw, refw, (size_t)A, TOL_FP32, what);
+        if (ties) { // with an odd top_k < n_experts every token's last pick splits a pair
+            printf("  %d of %d tokens' last pick split a tied pair\n", n_tied_picks, n);
+            if (K % 2 && K < E) assert_int_equal(n_tied_picks, n);
+        }
         assert_memory_equal(off, roff, (size_t)(E + 1) * 4);
-        assert_memory_equal(order, rorder, (size_t)A * 4);
-        for (int s = 0; s < A; s++) assert_int_equal(slot[order[s]], s);
-        printf("moe_sort n=%d experts=%d top_k=%d: exact\n", n, E, K);
+        assert_memory_equal(ord, rord, (size_t)A * 4);
+        for (int s = 0; s < A; s++) assert_int_equal(slot[ord[s]], s);
+        snprintf(what, sizeof what, "moe_route h2 = rmsnorm(x) * w2 n=%d hidden=%d", n, H);
+        expect_close(goth, refh, (size_t)n * H, TOL_FP32, what);
+        // without the grouping and h2 (NULLs): the same routing
+        expect_ok(g4_cuda_moe_route(dw.p, de.p, NULL, NULL, NULL, NULL, NULL, dx.p, ds.p, dp.p,
+                                    dpes.p, n, H, E, K, eps, dscr.p, scr, NULL));
+        dget(gote, &de);
+        assert_memory_equal(gote, refe, (size_t)A * 4);
+        dfree(&dx), dfree(&ds), dfree(&dp), dfree(&dpes), dfree(&dw), dfree(&de), dfree(&dw2);
+        dfree(&dh), dfree(&doff), dfree(&dord), dfree(&dslot), dfree(&dscr);
+        free(x), free(scale), free(proj), free(pes), free(w2), free(refw), free(gotw);
+        free(normed), free(probs), free(refh), free(goth), free(refe), free(gote), free(roff);
+        free(rord), free(off), free(ord), free(slot);
+    }
+    // bad arguments: a clear error before any launch
+    assert_int_equal(g4_cuda_moe_route(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                                       NULL, 1, 64, 8, 9, 1e-6f, NULL, 0, NULL),
+                     G4_ERR_INVALID_ARGUMENT);
+    float dummy;
+    assert_int_equal(g4_cuda_moe_route(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                                       NULL, 1, 64, 8, 2, 1e-6f, &dummy, 1, NULL),
+                     G4_ERR_INVALID_ARGUMENT);
+}
 
-        // gate_up matmul over gathered token rows, then down over sorted rows
+// Prefill: the grouped GEMMs (plain and with gelu * up fused) and the combine, at several token
+// counts, with an expert that gets every token and one that gets none, dims that are not
+// multiples of the tiles or of 8 (scalar loads). Integer operands: the FP32 products must match
+// the CPU's matmul bit for bit; BF16: random activations against the CPU's matmul of the
+// bf16-rounded activations (same products, other summation order).
+static void test_moe_grouped(void **state) {
+    (void)state;
+    static const struct { int n, experts, top_k, hidden, inter, mode; } cases[] = {
+        {1, 128, 8, 1000, 704, 0}, {7, 8, 2, 64, 32, 1}, {130, 16, 4, 65, 33, 0},
+        {3, 5, 5, 7, 3, 0},        {20, 6, 2, 256, 96, 1}, {70, 4, 1, 136, 72, 1}};
+    for (size_t c = 0; c < G4_COUNT(cases); c++) {
+        const int n = cases[c].n, E = cases[c].experts, K = cases[c].top_k, H = cases[c].hidden;
+        const int Im = cases[c].inter, I2 = 2 * Im, A = n * K;
+        int32_t *ex = xmalloc((size_t)A * 4), *roff = xmalloc((size_t)(E + 1) * 4),
+                *rorder = xmalloc((size_t)A * 4), *slot = xmalloc((size_t)A * 4);
+        draw_experts(ex, n, E, K, cases[c].mode);
+        ref_sort(roff, rorder, ex, A, E);
+        for (int s = 0; s < A; s++) slot[rorder[s]] = s;
+        struct dbuf dex, doff, dord, dslot;
+        dput(&dex, ex, (size_t)A * 4);
+        dput(&doff, roff, (size_t)(E + 1) * 4);
+        dput(&dord, rorder, (size_t)A * 4);
+        dput(&dslot, slot, (size_t)A * 4);
+        char what[128];
+
+        // gate_up over gathered token rows: plain (all 2 * inter columns) and fused gelu * up
         uint16_t *wgu = xmalloc((size_t)E * I2 * H * 2);
         float *xf = xmalloc((size_t)n * H * 4), *ref = xmalloc((size_t)A * I2 * 4),
-              *got = xmalloc((size_t)A * I2 * 4);
+              *got = xmalloc((size_t)A * I2 * 4), *refa = xmalloc((size_t)A * Im * 4);
         for (int i = 0; i < n * H; i++) xf[i] = (float)(irand(9) - 4);
         for (size_t i = 0; i < (size_t)E * I2 * H; i++) wgu[i] = to_bf16((float)(irand(7) - 3));
         struct g4_weight wg = {wgu, G4_DTYPE_BF16, (int64_t)E * I2, H};
@@ -726,33 +831,69 @@ static void test_moe_dispatch(void **state) {
             const int a = rorder[s], e = ex[a];
             g4_matmul_cpu(ref + (size_t)s * I2, xf + (size_t)(a / K) * H,
                           g4_weight_rows(wg, (int64_t)e * I2, I2), 1, NULL);
+            float *ra = refa + (size_t)s * Im;
+            memcpy(ra, ref + (size_t)s * I2, (size_t)Im * 4);
+            g4_gelu_tanh_cpu(ra, (size_t)Im);
+            for (int i = 0; i < Im; i++) ra[i] *= ref[(size_t)s * I2 + Im + i];
         }
-        struct dbuf dx, dw, dout;
+        struct dbuf dx, dw, dout, dact;
         dput(&dx, xf, (size_t)n * H * 4);
         dput(&dw, wgu, (size_t)E * I2 * H * 2);
         dnew(&dout, (size_t)A * I2 * 4);
-        expect_ok(g4_cuda_moe_matmul(dout.p, dx.p, dord.p, K, dw.p, doff.p, E, n, I2, H, NULL));
+        dnew(&dact, (size_t)A * Im * 4);
+        for (int b = 0; b < 2; b++) { // integers are exact in bf16: both precisions bit-exact
+            expect_ok(g4_cuda_moe_matmul(dout.p, dx.p, dord.p, K, dw.p, doff.p, E, n, I2, H, b, NULL));
+            dget(got, &dout);
+            snprintf(what, sizeof what, "moe_matmul gathered n=%d E=%d K=%d %dx%d %s", n, E, K,
+                     I2, H, b ? "bf16" : "fp32");
+            expect_exact(got, ref, (size_t)A * I2, what);
+        }
+        expect_ok(g4_cuda_moe_gate_up(dact.p, dx.p, dord.p, K, dw.p, doff.p, E, n, Im, H, false, NULL));
+        dget(got, &dact);
+        snprintf(what, sizeof what, "moe_gate_up (gelu fused) n=%d E=%d K=%d %dx%d", n, E, K, I2, H);
+        expect_close(got, refa, (size_t)A * Im, TOL_FP32, what);
+
+        // BF16 activations: random floats, the reference rounds them
+        float *xr = xmalloc((size_t)n * H * 4);
+        fill_f32(xf, (size_t)n * H, 2.0f);
+        round_bf16(xr, xf, (size_t)n * H);
+        float *ref_fp = xmalloc((size_t)A * I2 * 4);
+        for (int s = 0; s < A; s++) {
+            const int a = rorder[s], e = ex[a];
+            g4_matmul_cpu(ref + (size_t)s * I2, xr + (size_t)(a / K) * H,
+                          g4_weight_rows(wg, (int64_t)e * I2, I2), 1, NULL);
+            g4_matmul_cpu(ref_fp + (size_t)s * I2, xf + (size_t)(a / K) * H,
+                          g4_weight_rows(wg, (int64_t)e * I2, I2), 1, NULL);
+        }
+        assert_int_equal(cudaMemcpy(dx.p, xf, (size_t)n * H * 4, cudaMemcpyHostToDevice), cudaSuccess);
+        expect_ok(g4_cuda_moe_matmul(dout.p, dx.p, dord.p, K, dw.p, doff.p, E, n, I2, H, true, NULL));
         dget(got, &dout);
-        char what[96];
-        snprintf(what, sizeof what, "moe_matmul gathered n=%d E=%d K=%d %dx%d", n, E, K, I2, H);
-        expect_exact(got, ref, (size_t)A * I2, what);
+        snprintf(what, sizeof what, "moe_matmul bf16 act n=%d E=%d %dx%d", n, E, I2, H);
+        expect_close(got, ref, (size_t)A * I2, TOL_FP32, what);
+        snprintf(what, sizeof what, "  (info) the same vs unrounded activations");
+        g4_compare_rel(got, ref_fp, (size_t)A * I2, 1.0, what);
+        expect_ok(g4_cuda_moe_matmul(dout.p, dx.p, dord.p, K, dw.p, doff.p, E, n, I2, H, false, NULL));
+        dget(got, &dout);
+        snprintf(what, sizeof what, "moe_matmul fp32 act n=%d E=%d %dx%d", n, E, I2, H);
+        expect_close(got, ref_fp, (size_t)A * I2, TOL_FP32, what);
+
         // rows in sorted order (order NULL): the down projection's shape
-        uint16_t *wd = xmalloc((size_t)E * H * I2 * 2);
-        float *af = xmalloc((size_t)A * I2 * 4), *ref2 = xmalloc((size_t)A * H * 4),
+        uint16_t *wd = xmalloc((size_t)E * H * Im * 2);
+        float *af = xmalloc((size_t)A * Im * 4), *ref2 = xmalloc((size_t)A * H * 4),
               *got2 = xmalloc((size_t)A * H * 4);
-        for (size_t i = 0; i < (size_t)A * I2; i++) af[i] = (float)(irand(5) - 2);
-        for (size_t i = 0; i < (size_t)E * H * I2; i++) wd[i] = to_bf16((float)(irand(5) - 2));
-        struct g4_weight wdn = {wd, G4_DTYPE_BF16, (int64_t)E * H, I2};
+        for (size_t i = 0; i < (size_t)A * Im; i++) af[i] = (float)(irand(5) - 2);
+        for (size_t i = 0; i < (size_t)E * H * Im; i++) wd[i] = to_bf16((float)(irand(5) - 2));
+        struct g4_weight wdn = {wd, G4_DTYPE_BF16, (int64_t)E * H, Im};
         for (int s = 0; s < A; s++)
-            g4_matmul_cpu(ref2 + (size_t)s * H, af + (size_t)s * I2,
+            g4_matmul_cpu(ref2 + (size_t)s * H, af + (size_t)s * Im,
                           g4_weight_rows(wdn, (int64_t)ex[rorder[s]] * H, H), 1, NULL);
         struct dbuf da, dwd, dout2;
-        dput(&da, af, (size_t)A * I2 * 4);
-        dput(&dwd, wd, (size_t)E * H * I2 * 2);
+        dput(&da, af, (size_t)A * Im * 4);
+        dput(&dwd, wd, (size_t)E * H * Im * 2);
         dnew(&dout2, (size_t)A * H * 4);
-        expect_ok(g4_cuda_moe_matmul(dout2.p, da.p, NULL, 1, dwd.p, doff.p, E, n, H, I2, NULL));
+        expect_ok(g4_cuda_moe_matmul(dout2.p, da.p, NULL, 1, dwd.p, doff.p, E, n, H, Im, false, NULL));
         dget(got2, &dout2);
-        snprintf(what, sizeof what, "moe_matmul sorted n=%d E=%d K=%d %dx%d", n, E, K, H, I2);
+        snprintf(what, sizeof what, "moe_matmul sorted n=%d E=%d K=%d %dx%d", n, E, K, H, Im);
         expect_exact(got2, ref2, (size_t)A * H, what);
 
         // combine: out[t] = sum of w[t,k] y[slot_of[t,k]] in expert-id order (the CPU engine's
@@ -778,11 +919,127 @@ static void test_moe_dispatch(void **state) {
         expect_exact(gotc, refc, (size_t)n * H, what);
 
         dfree(&dex), dfree(&doff), dfree(&dord), dfree(&dslot), dfree(&dx), dfree(&dw);
-        dfree(&dout), dfree(&da), dfree(&dwd), dfree(&dout2), dfree(&dwt), dfree(&dc);
-        free(ex), free(off), free(order), free(slot), free(roff), free(rorder);
-        free(wgu), free(xf), free(ref), free(got), free(wd), free(af), free(ref2);
-        free(got2), free(wts), free(refc), free(gotc);
+        dfree(&dout), dfree(&dact), dfree(&da), dfree(&dwd), dfree(&dout2), dfree(&dwt), dfree(&dc);
+        free(ex), free(roff), free(rorder), free(slot), free(wgu), free(xf), free(ref), free(got);
+        free(refa), free(xr), free(ref_fp), free(wd), free(af), free(ref2), free(got2), free(wts);
+        free(refc), free(gotc);
     }
+}
+
+// Decode: the two expert GEMVs (gelu * up fused into the first, the combine into the second)
+// at 1-8 tokens, with 16-byte and scalar loads (dims not multiples of 8), top_k == n_experts and
+// an expert holding every token; integer operands make the down + combine bit-exact against an
+// fmaf sum in expert-id order. Then the whole g4_cuda_moe_experts (decode and grouped paths, both
+// precisions) on random floats against the CPU MoE's experts (ref_experts).
+static void test_moe_decode(void **state) {
+    (void)state;
+    static const struct { int n, experts, top_k, hidden, inter, mode; } cases[] = {
+        {1, 16, 8, 2816, 704, 0}, {8, 16, 8, 256, 96, 0}, {2, 8, 2, 65, 33, 0},
+        {3, 5, 5, 64, 32, 0},     {4, 8, 2, 128, 64, 1},  {20, 8, 3, 136, 40, 1}};
+    for (size_t c = 0; c < G4_COUNT(cases); c++) {
+        const int n = cases[c].n, E = cases[c].experts, K = cases[c].top_k, H = cases[c].hidden;
+        const int Im = cases[c].inter, I2 = 2 * Im, A = n * K;
+        const bool decode = g4_cuda_moe_decode_path(n, K);
+        int32_t *ex = xmalloc((size_t)A * 4), *roff = xmalloc((size_t)(E + 1) * 4),
+                *rorder = xmalloc((size_t)A * 4), *slot = xmalloc((size_t)A * 4);
+        draw_experts(ex, n, E, K, cases[c].mode);
+        ref_sort(roff, rorder, ex, A, E);
+        for (int s = 0; s < A; s++) slot[rorder[s]] = s;
+        uint16_t *wgu = xmalloc((size_t)E * I2 * H * 2), *wd = xmalloc((size_t)E * H * Im * 2);
+        float *h2 = xmalloc((size_t)n * H * 4), *wts = xmalloc((size_t)A * 4),
+              *act = xmalloc((size_t)A * Im * 4), *gota = xmalloc((size_t)A * Im * 4),
+              *ref = xmalloc((size_t)n * H * 4), *got = xmalloc((size_t)n * H * 4);
+        fill_f32(wts, (size_t)A, 1.0f);
+        struct dbuf dex, doff, dord, dslot, dwt, dh2, dwgu, dwd, dact, dy, dout;
+        dput(&dex, ex, (size_t)A * 4);
+        dput(&doff, roff, (size_t)(E + 1) * 4);
+        dput(&dord, rorder, (size_t)A * 4);
+        dput(&dslot, slot, (size_t)A * 4);
+        dput(&dwt, wts, (size_t)A * 4);
+        dnew(&dh2, (size_t)n * H * 4);
+        dnew(&dwgu, (size_t)E * I2 * H * 2);
+        dnew(&dwd, (size_t)E * H * Im * 2);
+        dnew(&dact, (size_t)A * Im * 4);
+        dnew(&dy, (size_t)A * H * 4);
+        dnew(&dout, (size_t)n * H * 4);
+        char what[128];
+        if (decode) {
+            // integer operands: gate and up exact, gelu within TOL_FP32
+            for (int i = 0; i < n * H; i++) h2[i] = (float)(irand(9) - 4);
+            for (size_t i = 0; i < (size_t)E * I2 * H; i++) wgu[i] = to_bf16((float)(irand(7) - 3));
+            for (size_t i = 0; i < (size_t)E * H * Im; i++) wd[i] = to_bf16((float)(irand(5) - 2));
+            struct g4_weight wg = {wgu, G4_DTYPE_BF16, (int64_t)E * I2, H};
+            float *gu = xmalloc((size_t)I2 * 4);
+            for (int s = 0; s < A; s++) {
+                const int a = rorder[s];
+                g4_matmul_cpu(gu, h2 + (size_t)(a / K) * H, g4_weight_rows(wg, (int64_t)ex[a] * I2, I2), 1, NULL);
+                g4_gelu_tanh_cpu(gu, (size_t)Im);
+                for (int i = 0; i < Im; i++) act[(size_t)s * Im + i] = gu[i] * gu[Im + i];
+            }
+            free(gu);
+            assert_int_equal(cudaMemcpy(dh2.p, h2, (size_t)n * H * 4, cudaMemcpyHostToDevice), cudaSuccess);
+            assert_int_equal(cudaMemcpy(dwgu.p, wgu, (size_t)E * I2 * H * 2, cudaMemcpyHostToDevice), cudaSuccess);
+            assert_int_equal(cudaMemcpy(dwd.p, wd, (size_t)E * H * Im * 2, cudaMemcpyHostToDevice), cudaSuccess);
+            expect_ok(g4_cuda_moe_gemv_gate_up(dact.p, dh2.p, dex.p, dord.p, doff.p, n, K, dwgu.p,
+                                               Im, H, false, NULL));
+            dget(gota, &dact);
+            snprintf(what, sizeof what, "moe_gemv_gate_up n=%d E=%d K=%d %dx%d", n, E, K, I2, H);
+            expect_close(gota, act, (size_t)A * Im, TOL_FP32, what);
+            // down + combine on integer act: bit-exact
+            for (size_t i = 0; i < (size_t)A * Im; i++) act[i] = (float)(irand(5) - 2);
+            struct g4_weight wdn = {wd, G4_DTYPE_BF16, (int64_t)E * H, Im};
+            float *y = xmalloc((size_t)H * 4);
+            for (int t = 0; t < n; t++) {
+                float *o = ref + (size_t)t * H;
+                for (int i = 0; i < H; i++) o[i] = 0.0f;
+                for (int e = 0; e < E; e++)
+                    for (int k = 0; k < K; k++) {
+                        if (ex[t * K + k] != e) continue;
+                        g4_matmul_cpu(y, act + (size_t)slot[t * K + k] * Im,
+                                      g4_weight_rows(wdn, (int64_t)e * H, H), 1, NULL);
+                        for (int i = 0; i < H; i++) o[i] = fmaf(wts[t * K + k], y[i], o[i]);
+                    }
+            }
+            free(y);
+            assert_int_equal(cudaMemcpy(dact.p, act, (size_t)A * Im * 4, cudaMemcpyHostToDevice), cudaSuccess);
+            for (int b = 0; b < 2; b++) {
+                expect_ok(g4_cuda_moe_gemv_down(dout.p, dact.p, dwt.p, dex.p, dord.p, doff.p, n, K,
+                                                dwd.p, H, Im, b, NULL));
+                dget(got, &dout);
+                snprintf(what, sizeof what, "moe_gemv_down + combine n=%d E=%d K=%d %dx%d %s", n,
+                         E, K, H, Im, b ? "bf16" : "fp32");
+                expect_exact(got, ref, (size_t)n * H, what);
+            }
+        }
+        // the whole experts block on random floats, both precisions
+        fill_f32(h2, (size_t)n * H, 2.0f);
+        fill_bf16(wgu, NULL, (size_t)E * I2 * H, 0.1f);
+        fill_bf16(wd, NULL, (size_t)E * H * Im, 0.1f);
+        assert_int_equal(cudaMemcpy(dh2.p, h2, (size_t)n * H * 4, cudaMemcpyHostToDevice), cudaSuccess);
+        assert_int_equal(cudaMemcpy(dwgu.p, wgu, (size_t)E * I2 * H * 2, cudaMemcpyHostToDevice), cudaSuccess);
+        assert_int_equal(cudaMemcpy(dwd.p, wd, (size_t)E * H * Im * 2, cudaMemcpyHostToDevice), cudaSuccess);
+        float *ref_other = xmalloc((size_t)n * H * 4);
+        for (int b = 0; b < 2; b++) {
+            ref_experts(ref, h2, wts, ex, wgu, wd, n, H, Im, E, K, b);
+            ref_experts(ref_other, h2, wts, ex, wgu, wd, n, H, Im, E, K, !b);
+            expect_ok(g4_cuda_moe_experts(dout.p, dh2.p, dwt.p, dex.p, doff.p, dord.p, dslot.p,
+                                          dwgu.p, dwd.p, n, H, Im, E, K, b, dact.p, dy.p, NULL));
+            dget(got, &dout);
+            snprintf(what, sizeof what, "moe_experts (%s) n=%d E=%d K=%d H=%d I=%d %s",
+                     decode ? "gemv" : "grouped", n, E, K, H, Im, b ? "bf16" : "fp32");
+            expect_close(got, ref, (size_t)n * H, TOL_FP32, what);
+            snprintf(what, sizeof what, "  (info) vs the %s reference", b ? "fp32" : "bf16");
+            g4_compare_rel(got, ref_other, (size_t)n * H, 1.0, what);
+        }
+        free(ref_other);
+        dfree(&dex), dfree(&doff), dfree(&dord), dfree(&dslot), dfree(&dwt), dfree(&dh2);
+        dfree(&dwgu), dfree(&dwd), dfree(&dact), dfree(&dy), dfree(&dout);
+        free(ex), free(roff), free(rorder), free(slot), free(wgu), free(wd), free(h2), free(wts);
+        free(act), free(gota), free(ref), free(got);
+    }
+    assert_int_equal(g4_cuda_moe_gemv_down(NULL, NULL, NULL, NULL, NULL, NULL, 9, 8, NULL, 64,
+                                           32, false, NULL),
+                     G4_ERR_INVALID_ARGUMENT);
 }
 
 // ---- logits.cu / sample.cu -------------------------------------------------------------------
@@ -928,7 +1185,8 @@ int main(void) {
         cmocka_unit_test(test_ple_combine),   cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_head_norm_rope), cmocka_unit_test(test_attention),
         cmocka_unit_test(test_kv_commit),     cmocka_unit_test(test_gelu),
-        cmocka_unit_test(test_moe_route),     cmocka_unit_test(test_moe_dispatch),
+        cmocka_unit_test(test_moe_route),     cmocka_unit_test(test_moe_grouped),
+        cmocka_unit_test(test_moe_decode),
         cmocka_unit_test(test_softcap_argmax), cmocka_unit_test(test_sample),
     };
     return _cmocka_run_group_tests("tests", tests, g4_cuda_tests_select(tests, G4_COUNT(tests)),

@@ -58,7 +58,8 @@ struct g4_cuda_session {
     int32_t *route_e;         // (B, top_k)
     int32_t *offsets;         // (n_experts + 1,)
     int32_t *order, *slot_of; // (B * top_k,)
-    float *egu;               // (B * top_k, 2 * moe_intermediate)
+    float *route_scratch;     // g4_cuda_moe_route_scratch_floats(B, hidden, n_experts)
+    size_t route_scratch_floats;
     float *eact;              // (B * top_k, moe_intermediate)
     float *eout;              // (B * top_k, hidden)
     float *moe;               // (B, hidden)
@@ -137,6 +138,7 @@ static g4_status act_init(struct g4_cuda_session *s) {
         if ((size_t)qkv_width(c, il) > max_qkv) max_qkv = (size_t)qkv_width(c, il);
     }
     s->att_scratch_floats = ATT_SCRATCH_SPLITS * nh * (max_hd + 2);
+    s->route_scratch_floats = E ? g4_cuda_moe_route_scratch_floats((int)B, (int)H, (int)E) : 0;
     // GEMM inputs have hidden, n_heads * head_dim, intermediate or ple_dim columns; outputs up
     // to vocab (LM head), L * ple_dim, 2 * intermediate or the qkv width rows.
     size_t max_cols = H, max_rows = V;
@@ -170,7 +172,7 @@ static g4_status act_init(struct g4_cuda_session *s) {
         {(void **)&s->offsets, E ? (E + 1) * i4 : 0},
         {(void **)&s->order, B * K * i4},
         {(void **)&s->slot_of, B * K * i4},
-        {(void **)&s->egu, B * K * 2 * Im * f},
+        {(void **)&s->route_scratch, s->route_scratch_floats * f},
         {(void **)&s->eact, B * K * Im * f},
         {(void **)&s->eout, E ? B * K * H * f : 0},
         {(void **)&s->moe, E ? B * H * f : 0},
@@ -328,22 +330,22 @@ static g4_status mlp(struct g4_cuda_session *s, const struct g4_cuda_layer *lw, 
 }
 
 // Gemma4TextRouter + Gemma4TextExperts: the router reads the residual x, the experts
-// pre_feedforward_layernorm_2(x); result in s->moe (n, hidden).
-static g4_status moe(struct g4_cuda_session *s, const struct g4_cuda_layer *lw, int n) {
+// pre_feedforward_layernorm_2(x) (both norms from one launch); result in s->moe (n, hidden).
+// Decode (g4_cuda_moe_decode_path): 5 launches (norms, router GEMV, top-k + grouping, two expert
+// GEMVs with gelu * up and the combine fused); prefill: 7 (the grouping, the grouped GEMMs and
+// the combine as their own launches). bf16_act: the BF16 precision's bf16 expert inputs.
+static g4_status moe(struct g4_cuda_session *s, const struct g4_cuda_layer *lw, int n,
+                     bool bf16_act) {
     const struct g4_config *c = s->cfg;
     const int H = c->hidden_size, E = c->num_experts, K = c->top_k_experts;
-    const int Im = c->moe_intermediate_size;
     cudaStream_t st = s->stream;
-    G4_TRY(g4_cuda_rmsnorm(s->h2, s->x, lw->pre_feedforward_layernorm_2, n, H, c->rms_norm_eps, st));
-    G4_TRY(g4_cuda_moe_route(s->route_w, s->route_e, s->x, lw->router_scale, lw->router_proj,
-                             lw->router_per_expert_scale, n, H, E, K, c->rms_norm_eps, st));
-    G4_TRY(g4_cuda_moe_sort(s->offsets, s->order, s->slot_of, s->route_e, n * K, E, st));
-    G4_TRY(g4_cuda_moe_matmul(s->egu, s->h2, s->order, K, lw->experts_gate_up, s->offsets, E, n,
-                              2 * Im, H, st));
-    G4_TRY(g4_cuda_gelu_mul(s->eact, s->egu, n * K, Im, st));
-    G4_TRY(g4_cuda_moe_matmul(s->eout, s->eact, NULL, 1, lw->experts_down, s->offsets, E, n, H,
-                              Im, st));
-    return g4_cuda_moe_combine(s->moe, s->eout, s->route_w, s->route_e, s->slot_of, n, K, H, st);
+    G4_TRY(g4_cuda_moe_route(s->route_w, s->route_e, s->offsets, s->order, s->slot_of, s->h2,
+                             lw->pre_feedforward_layernorm_2, s->x, lw->router_scale,
+                             lw->router_proj, lw->router_per_expert_scale, n, H, E, K,
+                             c->rms_norm_eps, s->route_scratch, s->route_scratch_floats, st));
+    return g4_cuda_moe_experts(s->moe, s->h2, s->route_w, s->route_e, s->offsets, s->order,
+                               s->slot_of, lw->experts_gate_up, lw->experts_down, n, H,
+                               c->moe_intermediate_size, E, K, bf16_act, s->eact, s->eout, st);
 }
 
 // Every layer and the logits for tokens already in s->tokens; enqueue only. The ring commit is
@@ -378,7 +380,7 @@ static g4_status run(struct g4_cuda_session *s, int n, int64_t pos0, bool want_l
         // h = h + post_feedforward_layernorm(mlp(pre_ff_norm(h)) [+ MoE])
         G4_TRY(mlp(s, lw, n));
         if (c->enable_moe_block) {
-            G4_TRY(moe(s, lw, n));
+            G4_TRY(moe(s, lw, n, false));
             G4_TRY(g4_cuda_rmsnorm_sum2(s->t, lw->post_feedforward_layernorm_1, s->moe,
                                         lw->post_feedforward_layernorm_2, n, H, eps, st));
         }

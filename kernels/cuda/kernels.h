@@ -150,27 +150,73 @@ g4_status g4_cuda_ple_gate(float *out, const float *g, const float *ple, int n_t
                            int n_layers, int layer, int dim, cudaStream_t stream);
 
 // ---- moe.cu ----------------------------------------------------------------------------------
-// Gemma4TextRouter, one token per block, all fp32: weights, experts (n_tokens, top_k) from the
-// residual x (n_tokens, hidden): rmsnorm without weight -> * scale * hidden^-0.5 -> proj
-// (n_experts, hidden) fp32 -> softmax -> top-k (ties: lower index) -> renormalise ->
-// * per_expert_scale. CPU reference: g4_moe_route_cpu.
-g4_status g4_cuda_moe_route(float *weights, int32_t *experts, const float *x, const float *scale,
-                            const float *proj, const float *per_expert_scale, int n_tokens,
-                            int hidden, int n_experts, int top_k, float eps, cudaStream_t stream);
-// Groups the n_assign = n_tokens * top_k assignments a = t * top_k + k by expert, stably:
-// offsets (n_experts + 1), order (n_assign) the assignments sorted by expert, slot_of
-// (n_assign) the sorted position of each assignment.
-g4_status g4_cuda_moe_sort(int32_t *offsets, int32_t *order, int32_t *slot_of,
-                           const int32_t *experts, int n_assign, int n_experts,
-                           cudaStream_t stream);
-// Grouped expert matmul: for each expert e and sorted rows s in [offsets[e], offsets[e + 1]):
-// out[s] (n_out,) = a[r(s)] (k_dim,) fp32 @ w[e]^T, w (n_experts, n_out, k_dim) bf16, with
-// r(s) = order[s] / a_div when order != NULL (gather token rows), else s. max_rows bounds any
-// expert's row count (n_tokens: a token picks an expert at most once). fp32 arithmetic, like
-// the CPU engine's matmul of checkpoint-dtype weights.
+// Gemma4TextRouter, fp32 throughout, for n_tokens tokens of the residual x (n_tokens, hidden):
+// rmsnorm without weight -> * scale * hidden^-0.5 -> proj (n_experts, hidden) fp32 -> softmax ->
+// top-k (ties: the lower index) -> renormalise -> * per_expert_scale into weights, experts
+// (n_tokens, top_k). Three launches: the norm (once per token; with h2 and w2 also h2 (n_tokens,
+// hidden) = rmsnorm(x) * w2, the experts' pre_feedforward_layernorm_2 from the same sum of
+// squares), a multi-block GEMV over the router matrix (16-byte loads; hidden split into
+// G4_CUDA_MOE_ROUTER_SPLITS at most, a count that depends on hidden only, so a token routes the
+// same in any batch) and the top-k (a warp per token). With offsets, order and slot_of (all or
+// none) it also groups the n_tokens * top_k assignments a = t * top_k + k by expert, stably:
+// offsets (n_experts + 1), order (n_assign) the assignments sorted by expert, slot_of (n_assign)
+// the sorted position of each (fused into the top-k kernel when one block holds every token,
+// <= 8 tokens; else a fourth launch). scratch: g4_cuda_moe_route_scratch_floats floats.
+// n_experts <= 4096. A NaN probability ranks after every number. CPU reference:
+// g4_moe_route_cpu (the same choices unless two probabilities are within the fp32 rounding of
+// the two summation orders).
+#define G4_CUDA_MOE_ROUTER_SPLITS 8
+size_t g4_cuda_moe_route_scratch_floats(int n_tokens, int hidden, int n_experts);
+g4_status g4_cuda_moe_route(float *weights, int32_t *experts, int32_t *offsets, int32_t *order,
+                            int32_t *slot_of, float *h2, const float *w2, const float *x,
+                            const float *scale, const float *proj, const float *per_expert_scale,
+                            int n_tokens, int hidden, int n_experts, int top_k, float eps,
+                            float *scratch, size_t scratch_floats, cudaStream_t stream);
+
+// Gemma4TextExperts for the grouped assignments of g4_cuda_moe_route: out (n_tokens, hidden) =
+// sum over each token's experts, in expert-id order, of weight * down_e(gelu_tanh(gate_e(h2)) *
+// up_e(h2)), each term an fmaf into the running sum from 0 (the CPU engine's order). w_gate_up
+// (n_experts, 2 * inter, hidden) (gate rows then up rows), w_down (n_experts, hidden, inter),
+// bf16. fp32 accumulation; bf16_act false: fp32 activations (exact products, the FP32 path);
+// true: activations rounded to bf16 before the products (the BF16 path). Scratch: act
+// (n_tokens * top_k, inter), y (n_tokens * top_k, hidden) (y unused on the decode path).
+// g4_cuda_moe_decode_path(n, top_k) (n <= 8, n * top_k <= 1024): two GEMV launches that stream
+// each chosen expert's matrices once (g4_cuda_moe_gemv_*); else the grouped GEMM
+// (g4_cuda_moe_gate_up, g4_cuda_moe_matmul) and g4_cuda_moe_combine. CPU reference: moe() in
+// kernels/cpu/forward_cpu.c.
+bool g4_cuda_moe_decode_path(int n_tokens, int top_k);
+g4_status g4_cuda_moe_experts(float *out, const float *h2, const float *weights,
+                              const int32_t *experts, const int32_t *offsets,
+                              const int32_t *order, const int32_t *slot_of,
+                              const g4_bf16 *w_gate_up, const g4_bf16 *w_down, int n_tokens,
+                              int hidden, int inter, int n_experts, int top_k, bool bf16_act,
+                              float *act, float *y, cudaStream_t stream);
+// Decode GEMV, gate_up: act[s] (inter,) = gelu_tanh(g) * u with g | u = h2[order[s] / top_k] @
+// w_gate_up[e]^T for each sorted slot s of expert e (the expert's weights read once for all its
+// tokens). n_tokens <= 8, n_tokens * top_k <= 1024.
+g4_status g4_cuda_moe_gemv_gate_up(float *act, const float *h2, const int32_t *experts,
+                                   const int32_t *order, const int32_t *offsets, int n_tokens,
+                                   int top_k, const g4_bf16 *w, int inter, int hidden, bool bf16_act,
+                                   cudaStream_t stream);
+// Decode GEMV, down with the combine fused: out[t] (hidden,) = sum over t's slots s in expert-id
+// order of fmaf(weights[order[s]], act[s] @ w_down[e]^T, .); every row of out is written.
+g4_status g4_cuda_moe_gemv_down(float *out, const float *act, const float *weights,
+                                const int32_t *experts, const int32_t *order,
+                                const int32_t *offsets, int n_tokens, int top_k, const g4_bf16 *w,
+                                int hidden, int inter, bool bf16_act, cudaStream_t stream);
+// Grouped expert GEMM (CUDA cores, 64 x 128 tiles): for each expert e and sorted rows s in
+// [offsets[e], offsets[e + 1]): out[s] (n_out,) = a[r(s)] (k_dim,) @ w[e]^T, w (n_experts, n_out,
+// k_dim) bf16, with r(s) = order[s] / a_div when order != NULL (gather token rows), else s.
+// max_rows bounds any expert's row count (n_tokens: a token picks an expert at most once).
 g4_status g4_cuda_moe_matmul(float *out, const float *a, const int32_t *order, int a_div,
                              const g4_bf16 *w, const int32_t *offsets, int n_experts,
-                             int max_rows, int n_out, int k_dim, cudaStream_t stream);
+                             int max_rows, int n_out, int k_dim, bool bf16_act,
+                             cudaStream_t stream);
+// The same for w (n_experts, 2 * inter, k_dim) with gelu_tanh(gate) * up fused: act[s] (inter,).
+g4_status g4_cuda_moe_gate_up(float *act, const float *a, const int32_t *order, int a_div,
+                              const g4_bf16 *w, const int32_t *offsets, int n_experts,
+                              int max_rows, int inter, int k_dim, bool bf16_act,
+                              cudaStream_t stream);
 // out (n_tokens, dim) = sum of weights[t, k] * y[slot_of[t * top_k + k]] over the token's
 // assignments in expert-id order (experts[t * top_k + k]), as the CPU engine sums; each term an
 // fmaf into the running sum from 0. top_k <= 4096.
