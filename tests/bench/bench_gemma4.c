@@ -14,8 +14,11 @@
 //   bench_gemma4 MODEL_DIR --ids FILE [--threads N] [--prompts 128,1024] [--ctx 128,2048]
 //                [--n-decode 32] [--reps 2] [--dump-logits FILE] [--precision fp32|bf16]
 // --ctx none: prompts only.
-// --precision bf16: gemma4_session_set_precision(GEMMA4_PRECISION_BF16), bf16 activations in the
-// prompt's matrix products (llama.cpp's numerics); decode steps are fp32 either way.
+// --precision bf16: gemma4_session_set_precision(GEMMA4_PRECISION_BF16), llama.cpp's numerics in
+// every matrix product, prompt and decode steps alike: activations rounded to bf16 for bf16
+// weights, quantized to 8 bits per block (Q8_0 / Q8_K) for block-quantized weights (integer dot
+// products up to 3 tokens a step, fp32 tiles on the 8-bit values beyond); F32 / F16 weights, the
+// MoE router and experts keep fp32 activations (see GEMMA4_PRECISION_BF16 in abi/gemma4.h).
 #define _POSIX_C_SOURCE 200809L
 
 #include <math.h>
