@@ -413,8 +413,7 @@ GEMMA4_API gemma4_status gemma4_session_sample(gemma4_session *session, int32_t 
     if (!s->has_logits)
         return LEAVE(s, g4_fail(G4_ERR_INVALID_ARGUMENT,
                                 "gemma4_session_sample: no logits yet (step the session first)"));
-    *token = g4_sampler_sample(&s->sampler, s->logits, s->history, (size_t)s->n_past);
-    return LEAVE(s, GEMMA4_OK);
+    return LEAVE(s, g4_session_sample(s, token));
 }
 
 GEMMA4_API gemma4_status gemma4_session_add_stop(gemma4_session *session, const char *stop) {

@@ -27,6 +27,17 @@ struct g4_backend {
                          bool all_logits);
     // Bytes of this session's K/V cache.
     size_t (*kv_bytes)(const struct g4_session *s);
+    // Optional (NULL: the CPU). forward with the last token's logits kept on the device and
+    // only what greedy decoding and the session's finiteness check need coming back:
+    // *next = argmax of the last position's logits (lowest id on ties, NaN never wins, as
+    // g4_sampler_sample at temperature 0), *nonfinite = the lowest id of a NaN/Inf logit there
+    // or -1. The session uses it for the last chunk of a step whose caller wants no logits
+    // while its sampler is greedy without a repetition penalty.
+    g4_status (*forward_greedy)(struct g4_session *s, const int32_t *tokens, int n,
+                                int32_t *next, int32_t *nonfinite);
+    // With forward_greedy: copies the logits (vocab,) of the last forward_greedy to the host
+    // (they stay on the device until the next forward); for a sampler that needs them after all.
+    g4_status (*fetch_logits)(struct g4_session *s, float *logits);
 };
 
 extern const struct g4_backend g4_backend_cpu;

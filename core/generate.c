@@ -49,10 +49,14 @@ static bool is_end_token(const struct g4_session *s, int32_t tok, int32_t end_of
     return tok == end_of_turn;
 }
 
-// The next token: a forced one (gemma4_session_force_tokens, a test aid) or a sample.
-static int32_t next_token(struct g4_session *s) {
-    if (s->i_forced < s->n_forced) return s->forced[s->i_forced++];
-    return g4_sampler_sample(&s->sampler, s->logits, s->history, (size_t)s->n_past);
+// The next token: a forced one (gemma4_session_force_tokens, a test aid) or a sample (which
+// may fetch the logits from the device: a device error is returned).
+static g4_status next_token(struct g4_session *s, int32_t *t) {
+    if (s->i_forced < s->n_forced) {
+        *t = s->forced[s->i_forced++];
+        return G4_OK;
+    }
+    return g4_session_sample(s, t);
 }
 
 // Runs prompt ids[0, n) (n may be 0 if the session already has logits) and generates.
@@ -84,7 +88,8 @@ static g4_status generate_ids(struct g4_session *s, const int32_t *ids, size_t n
             st = g4_fail(G4_ERR_CANCELLED, "generate: cancelled after %d tokens", i);
             break;
         }
-        int32_t t = next_token(s);
+        int32_t t;
+        if ((st = next_token(s, &t)) != G4_OK) break;
         if (is_end_token(s, t, end_of_turn)) {
             s->finish_reason = G4_FINISH_STOP;
             break;
@@ -273,7 +278,8 @@ g4_status g4_chat_complete(struct g4_session *s, const cJSON *msgs, const cJSON 
             st = g4_fail(G4_ERR_CANCELLED, "chat: cancelled after %d tokens", i);
             break;
         }
-        int32_t t = next_token(s);
+        int32_t t;
+        if ((st = next_token(s, &t)) != G4_OK) break;
         // The end of the turn, or the model handing over to the tools: not run, not streamed.
         if (is_end_token(s, t, end_of_turn) || t == tool_response) {
             if (t == tool_response) g4_chat_stream_token(&p, "<|tool_response>", 16, true);

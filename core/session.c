@@ -81,6 +81,11 @@ bool g4_session_cancelled(struct g4_session *s) {
     return true;
 }
 
+// What g4_sampler_sample does at temperature 0 without a repetition penalty: the argmax.
+static bool greedy_sampler(const struct g4_sampler *sp) {
+    return sp->temperature <= 0.0f && sp->repeat_penalty == 1.0f;
+}
+
 g4_status g4_session_step(struct g4_session *s, const int32_t *tokens, int64_t n, float *logits,
                           bool all_logits) {
     const struct g4_config *c = &s->model->cfg;
@@ -103,6 +108,12 @@ g4_status g4_session_step(struct g4_session *s, const int32_t *tokens, int64_t n
         return g4_fail(G4_ERR_CANCELLED, "step: cancelled before it ran (the request came before "
                                          "or as the step began)");
     s->has_logits = false;
+    s->logits_on_device = false;
+    const struct g4_backend *be = s->model->backend;
+    // Greedy decoding needs one id per step, not the logits: a backend that can pick it (and
+    // check the logits for NaN/Inf) on the device leaves them there (kernels/README.md).
+    const bool device_pick = !logits && be->forward_greedy && greedy_sampler(&s->sampler);
+    int32_t next = -1, nonfinite = -1;
     for (int64_t done = 0; done < n;) {
         if (done && g4_session_cancelled(s))
             return g4_fail(G4_ERR_CANCELLED, "step: cancelled after %lld of %lld tokens",
@@ -112,7 +123,9 @@ g4_status g4_session_step(struct g4_session *s, const int32_t *tokens, int64_t n
         float *lg = NULL;
         if (logits && all_logits) lg = logits + (size_t)done * V;
         else if (last) lg = s->logits;
-        g4_status st = s->model->backend->forward(s, tokens + done, chunk, lg, all_logits && logits);
+        g4_status st = last && device_pick
+                           ? be->forward_greedy(s, tokens + done, chunk, &next, &nonfinite)
+                           : be->forward(s, tokens + done, chunk, lg, all_logits && logits);
         // A failed chunk commits nothing (rings are written only at its end), so the session
         // stays valid at the end of the previous chunk.
         if (st != G4_OK) return st;
@@ -125,20 +138,47 @@ g4_status g4_session_step(struct g4_session *s, const int32_t *tokens, int64_t n
         memcpy(s->logits, logits + (size_t)(n - 1) * V, (size_t)V * sizeof(float));
     // Matrices are not scanned at load (that would read every page of the checkpoint), so a
     // NaN/Inf weight, or an overflow, surfaces here: an error rather than a silent wrong answer.
-    for (int32_t i = 0; i < V; i++)
-        if (!isfinite(s->logits[i]))
-            return g4_fail(G4_ERR_FORMAT,
-                           "step: non-finite logit (id %d) at position %lld: the checkpoint holds "
-                           "NaN/Inf weights or the activations overflowed; reset the session",
-                           i, (long long)s->n_past - 1);
+    // On the device path the backend made the same scan (the lowest non-finite id).
+    if (!device_pick)
+        for (int32_t i = 0; i < V && nonfinite < 0; i++)
+            if (!isfinite(s->logits[i])) nonfinite = i;
+    if (nonfinite >= 0)
+        return g4_fail(G4_ERR_FORMAT,
+                       "step: non-finite logit (id %d) at position %lld: the checkpoint holds "
+                       "NaN/Inf weights or the activations overflowed; reset the session",
+                       nonfinite, (long long)s->n_past - 1);
     if (logits && !all_logits) memcpy(logits, s->logits, (size_t)V * sizeof(float));
+    s->logits_on_device = device_pick;
+    s->greedy_next = next;
     s->has_logits = true;
+    return G4_OK;
+}
+
+g4_status g4_session_host_logits(struct g4_session *s) {
+    if (!s->has_logits)
+        return g4_fail(G4_ERR_INVALID_ARGUMENT, "no logits yet (step the session first)");
+    if (!s->logits_on_device) return G4_OK;
+    G4_TRY(s->model->backend->fetch_logits(s, s->logits));
+    s->logits_on_device = false;
+    return G4_OK;
+}
+
+g4_status g4_session_sample(struct g4_session *s, int32_t *token) {
+    if (!s->has_logits)
+        return g4_fail(G4_ERR_INVALID_ARGUMENT, "no logits yet (step the session first)");
+    if (s->logits_on_device && greedy_sampler(&s->sampler)) {
+        *token = s->greedy_next;
+        return G4_OK;
+    }
+    G4_TRY(g4_session_host_logits(s));
+    *token = g4_sampler_sample(&s->sampler, s->logits, s->history, (size_t)s->n_past);
     return G4_OK;
 }
 
 void g4_session_reset(struct g4_session *s) {
     s->n_past = 0;
     s->has_logits = false;
+    s->logits_on_device = false;
 }
 
 g4_status g4_session_truncate(struct g4_session *s, int64_t n_keep) {
@@ -155,6 +195,7 @@ g4_status g4_session_truncate(struct g4_session *s, int64_t n_keep) {
         return g4_fail(G4_ERR_CANCELLED, "truncate: cancelled before it ran");
     int64_t old = s->n_past;
     s->has_logits = false;
+    s->logits_on_device = false;
     if (!rings || n_keep >= old - 1 || n_keep == 0) {
         s->n_past = n_keep;
         return G4_OK;

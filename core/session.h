@@ -23,6 +23,11 @@ struct g4_session {
     uint64_t budget_bytes;   // reserved against the memory budget (released at free)
     float *logits;           // (vocab,) logits of the last position of the last step
     bool has_logits;
+    // The last step ran through backend->forward_greedy: its logits are still on the device
+    // (s->logits is stale until g4_session_host_logits fetches them) and greedy_next is their
+    // argmax.
+    bool logits_on_device;
+    int32_t greedy_next;
     struct g4_sampler sampler;
     char *stops[G4_MAX_STOPS];
     int n_stops;
@@ -72,6 +77,13 @@ void g4_session_clear_cancel(struct g4_session *s);
 // micro-batch (G4_ERR_CANCELLED; the chunks already run stay, none if it was pending at entry).
 g4_status g4_session_step(struct g4_session *s, const int32_t *tokens, int64_t n, float *logits,
                           bool all_logits);
+// The last step's logits in s->logits, fetched from the device when that step left them there
+// (a device error is returned). Requires s->has_logits.
+g4_status g4_session_host_logits(struct g4_session *s);
+// Samples the next token from the last step's logits with s->sampler (g4_sampler_sample over
+// the history): a greedy sampler without repetition penalty takes the device's argmax when the
+// step left the logits on the device; anything else fetches them first. Requires has_logits.
+g4_status g4_session_sample(struct g4_session *s, int32_t *token);
 // Empties the cache (position 0).
 void g4_session_reset(struct g4_session *s);
 // Rewinds to the first n_keep tokens, exactly (see gemma4_session_truncate in abi/gemma4.h).

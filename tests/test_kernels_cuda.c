@@ -1117,22 +1117,40 @@ static void test_softcap_argmax(void **state) {
     rows[(size_t)1 * V + 9] = 40.0f, rows[(size_t)1 * V + 200000] = 40.0f, rows[(size_t)1 * V + 5] = NAN;
     for (int i = 0; i < V; i++) rows[(size_t)2 * V + i] = i % 3 ? -INFINITY : NAN;
     rows[(size_t)3 * V + V - 1] = 11.0f;
-    const int32_t want[R] = {70000, 9, 0, V - 1};
-    int32_t tok[R];
-    struct dbuf dr, dt;
+    rows[(size_t)3 * V + 100001] = -INFINITY, rows[(size_t)3 * V + 200001] = INFINITY / INFINITY;
+    rows[(size_t)0 * V + 262143] = INFINITY; // ranks first, and is reported
+    const int32_t want[R] = {262143, 9, 0, V - 1}, want_nf[R] = {262143, 5, 0, 100001};
+    int32_t tok[R], nf[R];
+    struct dbuf dr, dt, dn;
     dput(&dr, rows, (size_t)R * V * 4);
     dnew(&dt, sizeof tok);
-    expect_ok(g4_cuda_argmax(dt.p, dr.p, R, V, NULL));
+    dnew(&dn, sizeof nf);
+    expect_ok(g4_cuda_argmax(dt.p, dn.p, dr.p, R, V, NULL));
     dget(tok, &dt);
+    dget(nf, &dn);
     for (int r = 0; r < R; r++) assert_int_equal(tok[r], want[r]);
-    expect_ok(g4_cuda_argmax(dt.p, dr.p, 1, 7, NULL)); // 7 of 1024 threads have an element
+    for (int r = 0; r < R; r++) assert_int_equal(nf[r], want_nf[r]);
+    rows[(size_t)0 * V + 262143] = 0.0f; // row 0 all finite: -1, and its maximum again
+    assert_int_equal(cudaMemcpy(dr.p, rows, V * 4, cudaMemcpyHostToDevice), cudaSuccess);
+    expect_ok(g4_cuda_argmax(dt.p, dn.p, dr.p, 1, V, NULL));
+    assert_int_equal(cudaMemcpy(tok, dt.p, 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    assert_int_equal(cudaMemcpy(nf, dn.p, 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    assert_int_equal(tok[0], 70000);
+    assert_int_equal(nf[0], -1);
+    expect_ok(g4_cuda_argmax(dt.p, NULL, dr.p, 1, 7, NULL)); // 7 of 1024 threads have an element
     assert_int_equal(cudaMemcpy(tok, dt.p, 4, cudaMemcpyDeviceToHost), cudaSuccess);
     int best = 0;
     for (int i = 1; i < 7; i++)
         if (rows[i] > rows[best]) best = i;
     assert_int_equal(tok[0], best);
-    printf("argmax: ties, NaN, all -inf and short rows: exact\n");
-    dfree(&dr), dfree(&dt);
+    // a row at an address that is not 16-byte aligned: the scalar path (row 1 from id 1 on)
+    expect_ok(g4_cuda_argmax(dt.p, dn.p, (const float *)dr.p + V + 1, 1, 4096, NULL));
+    assert_int_equal(cudaMemcpy(tok, dt.p, 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    assert_int_equal(cudaMemcpy(nf, dn.p, 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    assert_int_equal(tok[0], 9 - 1);
+    assert_int_equal(nf[0], 5 - 1);
+    printf("argmax: ties, NaN, Inf, all -inf, short and unaligned rows, non-finite ids: exact\n");
+    dfree(&dr), dfree(&dt), dfree(&dn);
     free(x), free(ref), free(got), free(rows);
 }
 

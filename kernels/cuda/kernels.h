@@ -228,9 +228,11 @@ g4_status g4_cuda_moe_combine(float *out, const float *y, const float *weights,
 // Final logit softcapping in place: x = cap * tanh(x / cap). CPU reference: g4_softcap_cpu.
 g4_status g4_cuda_softcap(float *x, size_t n, float cap, cudaStream_t stream);
 // Greedy token of each row: token[r] = argmax of logits (n_rows, n_vocab), the lowest id on
-// ties, NaN never wins (torch.argmax / g4_sampler_sample at temperature 0).
-g4_status g4_cuda_argmax(int32_t *token, const float *logits, int n_rows, int n_vocab,
-                         cudaStream_t stream);
+// ties, NaN never wins (g4_sampler_sample at temperature 0: id 0 when no logit is a number).
+// nonfinite: NULL, or (n_rows,) the lowest id of a NaN/Inf logit of the row, -1 when all are
+// finite (the check core/session.c makes on the host). One block of 1024 threads per row.
+g4_status g4_cuda_argmax(int32_t *token, int32_t *nonfinite, const float *logits, int n_rows,
+                         int n_vocab, cudaStream_t stream);
 
 // ---- sample.cu -------------------------------------------------------------------------------
 // One draw from logits (n_vocab,) with g4_sampler_sample's filters in Hugging Face's order:

@@ -1,6 +1,8 @@
 // The logits tail: final softcap (cap * tanh(x / cap), Gemma4ForCausalLM with
 // final_logit_softcapping) and greedy argmax over a vocabulary row on the device.
 // CPU reference: g4_softcap_cpu (kernels/cpu/ops_cpu.h); argmax as g4_sampler_sample at temperature 0.
+#include <limits.h>
+
 #include "common.cuh"
 
 static __global__ void softcap_kernel(float *x, size_t n, float cap) {
@@ -16,27 +18,53 @@ g4_status g4_cuda_softcap(float *x, size_t n, float cap, cudaStream_t stream) {
     return g4_cuda_launch_status("softcap_kernel");
 }
 
-// One block per row.
-static __global__ void argmax_kernel(int32_t *token, const float *logits, int n_vocab) {
+// One block per row: the greedy token and, when nonfinite is not NULL, the lowest id whose
+// logit is NaN or +-Inf (-1 when every logit is finite): what core/session.c checks on the host.
+// Rows of a multiple of 4 floats at a 16-byte aligned address are read as float4.
+static __global__ void argmax_kernel(int32_t *token, int32_t *nonfinite, const float *logits,
+                                     int n_vocab, int vec4) {
     const float *row = logits + (int64_t)blockIdx.x * n_vocab;
     float bv = -INFINITY;
-    int bi = -1;
-    for (int i = threadIdx.x; i < n_vocab; i += blockDim.x) {
-        const float v = row[i] == row[i] ? row[i] : -INFINITY;
-        if (ranks_first(v, i, bv, bi)) {
-            bv = v;
-            bi = i;
+    int bi = -1, nf = INT_MAX;
+    // Each thread's ids rise, so the first that ranks first is kept on ties and the first
+    // non-finite one it sees is its lowest.
+    if (vec4) {
+        const float4 *r4 = reinterpret_cast<const float4 *>(row);
+        for (int j = threadIdx.x; j < n_vocab / 4; j += blockDim.x) {
+            const float4 q = r4[j];
+            const float e[4] = {q.x, q.y, q.z, q.w};
+            for (int k = 0; k < 4; k++) {
+                const int i = 4 * j + k;
+                if (!isfinite(e[k]) && nf == INT_MAX) nf = i;
+                const float v = e[k] == e[k] ? e[k] : -INFINITY;
+                if (ranks_first(v, i, bv, bi)) bv = v, bi = i;
+            }
+        }
+    } else {
+        for (int i = threadIdx.x; i < n_vocab; i += blockDim.x) {
+            if (!isfinite(row[i]) && nf == INT_MAX) nf = i;
+            const float v = row[i] == row[i] ? row[i] : -INFINITY;
+            if (ranks_first(v, i, bv, bi)) bv = v, bi = i;
         }
     }
     block_argmax(&bv, &bi);
+    if (nonfinite) {
+        __shared__ int lowest;
+        if (threadIdx.x == 0) lowest = INT_MAX;
+        __syncthreads();
+        if (nf != INT_MAX) atomicMin(&lowest, nf);
+        __syncthreads();
+        if (threadIdx.x == 0) nonfinite[blockIdx.x] = lowest == INT_MAX ? -1 : lowest;
+    }
     if (threadIdx.x == 0) token[blockIdx.x] = bi;
 }
 
-g4_status g4_cuda_argmax(int32_t *token, const float *logits, int n_rows, int n_vocab,
-                         cudaStream_t stream) {
+g4_status g4_cuda_argmax(int32_t *token, int32_t *nonfinite, const float *logits, int n_rows,
+                         int n_vocab, cudaStream_t stream) {
     if (n_rows < 1 || n_vocab < 1)
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda argmax: n_rows %d, n_vocab %d", n_rows,
                        n_vocab);
-    argmax_kernel G4_LAUNCH(n_rows, 1024, 0, stream)(token, logits, n_vocab);
+    const int vec4 = n_vocab % 4 == 0 && (uintptr_t)logits % 16 == 0;
+    argmax_kernel G4_LAUNCH(n_rows, 1024, 0, stream)(token, nonfinite, logits, n_vocab, vec4);
     return g4_cuda_launch_status("argmax_kernel");
 }
