@@ -1,15 +1,20 @@
-// CUDA device and model weights: opens the device, checks what the engine supports, and uploads
+// CUDA device and model weights: opens the device, checks what the engine supports, and fills
 // every text-model tensor once into one device allocation (bf16 matrices; fp32 norm vectors,
-// layer scalars and router). Checkpoint bf16 is copied as is; f32 and f16 are rounded to bf16
-// (nearest even) on the host in chunks. Matrices read by one GEMM are placed back to back:
-// [q_proj; k_proj; v_proj] and [gate_proj; up_proj]. After the upload the device never reads
-// the host mapping. Sizes are computed by a first pass over the same code that uploads.
+// layer scalars and router). Matrices read by one GEMM are placed back to back:
+// [q_proj; k_proj; v_proj] and [gate_proj; up_proj].
+//
+// One layout, two sources. The layout (which tensors, their shapes from the config, their order
+// and alignment) is put_all / put_layer below; each tensor's values come either from the bound
+// checkpoint (g4_cuda_model_init: bf16 copied as is, f32 / f16 / block-quantized rounded to bf16
+// on the host in chunks) or from a generator on the device (g4_cuda_model_init_random, for the
+// benchmark: no host weights, no transfers). Sizes are computed by a first pass over the same
+// code. After the upload the device never reads the host mapping.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common.cuh"
 #include "engine.h"
-#include "cuda_check.h"
 
 #define ALIGN 256
 #define STAGE_ELEMS ((size_t)1 << 22) // host staging: 4 Mi elements (16 MiB fp32 + 8 MiB bf16)
@@ -18,6 +23,9 @@
 struct placer {
     char *base;
     size_t off;
+    const struct g4_weights *w; // the checkpoint, or NULL: random values made on the device
+    uint64_t seed;              // random: each tensor draws from stream (seed, tensor index)
+    uint64_t n_tensors;
     float *stage_f32;   // (STAGE_ELEMS,)
     uint16_t *stage_bf; // (STAGE_ELEMS,)
 };
@@ -45,11 +53,74 @@ static size_t elem_offset(const struct g4_weight *w, size_t i) {
     return g4_dtype_row_bytes(w->dtype, (int64_t)i);
 }
 
+// ---- random values on the device ---------------------------------------------------------------
+// Counter-based: element i of stream s is a function of (s, i) alone, so the values do not depend
+// on the grid. An approximately normal variate from the sum of four uniforms (Irwin-Hall,
+// variance 4/12, rescaled to 1; |v| <= 2 sqrt(3)): cheap, no special functions, and what a
+// benchmark needs (finite activations of the right scale through every layer), not a distribution
+// test.
+static __device__ __forceinline__ uint64_t mix64(uint64_t z) { // splitmix64's finalizer
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static __device__ __forceinline__ float rand_normal(uint64_t stream, uint64_t i) {
+    const uint64_t a = mix64(stream ^ mix64(2 * i)), b = mix64(stream ^ mix64(2 * i + 1));
+    const float k = 1.0f / 65536.0f;
+    const float sum = (float)(a & 0xffff) + (float)((a >> 32) & 0xffff) + (float)(b & 0xffff) +
+                      (float)((b >> 32) & 0xffff);
+    return (sum * k - 2.0f) * 1.7320508075688772f; // (sum of 4 U(0,1) - 2) * sqrt(3)
+}
+
+// bf16 matrix values N(0, 1) * sigma.
+static __global__ void fill_bf16_kernel(g4_bf16 *dst, size_t n, uint64_t stream, float sigma) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = f2bf(rand_normal(stream, i) * sigma);
+}
+
+// fp32 values center * (1 + spread * N(0, 1)), or sigma * N(0, 1) with center 0 (the router).
+static __global__ void fill_f32_kernel(float *dst, size_t n, uint64_t stream, float center,
+                                       float spread) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        const float r = rand_normal(stream, i);
+        dst[i] = center != 0.0f ? center * (1.0f + spread * r) : spread * r;
+    }
+}
+
+#define FILL_THREADS 256
+#define FILL_MAX_BLOCKS 8192 // x 256 threads: enough to stream at full bandwidth
+
+static unsigned fill_blocks(size_t n) {
+    const unsigned b = g4_grid_1d(n, FILL_THREADS);
+    return b > FILL_MAX_BLOCKS ? FILL_MAX_BLOCKS : b;
+}
+
+static uint64_t next_stream(struct placer *p) { return p->seed * 0x9e3779b97f4a7c15ull + ++p->n_tensors; }
+
+// Random values: what the benchmark's models hold (tests/bench/gpu_bench.c). Matrices
+// N(0, 1/cols): every product keeps its input's scale, so the sandwich-normed residual stream
+// stays finite through 60 layers. Norm weights 1 + N(0, 0.02); q/k norms a quarter of that
+// (Gemma 4 scores are unscaled dot products of unit-RMS heads: weights of 1 give scores of
+// std ~sqrt(head_dim) and one-hot softmaxes, as tests/bench/make_model.py says for the CPU
+// benchmark); the router's scales 1.
+#define NORM_SPREAD 0.02f
+#define QK_NORM 0.25f
+
+// ---- one tensor ------------------------------------------------------------------------------------
+// A matrix part: its shape (from the config) and, when uploading, the checkpoint tensor.
+struct part {
+    int64_t rows, cols;
+    const struct g4_weight *src; // NULL: random
+};
+
 // Copies w (checkpoint dtype) to dst as bf16; block-quantized weights (GGUF) are dequantized
 // here, so this engine computes with their bf16 roundings.
 static g4_status put_bf16(struct placer *p, g4_bf16 *dst, const struct g4_weight *w) {
     const size_t n = weight_elems(w);
-    if (!p->base || n == 0) return G4_OK;
+    if (n == 0) return G4_OK;
     if (w->dtype == G4_DTYPE_BF16) {
         G4_CUDA_TRY(cudaMemcpy(dst, w->data, n * 2, cudaMemcpyHostToDevice));
         return G4_OK;
@@ -63,41 +134,85 @@ static g4_status put_bf16(struct placer *p, g4_bf16 *dst, const struct g4_weight
     return G4_OK;
 }
 
-// One matrix, or several with the same cols stacked by rows (parts with data == NULL skipped).
-static g4_status put_mat(struct placer *p, struct g4_cuda_mat *out, const struct g4_weight *parts,
-                         int n_parts) {
-    size_t rows = 0;
-    for (int i = 0; i < n_parts; i++)
-        if (parts[i].data) rows += (size_t)parts[i].rows;
-    const size_t cols = (size_t)parts[0].cols;
+static g4_status check_shape(const struct part *pt, const char *what) {
+    if (pt->src->rows == pt->rows && pt->src->cols == pt->cols) return G4_OK;
+    return g4_fail(G4_ERR_FORMAT, "cuda: %s is %lld x %lld, the config implies %lld x %lld", what,
+                   (long long)pt->src->rows, (long long)pt->src->cols, (long long)pt->rows,
+                   (long long)pt->cols);
+}
+
+// One matrix, or several with the same cols stacked by rows (parts with 0 rows skipped).
+static g4_status put_mat(struct placer *p, struct g4_cuda_mat *out, const struct part *parts,
+                         int n_parts, const char *what) {
+    int64_t rows = 0;
+    for (int i = 0; i < n_parts; i++) rows += parts[i].rows;
+    const int64_t cols = parts[0].cols;
     if (rows > 0x7fffffff || cols > 0x7fffffff)
-        return g4_fail(G4_ERR_UNSUPPORTED, "cuda: a %zu x %zu matrix exceeds the int GEMM sizes",
-                       rows, cols);
-    g4_bf16 *dst = (g4_bf16 *)take(p, rows * cols * sizeof(g4_bf16));
+        return g4_fail(G4_ERR_UNSUPPORTED, "cuda: a %lld x %lld matrix exceeds the int GEMM sizes",
+                       (long long)rows, (long long)cols);
+    g4_bf16 *dst = (g4_bf16 *)take(p, (size_t)rows * (size_t)cols * sizeof(g4_bf16));
     out->w = dst;
     out->rows = (int)rows;
     out->cols = (int)cols;
+    if (!p->base) return G4_OK;
     for (int i = 0; i < n_parts; i++) {
-        if (!parts[i].data) continue;
-        G4_TRY(put_bf16(p, dst, &parts[i]));
-        if (dst) dst += weight_elems(&parts[i]);
+        const size_t n = (size_t)parts[i].rows * (size_t)cols;
+        if (n == 0) continue;
+        if (p->w) {
+            G4_TRY(check_shape(&parts[i], what));
+            G4_TRY(put_bf16(p, dst, parts[i].src));
+        } else {
+            fill_bf16_kernel G4_LAUNCH(fill_blocks(n), FILL_THREADS, 0, cudaStreamLegacy)(
+                dst, n, next_stream(p), 1.0f / sqrtf((float)cols));
+            G4_TRY(g4_cuda_launch_status("fill_bf16_kernel"));
+        }
+        dst += n;
     }
     return G4_OK;
 }
 
-static g4_status put_vec(struct placer *p, const float **out, const float *src, size_t n) {
-    float *dst = (float *)take(p, n * sizeof(float));
-    *out = dst;
-    if (p->base) G4_CUDA_TRY(cudaMemcpy(dst, src, n * sizeof(float), cudaMemcpyHostToDevice));
-    return G4_OK;
+static g4_status put_mat1(struct placer *p, struct g4_cuda_mat *out, int64_t rows, int64_t cols,
+                          const struct g4_weight *src, const char *what) {
+    const struct part pt = {rows, cols, p->w ? src : NULL};
+    return put_mat(p, out, &pt, 1, what);
 }
 
-// A checkpoint-dtype matrix as fp32 (the MoE router).
-static g4_status put_f32_mat(struct placer *p, const float **out, const struct g4_weight *w) {
-    const size_t n = weight_elems(w);
+// An fp32 vector: src (host, the binder's fp32 pool) when uploading, else random values
+// center * (1 + spread * N(0, 1)).
+static g4_status put_vec(struct placer *p, const float **out, const float *src, size_t n,
+                         float center, float spread) {
+    float *dst = (float *)take(p, n * sizeof(float));
+    *out = dst;
+    if (!p->base || n == 0) return G4_OK;
+    if (p->w) {
+        G4_CUDA_TRY(cudaMemcpy(dst, src, n * sizeof(float), cudaMemcpyHostToDevice));
+        return G4_OK;
+    }
+    fill_f32_kernel G4_LAUNCH(fill_blocks(n), FILL_THREADS, 0, cudaStreamLegacy)(
+        dst, n, next_stream(p), center, spread);
+    return g4_cuda_launch_status("fill_f32_kernel");
+}
+
+// A norm weight vector (random: 1 + N(0, 0.02), q/k norms a quarter of that).
+static g4_status put_norm(struct placer *p, const float **out, const float *src, size_t n,
+                          float center) {
+    return put_vec(p, out, src, n, center, NORM_SPREAD);
+}
+
+// A checkpoint-dtype matrix as fp32 (the MoE router); random: N(0, 1/cols).
+static g4_status put_f32_mat(struct placer *p, const float **out, int64_t rows, int64_t cols,
+                             const struct g4_weight *w) {
+    const size_t n = (size_t)rows * (size_t)cols;
     float *dst = (float *)take(p, n * sizeof(float));
     *out = dst;
     if (!p->base) return G4_OK;
+    if (!p->w) {
+        fill_f32_kernel G4_LAUNCH(fill_blocks(n), FILL_THREADS, 0, cudaStreamLegacy)(
+            dst, n, next_stream(p), 0.0f, 1.0f / sqrtf((float)cols));
+        return g4_cuda_launch_status("fill_f32_kernel");
+    }
+    const struct part pt = {rows, cols, w};
+    G4_TRY(check_shape(&pt, "router.proj"));
     for (size_t i = 0; i < n; i += STAGE_ELEMS) {
         const size_t k = n - i < STAGE_ELEMS ? n - i : STAGE_ELEMS;
         g4_to_f32(p->stage_f32, (const char *)w->data + elem_offset(w, i), w->dtype, k);
@@ -106,72 +221,91 @@ static g4_status put_f32_mat(struct placer *p, const float **out, const struct g
     return G4_OK;
 }
 
+// ---- the layout ------------------------------------------------------------------------------------
+// Shapes come from the config's layer table (the binder has checked the checkpoint against the
+// same table; put_mat checks again). lw NULL: random values.
 static g4_status put_layer(struct placer *p, struct g4_cuda_layer *d, const struct g4_config *c,
                            const struct g4_layer_weights *lw, int il) {
-    const size_t H = (size_t)c->hidden_size, hd = (size_t)c->layer[il].head_dim;
-    G4_TRY(put_vec(p, &d->input_layernorm, lw->input_layernorm, H));
-    G4_TRY(put_vec(p, &d->post_attention_layernorm, lw->post_attention_layernorm, H));
-    G4_TRY(put_vec(p, &d->pre_feedforward_layernorm, lw->pre_feedforward_layernorm, H));
-    G4_TRY(put_vec(p, &d->post_feedforward_layernorm, lw->post_feedforward_layernorm, H));
-    G4_TRY(put_vec(p, &d->q_norm, lw->q_norm, hd));
+    const struct g4_layer *ly = &c->layer[il];
+    const int64_t H = c->hidden_size, hd = ly->head_dim, nh = c->num_attention_heads;
+    const int64_t kv_rows = (int64_t)ly->n_kv_heads * hd, I = ly->intermediate_size;
+#define LW(field) (lw ? lw->field : NULL)
+#define LWM(field) (lw ? &lw->field : NULL)
+    G4_TRY(put_norm(p, &d->input_layernorm, LW(input_layernorm), H, 1.0f));
+    G4_TRY(put_norm(p, &d->post_attention_layernorm, LW(post_attention_layernorm), H, 1.0f));
+    G4_TRY(put_norm(p, &d->pre_feedforward_layernorm, LW(pre_feedforward_layernorm), H, 1.0f));
+    G4_TRY(put_norm(p, &d->post_feedforward_layernorm, LW(post_feedforward_layernorm), H, 1.0f));
+    G4_TRY(put_norm(p, &d->q_norm, LW(q_norm), hd, QK_NORM));
     d->k_norm = NULL;
-    if (lw->k_norm) G4_TRY(put_vec(p, &d->k_norm, lw->k_norm, hd));
+    if (ly->writes_kv) G4_TRY(put_norm(p, &d->k_norm, LW(k_norm), hd, QK_NORM));
     d->rope_inv_freq = NULL;
-    const int n_pairs = c->layer[il].n_rope_pairs;
-    if (n_pairs > 0) { // the host's exact table (rope.cu says why)
+    const int n_pairs = ly->n_rope_pairs;
+    if (n_pairs > 0) { // the host's exact table (rope.cu says why), for both sources
         float freq[G4_CUDA_MAX_HEAD_DIM / 2];
-        g4_cuda_rope_inv_freq(freq, n_pairs, c->layer[il].head_dim, c->layer[il].rope_theta,
-                              c->layer[il].rope_factor);
-        G4_TRY(put_vec(p, &d->rope_inv_freq, freq, (size_t)n_pairs));
+        g4_cuda_rope_inv_freq(freq, n_pairs, ly->head_dim, ly->rope_theta, ly->rope_factor);
+        float *dst = (float *)take(p, (size_t)n_pairs * sizeof(float));
+        d->rope_inv_freq = dst;
+        if (p->base)
+            G4_CUDA_TRY(cudaMemcpy(dst, freq, (size_t)n_pairs * sizeof(float),
+                                   cudaMemcpyHostToDevice));
     }
-    const struct g4_weight qkv[3] = {lw->q_proj, lw->k_proj, lw->v_proj}; // absent: data NULL
-    G4_TRY(put_mat(p, &d->qkv, qkv, 3));
-    G4_TRY(put_mat(p, &d->o_proj, &lw->o_proj, 1));
-    const struct g4_weight gate_up[2] = {lw->gate_proj, lw->up_proj};
-    G4_TRY(put_mat(p, &d->gate_up, gate_up, 2));
-    G4_TRY(put_mat(p, &d->down, &lw->down_proj, 1));
+    // k_proj and v_proj only on layers that write K/V; no v_proj when V is k_proj's output
+    const struct part qkv[3] = {
+        {nh * hd, H, LWM(q_proj)},
+        {ly->writes_kv ? kv_rows : 0, H, LWM(k_proj)},
+        {ly->writes_kv && !ly->k_eq_v ? kv_rows : 0, H, LWM(v_proj)}};
+    G4_TRY(put_mat(p, &d->qkv, qkv, 3, "q/k/v_proj"));
+    G4_TRY(put_mat1(p, &d->o_proj, H, nh * hd, LWM(o_proj), "o_proj"));
+    const struct part gate_up[2] = {{I, H, LWM(gate_proj)}, {I, H, LWM(up_proj)}};
+    G4_TRY(put_mat(p, &d->gate_up, gate_up, 2, "gate/up_proj"));
+    G4_TRY(put_mat1(p, &d->down, H, I, LWM(down_proj), "down_proj"));
     if (c->hidden_size_per_layer_input) {
-        G4_TRY(put_mat(p, &d->ple_gate, &lw->per_layer_input_gate, 1));
-        G4_TRY(put_mat(p, &d->ple_proj, &lw->per_layer_projection, 1));
-        G4_TRY(put_vec(p, &d->post_per_layer_input_norm, lw->post_per_layer_input_norm, H));
+        const int64_t P = c->hidden_size_per_layer_input;
+        G4_TRY(put_mat1(p, &d->ple_gate, P, H, LWM(per_layer_input_gate), "per_layer_input_gate"));
+        G4_TRY(put_mat1(p, &d->ple_proj, H, P, LWM(per_layer_projection), "per_layer_projection"));
+        G4_TRY(put_norm(p, &d->post_per_layer_input_norm, LW(post_per_layer_input_norm), H, 1.0f));
     }
     if (c->enable_moe_block) {
-        const size_t E = (size_t)c->num_experts;
+        const int64_t E = c->num_experts, Im = c->moe_intermediate_size;
         struct g4_cuda_mat m;
-        G4_TRY(put_f32_mat(p, &d->router_proj, &lw->router_proj));
-        G4_TRY(put_vec(p, &d->router_scale, lw->router_scale, H));
-        G4_TRY(put_vec(p, &d->router_per_expert_scale, lw->router_per_expert_scale, E));
-        G4_TRY(put_mat(p, &m, &lw->experts_gate_up, 1));
+        G4_TRY(put_f32_mat(p, &d->router_proj, E, H, LWM(router_proj)));
+        G4_TRY(put_vec(p, &d->router_scale, LW(router_scale), H, 1.0f, 0.0f));
+        G4_TRY(put_vec(p, &d->router_per_expert_scale, LW(router_per_expert_scale), E, 1.0f, 0.0f));
+        G4_TRY(put_mat1(p, &m, E * 2 * Im, H, LWM(experts_gate_up), "experts.gate_up_proj"));
         d->experts_gate_up = m.w;
-        G4_TRY(put_mat(p, &m, &lw->experts_down, 1));
+        G4_TRY(put_mat1(p, &m, E * H, Im, LWM(experts_down), "experts.down_proj"));
         d->experts_down = m.w;
-        G4_TRY(put_vec(p, &d->post_feedforward_layernorm_1, lw->post_feedforward_layernorm_1, H));
-        G4_TRY(put_vec(p, &d->post_feedforward_layernorm_2, lw->post_feedforward_layernorm_2, H));
-        G4_TRY(put_vec(p, &d->pre_feedforward_layernorm_2, lw->pre_feedforward_layernorm_2, H));
+        G4_TRY(put_norm(p, &d->post_feedforward_layernorm_1, LW(post_feedforward_layernorm_1), H, 1.0f));
+        G4_TRY(put_norm(p, &d->post_feedforward_layernorm_2, LW(post_feedforward_layernorm_2), H, 1.0f));
+        G4_TRY(put_norm(p, &d->pre_feedforward_layernorm_2, LW(pre_feedforward_layernorm_2), H, 1.0f));
     }
-    d->layer_scalar = lw->layer_scalar;
+    d->layer_scalar = lw ? lw->layer_scalar : 1.0f;
+#undef LW
+#undef LWM
     return G4_OK;
 }
 
-static g4_status put_all(struct placer *p, struct g4_cuda_model *m, const struct g4_config *c,
-                         const struct g4_weights *w) {
-    G4_TRY(put_mat(p, &m->embed, &w->embed_tokens, 1));
-    if (w->lm_head.data == w->embed_tokens.data) m->lm_head = m->embed;
-    else G4_TRY(put_mat(p, &m->lm_head, &w->lm_head, 1));
-    if (c->hidden_size_per_layer_input) {
-        G4_TRY(put_mat(p, &m->ple_table, &w->embed_tokens_per_layer, 1));
-        G4_TRY(put_mat(p, &m->ple_model_proj, &w->per_layer_model_projection, 1));
-        G4_TRY(put_vec(p, &m->ple_norm, w->per_layer_projection_norm,
-                       (size_t)c->hidden_size_per_layer_input));
+static g4_status put_all(struct placer *p, struct g4_cuda_model *m, const struct g4_config *c) {
+    const struct g4_weights *w = p->w;
+    const int64_t V = c->vocab_size, H = c->hidden_size, L = c->num_hidden_layers;
+    const int64_t P = c->hidden_size_per_layer_input;
+    G4_TRY(put_mat1(p, &m->embed, V, H, w ? &w->embed_tokens : NULL, "embed_tokens"));
+    const bool tied = w ? w->lm_head.data == w->embed_tokens.data : c->tie_word_embeddings;
+    if (tied) m->lm_head = m->embed;
+    else G4_TRY(put_mat1(p, &m->lm_head, V, H, w ? &w->lm_head : NULL, "lm_head"));
+    if (P) {
+        G4_TRY(put_mat1(p, &m->ple_table, c->vocab_size_per_layer_input, L * P,
+                        w ? &w->embed_tokens_per_layer : NULL, "embed_tokens_per_layer"));
+        G4_TRY(put_mat1(p, &m->ple_model_proj, L * P, H, w ? &w->per_layer_model_projection : NULL,
+                        "per_layer_model_projection"));
+        G4_TRY(put_norm(p, &m->ple_norm, w ? w->per_layer_projection_norm : NULL, (size_t)P, 1.0f));
     }
-    G4_TRY(put_vec(p, &m->norm, w->norm, (size_t)c->hidden_size));
+    G4_TRY(put_norm(p, &m->norm, w ? w->norm : NULL, (size_t)H, 1.0f));
     for (int il = 0; il < c->num_hidden_layers; il++)
-        G4_TRY(put_layer(p, &m->layer[il], c, &w->layer[il], il));
+        G4_TRY(put_layer(p, &m->layer[il], c, w ? &w->layer[il] : NULL, il));
     return G4_OK;
 }
 
-// Every constraint the kernels assume, checked once at load so that an unsupported model is a
-// clear G4_ERR_UNSUPPORTED here rather than a launch error at its first step.
 static g4_status check_supported(const struct g4_config *c) {
     if (c->arch != G4_ARCH_GEMMA4 || c->attn_scale != 1.0f || !c->v_norm)
         return g4_fail(G4_ERR_UNSUPPORTED,
@@ -222,10 +356,12 @@ static g4_status open_device(int index) {
     return G4_OK;
 }
 
-static g4_status upload(struct g4_cuda_model *m, const struct g4_config *c,
-                        const struct g4_weights *w) {
-    struct placer p = {NULL, 0, NULL, NULL};
-    G4_TRY(put_all(&p, m, c, w)); // sizing pass
+// Sizing pass, one allocation, then the filling pass: from w (host staging for conversions) or,
+// with w NULL, from the device generator (seed).
+static g4_status fill(struct g4_cuda_model *m, const struct g4_config *c,
+                      const struct g4_weights *w, uint64_t seed) {
+    struct placer p = {NULL, 0, w, seed, 0, NULL, NULL};
+    G4_TRY(put_all(&p, m, c)); // sizing pass
     m->bytes = p.off;
     cudaError_t err = cudaMalloc(&m->base, m->bytes);
     if (err != cudaSuccess) {
@@ -233,28 +369,33 @@ static g4_status upload(struct g4_cuda_model *m, const struct g4_config *c,
         m->base = NULL;
         size_t free_b = 0, total_b = 0;
         cudaMemGetInfo(&free_b, &total_b);
+        cudaGetLastError();
         return g4_fail(err == cudaErrorMemoryAllocation ? G4_ERR_OUT_OF_MEMORY : G4_ERR_DEVICE,
                        "cuda: weights need %zu bytes on device %d (%zu of %zu free): %s",
                        m->bytes, m->device, free_b, total_b, cudaGetErrorString(err));
     }
     p.base = (char *)m->base;
     p.off = 0;
-    p.stage_f32 = (float *)malloc(STAGE_ELEMS * sizeof(float));
-    p.stage_bf = (uint16_t *)malloc(STAGE_ELEMS * sizeof(uint16_t));
-    g4_status st = p.stage_f32 && p.stage_bf
-                       ? put_all(&p, m, c, w)
-                       : g4_fail(G4_ERR_OUT_OF_MEMORY, "cuda: host staging buffer for the upload");
+    g4_status st = G4_OK;
+    if (w) {
+        p.stage_f32 = (float *)malloc(STAGE_ELEMS * sizeof(float));
+        p.stage_bf = (uint16_t *)malloc(STAGE_ELEMS * sizeof(uint16_t));
+        if (!p.stage_f32 || !p.stage_bf)
+            st = g4_fail(G4_ERR_OUT_OF_MEMORY, "cuda: host staging buffer for the upload");
+    }
+    if (st == G4_OK) st = put_all(&p, m, c);
     free(p.stage_f32);
     free(p.stage_bf);
     G4_TRY(st);
-    // cudaMemcpy from pageable memory may return before its DMA lands, and sessions run on
-    // non-blocking streams that do not wait for the legacy stream: wait for it here, once.
+    // cudaMemcpy from pageable memory may return before its DMA lands, the fill kernels run on
+    // the legacy stream, and sessions run on non-blocking streams that do not wait for it: wait
+    // for it here, once (a fault of a fill kernel surfaces here too).
     G4_CUDA_TRY(cudaStreamSynchronize(cudaStreamLegacy));
     return G4_OK;
 }
 
-g4_status g4_cuda_model_init(struct g4_cuda_model **out, const struct g4_config *cfg,
-                             const struct g4_weights *w, int device_index) {
+static g4_status model_init(struct g4_cuda_model **out, const struct g4_config *cfg,
+                            const struct g4_weights *w, uint64_t seed, int device_index) {
     *out = NULL;
     G4_TRY(open_device(device_index));
     G4_TRY(check_supported(cfg));
@@ -262,13 +403,27 @@ g4_status g4_cuda_model_init(struct g4_cuda_model **out, const struct g4_config 
     if (!m) return g4_fail(G4_ERR_OUT_OF_MEMORY, "cuda model");
     m->cfg = cfg;
     m->device = device_index;
-    g4_status st = upload(m, cfg, w);
+    g4_status st = fill(m, cfg, w, seed);
     if (st != G4_OK) {
         g4_cuda_model_free(m);
         return st;
     }
     *out = m;
     return G4_OK;
+}
+
+g4_status g4_cuda_model_init(struct g4_cuda_model **out, const struct g4_config *cfg,
+                             const struct g4_weights *w, int device_index) {
+    if (!w) {
+        *out = NULL;
+        return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda: g4_cuda_model_init without weights");
+    }
+    return model_init(out, cfg, w, 0, device_index);
+}
+
+g4_status g4_cuda_model_init_random(struct g4_cuda_model **out, const struct g4_config *cfg,
+                                    uint64_t seed, int device_index) {
+    return model_init(out, cfg, NULL, seed, device_index);
 }
 
 void g4_cuda_model_free(struct g4_cuda_model *m) {

@@ -70,6 +70,12 @@ struct g4_cuda_model {
 // G4_ERR_UNSUPPORTED for head_dim > G4_CUDA_MAX_HEAD_DIM. *out NULL on error.
 g4_status g4_cuda_model_init(struct g4_cuda_model **out, const struct g4_config *cfg,
                              const struct g4_weights *w, int device_index);
+// The same layout with random values made on the device, for the benchmark
+// (tests/bench/gpu_bench.c): no host weights, nothing transferred. Matrices N(0, 1/cols) in bf16,
+// norm weights 1 + N(0, 0.02) (q/k norms 0.25 times that), router scales and layer scalars 1;
+// the same seed gives the same values. Errors as g4_cuda_model_init.
+g4_status g4_cuda_model_init_random(struct g4_cuda_model **out, const struct g4_config *cfg,
+                                    uint64_t seed, int device_index);
 void g4_cuda_model_free(struct g4_cuda_model *m); // NULL fine
 
 // The session's precision (GEMMA4_PRECISION_*, struct g4_session's bf16 flag), passed on every
