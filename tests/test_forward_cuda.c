@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -364,6 +365,113 @@ static void test_failed_step_commits_nothing(void **state) {
 }
 #endif
 
+// g4_cuda_model_init_random (the GPU benchmark's models) shares the checkpoint path's layout:
+// on every fixture the two models have the same size and every tensor the same offset and shape
+// in the allocation. Its values: norm weights near 1, q/k norms near 0.25, matrices of standard
+// deviation ~1/sqrt(cols), and a forward over 16 tokens gives finite, non-constant logits.
+static ptrdiff_t off(const struct g4_cuda_model *m, const void *p) {
+    return p ? (const char *)p - (const char *)m->base : -1;
+}
+
+static void same_mat(const struct g4_cuda_model *a, const struct g4_cuda_mat *ma,
+                     const struct g4_cuda_model *b, const struct g4_cuda_mat *mb) {
+    assert_int_equal(off(a, ma->w), off(b, mb->w));
+    assert_int_equal(ma->rows, mb->rows);
+    assert_int_equal(ma->cols, mb->cols);
+}
+
+static void test_random_model(void **state) {
+    (void)state;
+    static const char *fixtures[] = {"e2b", "moe", "dense31b"};
+    for (size_t f = 0; f < G4_COUNT(fixtures); f++) {
+        struct g4_model *cpu = load(fixtures[f], G4_DEVICE_CPU);
+        const struct g4_config *c = &cpu->cfg;
+        struct g4_cuda_model *a = NULL, *b = NULL;
+        assert_int_equal(g4_cuda_model_init(&a, c, &cpu->w, 0), G4_OK);
+        assert_int_equal(g4_cuda_model_init_random(&b, c, 7, 0), G4_OK);
+        assert_int_equal(a->bytes, b->bytes);
+        same_mat(a, &a->embed, b, &b->embed);
+        same_mat(a, &a->lm_head, b, &b->lm_head);
+        same_mat(a, &a->ple_table, b, &b->ple_table);
+        same_mat(a, &a->ple_model_proj, b, &b->ple_model_proj);
+        assert_int_equal(off(a, a->ple_norm), off(b, b->ple_norm));
+        assert_int_equal(off(a, a->norm), off(b, b->norm));
+        for (int il = 0; il < c->num_hidden_layers; il++) {
+            const struct g4_cuda_layer *la = &a->layer[il], *lb = &b->layer[il];
+            const struct g4_cuda_mat *mats_a[] = {&la->qkv, &la->o_proj, &la->gate_up, &la->down,
+                                                  &la->ple_gate, &la->ple_proj};
+            const struct g4_cuda_mat *mats_b[] = {&lb->qkv, &lb->o_proj, &lb->gate_up, &lb->down,
+                                                  &lb->ple_gate, &lb->ple_proj};
+            for (size_t i = 0; i < G4_COUNT(mats_a); i++) same_mat(a, mats_a[i], b, mats_b[i]);
+            const void *vec_a[] = {la->input_layernorm, la->post_attention_layernorm,
+                                   la->pre_feedforward_layernorm, la->post_feedforward_layernorm,
+                                   la->q_norm, la->k_norm, la->rope_inv_freq,
+                                   la->post_per_layer_input_norm, la->router_proj,
+                                   la->router_scale, la->router_per_expert_scale,
+                                   la->experts_gate_up, la->experts_down,
+                                   la->post_feedforward_layernorm_1,
+                                   la->post_feedforward_layernorm_2, la->pre_feedforward_layernorm_2};
+            const void *vec_b[] = {lb->input_layernorm, lb->post_attention_layernorm,
+                                   lb->pre_feedforward_layernorm, lb->post_feedforward_layernorm,
+                                   lb->q_norm, lb->k_norm, lb->rope_inv_freq,
+                                   lb->post_per_layer_input_norm, lb->router_proj,
+                                   lb->router_scale, lb->router_per_expert_scale,
+                                   lb->experts_gate_up, lb->experts_down,
+                                   lb->post_feedforward_layernorm_1,
+                                   lb->post_feedforward_layernorm_2, lb->pre_feedforward_layernorm_2};
+            for (size_t i = 0; i < G4_COUNT(vec_a); i++)
+                assert_int_equal(off(a, vec_a[i]), off(b, vec_b[i]));
+        }
+        // values of the random model
+        const int H = c->hidden_size, hd = c->layer[0].head_dim;
+        float *norm = malloc(sizeof(float) * (size_t)H), *qn = malloc(sizeof(float) * (size_t)hd);
+        const struct g4_cuda_mat *q = &b->layer[0].qkv;
+        const size_t nw = (size_t)q->rows * q->cols;
+        uint16_t *w = malloc(nw * 2);
+        assert_non_null(norm), assert_non_null(qn), assert_non_null(w);
+        assert_int_equal(cudaMemcpy(norm, b->layer[0].input_layernorm, sizeof(float) * H,
+                                    cudaMemcpyDeviceToHost), cudaSuccess);
+        assert_int_equal(cudaMemcpy(qn, b->layer[0].q_norm, sizeof(float) * hd,
+                                    cudaMemcpyDeviceToHost), cudaSuccess);
+        assert_int_equal(cudaMemcpy(w, q->w, nw * 2, cudaMemcpyDeviceToHost), cudaSuccess);
+        for (int i = 0; i < H; i++) assert_true(fabsf(norm[i] - 1.0f) < 0.1f);
+        for (int i = 0; i < hd; i++) assert_true(fabsf(qn[i] - 0.25f) < 0.025f);
+        double ss = 0;
+        for (size_t i = 0; i < nw; i++) {
+            uint32_t u = (uint32_t)w[i] << 16;
+            float v;
+            memcpy(&v, &u, 4);
+            ss += (double)v * v;
+        }
+        const double sd = sqrt(ss / (double)nw), want = 1.0 / sqrt((double)q->cols);
+        printf("%-8s random model: %zu bytes, layout as the checkpoint's; q/k/v sd %.4f "
+               "(1/sqrt(cols) %.4f)\n", fixtures[f], b->bytes, sd, want);
+        assert_true(fabs(sd / want - 1.0) < 0.1);
+        struct g4_cuda_session *s = NULL;
+        assert_int_equal(g4_cuda_session_init(&s, b, 64, 16), G4_OK);
+        int32_t toks[16];
+        for (int i = 0; i < 16; i++) toks[i] = (int32_t)((i * 37 + 5) % c->vocab_size);
+        const int V = c->vocab_size;
+        float *lg = malloc(sizeof(float) * (size_t)V);
+        assert_non_null(lg);
+        g4_status st = g4_cuda_forward(s, toks, 16, 0, lg, false, G4_CUDA_FP32);
+        if (st != G4_OK) print_error("forward: %s\n", g4_last_error());
+        assert_int_equal(st, G4_OK);
+        float lo = lg[0], hi = lg[0];
+        for (int i = 0; i < V; i++) {
+            assert_true(isfinite(lg[i]));
+            lo = fminf(lo, lg[i]), hi = fmaxf(hi, lg[i]);
+        }
+        printf("%-8s random model: logits in [%.3f, %.3f]\n", fixtures[f], lo, hi);
+        assert_true(hi - lo > 1e-3f);
+        g4_cuda_session_free(s);
+        g4_cuda_model_free(a);
+        g4_cuda_model_free(b);
+        free(norm), free(qn), free(w), free(lg);
+        g4_model_release(cpu);
+    }
+}
+
 int main(void) {
     if (g4_no_cuda_device()) return 77;
     struct CMUnitTest tests[] = {
@@ -371,6 +479,7 @@ int main(void) {
         cmocka_unit_test(test_dense31b),   cmocka_unit_test(test_multimodal),
         cmocka_unit_test(test_bad_device), cmocka_unit_test(test_free_order),
         cmocka_unit_test(test_out_of_memory), cmocka_unit_test(test_unsupported_config),
+        cmocka_unit_test(test_random_model),
 #ifdef G4EMU
         cmocka_unit_test(test_failed_step_commits_nothing),
 #endif

@@ -1248,6 +1248,72 @@ static void test_sample(void **state) {
     }
 }
 
+// ---- device.cu: random values of the benchmark's models ----------------------------------------
+// The host twin of z(stream, i) (kernels.h): same integer hash, same float operations.
+static uint64_t fill_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static float fill_z(uint64_t stream, uint64_t i) {
+    const uint64_t a = fill_mix64(stream ^ fill_mix64(2 * i)),
+                   b = fill_mix64(stream ^ fill_mix64(2 * i + 1));
+    const float sum = (float)(a & 0xffff) + (float)((a >> 32) & 0xffff) + (float)(b & 0xffff) +
+                      (float)((b >> 32) & 0xffff);
+    return (sum * (1.0f / 65536.0f) - 2.0f) * 1.7320508075688772f;
+}
+
+// bf16: bit-exact against the host twin (integer hash, exact sums, two roundings); fp32 with a
+// center: within 1 ulp (the device may contract 1 + spread * z into an FMA). Moments of the bf16
+// values: mean 0 and standard deviation sigma within 1% over 2^18 values; another stream gives
+// other values.
+static void test_fill_normal(void **state) {
+    (void)state;
+    const size_t n = ((size_t)1 << 18) + 77;
+    const float sigma = 0.03125f;
+    uint16_t *got = xmalloc(n * 2), *got2 = xmalloc(n * 2);
+    float *gotf = xmalloc(n * 4);
+    struct dbuf db, df;
+    dnew(&db, n * 2);
+    dnew(&df, n * 4);
+    expect_ok(g4_cuda_fill_normal_bf16(db.p, n, 12345, sigma, NULL));
+    dget(got, &db);
+    double sum = 0, sum2 = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint16_t want = to_bf16(fill_z(12345, i) * sigma);
+        if (got[i] != want) {
+            print_error("fill_normal_bf16 [%zu]: got 0x%04x, want 0x%04x\n", i, got[i], want);
+            fail();
+        }
+        const double v = from_bf16(got[i]);
+        sum += v, sum2 += v * v;
+    }
+    const double mean = sum / (double)n, sd = sqrt(sum2 / (double)n - mean * mean);
+    printf("fill_normal_bf16 n=%zu bit-exact; mean %.2e, sd %.6f (sigma %g)\n", n, mean, sd, sigma);
+    assert_true(fabs(mean) < 0.01 * sigma);
+    assert_true(fabs(sd / sigma - 1.0) < 0.01);
+    expect_ok(g4_cuda_fill_normal_bf16(db.p, n, 12346, sigma, NULL));
+    dget(got2, &db);
+    size_t same = 0;
+    for (size_t i = 0; i < n; i++) same += got[i] == got2[i];
+    printf("fill_normal_bf16: another stream repeats %zu of %zu values\n", same, n);
+    assert_true(same < n / 20);
+    float *ref = xmalloc(n * 4);
+    for (int centered = 0; centered < 2; centered++) {
+        const float center = centered ? 0.25f : 0.0f, spread = centered ? 0.02f : 0.5f;
+        expect_ok(g4_cuda_fill_normal_f32(df.p, n, 777, center, spread, NULL));
+        dget(gotf, &df);
+        for (size_t i = 0; i < n; i++) {
+            const float z = fill_z(777, i);
+            ref[i] = centered ? center * (1.0f + spread * z) : spread * z;
+        }
+        expect_close(gotf, ref, n, 2e-7, centered ? "fill_normal_f32 center 0.25 spread 0.02"
+                                                  : "fill_normal_f32 sigma 0.5");
+    }
+    dfree(&db), dfree(&df);
+    free(got), free(got2), free(gotf), free(ref);
+}
+
 int main(void) {
     if (g4_no_cuda_device()) return 77;
     struct CMUnitTest tests[] = {
@@ -1258,6 +1324,7 @@ int main(void) {
         cmocka_unit_test(test_moe_route),     cmocka_unit_test(test_moe_grouped),
         cmocka_unit_test(test_moe_decode),
         cmocka_unit_test(test_softcap_argmax), cmocka_unit_test(test_sample),
+        cmocka_unit_test(test_fill_normal),
     };
     return _cmocka_run_group_tests("tests", tests, g4_cuda_tests_select(tests, G4_COUNT(tests)),
                                    NULL, NULL);

@@ -53,12 +53,12 @@ static size_t elem_offset(const struct g4_weight *w, size_t i) {
     return g4_dtype_row_bytes(w->dtype, (int64_t)i);
 }
 
-// ---- random values on the device ---------------------------------------------------------------
+// ---- random values on the device (kernels.h: g4_cuda_fill_normal_*) ------------------------------
 // Counter-based: element i of stream s is a function of (s, i) alone, so the values do not depend
 // on the grid. An approximately normal variate from the sum of four uniforms (Irwin-Hall,
 // variance 4/12, rescaled to 1; |v| <= 2 sqrt(3)): cheap, no special functions, and what a
-// benchmark needs (finite activations of the right scale through every layer), not a distribution
-// test.
+// benchmark needs (finite activations of the right scale through every layer), not a
+// distribution test.
 static __device__ __forceinline__ uint64_t mix64(uint64_t z) { // splitmix64's finalizer
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
@@ -73,14 +73,12 @@ static __device__ __forceinline__ float rand_normal(uint64_t stream, uint64_t i)
     return (sum * k - 2.0f) * 1.7320508075688772f; // (sum of 4 U(0,1) - 2) * sqrt(3)
 }
 
-// bf16 matrix values N(0, 1) * sigma.
 static __global__ void fill_bf16_kernel(g4_bf16 *dst, size_t n, uint64_t stream, float sigma) {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
         dst[i] = f2bf(rand_normal(stream, i) * sigma);
 }
 
-// fp32 values center * (1 + spread * N(0, 1)), or sigma * N(0, 1) with center 0 (the router).
 static __global__ void fill_f32_kernel(float *dst, size_t n, uint64_t stream, float center,
                                        float spread) {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
@@ -91,11 +89,25 @@ static __global__ void fill_f32_kernel(float *dst, size_t n, uint64_t stream, fl
 }
 
 #define FILL_THREADS 256
-#define FILL_MAX_BLOCKS 8192 // x 256 threads: enough to stream at full bandwidth
+#define FILL_MAX_BLOCKS 8192 // x 256 threads: enough to write at full bandwidth
 
 static unsigned fill_blocks(size_t n) {
     const unsigned b = g4_grid_1d(n, FILL_THREADS);
     return b > FILL_MAX_BLOCKS ? FILL_MAX_BLOCKS : b;
+}
+
+g4_status g4_cuda_fill_normal_bf16(g4_bf16 *dst, size_t n, uint64_t stream, float sigma,
+                                   cudaStream_t st) {
+    if (n == 0) return G4_OK;
+    fill_bf16_kernel G4_LAUNCH(fill_blocks(n), FILL_THREADS, 0, st)(dst, n, stream, sigma);
+    return g4_cuda_launch_status("fill_bf16_kernel");
+}
+
+g4_status g4_cuda_fill_normal_f32(float *dst, size_t n, uint64_t stream, float center,
+                                  float spread, cudaStream_t st) {
+    if (n == 0) return G4_OK;
+    fill_f32_kernel G4_LAUNCH(fill_blocks(n), FILL_THREADS, 0, st)(dst, n, stream, center, spread);
+    return g4_cuda_launch_status("fill_f32_kernel");
 }
 
 static uint64_t next_stream(struct placer *p) { return p->seed * 0x9e3779b97f4a7c15ull + ++p->n_tensors; }
@@ -162,9 +174,8 @@ static g4_status put_mat(struct placer *p, struct g4_cuda_mat *out, const struct
             G4_TRY(check_shape(&parts[i], what));
             G4_TRY(put_bf16(p, dst, parts[i].src));
         } else {
-            fill_bf16_kernel G4_LAUNCH(fill_blocks(n), FILL_THREADS, 0, cudaStreamLegacy)(
-                dst, n, next_stream(p), 1.0f / sqrtf((float)cols));
-            G4_TRY(g4_cuda_launch_status("fill_bf16_kernel"));
+            G4_TRY(g4_cuda_fill_normal_bf16(dst, n, next_stream(p), 1.0f / sqrtf((float)cols),
+                                            cudaStreamLegacy));
         }
         dst += n;
     }
@@ -188,9 +199,7 @@ static g4_status put_vec(struct placer *p, const float **out, const float *src, 
         G4_CUDA_TRY(cudaMemcpy(dst, src, n * sizeof(float), cudaMemcpyHostToDevice));
         return G4_OK;
     }
-    fill_f32_kernel G4_LAUNCH(fill_blocks(n), FILL_THREADS, 0, cudaStreamLegacy)(
-        dst, n, next_stream(p), center, spread);
-    return g4_cuda_launch_status("fill_f32_kernel");
+    return g4_cuda_fill_normal_f32(dst, n, next_stream(p), center, spread, cudaStreamLegacy);
 }
 
 // A norm weight vector (random: 1 + N(0, 0.02), q/k norms a quarter of that).
@@ -206,11 +215,9 @@ static g4_status put_f32_mat(struct placer *p, const float **out, int64_t rows, 
     float *dst = (float *)take(p, n * sizeof(float));
     *out = dst;
     if (!p->base) return G4_OK;
-    if (!p->w) {
-        fill_f32_kernel G4_LAUNCH(fill_blocks(n), FILL_THREADS, 0, cudaStreamLegacy)(
-            dst, n, next_stream(p), 0.0f, 1.0f / sqrtf((float)cols));
-        return g4_cuda_launch_status("fill_f32_kernel");
-    }
+    if (!p->w)
+        return g4_cuda_fill_normal_f32(dst, n, next_stream(p), 0.0f, 1.0f / sqrtf((float)cols),
+                                       cudaStreamLegacy);
     const struct part pt = {rows, cols, w};
     G4_TRY(check_shape(&pt, "router.proj"));
     for (size_t i = 0; i < n; i += STAGE_ELEMS) {

@@ -28,6 +28,18 @@ typedef uint16_t g4_bf16; // bfloat16 bits (upper half of an IEEE float32)
 
 #define G4_CUDA_MAX_HEAD_DIM 512
 
+// ---- device.cu -------------------------------------------------------------------------------
+// Random values for the benchmark's models and operands (g4_cuda_model_init_random in engine.h,
+// tests/bench/gpu_bench.c). z(stream, i) is an approximately standard normal variate that depends
+// on (stream, i) alone: (sum of four 16-bit uniforms of splitmix64(stream ^ splitmix64(2i)) and
+// splitmix64(stream ^ splitmix64(2i + 1)), each / 65536, minus 2) * sqrt(3); |z| <= 2 sqrt(3).
+// bf16: dst[i] = bf16(z * sigma). fp32: dst[i] = center * (1 + spread * z), or spread * z when
+// center is 0. The host twin is in tests/test_kernels_cuda.c (test_fill_normal).
+g4_status g4_cuda_fill_normal_bf16(g4_bf16 *dst, size_t n, uint64_t stream, float sigma,
+                                   cudaStream_t st);
+g4_status g4_cuda_fill_normal_f32(float *dst, size_t n, uint64_t stream, float center,
+                                  float spread, cudaStream_t st);
+
 // ---- gemm.cu ---------------------------------------------------------------------------------
 // Scratch of the GEMM wrapper, owned by the caller (one per stream).
 struct g4_cuda_gemm_scratch {

@@ -1158,6 +1158,18 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int device) {
     p->major = 9;
     p->minor = 0;
     p->multiProcessorCount = cfg().sm_count;
+    p->l2CacheSize = 50 << 20; // an H100's
+    return cudaSuccess;
+}
+
+// The harness implements CUDA 13.0's runtime API; no driver beneath it.
+cudaError_t cudaDriverGetVersion(int *version) {
+    *version = CUDART_VERSION;
+    return cudaSuccess;
+}
+
+cudaError_t cudaRuntimeGetVersion(int *version) {
+    *version = CUDART_VERSION;
     return cudaSuccess;
 }
 

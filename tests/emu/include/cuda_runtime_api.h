@@ -108,6 +108,7 @@ struct cudaDeviceProp {
     int maxGridSize[3];
     int major, minor;
     int multiProcessorCount;
+    int l2CacheSize; // bytes
 };
 
 typedef struct dim3 dim3;
@@ -117,6 +118,8 @@ cudaError_t cudaSetDevice(int device);
 cudaError_t cudaGetDevice(int *device);
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device);
 cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr attr, int device);
+cudaError_t cudaDriverGetVersion(int *version);
+cudaError_t cudaRuntimeGetVersion(int *version);
 cudaError_t cudaDeviceSynchronize(void);
 cudaError_t cudaDeviceReset(void);
 cudaError_t cudaGetLastError(void);
