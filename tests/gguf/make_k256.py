@@ -213,7 +213,6 @@ def stage_llama():
         L.llama_model_free(model)
         return logits, gen, settings
 
-    sys.path.insert(0, os.path.join(HERE, "..", "golden"))
     meta = {"generator": "tests/gguf/make_k256.py llama", "llama_cpp_python": L.__version__,
             "prompt": "tests/gguf/k256/reference.bin's 48 tokens in one llama_decode, every position's logits",
             "greedy": "argmax of the last logits, fed back one token per llama_decode",
