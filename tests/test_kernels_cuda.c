@@ -690,18 +690,21 @@ static void ref_experts(float *out, const float *h2, const float *wts, const int
 // Router GEMV + top-k (+ grouping, + the experts' input norm) against g4_moe_route_cpu: decode
 // and prompt batches (one top-k block with the grouping fused; several blocks and the separate
 // sort), hidden not a multiple of 4 (scalar loads), top_k == n_experts, and exact ties: pairs of
-// identical router rows give bit-equal probabilities on both engines, and the k-th pick falls
-// inside a pair, so the lower index must win.
+// identical router rows (e, e + stride) give bit-equal probabilities on both engines, and the
+// k-th pick falls inside a pair, so the lower index must win; stride 1 puts the twins on
+// different lanes of the top-k warp, stride 32 on the same lane.
 static void test_moe_route(void **state) {
     (void)state;
-    static const struct { int n, hidden, experts, top_k; bool ties; } cases[] = {
-        {1, 2816, 128, 8, false}, {7, 1000, 128, 8, false}, {1, 64, 8, 2, false},
-        {33, 2816, 128, 8, false}, {3, 100, 5, 5, false},   {130, 65, 16, 4, false},
-        {9, 256, 16, 5, true},     {2, 2816, 128, 7, true}, {4, 30, 6, 6, true}};
+    static const struct { int n, hidden, experts, top_k, tie_stride; } cases[] = {
+        {1, 2816, 128, 8, 0}, {7, 1000, 128, 8, 0}, {1, 64, 8, 2, 0},   {33, 2816, 128, 8, 0},
+        {3, 100, 5, 5, 0},    {130, 65, 16, 4, 0},  {9, 256, 16, 5, 1}, {2, 2816, 128, 7, 1},
+        {4, 30, 6, 6, 1},     {5, 512, 128, 9, 32}};
     const float eps = 1e-6f;
     for (size_t c = 0; c < G4_COUNT(cases); c++) {
         const int n = cases[c].n, H = cases[c].hidden, E = cases[c].experts, K = cases[c].top_k;
-        const bool ties = cases[c].ties;
+        const int stride = cases[c].tie_stride;
+        const bool ties = stride > 0;
+#define LOWER_TWIN(e) ((e) / stride % 2 == 0 && (e) + stride < E)
         const int A = n * K;
         float *x = xmalloc((size_t)n * H * 4), *scale = xmalloc((size_t)H * 4),
               *proj = xmalloc((size_t)E * H * 4), *pes = xmalloc((size_t)E * 4),
@@ -717,8 +720,9 @@ static void test_moe_route(void **state) {
         fill_f32(proj, (size_t)E * H, 1.0f);
         fill_f32(pes, (size_t)E, 1.0f);
         fill_f32(w2, (size_t)H, 1.5f);
-        if (ties) // rows 2j + 1 = rows 2j
-            for (int e = 1; e < E; e += 2) memcpy(proj + (size_t)e * H, proj + (size_t)(e - 1) * H, (size_t)H * 4);
+        if (ties) // row e + stride = row e for every lower twin e
+            for (int e = 0; e < E; e++)
+                if (LOWER_TWIN(e)) memcpy(proj + (size_t)(e + stride) * H, proj + (size_t)e * H, (size_t)H * 4);
         struct g4_weight pw = {proj, G4_DTYPE_F32, E, H};
         int n_tied_picks = 0;
         for (int t = 0; t < n; t++) {
@@ -731,7 +735,7 @@ static void test_moe_route(void **state) {
                 bool tie = false;
                 for (int a = 0; a < E; a++)
                     for (int b = a + 1; b < E; b++) {
-                        if (ties && b == a + 1 && a % 2 == 0) {
+                        if (ties && LOWER_TWIN(a) && b == a + stride) {
                             assert_true(probs[a] == probs[b]); // the premise: bit-equal
                             continue;
                         }
@@ -739,9 +743,8 @@ static void test_moe_route(void **state) {
                     }
                 if (!tie) break;
             }
-            // a last pick of an even expert left its bit-equal twin e + 1 (the lower index won)
-            if (ties) n_tied_picks += refe[(size_t)t * K + K - 1] % 2 == 0 &&
-                                      refe[(size_t)t * K + K - 1] + 1 < E;
+            // a last pick of a lower twin left its bit-equal twin (the lower index won)
+            if (ties) n_tied_picks += LOWER_TWIN(refe[(size_t)t * K + K - 1]);
         }
         g4_rmsnorm_cpu(refh, x, w2, n, H, eps);
         ref_sort(roff, rord, refe, A, E);
@@ -764,8 +767,8 @@ static void test_moe_route(void **state) {
         dget(gotw, &dw), dget(gote, &de), dget(goth, &dh);
         dget(off, &doff), dget(ord, &dord), dget(slot, &dslot);
         char what[128];
-        snprintf(what, sizeof what, "moe_route n=%d hidden=%d experts=%d top_k=%d%s", n, H, E, K,
-                 ties ? " ties" : "");
+        snprintf(what, sizeof what, "moe_route n=%d hidden=%d experts=%d top_k=%d ties %d", n,
+                 H, E, K, stride);
         for (int i = 0; i < A; i++) {
             if (gote[i] != refe[i]) print_error("%s: assignment %d expert %d, want %d\n", what, i, gote[i], refe[i]);
             assert_int_equal(gote[i], refe[i]);
@@ -775,6 +778,7 @@ static void test_moe_route(void **state) {
             printf("  %d of %d tokens' last pick split a tied pair\n", n_tied_picks, n);
             if (K % 2 && K < E) assert_int_equal(n_tied_picks, n);
         }
+#undef LOWER_TWIN
         assert_memory_equal(off, roff, (size_t)(E + 1) * 4);
         assert_memory_equal(ord, rord, (size_t)A * 4);
         for (int s = 0; s < A; s++) assert_int_equal(slot[ord[s]], s);
