@@ -174,8 +174,9 @@ static void test_matmul(void **state) {
     assert_int_equal(cublasSetStream(blas, NULL), CUBLAS_STATUS_SUCCESS);
     for (size_t c = 0; c < G4_COUNT(cases); c++)
         for (int ints = 0; ints < 2; ints++)
-            for (int fold = 0; fold < 2; fold++) {
+            for (int mode = 0; mode < 3; mode++) { // two GEMMs, GEMM + fold, bf16 activations
                 const int n = cases[c].n, R = cases[c].rows, C = cases[c].cols;
+                const bool fold = mode == 1, bf16 = mode == 2;
                 uint16_t *wh = xmalloc((size_t)R * C * 2);
                 float *x = xmalloc((size_t)n * C * 4), *ref = xmalloc((size_t)n * R * 4),
                       *got = xmalloc((size_t)n * R * 4);
@@ -183,7 +184,10 @@ static void test_matmul(void **state) {
                 for (int i = 0; i < R * C; i++)
                     wh[i] = to_bf16(ints ? (float)(irand(7) - 3) : frand() * 0.5f);
                 struct g4_weight w = {wh, G4_DTYPE_BF16, R, C};
-                g4_matmul_cpu(ref, x, w, n, NULL);
+                float *bscr = xmalloc((size_t)n * G4_BF16ACT_LD(C) * 4);
+                if (bf16) g4_matmul_cpu_bf16act(ref, x, w, n, NULL, bscr);
+                else g4_matmul_cpu(ref, x, w, n, NULL);
+                free(bscr);
                 struct dbuf dx, dw, dout, dsplit, dout2;
                 dput(&dx, x, (size_t)n * C * 4);
                 dput(&dw, wh, (size_t)R * C * 2);
@@ -195,21 +199,187 @@ static void test_matmul(void **state) {
                     scr.out2 = dnew(&dout2, (size_t)2 * n * R * 4);
                     scr.out2_floats = (size_t)2 * n * R;
                 }
-                expect_ok(g4_cuda_matmul(blas, dout.p, dx.p, dw.p, n, R, C, &scr, NULL));
+                expect_ok(g4_cuda_matmul(blas, dout.p, dx.p, dw.p, n, R, C, bf16, &scr, NULL));
                 dget(got, &dout);
                 char what[112];
                 snprintf(what, sizeof what, "matmul %s %s n=%d rows=%d cols=%d",
-                         ints ? "integers" : "floats", fold ? "one GEMM + fold" : "two GEMMs", n, R, C);
+                         ints ? "integers" : "floats",
+                         bf16 ? "bf16 activations" : fold ? "one GEMM + fold" : "two GEMMs", n, R, C);
                 if (ints) expect_exact(got, ref, (size_t)n * R, what);
                 else expect_close(got, ref, (size_t)n * R, TOL_SPLIT, what);
                 dfree(&dx), dfree(&dw), dfree(&dout), dfree(&dsplit), dfree(&dout2);
                 free(wh), free(x), free(ref), free(got);
             }
     struct g4_cuda_gemm_scratch none = {NULL, 0, NULL, 0};
-    assert_int_equal(g4_cuda_matmul(blas, NULL, NULL, NULL, 0, 1, 1, &none, NULL),
+    assert_int_equal(g4_cuda_matmul(blas, NULL, NULL, NULL, 0, 1, 1, false, &none, NULL),
                      G4_ERR_INVALID_ARGUMENT);
-    assert_int_equal(g4_cuda_matmul(blas, NULL, NULL, NULL, 1, 1, 1, &none, NULL),
+    assert_int_equal(g4_cuda_matmul(blas, NULL, NULL, NULL, 1, 1, 1, false, &none, NULL),
                      G4_ERR_INVALID_ARGUMENT); // no split scratch
+    cublasDestroy(blas);
+}
+
+// ---- gemv.cu ---------------------------------------------------------------------------------
+// The decode GEMV against the CPU products (g4_matmul_cpu for FP32, g4_matmul_cpu_bf16act for
+// BF16) and, for the fused epilogues, against the unfused composition on the CPU (product, then
+// g4_gelu_tanh_cpu and the multiply). Both sides compute the same exact products (bf16 weight
+// times fp32 or bf16-rounded activation) and differ by fp32 summation order only, so the
+// tolerance is TOL_FP32 relative to the largest element. Shapes: cols below one warp step
+// (24), not a multiple of the 256-column step (1000, 1544: a partial step and, at 8 tokens, a
+// second staged chunk of 520), above the 8192-column chunk of one token (8200), row counts that
+// leave partial warps and blocks (5, 97, 333, 4099); every token count 1..8; the automatic
+// split (132 SMs: split-K on the small matrices; 2 SMs: 8 row groups per block) and forced
+// splits of 3 and 7 (uneven column ranges, multiples of 8). Every case runs on the same
+// scratch, so a split counter that is not rearmed fails the next case.
+static void gemv_reference(float *ref, const float *x, const uint16_t *wh, int n, int rows, int cols,
+                           bool bf16, enum g4_cuda_epilogue epi, const float *ple, int n_layers,
+                           int layer) {
+    struct g4_weight w = {wh, G4_DTYPE_BF16, rows, cols};
+    float *y = xmalloc((size_t)n * rows * 4), *scr = xmalloc((size_t)n * G4_BF16ACT_LD(cols) * 4);
+    if (bf16) g4_matmul_cpu_bf16act(y, x, w, n, NULL, scr);
+    else g4_matmul_cpu(y, x, w, n, NULL);
+    const int d = epi == G4_CUDA_EPI_GELU_MUL ? rows / 2 : rows;
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < d; i++) {
+            float g = y[(size_t)t * rows + i];
+            if (epi == G4_CUDA_EPI_NONE) {
+                ref[(size_t)t * d + i] = g;
+                continue;
+            }
+            g4_gelu_tanh_cpu(&g, 1);
+            ref[(size_t)t * d + i] = epi == G4_CUDA_EPI_GELU_MUL
+                                         ? g * y[(size_t)t * rows + d + i]
+                                         : g * ple[((size_t)t * n_layers + layer) * d + i];
+        }
+    free(y), free(scr);
+}
+
+struct gemv_scratch_buf {
+    struct dbuf part, cnt;
+    struct g4_cuda_gemv_scratch scr;
+};
+static void gemv_scratch_new(struct gemv_scratch_buf *b) {
+    b->scr.partial = dnew(&b->part, G4_CUDA_GEMV_PARTIAL_FLOATS * 4);
+    b->scr.partial_floats = G4_CUDA_GEMV_PARTIAL_FLOATS;
+    b->scr.counters = dnew(&b->cnt, G4_CUDA_GEMV_COUNTERS * sizeof(unsigned));
+    assert_int_equal(cudaMemset(b->scr.counters, 0, G4_CUDA_GEMV_COUNTERS * sizeof(unsigned)), cudaSuccess);
+    b->scr.n_counters = G4_CUDA_GEMV_COUNTERS;
+    b->scr.n_sms = 132;
+}
+
+// One product through g4_cuda_gemv (splits >= 0) or g4_cuda_linear (splits < 0) against the CPU.
+static void gemv_case(struct gemv_scratch_buf *sb, cublasHandle_t blas, int n, int rows, int cols,
+                      bool bf16, enum g4_cuda_epilogue epi, int splits, int n_sms) {
+    const int L = 3, layer = 1, d = epi == G4_CUDA_EPI_GELU_MUL ? rows / 2 : rows;
+    uint16_t *wh = xmalloc((size_t)rows * cols * 2);
+    float *x = xmalloc((size_t)n * cols * 4), *ple = xmalloc((size_t)n * L * d * 4);
+    float *ref = xmalloc((size_t)n * d * 4), *got = xmalloc((size_t)n * d * 4);
+    fill_f32(x, (size_t)n * cols, 3.0f);
+    fill_bf16(wh, NULL, (size_t)rows * cols, 0.5f);
+    fill_f32(ple, (size_t)n * L * d, 1.0f);
+    gemv_reference(ref, x, wh, n, rows, cols, bf16, epi, ple, L, layer);
+    struct dbuf dx, dw, dple, dout, dtmp, dsplit;
+    dput(&dx, x, (size_t)n * cols * 4);
+    dput(&dw, wh, (size_t)rows * cols * 2);
+    dput(&dple, ple, (size_t)n * L * d * 4);
+    dnew(&dout, (size_t)n * d * 4);
+    sb->scr.n_sms = n_sms;
+    char what[128];
+    static const char *epi_name[] = {"", " gelu(gate)*up", " ple gate"};
+    if (splits >= 0) {
+        expect_ok(g4_cuda_gemv(dout.p, dx.p, dw.p, n, rows, cols, bf16, epi, dple.p, L, layer, splits,
+                               &sb->scr, NULL));
+        snprintf(what, sizeof what, "gemv%s %s n=%d %dx%d splits %d%s", epi_name[epi],
+                 bf16 ? "bf16" : "fp32", n, rows, cols, splits, n_sms == 132 ? "" : " (2 SMs)");
+        memset(&dtmp, 0, sizeof dtmp), memset(&dsplit, 0, sizeof dsplit);
+    } else {
+        struct g4_cuda_linear_ctx ctx = {blas, NULL, {dnew(&dsplit, (size_t)2 * n * cols * 2), (size_t)2 * n * cols,
+                                                      NULL, 0}, sb->scr};
+        dnew(&dtmp, (size_t)n * rows * 4);
+        expect_ok(g4_cuda_linear(&ctx, dout.p, dx.p, dw.p, n, rows, cols, bf16, epi, dple.p, L, layer,
+                                 dtmp.p));
+        snprintf(what, sizeof what, "linear (%s)%s %s n=%d %dx%d",
+                 g4_cuda_gemv_supported(dx.p, dw.p, n, cols) ? "gemv" : "gemm + epilogue kernel",
+                 epi_name[epi], bf16 ? "bf16" : "fp32", n, rows, cols);
+    }
+    dget(got, &dout);
+    expect_close(got, ref, (size_t)n * d, TOL_FP32, what);
+    dfree(&dx), dfree(&dw), dfree(&dple), dfree(&dout), dfree(&dtmp), dfree(&dsplit);
+    free(wh), free(x), free(ple), free(ref), free(got);
+}
+
+static void test_gemv(void **state) {
+    (void)state;
+    static const struct { int rows, cols; } shapes[] = {
+        {333, 1000}, {5, 24}, {97, 1544}, {4099, 64}, {40, 8200}};
+    struct gemv_scratch_buf sb;
+    gemv_scratch_new(&sb);
+    for (size_t c = 0; c < G4_COUNT(shapes); c++)
+        for (int n = 1; n <= G4_CUDA_GEMV_MAX_TOKENS; n++)
+            for (int bf16 = 0; bf16 < 2; bf16++) {
+                const int R = shapes[c].rows, C = shapes[c].cols;
+                const bool big = (size_t)R * C > 100000;
+                // every token count automatically; forced splits and 2 SMs on some
+                gemv_case(&sb, NULL, n, R, C, bf16, G4_CUDA_EPI_NONE, 0, 132);
+                if (n == 1 || n == 3 || n == 8) {
+                    gemv_case(&sb, NULL, n, R, C, bf16, G4_CUDA_EPI_NONE, big ? 3 : 7, 132);
+                    if (R > 1000) gemv_case(&sb, NULL, n, R, C, bf16, G4_CUDA_EPI_NONE, 0, 2);
+                }
+            }
+    dfree(&sb.part), dfree(&sb.cnt);
+}
+
+// The fused epilogues against the unfused composition: gelu_tanh(gate) * up on [gate; up]
+// matrices (the MLP's gate_up: rows 2 * dim, dim odd in one case, so a warp's last output pair
+// is partial) and the PLE gate gelu_tanh(x w^T) * ple[t, layer], each with one split and with
+// split-K (the epilogue then runs in the last block); g4_cuda_linear on the GEMV (n <= 8) and on
+// the GEMM + epilogue kernel path (9 tokens; cols 20, not a multiple of 8); and the launcher's
+// refusals.
+static void test_gemv_epilogue(void **state) {
+    (void)state;
+    static const struct { int rows, cols; } shapes[] = {{2 * 333, 256}, {2 * 9, 1544}, {256, 1536}};
+    struct gemv_scratch_buf sb;
+    gemv_scratch_new(&sb);
+    cublasHandle_t blas;
+    assert_int_equal(cublasCreate(&blas), CUBLAS_STATUS_SUCCESS);
+    assert_int_equal(cublasSetStream(blas, NULL), CUBLAS_STATUS_SUCCESS);
+    for (size_t c = 0; c < G4_COUNT(shapes); c++)
+        for (int epi = 1; epi <= 2; epi++)
+            for (int bf16 = 0; bf16 < 2; bf16++) {
+                const int R = shapes[c].rows, C = shapes[c].cols;
+                static const int ns[] = {1, 2, 5, 8};
+                for (size_t k = 0; k < G4_COUNT(ns); k++)
+                    gemv_case(&sb, blas, ns[k], R, C, bf16, (enum g4_cuda_epilogue)epi, 0, 132);
+                gemv_case(&sb, blas, 3, R, C, bf16, (enum g4_cuda_epilogue)epi, 3, 132);
+                gemv_case(&sb, blas, 4, R, C, bf16, (enum g4_cuda_epilogue)epi, -1, 132);
+                gemv_case(&sb, blas, 9, R, C, bf16, (enum g4_cuda_epilogue)epi, -1, 132);
+            }
+    gemv_case(&sb, blas, 3, 2 * 7, 20, true, G4_CUDA_EPI_GELU_MUL, -1, 132);  // cols % 8: GEMM
+    gemv_case(&sb, blas, 2, 10, 20, false, G4_CUDA_EPI_NONE, -1, 132);
+    // refusals, each naming the constraint
+    struct dbuf dx, dw, dout;
+    dnew(&dx, 9 * 64 * 4), dnew(&dw, 64 * 64 * 2), dnew(&dout, 9 * 64 * 4);
+    const g4_status e = G4_ERR_INVALID_ARGUMENT;
+    assert_int_equal(g4_cuda_gemv(dout.p, dx.p, dw.p, 9, 64, 64, false, G4_CUDA_EPI_NONE, NULL, 0, 0, 0,
+                                  &sb.scr, NULL), e);
+    assert_non_null(strstr(g4_last_error(), "n_tokens 9"));
+    assert_int_equal(g4_cuda_gemv(dout.p, dx.p, dw.p, 1, 64, 60, false, G4_CUDA_EPI_NONE, NULL, 0, 0, 0,
+                                  &sb.scr, NULL), e);
+    assert_non_null(strstr(g4_last_error(), "cols % 8 == 0 (cols 60)"));
+    assert_int_equal(g4_cuda_gemv(dout.p, (const float *)dx.p + 1, dw.p, 1, 64, 64, false, G4_CUDA_EPI_NONE,
+                                  NULL, 0, 0, 0, &sb.scr, NULL), e);
+    assert_non_null(strstr(g4_last_error(), "aligned"));
+    assert_int_equal(g4_cuda_gemv(dout.p, dx.p, dw.p, 1, 63, 64, false, G4_CUDA_EPI_GELU_MUL, NULL, 0, 0, 0,
+                                  &sb.scr, NULL), e);
+    assert_non_null(strstr(g4_last_error(), "even row count (63)"));
+    assert_int_equal(g4_cuda_gemv(dout.p, dx.p, dw.p, 1, 64, 64, false, G4_CUDA_EPI_PLE_GATE, NULL, 3, 1, 0,
+                                  &sb.scr, NULL), e);
+    assert_non_null(strstr(g4_last_error(), "PLE gate"));
+    struct g4_cuda_gemv_scratch small = sb.scr;
+    small.partial_floats = 10;
+    assert_int_equal(g4_cuda_gemv(dout.p, dx.p, dw.p, 1, 64, 64, false, G4_CUDA_EPI_NONE, NULL, 0, 0, 4,
+                                  &small, NULL), e);
+    assert_non_null(strstr(g4_last_error(), "partial floats"));
+    dfree(&dx), dfree(&dw), dfree(&dout), dfree(&sb.part), dfree(&sb.cnt);
     cublasDestroy(blas);
 }
 
@@ -1321,7 +1491,8 @@ static void test_fill_normal(void **state) {
 int main(void) {
     if (g4_no_cuda_device()) return 77;
     struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matmul),        cmocka_unit_test(test_embed),
+        cmocka_unit_test(test_matmul),        cmocka_unit_test(test_gemv),
+        cmocka_unit_test(test_gemv_epilogue), cmocka_unit_test(test_embed),
         cmocka_unit_test(test_ple_combine),   cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_head_norm_rope), cmocka_unit_test(test_attention),
         cmocka_unit_test(test_kv_commit),     cmocka_unit_test(test_gelu),

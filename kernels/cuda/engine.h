@@ -81,9 +81,9 @@ void g4_cuda_model_free(struct g4_cuda_model *m); // NULL fine
 // The session's precision (GEMMA4_PRECISION_*, struct g4_session's bf16 flag), passed on every
 // forward. FP32: today's exact path (fp32 activations, exact bf16 hi + lo split into the GEMMs,
 // fp32 K/V): the reference the tests compare with. BF16: bf16 activations into the matrix
-// products with fp32 accumulation, fp32 norms / softmax / elementwise, bf16 K/V cache.
-// Not yet implemented: the engine treats G4_CUDA_BF16 like G4_CUDA_FP32 for now (same
-// numerics; the BF16 products and K/V cache are being added).
+// products with fp32 accumulation (the GEMV and the GEMM round their inputs), fp32 norms /
+// softmax / elementwise, bf16 K/V cache (the K/V cache is still fp32 in both modes until the
+// bf16 cache lands; the MoE experts and router keep fp32 activations, as on the CPU).
 enum g4_cuda_precision { G4_CUDA_FP32 = 0, G4_CUDA_BF16 = 1 };
 
 struct g4_cuda_session;

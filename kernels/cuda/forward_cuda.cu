@@ -2,9 +2,11 @@
 // handle) and the forward pass, mirroring kernels/cpu/forward_cpu.c step for step (same order, same
 // names; transformers' Gemma4TextModel.forward + Gemma4TextDecoderLayer.forward).
 //
-// Precision: weights are bf16; activations, the K/V cache and all arithmetic are fp32, like the
-// CPU engine on a bf16 checkpoint (GEMMs see each activation as an exact bf16 hi + lo pair, see
-// gemm.cu). Rounding activations or K/V to bf16 moves the golden fixtures' logits by 4-38%
+// Precision (engine.h): weights are bf16; activations, norms, softmax and elementwise work are
+// fp32. G4_CUDA_FP32: the matrix products see each fp32 activation exactly (the GEMV multiplies
+// it in fp32, the GEMM as an exact bf16 hi + lo pair, see gemm.cu), like the CPU engine on a
+// bf16 checkpoint. G4_CUDA_BF16: the products' inputs are rounded to bf16 (the CPU engine's
+// GEMMA4_PRECISION_BF16); on the golden fixtures that moves the logits by 4-38% from FP32
 // (kernels/README.md). Everything is enqueued on the session's stream; the only
 // synchronization is one cudaStreamSynchronize at the end of each forward, after the logits
 // copy.
@@ -51,6 +53,8 @@ struct g4_cuda_session {
     float *att_scratch;       // flash-decoding partials
     size_t att_scratch_floats;
     struct g4_cuda_gemm_scratch gemm; // x split (2B, max GEMM cols) and fold rows
+    struct g4_cuda_gemv_scratch gemv; // split-K partials and counters of the decode GEMV
+    bool bf16_act;            // this forward's precision is G4_CUDA_BF16 (matrix products)
     float *ple;               // (B, n_layers, ple_dim) per-layer inputs
     float *g, *gated;         // (B, ple_dim) PLE gate before / after gelu * input
     float *h2;                // (B, hidden) expert input
@@ -163,6 +167,8 @@ static g4_status act_init(struct g4_cuda_session *s) {
         {(void **)&s->att_scratch, s->att_scratch_floats * f},
         {(void **)&s->gemm.x_split, s->gemm.x_split_elems * b},
         {(void **)&s->gemm.out2, s->gemm.out2_floats * f},
+        {(void **)&s->gemv.partial, G4_CUDA_GEMV_PARTIAL_FLOATS * f},
+        {(void **)&s->gemv.counters, G4_CUDA_GEMV_COUNTERS * sizeof(unsigned)},
         {(void **)&s->ple, B * L * P * f},
         {(void **)&s->g, B * P * f},
         {(void **)&s->gated, B * P * f},
@@ -207,6 +213,12 @@ static g4_status act_init(struct g4_cuda_session *s) {
         G4_CUDA_TRY(cudaMemcpyAsync(s->rings, h_rings, (size_t)n * sizeof *h_rings,
                                     cudaMemcpyHostToDevice, s->stream));
     }
+    // The GEMV's split-K counters start at zero; every launch leaves them zero.
+    s->gemv.partial_floats = G4_CUDA_GEMV_PARTIAL_FLOATS;
+    s->gemv.n_counters = G4_CUDA_GEMV_COUNTERS;
+    G4_CUDA_TRY(cudaDeviceGetAttribute(&s->gemv.n_sms, cudaDevAttrMultiProcessorCount, s->device));
+    G4_CUDA_TRY(cudaMemsetAsync(s->gemv.counters, 0, G4_CUDA_GEMV_COUNTERS * sizeof(unsigned),
+                                s->stream));
     G4_CUDA_TRY(cudaMallocHost((void **)&s->h_tokens, B * i4));
     return G4_OK;
 }
@@ -284,9 +296,19 @@ void g4_cuda_session_free(struct g4_cuda_session *s) {
 
 size_t g4_cuda_session_kv_bytes(const struct g4_cuda_session *s) { return s->kv_bytes; }
 
+// The session's linear layer (g4_cuda_linear: the GEMV up to 8 tokens, cuBLAS above) in this
+// forward's precision, with an optional fused epilogue (tmp: the GEMM path's pre-epilogue rows).
+static g4_status linear(struct g4_cuda_session *s, float *out, const float *x,
+                        const struct g4_cuda_mat *w, int n, enum g4_cuda_epilogue epi,
+                        int ple_layer, float *tmp) {
+    const struct g4_cuda_linear_ctx ctx = {s->blas, s->stream, s->gemm, s->gemv};
+    return g4_cuda_linear(&ctx, out, x, w->w, n, w->rows, w->cols, s->bf16_act, epi, s->ple,
+                          s->cfg->num_hidden_layers, ple_layer, tmp);
+}
+
 static g4_status matmul(struct g4_cuda_session *s, float *out, const float *x,
                         const struct g4_cuda_mat *w, int n) {
-    return g4_cuda_matmul(s->blas, out, x, w->w, n, w->rows, w->cols, &s->gemm, s->stream);
+    return linear(s, out, x, w, n, G4_CUDA_EPI_NONE, 0, NULL);
 }
 
 // Gemma4TextAttention.forward: reads s->h (n, hidden), writes s->t (n, hidden).
@@ -324,8 +346,7 @@ static g4_status attention(struct g4_cuda_session *s, int il, int64_t pos0, int 
 
 // Gemma4TextMLP: s->t = down(gelu_tanh(gate(h)) * up(h)).
 static g4_status mlp(struct g4_cuda_session *s, const struct g4_cuda_layer *lw, int n) {
-    G4_TRY(matmul(s, s->gu, s->h, &lw->gate_up, n));
-    G4_TRY(g4_cuda_gelu_mul(s->act, s->gu, n, lw->down.cols, s->stream));
+    G4_TRY(linear(s, s->act, s->h, &lw->gate_up, n, G4_CUDA_EPI_GELU_MUL, 0, s->gu));
     return matmul(s, s->t, s->act, &lw->down, n);
 }
 
@@ -392,8 +413,7 @@ static g4_status run(struct g4_cuda_session *s, int n, int64_t pos0, bool want_l
         G4_TRY(g4_cuda_add_rmsnorm(s->x, s->t, lw->post_feedforward_layernorm, 1.0f, NULL, NULL,
                                    G4_CUDA_OUT_NONE, n, H, eps, st));
         // PLE: h = h + post_per_layer_input_norm(proj(gelu(gate(h)) * per_layer_input[il]))
-        G4_TRY(matmul(s, s->g, s->x, &lw->ple_gate, n));
-        G4_TRY(g4_cuda_ple_gate(s->gated, s->g, s->ple, n, L, il, P, st));
+        G4_TRY(linear(s, s->gated, s->x, &lw->ple_gate, n, G4_CUDA_EPI_PLE_GATE, il, s->g));
         G4_TRY(matmul(s, s->t, s->gated, &lw->ple_proj, n));
         G4_TRY(g4_cuda_add_rmsnorm(s->x, s->t, lw->post_per_layer_input_norm, lw->layer_scalar,
                                    s->h, next_norm, next_mode, n, H, eps, st));
@@ -414,7 +434,7 @@ g4_status g4_cuda_forward(struct g4_cuda_session *s, const int32_t *tokens, int 
                           float *logits, bool all_logits, enum g4_cuda_precision prec) {
     if (prec != G4_CUDA_FP32 && prec != G4_CUDA_BF16)
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda forward: unknown precision %d", (int)prec);
-    // G4_CUDA_BF16 runs the FP32 path until the bf16 products exist (engine.h).
+    s->bf16_act = prec == G4_CUDA_BF16;
     if (n < 1 || n > s->n_batch || pos0 < 0 || pos0 + n > s->n_ctx)
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda forward: %d tokens at %lld (batch %d, ctx %lld)",
                        n, (long long)pos0, s->n_batch, (long long)s->n_ctx);

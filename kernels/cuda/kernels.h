@@ -6,9 +6,11 @@
 // the CUDA error text; invalid sizes are G4_ERR_INVALID_ARGUMENT before anything is launched.
 // bf16 tensors are passed as g4_bf16 (the raw bits) so that C can include this header.
 // Matrices are row-major; "(n, dim)" means n rows of dim elements, row stride dim unless a
-// *_stride argument says otherwise. Numerics: weights are bf16; activations, the K/V cache and
-// all arithmetic are fp32 (GEMMs feed the tensor cores an exact bf16 hi + lo split of each fp32
-// activation, see gemm.cu). Every CPU reference named below is in kernels/cpu/ops_cpu.h.
+// *_stride argument says otherwise. Numerics: weights are bf16; activations and all arithmetic
+// are fp32. The matrix products take a bf16_act flag (GEMMA4_PRECISION_BF16): false, each fp32
+// activation enters exactly (the GEMV multiplies it in fp32, the GEMM as an exact bf16 hi + lo
+// split, see gemm.cu); true, it is rounded to bf16 first (fp32 accumulation either way). Every
+// CPU reference named below is in kernels/cpu/ops_cpu.h.
 #ifndef G4_KERNELS_H
 #define G4_KERNELS_H
 
@@ -49,13 +51,69 @@ struct g4_cuda_gemm_scratch {
     size_t out2_floats;
 };
 // nn.Linear without bias: out (n_tokens, rows) fp32 = x (n_tokens, cols) fp32 @ w (rows, cols)^T,
-// w bf16. x is split exactly into bf16 hi = bf16(x) and lo = bf16(x - hi) (residual error
-// ~2^-17 |x|) and one cuBLAS GEMM (CUBLAS_COMPUTE_32F: fp32 accumulation) multiplies w by both,
-// reading w once; out = w.hi + w.lo. When out2 cannot hold both halves, two GEMMs accumulate
-// into out instead. The cuBLAS handle must be set to `stream`. CPU reference: g4_matmul_cpu.
+// w bf16, one cuBLAS GEMM with CUBLAS_COMPUTE_32F (fp32 accumulation).
+// bf16_act false: x is split exactly into bf16 hi = bf16(x) and lo = bf16(x - hi) (residual
+// error ~2^-17 |x|) and the GEMM multiplies w by both, reading w once; out = w.hi + w.lo. When
+// out2 cannot hold both halves, two GEMMs accumulate into out instead. CPU reference:
+// g4_matmul_cpu. bf16_act true: out = w.bf16(x), one bf16 x bf16 GEMM, no fold (CPU reference:
+// g4_matmul_cpu_bf16act). The cuBLAS handle must be set to `stream`.
 g4_status g4_cuda_matmul(cublasHandle_t blas, float *out, const float *x, const g4_bf16 *w,
-                         int n_tokens, int rows, int cols, const struct g4_cuda_gemm_scratch *scr,
-                         cudaStream_t stream);
+                         int n_tokens, int rows, int cols, bool bf16_act,
+                         const struct g4_cuda_gemm_scratch *scr, cudaStream_t stream);
+
+// ---- gemv.cu ---------------------------------------------------------------------------------
+// Decode products (1..G4_CUDA_GEMV_MAX_TOKENS tokens): bf16 weights streamed once with 16-byte
+// loads for all tokens, fp32 accumulation (see gemv.cuh for the device building blocks).
+#define G4_CUDA_GEMV_MAX_TOKENS 8
+// What the GEMV writes (its fused epilogue).
+enum g4_cuda_epilogue {
+    G4_CUDA_EPI_NONE = 0,     // out (n, rows) = x @ w^T
+    G4_CUDA_EPI_GELU_MUL = 1, // w is [gate; up] (2 * dim, cols): out (n, dim) = gelu_tanh(gate) * up
+    G4_CUDA_EPI_PLE_GATE = 2, // out (n, rows) = gelu_tanh(x @ w^T) * ple[t, ple_layer]
+                              // (ple (n, ple_layers, rows): the PLE gate of layer ple_layer)
+};
+// Split-K scratch, owned by the caller (one per stream): partial sums and one arrival counter per
+// row block, zero before the first launch (every launch leaves them zero again).
+struct g4_cuda_gemv_scratch {
+    float *partial;
+    size_t partial_floats;
+    unsigned *counters;
+    int n_counters;
+    int n_sms; // multiprocessors of the device (the automatic split aims at 2 blocks per SM)
+};
+// Scratch sizes the automatic choice (n_splits 0) never exceeds.
+#define G4_CUDA_GEMV_COUNTERS 1024
+#define G4_CUDA_GEMV_PARTIAL_FLOATS ((size_t)G4_CUDA_GEMV_COUNTERS * 32 * G4_CUDA_GEMV_MAX_TOKENS)
+// Whether the GEMV can run this product: cols a multiple of 8 (16-byte weight loads), w and x
+// 16-byte aligned, 1 <= n_tokens <= G4_CUDA_GEMV_MAX_TOKENS.
+bool g4_cuda_gemv_supported(const float *x, const g4_bf16 *w, int n_tokens, int cols);
+// out = epilogue(x (n_tokens, cols) @ w (rows, cols)^T); bf16_act rounds x to bf16 first
+// (GEMMA4_PRECISION_BF16), else the fp32 x multiplies the bf16 weight in fp32 (FP32, exact up
+// to summation order). n_splits 0 chooses the split of the columns (split-K: when the matrix has
+// too few rows to fill 2 blocks per SM; the last block of each row block to finish adds the
+// splits in split order and applies the epilogue, so the result does not depend on the
+// schedule); n > 0 asks for n splits (tests), G4_ERR_INVALID_ARGUMENT if the scratch is short.
+// Constraints as g4_cuda_gemv_supported (G4_ERR_INVALID_ARGUMENT naming the one broken);
+// GELU_MUL needs rows even. CPU reference: g4_matmul_cpu / g4_matmul_cpu_bf16act + g4_gelu_tanh_cpu.
+g4_status g4_cuda_gemv(float *out, const float *x, const g4_bf16 *w, int n_tokens, int rows,
+                       int cols, bool bf16_act, enum g4_cuda_epilogue epi, const float *ple,
+                       int ple_layers, int ple_layer, int n_splits,
+                       const struct g4_cuda_gemv_scratch *scr, cudaStream_t stream);
+
+// The engine's linear layer: the GEMV for n_tokens <= G4_CUDA_GEMV_MAX_TOKENS where
+// g4_cuda_gemv_supported, else g4_cuda_matmul into tmp (when epi is not NONE: (n, rows) floats)
+// followed by g4_cuda_gelu_mul / g4_cuda_ple_gate into out. Same numerics either way (up to
+// summation order).
+struct g4_cuda_linear_ctx {
+    cublasHandle_t blas; // set to stream
+    cudaStream_t stream;
+    struct g4_cuda_gemm_scratch gemm;
+    struct g4_cuda_gemv_scratch gemv;
+};
+g4_status g4_cuda_linear(const struct g4_cuda_linear_ctx *ctx, float *out, const float *x,
+                         const g4_bf16 *w, int n_tokens, int rows, int cols, bool bf16_act,
+                         enum g4_cuda_epilogue epi, const float *ple, int ple_layers,
+                         int ple_layer, float *tmp);
 
 // ---- embed.cu --------------------------------------------------------------------------------
 // Gemma4TextScaledWordEmbedding: x (n_tokens, dim) = table[tokens[t]] * scale in fp32.
