@@ -295,8 +295,9 @@ GEMMA4_API gemma4_status gemma4_session_info(const gemma4_session *session, int3
 // ---- Precision -------------------------------------------------------------------------------
 
 // How the session's matrix products treat activations. Weights are always used as stored
-// (GGUF block-quantized weights stay quantized in memory).
-// FP32 (the default): activations stay fp32 and accumulation is fp32, so logits match the
+// (GGUF block-quantized weights stay quantized in memory). Default: FP32 on the CPU, BF16 on
+// CUDA (see "On CUDA" below).
+// FP32 (the CPU's default): activations stay fp32 and accumulation is fp32, so logits match the
 //   transformers float32 forward to ~1e-5 relative (summation order only); block-quantized
 //   weights are dequantized block by block inside the products, so logits match an fp32 forward
 //   on the dequantized weights the same way.
@@ -319,7 +320,14 @@ GEMMA4_API gemma4_status gemma4_session_info(const gemma4_session *session, int3
 //     logits were > 0.5 apart (3 prompts, 72 steps). The MoE experts and router keep fp32
 //     activations.
 //   - F32 and F16 weights: unchanged (fp32 activations).
-//   The K/V cache stays fp32 (llama.cpp's is f16). The CUDA engine ignores this setting.
+//   The K/V cache stays fp32 (llama.cpp's is f16).
+// On CUDA (weights are bf16 on the device, see kernels/README.md): FP32 keeps every activation
+//   exact in the matrix products (fp32 multiply-adds in the decode kernels, an exact bf16 hi +
+//   lo split in the prompt GEMMs), the reference the GPU tests compare with. BF16 (the CUDA
+//   default) rounds the products' inputs to bf16 (fp32 accumulation; norms, softmax and the
+//   MoE router and experts stay fp32): on the test fixtures its logits follow transformers'
+//   float32 forward with every Linear input rounded to bf16 to a median 2e-3 relative (worst
+//   1.3e-2), the same bound the CPU's BF16 meets, and differ from FP32 by a few percent.
 #define GEMMA4_PRECISION_FP32 0
 #define GEMMA4_PRECISION_BF16 1
 // Takes effect from the next step; the K/V cache is kept. Errors: INVALID_ARGUMENT (unknown

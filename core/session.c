@@ -25,6 +25,8 @@ g4_status g4_session_init(struct g4_session **out, struct g4_model *m, int64_t n
     atomic_init(&s->cancel_requests, 0);
     atomic_init(&s->busy, false);
     s->finish_reason = -1;
+    // Default precision per device (abi/gemma4.h): FP32 on the CPU, BF16 on CUDA.
+    s->bf16 = m->device == G4_DEVICE_CUDA;
     // K/V cache (fp32 on the CPU, bf16 on CUDA: the larger is reserved) before any allocation.
     const uint64_t kv_bytes = g4_config_kv_bytes(&m->cfg, n_ctx, sizeof(float));
     g4_status st = g4_budget_reserve(kv_bytes, "session KV cache");
