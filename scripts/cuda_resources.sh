@@ -28,12 +28,12 @@ ls kernels/cuda/*.cu | xargs -P "$(nproc)" -I{} sh -c \
 
 # Largest dynamic shared memory each launcher requests (bytes), from the launchers' code:
 # attention: 2 * BK * head_dim floats (ATT_BK keeps it at 32 KiB); moe_topk: warps * n_experts
-# floats, warps chosen to fit 48 KiB; moe_gemv_down: 16 * n_assign (<= 1024) + 4; moe_combine:
+# floats, warps chosen to fit 48 KiB; moe_gemv_down: 16 * n_assign (<= 512) + 4; moe_combine:
 # top_k (<= 4096) * 12.
-declare -A dyn=([attention_kernel]=32768 [moe_topk_kernel]=49152 [moe_gemv_down_kernel]=16388 [moe_combine_kernel]=49152)
+declare -A dyn=([attention_kernel]=32768 [moe_topk_kernel]=49152 [moe_gemv_down_kernel]=8196 [moe_combine_kernel]=49152)
 # Threads per block of each kernel's launches (registers x threads must fit 64 K registers).
 declare -A threads=([attention_kernel]=128 [attention_merge_kernel]=128 [head_norm_rope_kernel]=128
-  [moe_matmul_kernel]=256 [moe_sort_kernel]=1024 [sample_kernel]=1024 [argmax_kernel]=1024
+  [moe_matmul_kernel]=256 [moe_gemv_down_kernel]=128 [moe_sort_kernel]=1024 [sample_kernel]=1024 [argmax_kernel]=1024
   [ple_combine_kernel]=128 [kv_commit_kernel]=128)
 
 cat "$out"/*.log | c++filt | awk -v arch="$arch" -v dyn="$(for k in "${!dyn[@]}"; do printf '%s=%s ' "$k" "${dyn[$k]}"; done)" \

@@ -1117,19 +1117,22 @@ static void test_moe_grouped(void **state) {
 }
 
 // Decode: the two expert GEMVs (gelu * up fused into the first, the combine into the second)
-// at 1-8 tokens, with 16-byte and scalar loads (dims not multiples of 8), top_k == n_experts and
-// an expert holding every token; integer operands make the down + combine bit-exact against an
+// at 1-8 tokens: hidden over one staged chunk (1288 with all 8 tokens on one expert), hidden not
+// a multiple of the 256-column load step, inter not a multiple of a block's 16 columns,
+// top_k == n_experts, an expert with every token and one with none; dims that are not multiples
+// of 8 take the grouped path. Integer operands make the down + combine bit-exact against an
 // fmaf sum in expert-id order. Then the whole g4_cuda_moe_experts (decode and grouped paths, both
 // precisions) on random floats against the CPU MoE's experts (ref_experts).
 static void test_moe_decode(void **state) {
     (void)state;
     static const struct { int n, experts, top_k, hidden, inter, mode; } cases[] = {
-        {1, 16, 8, 2816, 704, 0}, {8, 16, 8, 256, 96, 0}, {2, 8, 2, 65, 33, 0},
-        {3, 5, 5, 64, 32, 0},     {4, 8, 2, 128, 64, 1},  {20, 8, 3, 136, 40, 1}};
+        {1, 16, 8, 2816, 704, 0}, {8, 16, 8, 256, 96, 0}, {8, 16, 8, 1288, 96, 1},
+        {2, 8, 2, 264, 40, 0},    {2, 8, 2, 65, 33, 0},   {3, 5, 5, 64, 32, 0},
+        {4, 8, 2, 128, 64, 1},    {20, 8, 3, 136, 40, 1}};
     for (size_t c = 0; c < G4_COUNT(cases); c++) {
         const int n = cases[c].n, E = cases[c].experts, K = cases[c].top_k, H = cases[c].hidden;
         const int Im = cases[c].inter, I2 = 2 * Im, A = n * K;
-        const bool decode = g4_cuda_moe_decode_path(n, K);
+        const bool decode = g4_cuda_moe_decode_path(n, K, H, Im);
         int32_t *ex = xmalloc((size_t)A * 4), *roff = xmalloc((size_t)(E + 1) * 4),
                 *rorder = xmalloc((size_t)A * 4), *slot = xmalloc((size_t)A * 4);
         draw_experts(ex, n, E, K, cases[c].mode);
@@ -1263,8 +1266,12 @@ static void test_moe_decode(void **state) {
         free(ex), free(roff), free(rorder), free(slot), free(wgu), free(wd), free(h2), free(wts);
         free(act), free(gota), free(ref), free(got);
     }
+    // outside the GEMV path (9 tokens; hidden 65): a clear error, nothing launched
     assert_int_equal(g4_cuda_moe_gemv_down(NULL, NULL, NULL, NULL, NULL, NULL, 9, 8, NULL, 64,
                                            32, false, NULL),
+                     G4_ERR_INVALID_ARGUMENT);
+    assert_int_equal(g4_cuda_moe_gemv_gate_up(NULL, NULL, NULL, NULL, NULL, 1, 2, NULL, 32, 65,
+                                              false, NULL),
                      G4_ERR_INVALID_ARGUMENT);
 }
 

@@ -250,11 +250,12 @@ g4_status g4_cuda_moe_route(float *weights, int32_t *experts, int32_t *offsets, 
 // bf16. fp32 accumulation; bf16_act false: fp32 activations (exact products, the FP32 path);
 // true: activations rounded to bf16 before the products (the BF16 path). Scratch: act
 // (n_tokens * top_k, inter), y (n_tokens * top_k, hidden) (y unused on the decode path).
-// g4_cuda_moe_decode_path(n, top_k) (n <= 8, n * top_k <= 1024): two GEMV launches that stream
-// each chosen expert's matrices once (g4_cuda_moe_gemv_*); else the grouped GEMM
+// g4_cuda_moe_decode_path (n <= 8, n * top_k <= 512, hidden and inter multiples of 8) with
+// 16-byte aligned buffers: two GEMV launches that stream each chosen expert's matrices once
+// (g4_cuda_moe_gemv_*, built on gemv.cuh); else the grouped GEMM
 // (g4_cuda_moe_gate_up, g4_cuda_moe_matmul) and g4_cuda_moe_combine. CPU reference: moe() in
 // kernels/cpu/forward_cpu.c.
-bool g4_cuda_moe_decode_path(int n_tokens, int top_k);
+bool g4_cuda_moe_decode_path(int n_tokens, int top_k, int hidden, int inter);
 g4_status g4_cuda_moe_experts(float *out, const float *h2, const float *weights,
                               const int32_t *experts, const int32_t *offsets,
                               const int32_t *order, const int32_t *slot_of,
@@ -263,7 +264,8 @@ g4_status g4_cuda_moe_experts(float *out, const float *h2, const float *weights,
                               float *act, float *y, cudaStream_t stream);
 // Decode GEMV, gate_up: act[s] (inter,) = gelu_tanh(g) * u with g | u = h2[order[s] / top_k] @
 // w_gate_up[e]^T for each sorted slot s of expert e (the expert's weights read once for all its
-// tokens). n_tokens <= 8, n_tokens * top_k <= 1024.
+// tokens). Needs g4_cuda_moe_decode_path and 16-byte aligned h2 and w (else
+// G4_ERR_INVALID_ARGUMENT).
 g4_status g4_cuda_moe_gemv_gate_up(float *act, const float *h2, const int32_t *experts,
                                    const int32_t *order, const int32_t *offsets, int n_tokens,
                                    int top_k, const g4_bf16 *w, int inter, int hidden, bool bf16_act,

@@ -20,15 +20,15 @@
 // weights, exact products. BF16 (bf16_act true): activations rounded to bf16 on load, so the
 // products are those of bf16 tensor cores (the sums run in fp32 in another order).
 // CPU reference: g4_moe_route_cpu (kernels/cpu/ops_cpu.h) and moe() in kernels/cpu/forward_cpu.c.
-#include "common.cuh"
+#include "gemv.cuh"
 
 #define NORM_THREADS 256
 #define ROUTER_WARPS 8  // experts per router GEMV block, one warp each
 #define ROUTER_TOKENS 8 // tokens per router GEMV block (the weights are read once per 8 tokens)
 #define TOPK_SMEM_MAX 49152
 #define DECODE_TOKENS 8   // the GEMV path's largest batch (registers hold one sum per token)
-#define DECODE_ASSIGN 1024 // and most assignments (dynamic shared memory of the down kernel)
-#define GEMV_WARPS 8
+#define DECODE_ASSIGN 512  // and most assignments (the down kernel's dynamic shared memory)
+#define DOWN_THREADS 128   // 4 warps of 4 rows: 16 output rows per block (176 blocks at 2816)
 
 static __device__ __forceinline__ float act_round(float v, bool bf16) {
     return bf16 ? bf2f(f2bf(v)) : v;
@@ -42,21 +42,6 @@ static __device__ __forceinline__ void unpack8(const uint4 u, float *w) {
         w[2 * i] = __uint_as_float(p[i] << 16);
         w[2 * i + 1] = __uint_as_float(p[i] & 0xffff0000u);
     }
-}
-
-// sum_j w[j] * x[j] for the 8 activations at x (16-byte aligned), rounded to bf16 if asked.
-static __device__ __forceinline__ float dot8(const float *w, const float *x, bool bf16) {
-    const float4 a = *reinterpret_cast<const float4 *>(x);
-    const float4 b = *reinterpret_cast<const float4 *>(x + 4);
-    float d = w[0] * act_round(a.x, bf16);
-    d += w[1] * act_round(a.y, bf16);
-    d += w[2] * act_round(a.z, bf16);
-    d += w[3] * act_round(a.w, bf16);
-    d += w[4] * act_round(b.x, bf16);
-    d += w[5] * act_round(b.y, bf16);
-    d += w[6] * act_round(b.z, bf16);
-    d += w[7] * act_round(b.w, bf16);
-    return d;
 }
 
 static inline bool aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
@@ -266,76 +251,134 @@ g4_status g4_cuda_moe_route(float *weights, int32_t *experts, int32_t *offsets, 
     return g4_cuda_launch_status("moe_sort_kernel");
 }
 
-// ---- experts at decode: GEMV -------------------------------------------------------------------
-// Block (x, s): act columns r in [8x, 8x + 8) (a warp each: gate row r and up row inter + r of
-// expert e) for the expert of sorted slot s, run only by its first slot's blocks (the others
-// exit), over every token routed to e (<= 8: slots [offsets[e], offsets[e + 1]) hold distinct
-// tokens). act (n_assign, inter) in sorted slot order. vec: hidden % 8 == 0, 16-byte aligned.
-static __global__ void __launch_bounds__(GEMV_WARPS * 32)
-    moe_gemv_gate_up_kernel(float *act, const float *h2, const int32_t *experts,
-                            const int32_t *order, const int32_t *offsets, int top_k,
-                            const g4_bf16 *w, int inter, int hidden, bool bf16, bool vec) {
-    const int s = blockIdx.y, e = experts[order[s]];
-    if (s != offsets[e]) return; // the whole block
-    const int lane = threadIdx.x & 31, r = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
-    if (r >= inter) return;
-    const int m = min(offsets[e + 1] - s, DECODE_TOKENS);
-    const float *xt[DECODE_TOKENS];
+// ---- experts at decode: GEMV (gemv.cuh's building blocks) -------------------------------------
+// Block (x, s) of 8 warps: act columns o in [16x, 16x + 16) (a warp takes 2: gate rows o, o + 1
+// and up rows inter + o, inter + o + 1, G4_GEMV_RPW = 4 rows, so 8 16-byte loads are in flight
+// per lane) of the expert e of sorted slot s, run only by the blocks of e's first slot (the
+// others exit), for all NT tokens of e at once (slots [offsets[e], offsets[e + 1]) hold distinct
+// tokens). The tokens' h2 rows are gathered into shared memory chunk by chunk (rounded to bf16
+// in BF16). act (n_assign, inter) in sorted slot order.
+template <int NT>
+static __device__ __forceinline__ void gate_up_expert(float *act, float *xs, const float *h2,
+                                                      const int *tok, int s0, const g4_bf16 *we,
+                                                      int inter, int hidden, bool bf16) {
+    constexpr int OPW = G4_GEMV_RPW / 2, KC = g4_gemv_chunk<NT>();
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t o0 = ((int64_t)blockIdx.x * G4_GEMV_WARPS + warp) * OPW;
+    const g4_bf16 *wr[G4_GEMV_RPW];
 #pragma unroll
-    for (int j = 0; j < DECODE_TOKENS; j++)
-        xt[j] = h2 + (int64_t)(order[s + (j < m ? j : 0)] / top_k) * hidden;
-    const g4_bf16 *wg = w + ((int64_t)e * 2 * inter + r) * hidden;
-    const g4_bf16 *wu = wg + (int64_t)inter * hidden;
-    float ag[DECODE_TOKENS] = {}, au[DECODE_TOKENS] = {};
-    if (vec) {
-#pragma unroll 2
-        for (int c = lane; c < hidden / 8; c += 32) {
-            float g[8], u[8];
-            unpack8(reinterpret_cast<const uint4 *>(wg)[c], g);
-            unpack8(reinterpret_cast<const uint4 *>(wu)[c], u);
+    for (int j = 0; j < G4_GEMV_RPW; j++) {
+        const int64_t o = o0 + j % OPW;
+        wr[j] = o < inter ? we + (j < OPW ? o : inter + o) * hidden : nullptr;
+    }
+    float acc[NT][G4_GEMV_RPW];
 #pragma unroll
-            for (int j = 0; j < DECODE_TOKENS; j++) {
-                if (j >= m) break;
-                ag[j] += dot8(g, xt[j] + 8 * c, bf16);
-                au[j] += dot8(u, xt[j] + 8 * c, bf16);
-            }
+    for (int t = 0; t < NT; t++)
+#pragma unroll
+        for (int j = 0; j < G4_GEMV_RPW; j++) acc[t][j] = 0.0f;
+    for (int kk = 0; kk < hidden; kk += KC) {
+        const int len = min(KC, hidden - kk);
+        __syncthreads(); // the previous chunk's readers are done (and tok is written)
+        for (int q = threadIdx.x; q < NT * len / 4; q += blockDim.x) { // gather stage
+            const int e = q * 4, t = e / len, i = e - t * len;
+            float4 v = *reinterpret_cast<const float4 *>(h2 + (int64_t)tok[t] * hidden + kk + i);
+            v.x = act_round(v.x, bf16), v.y = act_round(v.y, bf16);
+            v.z = act_round(v.z, bf16), v.w = act_round(v.w, bf16);
+            *reinterpret_cast<float4 *>(xs + e) = v;
         }
-    } else {
-        for (int i = lane; i < hidden; i += 32) {
-            const float g = bf2f(wg[i]), u = bf2f(wu[i]);
-#pragma unroll
-            for (int j = 0; j < DECODE_TOKENS; j++) {
-                if (j >= m) break;
-                const float v = act_round(xt[j][i], bf16);
-                ag[j] += g * v;
-                au[j] += u * v;
-            }
-        }
+        __syncthreads();
+        g4_gemv_warp_dot<NT>(acc, wr, xs, len, kk, kk, kk + len);
     }
 #pragma unroll
-    for (int j = 0; j < DECODE_TOKENS; j++) {
-        if (j >= m) break; // m is warp-uniform
-        const float g = warp_sum(ag[j]), u = warp_sum(au[j]);
-        if (lane == 0) act[(int64_t)(s + j) * inter + r] = gelu_tanh(g) * u;
+    for (int t = 0; t < NT; t++)
+#pragma unroll
+        for (int j = 0; j < G4_GEMV_RPW; j++) acc[t][j] = warp_sum(acc[t][j]);
+#pragma unroll
+    for (int t = 0; t < NT; t++)
+#pragma unroll
+        for (int o = 0; o < OPW; o++)
+            if (lane == t * OPW + o && o0 + o < inter)
+                act[(int64_t)(s0 + t) * inter + o0 + o] = gelu_tanh(acc[t][o]) * acc[t][o + OPW];
+}
+
+static __global__ void __launch_bounds__(G4_GEMV_THREADS)
+    moe_gemv_gate_up_kernel(float *act, const float *h2, const int32_t *experts,
+                            const int32_t *order, const int32_t *offsets, int top_k,
+                            const g4_bf16 *w, int inter, int hidden, bool bf16) {
+    __shared__ __align__(16) float xs[G4_GEMV_XS_FLOATS];
+    __shared__ int tok[DECODE_TOKENS];
+    const int s = blockIdx.y, e = experts[order[s]];
+    if (s != offsets[e]) return; // the whole block
+    const int m = min(offsets[e + 1] - s, DECODE_TOKENS);
+    if ((int)threadIdx.x < m) tok[threadIdx.x] = order[s + threadIdx.x] / top_k;
+    const g4_bf16 *we = w + (int64_t)e * 2 * inter * hidden;
+    switch (m) { // block-uniform
+    case 1: gate_up_expert<1>(act, xs, h2, tok, s, we, inter, hidden, bf16); break;
+    case 2: gate_up_expert<2>(act, xs, h2, tok, s, we, inter, hidden, bf16); break;
+    case 3: gate_up_expert<3>(act, xs, h2, tok, s, we, inter, hidden, bf16); break;
+    case 4: gate_up_expert<4>(act, xs, h2, tok, s, we, inter, hidden, bf16); break;
+    case 5: gate_up_expert<5>(act, xs, h2, tok, s, we, inter, hidden, bf16); break;
+    case 6: gate_up_expert<6>(act, xs, h2, tok, s, we, inter, hidden, bf16); break;
+    case 7: gate_up_expert<7>(act, xs, h2, tok, s, we, inter, hidden, bf16); break;
+    default: gate_up_expert<8>(act, xs, h2, tok, s, we, inter, hidden, bf16); break;
     }
 }
 
-// Block x: output rows i in [8x, 8x + 8) (a warp each) of every token. Each warp walks the
-// step's experts in id order, streams row i of that expert's down matrix once, dots it with the
-// act rows of the expert's tokens and adds weight * dot into the token's sum with an fmaf: the
-// combine of g4_cuda_moe_combine, fused. Dynamic shared memory: per sorted slot its token, its
-// weight and the expert-group starts. vec: inter % 8 == 0, 16-byte aligned.
-static __global__ void __launch_bounds__(GEMV_WARPS * 32)
+// One expert of the down product: the act rows of its NT slots [s0, s0 + NT) staged (rounded to
+// bf16 in BF16), the warp's 4 output rows dotted with them, and weight * dot added into the
+// row sums of each slot's token with an fmaf.
+template <int NT>
+static __device__ __forceinline__ void down_expert(float (&sum)[DECODE_TOKENS][G4_GEMV_RPW],
+                                                   float *xs, const float *act, int s0,
+                                                   const int32_t *tok, const float *wt,
+                                                   const g4_bf16 *we, int64_t i0, int hidden,
+                                                   int inter, bool bf16) {
+    constexpr int KC = g4_gemv_chunk<NT>();
+    const g4_bf16 *wr[G4_GEMV_RPW];
+#pragma unroll
+    for (int j = 0; j < G4_GEMV_RPW; j++) wr[j] = i0 + j < hidden ? we + (i0 + j) * inter : nullptr;
+    float acc[NT][G4_GEMV_RPW];
+#pragma unroll
+    for (int t = 0; t < NT; t++)
+#pragma unroll
+        for (int j = 0; j < G4_GEMV_RPW; j++) acc[t][j] = 0.0f;
+    for (int kk = 0; kk < inter; kk += KC) {
+        const int len = min(KC, inter - kk);
+        __syncthreads(); // the previous expert's (or chunk's) readers are done
+        g4_gemv_stage<NT>(xs, act + (int64_t)s0 * inter, inter, kk, len, bf16);
+        __syncthreads();
+        g4_gemv_warp_dot<NT>(acc, wr, xs, len, kk, kk, kk + len);
+    }
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        const int q = tok[s0 + t];
+        const float wk = wt[s0 + t];
+#pragma unroll
+        for (int j = 0; j < G4_GEMV_RPW; j++) {
+            const float y = warp_sum(acc[t][j]);
+#pragma unroll
+            for (int p = 0; p < DECODE_TOKENS; p++) // a register per token, no local memory
+                if (p == q) sum[p][j] = fmaf(wk, y, sum[p][j]);
+        }
+    }
+}
+
+// Block x of 4 warps: output rows [16x, 16x + 16) (4 per warp) of every token. The block walks
+// the step's experts in id order and streams its rows of each chosen expert's down matrix once:
+// the combine of g4_cuda_moe_combine (expert-id order, an fmaf per term from 0), fused. Dynamic
+// shared memory: per sorted slot its token, its weight and the expert-group starts.
+static __global__ void __launch_bounds__(DOWN_THREADS)
     moe_gemv_down_kernel(float *out, const float *act, const float *weights,
                          const int32_t *experts, const int32_t *order, const int32_t *offsets,
                          int n_tokens, int top_k, const g4_bf16 *w, int hidden, int inter,
-                         bool bf16, bool vec) {
+                         bool bf16) {
+    __shared__ __align__(16) float xs[G4_GEMV_XS_FLOATS];
+    __shared__ int n_groups;
     const int n_assign = n_tokens * top_k;
     int32_t *tok = dynamic_smem<int32_t>();
     float *wt = reinterpret_cast<float *>(tok + n_assign);
     int32_t *group = reinterpret_cast<int32_t *>(wt + n_assign); // group starts, then n_assign
     int32_t *gexp = group + n_assign + 1;                          // expert of each group
-    __shared__ int n_groups;
     for (int s = threadIdx.x; s < n_assign; s += blockDim.x) {
         const int a = order[s];
         tok[s] = a / top_k;
@@ -354,72 +397,60 @@ static __global__ void __launch_bounds__(GEMV_WARPS * 32)
         n_groups = g;
     }
     __syncthreads();
-    const int lane = threadIdx.x & 31, i = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
-    if (i >= hidden) return;
-    float acc[DECODE_TOKENS] = {};
-    for (int g = 0; g < n_groups; g++) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+    const int64_t i0 = ((int64_t)blockIdx.x * n_warps + warp) * G4_GEMV_RPW;
+    float sum[DECODE_TOKENS][G4_GEMV_RPW];
+#pragma unroll
+    for (int p = 0; p < DECODE_TOKENS; p++)
+#pragma unroll
+        for (int j = 0; j < G4_GEMV_RPW; j++) sum[p][j] = 0.0f;
+    for (int g = 0; g < n_groups; g++) { // block-uniform
         const int s0 = group[g], m = min(group[g + 1] - s0, DECODE_TOKENS);
-        const g4_bf16 *wr = w + ((int64_t)gexp[g] * hidden + i) * inter;
-        const float *ar = act + (int64_t)s0 * inter;
-        float d[DECODE_TOKENS] = {};
-        if (vec) {
-#pragma unroll 2
-            for (int c = lane; c < inter / 8; c += 32) {
-                float wv[8];
-                unpack8(reinterpret_cast<const uint4 *>(wr)[c], wv);
-#pragma unroll
-                for (int j = 0; j < DECODE_TOKENS; j++) {
-                    if (j >= m) break;
-                    d[j] += dot8(wv, ar + (int64_t)j * inter + 8 * c, bf16);
-                }
-            }
-        } else {
-            for (int k = lane; k < inter; k += 32) {
-                const float wv = bf2f(wr[k]);
-#pragma unroll
-                for (int j = 0; j < DECODE_TOKENS; j++) {
-                    if (j >= m) break;
-                    d[j] += wv * act_round(ar[(int64_t)j * inter + k], bf16);
-                }
-            }
-        }
-#pragma unroll
-        for (int j = 0; j < DECODE_TOKENS; j++) {
-            if (j >= m) break;
-            const float y = warp_sum(d[j]), wk = wt[s0 + j];
-            const int t = tok[s0 + j];
-#pragma unroll
-            for (int q = 0; q < DECODE_TOKENS; q++) // a register per token, no local memory
-                if (q == t) acc[q] = fmaf(wk, y, acc[q]);
+        const g4_bf16 *we = w + (int64_t)gexp[g] * hidden * inter;
+        switch (m) {
+        case 1: down_expert<1>(sum, xs, act, s0, tok, wt, we, i0, hidden, inter, bf16); break;
+        case 2: down_expert<2>(sum, xs, act, s0, tok, wt, we, i0, hidden, inter, bf16); break;
+        case 3: down_expert<3>(sum, xs, act, s0, tok, wt, we, i0, hidden, inter, bf16); break;
+        case 4: down_expert<4>(sum, xs, act, s0, tok, wt, we, i0, hidden, inter, bf16); break;
+        case 5: down_expert<5>(sum, xs, act, s0, tok, wt, we, i0, hidden, inter, bf16); break;
+        case 6: down_expert<6>(sum, xs, act, s0, tok, wt, we, i0, hidden, inter, bf16); break;
+        case 7: down_expert<7>(sum, xs, act, s0, tok, wt, we, i0, hidden, inter, bf16); break;
+        default: down_expert<8>(sum, xs, act, s0, tok, wt, we, i0, hidden, inter, bf16); break;
         }
     }
-    if (lane == 0)
 #pragma unroll
-        for (int q = 0; q < DECODE_TOKENS; q++)
-            if (q < n_tokens) out[(int64_t)q * hidden + i] = acc[q];
+    for (int p = 0; p < DECODE_TOKENS; p++)
+#pragma unroll
+        for (int j = 0; j < G4_GEMV_RPW; j++)
+            if (lane == p * G4_GEMV_RPW + j && p < n_tokens && i0 + j < hidden)
+                out[(int64_t)p * hidden + i0 + j] = sum[p][j];
 }
 
-static g4_status check_decode(const char *what, int n_tokens, int top_k) {
-    if (n_tokens >= 1 && n_tokens <= DECODE_TOKENS && top_k >= 1 &&
-        n_tokens * top_k <= DECODE_ASSIGN)
+bool g4_cuda_moe_decode_path(int n_tokens, int top_k, int hidden, int inter) {
+    return n_tokens >= 1 && n_tokens <= DECODE_TOKENS && top_k >= 1 &&
+           n_tokens * top_k <= DECODE_ASSIGN && hidden >= 8 && hidden % 8 == 0 && inter >= 8 &&
+           inter % 8 == 0;
+}
+
+static g4_status check_decode(const char *what, int n_tokens, int top_k, int hidden, int inter,
+                              const void *x, const void *w) {
+    if (g4_cuda_moe_decode_path(n_tokens, top_k, hidden, inter) && aligned16(x) && aligned16(w))
         return G4_OK;
     return g4_fail(G4_ERR_INVALID_ARGUMENT,
-                   "cuda %s: n_tokens %d (1..%d), top_k %d (n_tokens * top_k <= %d)", what,
-                   n_tokens, DECODE_TOKENS, top_k, DECODE_ASSIGN);
+                   "cuda %s: n_tokens %d (1..%d), top_k %d (n_tokens * top_k <= %d), hidden %d "
+                   "and inter %d (multiples of 8), 16-byte aligned activations and weights",
+                   what, n_tokens, DECODE_TOKENS, top_k, DECODE_ASSIGN, hidden, inter);
 }
 
 g4_status g4_cuda_moe_gemv_gate_up(float *act, const float *h2, const int32_t *experts,
                                    const int32_t *order, const int32_t *offsets, int n_tokens,
                                    int top_k, const g4_bf16 *w, int inter, int hidden, bool bf16_act,
                                    cudaStream_t stream) {
-    G4_TRY(check_decode("moe_gemv_gate_up", n_tokens, top_k));
-    if (inter < 1 || hidden < 1)
-        return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda moe_gemv_gate_up: inter %d, hidden %d",
-                       inter, hidden);
-    const bool vec = hidden % 8 == 0 && aligned16(h2) && aligned16(w);
-    const dim3 grid((unsigned)g4_ceil_div(inter, GEMV_WARPS), (unsigned)(n_tokens * top_k));
-    moe_gemv_gate_up_kernel G4_LAUNCH(grid, GEMV_WARPS * 32, 0, stream)(
-        act, h2, experts, order, offsets, top_k, w, inter, hidden, bf16_act, vec);
+    G4_TRY(check_decode("moe_gemv_gate_up", n_tokens, top_k, hidden, inter, h2, w));
+    const dim3 grid((unsigned)g4_ceil_div(inter, G4_GEMV_WARPS * (G4_GEMV_RPW / 2)),
+                    (unsigned)(n_tokens * top_k));
+    moe_gemv_gate_up_kernel G4_LAUNCH(grid, G4_GEMV_THREADS, 0, stream)(
+        act, h2, experts, order, offsets, top_k, w, inter, hidden, bf16_act);
     return g4_cuda_launch_status("moe_gemv_gate_up_kernel");
 }
 
@@ -427,16 +458,13 @@ g4_status g4_cuda_moe_gemv_down(float *out, const float *act, const float *weigh
                                 const int32_t *experts, const int32_t *order,
                                 const int32_t *offsets, int n_tokens, int top_k, const g4_bf16 *w,
                                 int hidden, int inter, bool bf16_act, cudaStream_t stream) {
-    G4_TRY(check_decode("moe_gemv_down", n_tokens, top_k));
-    if (inter < 1 || hidden < 1)
-        return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda moe_gemv_down: hidden %d, inter %d", hidden,
-                       inter);
+    G4_TRY(check_decode("moe_gemv_down", n_tokens, top_k, hidden, inter, act, w));
     const int A = n_tokens * top_k;
-    const bool vec = inter % 8 == 0 && aligned16(act) && aligned16(w);
     const size_t smem = (size_t)A * 4 * 4 + 4; // token, weight, group start, group expert
-    moe_gemv_down_kernel G4_LAUNCH((unsigned)g4_ceil_div(hidden, GEMV_WARPS), GEMV_WARPS * 32, smem,
+    const int rows_per_block = (DOWN_THREADS / 32) * G4_GEMV_RPW;
+    moe_gemv_down_kernel G4_LAUNCH((unsigned)g4_ceil_div(hidden, rows_per_block), DOWN_THREADS, smem,
                                    stream)(out, act, weights, experts, order, offsets, n_tokens,
-                                           top_k, w, hidden, inter, bf16_act, vec);
+                                           top_k, w, hidden, inter, bf16_act);
     return g4_cuda_launch_status("moe_gemv_down_kernel");
 }
 
@@ -636,10 +664,6 @@ g4_status g4_cuda_moe_combine(float *out, const float *y, const float *weights,
 }
 
 // ---- the experts of one MoE block ----------------------------------------------------------------
-bool g4_cuda_moe_decode_path(int n_tokens, int top_k) {
-    return n_tokens <= DECODE_TOKENS && n_tokens * top_k <= DECODE_ASSIGN;
-}
-
 g4_status g4_cuda_moe_experts(float *out, const float *h2, const float *weights,
                               const int32_t *experts, const int32_t *offsets,
                               const int32_t *order, const int32_t *slot_of,
@@ -649,7 +673,8 @@ g4_status g4_cuda_moe_experts(float *out, const float *h2, const float *weights,
     if (n_tokens < 1 || top_k < 1 || top_k > n_experts)
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda moe_experts: n_tokens %d, top_k %d of %d",
                        n_tokens, top_k, n_experts);
-    if (g4_cuda_moe_decode_path(n_tokens, top_k)) {
+    if (g4_cuda_moe_decode_path(n_tokens, top_k, hidden, inter) && aligned16(h2) &&
+        aligned16(act) && aligned16(w_gate_up) && aligned16(w_down)) {
         G4_TRY(g4_cuda_moe_gemv_gate_up(act, h2, experts, order, offsets, n_tokens, top_k,
                                         w_gate_up, inter, hidden, bf16_act, stream));
         return g4_cuda_moe_gemv_down(out, act, weights, experts, order, offsets, n_tokens, top_k,
