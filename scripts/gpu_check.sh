@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# The one command for a lent GPU machine (an H100/H200 with CUDA 13, nvcc and PyTorch, but no
-# internet and no cJSON/cmocka). Each step runs under its own time budget inside a 400 s total,
-# so the whole check ends in under 7 minutes; every log goes to $OUT (at most 8 files):
+# The one command for a lent GPU machine (an H100/H200 with CUDA 13, nvcc, PyTorch and
+# transformers, but no internet and no cJSON/cmocka). Each step runs under its own time budget
+# inside a 480 s total (8 minutes), in the order that puts the most important numbers first;
+# every log goes to $OUT (7 files):
 #   summary.txt   one line per step: PASS / FAIL (rc) / TIMEOUT / SKIP and seconds
-#   env.txt       nvidia-smi, nvcc, compute-sanitizer, cmake versions
-#   build.log     cmake configure + build for sm_90 with every core
+#   env.txt       nvidia-smi, nvcc, compute-sanitizer, cmake, torch and transformers versions
+#   build.log     cmake configure + build for sm_90 with every core (library, GPU tests, gpu_bench)
+#   bench.log     the GPU benchmark (tests/bench/gpu_bench.sh): phase 1 (E2B and E4B at context
+#                 128 and the 512-token prompt, gemma4 in both precisions and transformers) right
+#                 after the build, phase 2 (26B-A4B and 31B, then contexts 4096 / 32768 and the
+#                 4096-token prompt) after the correctness steps, phase 3 (transformers' E2B
+#                 under torch.compile) with what is left, and the combined table
+#   bench.json    the benchmark's rows (JSON lines; tests/bench/gpu_bench_table.py prints them)
 #   ctest_gpu.log ctest -L gpu (test_kernels_cuda, test_forward_cuda)
-#   memcheck.log  compute-sanitizer --tool memcheck over test_kernels_cuda
-#   racecheck.log compute-sanitizer --tool racecheck over the kernel tests with shared memory
-#   decode.log    the GPU benchmark of the GPU-speed issue when it exists (tests/bench/gpu_bench.sh),
-#                 else a quick decode timing on an E2B-shaped random model (4 layers)
+#   sanitizer.log compute-sanitizer memcheck over test_kernels_cuda, then racecheck over the
+#                 kernel tests with shared memory
+# The combined benchmark table is printed last (the device tool's reply shows the output's end).
 #
 #   scripts/gpu_check.sh --prepare-debs DIR   on a machine with Debian's packages: downloads the
 #                                             build dependencies' .deb files into DIR
@@ -18,7 +24,8 @@
 #                                             a private prefix when cJSON/cmocka are missing)
 # --dry-run (automatic without a GPU) runs the steps that need no GPU and prints SKIP for the
 # others. With the device tool: prepare into .gpu_debs/ (listed in .git/info/exclude, never
-# committed), then run with carry [".gpu_debs"]: OUT=$OUT bash scripts/gpu_check.sh --debs .gpu_debs
+# committed), then run with carry [".gpu_debs"] and timeout_s 560:
+#   OUT=$OUT bash scripts/gpu_check.sh --debs .gpu_debs
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -46,7 +53,7 @@ mkdir -p "$OUT"
 summary=$OUT/summary.txt
 : > "$summary"
 start=$(date +%s)
-total=400
+total=480
 failed=0
 
 # step NAME BUDGET LOG CMD...: runs CMD with a timeout of min(BUDGET, what is left of the total)
@@ -83,6 +90,7 @@ if command -v nvidia-smi > /dev/null && nvidia-smi -L > /dev/null 2>&1; then gpu
   compute-sanitizer --version 2>&1 || echo "compute-sanitizer: not found"
   cmake --version 2>&1 | head -1
   python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.is_available())' 2>&1 || true
+  python3 -c 'import transformers; print("transformers", transformers.__version__)' 2>&1 || true
 } > "$OUT/env.txt" 2>&1
 echo "GPU: $([ $gpu -eq 1 ] && nvidia-smi -L | head -1 || echo "none: dry run, GPU steps are skipped")" | tee -a "$summary"
 
@@ -121,23 +129,38 @@ fi
 # ---- build for sm_90 ----------------------------------------------------------------------------
 bdir=$root/build-gpu
 if [ $build -eq 1 ]; then
-  step "configure + build (sm_90, $(nproc) jobs)" 170 "$OUT/build.log" bash -c "
+  step "configure + build (sm_90, $(nproc) jobs)" 130 "$OUT/build.log" bash -c "
     cmake -S '$root' -B '$bdir' -DCMAKE_BUILD_TYPE=Release -DGEMMA4_CUDA=ON \
-      -DGEMMA4_CUDA_ARCHITECTURES=90 -DGEMMA4_BUILD_SAMPLES=OFF -DGEMMA4_BUILD_BENCH=OFF \
+      -DGEMMA4_CUDA_ARCHITECTURES=90 -DGEMMA4_BUILD_SAMPLES=OFF -DGEMMA4_BUILD_BENCH=ON \
       -DGEMMA4_EMU=OFF -DGEMMA4_SWIG=OFF &&
-    cmake --build '$bdir' -j$(nproc) --target gemma4 test_kernels_cuda test_forward_cuda" || failed=1
+    cmake --build '$bdir' -j$(nproc) --target gemma4 test_kernels_cuda test_forward_cuda gpu_bench" || failed=1
 else
   skip "build" "--no-build"
 fi
 
 # ---- GPU steps ----------------------------------------------------------------------------------
 kt=$bdir/tests/test_kernels_cuda
-if [ $gpu -eq 1 ] && [ -x "$kt" ]; then
-  step "ctest -L gpu" 150 "$OUT/ctest_gpu.log" \
-    ctest --test-dir "$bdir" -L gpu --output-on-failure --timeout 140 || true
+gb=$bdir/tests/bench/gpu_bench
+bench_json=$OUT/bench.json
+: > "$bench_json"
+ready=0
+[ $gpu -eq 1 ] && [ -x "$kt" ] && ready=1
+
+# 1. the headline numbers: E2B and E4B decode at context 128 (and the 512-token prompt)
+if [ $ready -eq 1 ] && [ -x "$gb" ]; then
+  step "GPU benchmark phase 1: E2B, E4B at context 128 (gemma4 + transformers)" 105 "$OUT/bench.log" \
+    bash tests/bench/gpu_bench.sh "$bdir" --phase 1 --json "$bench_json" --budget 100 || true
+else
+  skip "GPU benchmark phase 1" "no GPU or no gpu_bench"
+fi
+
+# 2. correctness on the GPU
+if [ $ready -eq 1 ]; then
+  step "ctest -L gpu" 90 "$OUT/ctest_gpu.log" \
+    ctest --test-dir "$bdir" -L gpu --output-on-failure --timeout 85 || true
   # the kernel tests hold their own buffers (no model): the sanitizers' natural target
   if command -v compute-sanitizer > /dev/null; then
-    step "compute-sanitizer memcheck (test_kernels_cuda)" 100 "$OUT/memcheck.log" \
+    step "compute-sanitizer memcheck (test_kernels_cuda)" 45 "$OUT/sanitizer.log" \
       env CMOCKA_MESSAGE_OUTPUT=STDOUT compute-sanitizer --tool memcheck --error-exitcode 9 "$kt" || true
   else
     skip "compute-sanitizer memcheck" "compute-sanitizer not found"
@@ -147,23 +170,22 @@ else
   skip "compute-sanitizer memcheck (test_kernels_cuda)" "no GPU"
 fi
 
-# decode timing: the GPU-speed issue's benchmark if it exists, else an E2B-shaped random model
-if [ $gpu -eq 1 ] && [ -x "$kt" ]; then
-  if [ -x tests/bench/gpu_bench.sh ]; then
-    step "GPU benchmark (tests/bench/gpu_bench.sh)" 90 "$OUT/decode.log" bash tests/bench/gpu_bench.sh "$bdir" || true
+# 3. the rest of the benchmark: what is left of the total but the racecheck's 25 s
+if [ $ready -eq 1 ] && [ -x "$gb" ]; then
+  left=$((total - ($(date +%s) - start) - 25))
+  [ $left -gt 120 ] && left=120
+  if [ $left -gt 20 ]; then
+    step "GPU benchmark phase 2: 26B-A4B, 31B; contexts 4096, 32768; prompt 4096" $((left + 5)) \
+      "$OUT/bench.log" bash tests/bench/gpu_bench.sh "$bdir" --phase 2 --json "$bench_json" --budget "$left" || true
   else
-    model=$(mktemp -d /tmp/g4e2b.XXXX)
-    step "decode timing, E2B-shaped random model (4 layers)" 100 "$OUT/decode.log" bash -c "
-      python3 '$root/tests/bench/make_model.py' '$root/tests/configs/e2b.json' '$root/tests/golden/e2b' '$model' --layers 4 &&
-      python3 '$root/scripts/gpu_decode_timing.py' '$bdir/libgemma4.so' '$model' --prompt 128 --steps 64" || true
-    rm -rf "$model"
+    skip "GPU benchmark phase 2" "no time left"
   fi
 else
-  skip "decode timing" "no GPU"
+  skip "GPU benchmark phase 2" "no GPU or no gpu_bench"
 fi
 
-if [ $gpu -eq 1 ] && [ -x "$kt" ] && command -v compute-sanitizer > /dev/null; then
-  step "compute-sanitizer racecheck (shared-memory kernels)" 90 "$OUT/racecheck.log" \
+if [ $ready -eq 1 ] && command -v compute-sanitizer > /dev/null; then
+  step "compute-sanitizer racecheck (shared-memory kernels)" 25 "$OUT/sanitizer.log" \
     env CMOCKA_MESSAGE_OUTPUT=STDOUT \
     G4_CUDA_TESTS=test_rmsnorm,test_attention,test_moe_route,test_moe_dispatch,test_softcap_argmax \
     compute-sanitizer --tool racecheck --racecheck-report all --error-exitcode 9 "$kt" || true
@@ -171,5 +193,18 @@ else
   skip "compute-sanitizer racecheck" "no GPU or no compute-sanitizer"
 fi
 
+# 4. with what is left: transformers' E2B decode under torch.compile (a long compile)
+left=$((total - ($(date +%s) - start)))
+if [ $ready -eq 1 ] && [ $left -gt 40 ]; then
+  step "GPU benchmark phase 3: transformers E2B under torch.compile" "$left" "$OUT/bench.log" \
+    bash tests/bench/gpu_bench.sh "$bdir" --phase 3 --json "$bench_json" --budget $((left - 5)) || true
+else
+  skip "GPU benchmark phase 3 (transformers torch.compile)" "no GPU or under 40 s left"
+fi
+
 echo "total $(($(date +%s) - start)) s; logs in $OUT" | tee -a "$summary"
+# the combined benchmark table last, into bench.log and onto the output's end
+if [ -s "$bench_json" ]; then
+  bash tests/bench/gpu_bench.sh "$bdir" --phase table --json "$bench_json" 2>&1 | tee -a "$OUT/bench.log"
+fi
 exit $failed

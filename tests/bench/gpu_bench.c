@@ -136,7 +136,8 @@ static void parse_args(struct opts *o, int argc, char **argv) {
     o->precs[0] = G4_CUDA_BF16, o->precs[1] = G4_CUDA_FP32, o->n_precs = 2;
     o->steps = 64, o->warmup = 4, o->reps = 3, o->ceiling_reps = 10, o->batch = 512;
     o->gemm_tokens = 4096, o->logits = true, o->seed = 1;
-    bool quick = false;
+    for (int i = 1; i < argc; i++) // --quick sets defaults that the other options override
+        if (!strcmp(argv[i], "--quick")) o->steps = 16, o->warmup = 2, o->reps = 1, o->ceiling_reps = 3;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -165,7 +166,7 @@ static void parse_args(struct opts *o, int argc, char **argv) {
         else if (!strcmp(a, "--json")) { NEED_VALUE(); o->json = v; }
         else if (!strcmp(a, "--seed")) { NEED_VALUE(); o->seed = (uint64_t)atoll(v); }
         else if (!strcmp(a, "--no-logits")) o->logits = false;
-        else if (!strcmp(a, "--quick")) quick = true;
+        else if (!strcmp(a, "--quick")) continue;
         else if (!strcmp(a, "--bytes-only")) {
             NEED_VALUE();
             char buf[64], *parts[2];
@@ -177,7 +178,6 @@ static void parse_args(struct opts *o, int argc, char **argv) {
         else { usage(); die("unknown option"); }
 #undef NEED_VALUE
     }
-    if (quick) o->steps = 16, o->warmup = 2, o->reps = 1, o->ceiling_reps = 3;
     if (o->steps < 1 || o->warmup < 0 || o->reps < 1 || o->batch < 1 || o->gemm_tokens < 1)
         die("--steps, --reps, --batch and --gemm-tokens must be >= 1, --warmup >= 0");
     o->n_models = split(models_buf, (char **)o->models, MAX_LIST);
