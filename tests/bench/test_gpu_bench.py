@@ -118,7 +118,7 @@ def main():
         tc = cfg.get("text_config", cfg)
         with tempfile.TemporaryDirectory() as tmp:
             js = os.path.join(tmp, "rows.json")
-            cmd = [exe, "--models", cfg_path, "--quick", "--steps", "6", "--warmup", "1", "--contexts", CONTEXTS, "--prompts", PROMPTS,
+            cmd = [exe, "--models", cfg_path, "--quick", "--steps", "4", "--warmup", "1", "--contexts", CONTEXTS, "--prompts", PROMPTS,
                    "--batch", str(BATCH), "--bw-mib", "4", "--gemm-tokens", "16", "--json", js]
             print("$", " ".join(cmd), flush=True)
             p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
