@@ -161,6 +161,12 @@ static void expect_exact(const float *got, const float *ref, size_t n, const cha
     printf("%-56s n=%zu bit-exact\n", what, n);
 }
 
+// The device step state (kernels.h) of a step of n tokens at pos0.
+static struct g4_cuda_step *dstep(struct dbuf *b, int64_t pos0, int n) {
+    const struct g4_cuda_step st = {pos0, n, 0};
+    return dput(b, &st, sizeof st);
+}
+
 // ---- gemm.cu ---------------------------------------------------------------------------------
 // Both paths of the wrapper: one GEMM over hi and lo with the fold (scratch large enough), and
 // two accumulating GEMMs (no fold scratch). Small integers are exact in hi (lo = 0) and in any
@@ -557,9 +563,10 @@ static void test_head_norm_rope(void **state) {
             g4_rmsnorm_cpu(r, r, wp, nh, hd, eps);
             g4_rope_cpu(r, nh, hd, cases[c].pairs, cases[c].theta, cases[c].pos0 + t);
         }
-        struct dbuf ds, dw, dd, df;
+        struct dbuf ds, dw, dd, df, dst;
         dput(&ds, src, N * 4);
         dput(&dw, w, (size_t)hd * 4);
+        dstep(&dst, cases[c].pos0, n);
         float freq[G4_CUDA_MAX_HEAD_DIM / 2 + 1];
         g4_cuda_rope_inv_freq(freq, cases[c].pairs, hd, cases[c].theta, 1.0f);
         dput(&df, freq, sizeof freq);
@@ -569,16 +576,16 @@ static void test_head_norm_rope(void **state) {
                  cases[c].packed_out ? "to packed rows" : "in place");
         if (cases[c].packed_out) { // packed destination, like a K/V cache row
             dnew(&dd, (size_t)n * row * 4);
-            expect_ok(g4_cuda_head_norm_rope(dd.p, row, ds.p, stride, wp ? dw.p : NULL, n, nh, hd,
-                                             cases[c].pairs, df.p, cases[c].pos0, eps,
-                                             NULL));
+            const struct g4_cuda_rope_part part = {dd.p, row, ds.p, stride, wp ? dw.p : NULL, nh,
+                                                   cases[c].pairs, 0, 0};
+            expect_ok(g4_cuda_head_norm_rope(&part, 1, n, hd, df.p, dst.p, eps, NULL));
             dget(gotc, &dd);
             expect_close(gotc, ref, (size_t)n * row, TOL_ROPE, what);
             dfree(&dd);
         } else { // in place with the source stride (the q part of the qkv buffer)
-            expect_ok(g4_cuda_head_norm_rope(ds.p, stride, ds.p, stride, wp ? dw.p : NULL, n, nh, hd,
-                                             cases[c].pairs, df.p, cases[c].pos0, eps,
-                                             NULL));
+            const struct g4_cuda_rope_part part = {ds.p, stride, ds.p, stride, wp ? dw.p : NULL,
+                                                   nh, cases[c].pairs, 0, 0};
+            expect_ok(g4_cuda_head_norm_rope(&part, 1, n, hd, df.p, dst.p, eps, NULL));
             dget(got, &ds);
             for (int t = 0; t < n; t++)
                 memcpy(gotc + (size_t)t * row, got + (size_t)t * stride, (size_t)row * 4);
@@ -587,11 +594,13 @@ static void test_head_norm_rope(void **state) {
                 for (int64_t i = row; i < stride; i++)
                     assert_true(got[(size_t)t * stride + i] == src[(size_t)t * stride + i]);
         }
+        dfree(&dst);
         dfree(&ds), dfree(&dw), dfree(&df);
         free(src), free(ref), free(got), free(w), free(gotc);
     }
-    assert_int_equal(g4_cuda_head_norm_rope((float *)8, 514, (float *)8, 514, NULL, 1, 1, 514, 0,
-                                            NULL, 0, 1e-6f, NULL),
+    const struct g4_cuda_rope_part bad = {(float *)8, 514, (float *)8, 514, NULL, 1, 0, 0, 0};
+    const struct g4_cuda_step *fake_step = (const struct g4_cuda_step *)8;
+    assert_int_equal(g4_cuda_head_norm_rope(&bad, 1, 1, 514, NULL, fake_step, 1e-6f, NULL),
                      G4_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(g4_last_error(), "head_dim 514"));
 }
@@ -635,7 +644,7 @@ static void run_attention(const struct att_case *ac) {
         g4_attention_cpu(ref + (size_t)t * qrow, q + (size_t)t * qrow, &view, pos0 + t, nh, 0, nh,
                          ac->window, scores);
 
-    struct dbuf dkc, dvc, dkn, dvn, dq, dout, dscr;
+    struct dbuf dkc, dvc, dkn, dvn, dq, dout;
     const size_t mis = (size_t)ac->misalign;
     float *kcd = (float *)dnew(&dkc, (ncache + mis) * 4) + mis;
     float *vcd = (float *)dnew(&dvc, (ncache + mis) * 4) + mis;
@@ -647,19 +656,34 @@ static void run_attention(const struct att_case *ac) {
     assert_int_equal(cudaMemcpy(vnd, vn, nnew * 4, cudaMemcpyHostToDevice), cudaSuccess);
     dput(&dq, q, (size_t)n * qrow * 4);
     dnew(&dout, (size_t)n * qrow * 4);
-    const size_t scratch_floats = (size_t)64 * n * nh * (hd + 2);
-    dnew(&dscr, scratch_floats * 4);
-    struct g4_cuda_kv_view dview = {kcd, vcd, ring ? knd : kcd + pos0 * row,
-                                    ring ? vnd : vcd + pos0 * row, pos0, (int)cap, ring, nkv, hd};
-    expect_ok(g4_cuda_attention(dout.p, qrow, dq.p, qrow, &dview, pos0, n, nh, ac->window,
-                                ac->splits, dscr.p, scratch_floats, NULL));
+    struct dbuf dst, dpart, dtick;
+    dstep(&dst, pos0, n);
+    struct g4_cuda_att_scratch scr = {0, NULL, 0, NULL, 0};
+    assert_int_equal(cudaDeviceGetAttribute(&scr.n_sm, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+    const int splits = g4_cuda_attention_splits(scr.n_sm, n, nh, nkv, hd, ac->splits,
+                                                &scr.part_floats, &scr.n_tickets);
+    scr.part = dnew(&dpart, scr.part_floats * 4);
+    scr.tickets = dnew(&dtick, scr.n_tickets * sizeof(unsigned));
+    assert_int_equal(cudaMemset(scr.tickets, 0, scr.n_tickets * sizeof(unsigned)), cudaSuccess);
+    // A linear slot holds the step's rows in place (no staging view), as the forward passes it.
+    struct g4_cuda_kv_view dview = {kcd, vcd, ring ? knd : NULL, ring ? vnd : NULL, (int)cap,
+                                    ring, false, nkv, hd};
+    expect_ok(g4_cuda_attention(dout.p, qrow, dq.p, qrow, &dview, dst.p, n, nh, ac->window,
+                                ac->splits, &scr, NULL));
+    // The last block of each merge resets its ticket: a second launch (a graph replay) finds
+    // them zero.
+    unsigned *tick = xmalloc(scr.n_tickets * sizeof(unsigned) + 1);
+    dget(tick, &dtick);
+    for (size_t i = 0; i < scr.n_tickets; i++) assert_int_equal(tick[i], 0);
+    free(tick);
     dget(got, &dout);
     char what[160];
     snprintf(what, sizeof what, "attention %s: n=%d h=%d/%d hd=%d pos0=%lld W=%d cap=%lld split=%d%s",
-             ac->what, n, nh, nkv, hd, (long long)pos0, ac->window, (long long)cap, ac->splits,
+             ac->what, n, nh, nkv, hd, (long long)pos0, ac->window, (long long)cap, splits,
              mis ? (mis % 2 ? " K/V 4-byte aligned" : " K/V 8-byte aligned") : "");
     expect_close(got, ref, (size_t)n * qrow, TOL_FP32, what);
-    dfree(&dkc), dfree(&dvc), dfree(&dkn), dfree(&dvn), dfree(&dq), dfree(&dout), dfree(&dscr);
+    dfree(&dkc), dfree(&dvc), dfree(&dkn), dfree(&dvn), dfree(&dq), dfree(&dout);
+    dfree(&dst), dfree(&dpart), dfree(&dtick);
     free(kc), free(vc), free(kn), free(vn), free(q), free(ref), free(got), free(scores);
 }
 
@@ -691,8 +715,9 @@ static void test_attention(void **state) {
     };
     for (size_t c = 0; c < G4_COUNT(cases); c++) run_attention(&cases[c]);
 
-    struct g4_cuda_kv_view bad = {NULL, NULL, NULL, NULL, 0, 8, false, 3, 64};
-    assert_int_equal(g4_cuda_attention(NULL, 256, NULL, 256, &bad, 0, 1, 4, 0, 0, NULL, 0, NULL),
+    struct g4_cuda_kv_view bad = {NULL, NULL, NULL, NULL, 8, false, false, 3, 64};
+    const struct g4_cuda_step *fake_step = (const struct g4_cuda_step *)8;
+    assert_int_equal(g4_cuda_attention(NULL, 256, NULL, 256, &bad, fake_step, 1, 4, 0, 0, NULL, NULL),
                      G4_ERR_INVALID_ARGUMENT); // 4 heads over 3 KV heads
 }
 
@@ -711,7 +736,7 @@ static void test_kv_commit(void **state) {
         kv.n_slots = n_rings;
         kv.n_batch = n_batch;
         struct g4_cuda_ring hr[3];
-        struct dbuf dk[3], dv[3], dsk[3], dsv[3], dr;
+        struct dbuf dk[3], dv[3], dsk[3], dsv[3], dr, dst;
         for (int r = 0; r < n_rings; r++) {
             const size_t nc = (size_t)rings[r].capacity * rings[r].row, ns = (size_t)n_batch * rings[r].row;
             struct g4_kv_slot *sl = &kv.slot[r];
@@ -729,10 +754,12 @@ static void test_kv_commit(void **state) {
             hr[r].stage_v = dput(&dsv[r], sl->stage_v, ns * 4);
             hr[r].capacity = rings[r].capacity;
             hr[r].row = rings[r].row;
+            hr[r].bf16 = 0;
+            hr[r].pad = 0;
         }
         dput(&dr, hr, sizeof hr);
         g4_kv_cache_commit(&kv, pos0, n);
-        expect_ok(g4_cuda_kv_commit(dr.p, n_rings, pos0, n, NULL));
+        expect_ok(g4_cuda_kv_commit(dr.p, n_rings, dstep(&dst, pos0, n), n, NULL));
         for (int r = 0; r < n_rings; r++) {
             const size_t nc = (size_t)rings[r].capacity * rings[r].row;
             float *gotf = xmalloc(nc * 4);
@@ -747,7 +774,7 @@ static void test_kv_commit(void **state) {
             dfree(&dk[r]), dfree(&dv[r]), dfree(&dsk[r]), dfree(&dsv[r]);
             free(kv.slot[r].k), free(kv.slot[r].v), free(kv.slot[r].stage_k), free(kv.slot[r].stage_v);
         }
-        dfree(&dr);
+        dfree(&dr), dfree(&dst);
     }
 }
 

@@ -18,7 +18,6 @@
 #include "engine.h"
 
 #define ALIGN 256
-#define ATT_SCRATCH_SPLITS 64 // flash-decoding splits the scratch holds for one token
 #define FOLD_TOKENS 8         // GEMMs of up to 8 tokens read their weights once (gemm.cu)
 
 struct kv_slot {
@@ -50,8 +49,8 @@ struct g4_cuda_session {
     float *att;               // (B, n_heads * max head_dim) attention output
     float *gu;                // (B, 2 * max intermediate) gate | up
     float *act;               // (B, max intermediate) gelu(gate) * up
-    float *att_scratch;       // flash-decoding partials
-    size_t att_scratch_floats;
+    struct g4_cuda_att_scratch att_scr; // split-attention partials and merge tickets
+    struct g4_cuda_step *step; // the step state the position-dependent kernels read
     struct g4_cuda_gemm_scratch gemm; // x split (2B, max GEMM cols) and fold rows
     struct g4_cuda_gemv_scratch gemv; // split-K partials and counters of the decode GEMV
     bool bf16_act;            // this forward's precision is G4_CUDA_BF16 (matrix products)
@@ -71,6 +70,7 @@ struct g4_cuda_session {
     struct g4_cuda_ring *rings; // (n_rings,) device table for the commit
     int n_rings;
     int32_t *h_tokens;        // (B,) pinned host staging for the token upload
+    struct g4_cuda_step *h_step; // pinned host staging of *step
 };
 
 static size_t align_up(size_t x) { return (x + ALIGN - 1) / ALIGN * ALIGN; }
@@ -141,7 +141,18 @@ static g4_status act_init(struct g4_cuda_session *s) {
         if ((size_t)c->layer[il].intermediate_size > max_i) max_i = (size_t)c->layer[il].intermediate_size;
         if ((size_t)qkv_width(c, il) > max_qkv) max_qkv = (size_t)qkv_width(c, il);
     }
-    s->att_scratch_floats = ATT_SCRATCH_SPLITS * nh * (max_hd + 2);
+    // Split attention: the largest scratch any step size and layer shape asks for (the split
+    // count depends on the grid and the SM count only, never on the position).
+    G4_CUDA_TRY(cudaDeviceGetAttribute(&s->att_scr.n_sm, cudaDevAttrMultiProcessorCount,
+                                       s->device));
+    for (int n = 1; n <= s->n_batch; n++)
+        for (int il = 0; il < c->num_hidden_layers; il++) {
+            size_t pf = 0, tk = 0;
+            g4_cuda_attention_splits(s->att_scr.n_sm, n, (int)nh, c->layer[il].n_kv_heads,
+                                     c->layer[il].head_dim, 0, &pf, &tk);
+            if (pf > s->att_scr.part_floats) s->att_scr.part_floats = pf;
+            if (tk > s->att_scr.n_tickets) s->att_scr.n_tickets = tk;
+        }
     s->route_scratch_floats = E ? g4_cuda_moe_route_scratch_floats((int)B, (int)H, (int)E) : 0;
     // GEMM inputs have hidden, n_heads * head_dim, intermediate or ple_dim columns; outputs up
     // to vocab (LM head), L * ple_dim, 2 * intermediate or the qkv width rows.
@@ -164,7 +175,9 @@ static g4_status act_init(struct g4_cuda_session *s) {
         {(void **)&s->att, B * nh * max_hd * f},
         {(void **)&s->gu, B * 2 * max_i * f},
         {(void **)&s->act, B * max_i * f},
-        {(void **)&s->att_scratch, s->att_scratch_floats * f},
+        {(void **)&s->att_scr.part, s->att_scr.part_floats * f},
+        {(void **)&s->att_scr.tickets, s->att_scr.n_tickets * sizeof(unsigned)},
+        {(void **)&s->step, sizeof(struct g4_cuda_step)},
         {(void **)&s->gemm.x_split, s->gemm.x_split_elems * b},
         {(void **)&s->gemm.out2, s->gemm.out2_floats * f},
         {(void **)&s->gemv.partial, G4_CUDA_GEMV_PARTIAL_FLOATS * f},
@@ -206,6 +219,8 @@ static g4_status act_init(struct g4_cuda_session *s) {
             h_rings[n].stage_v = sl->stage_v;
             h_rings[n].capacity = sl->capacity;
             h_rings[n].row = sl->n_kv_heads * sl->head_dim;
+            h_rings[n].bf16 = 0;
+            h_rings[n].pad = 0;
             n++;
         }
         // on the session's stream, so the first forward finds it there (the pageable source
@@ -219,7 +234,12 @@ static g4_status act_init(struct g4_cuda_session *s) {
     G4_CUDA_TRY(cudaDeviceGetAttribute(&s->gemv.n_sms, cudaDevAttrMultiProcessorCount, s->device));
     G4_CUDA_TRY(cudaMemsetAsync(s->gemv.counters, 0, G4_CUDA_GEMV_COUNTERS * sizeof(unsigned),
                                 s->stream));
+    // The merge tickets start at zero; every attention launch leaves them zero.
+    if (s->att_scr.n_tickets)
+        G4_CUDA_TRY(cudaMemsetAsync(s->att_scr.tickets, 0, s->att_scr.n_tickets * sizeof(unsigned),
+                                    s->stream));
     G4_CUDA_TRY(cudaMallocHost((void **)&s->h_tokens, B * i4));
+    G4_CUDA_TRY(cudaMallocHost((void **)&s->h_step, sizeof *s->h_step));
     return G4_OK;
 }
 
@@ -286,6 +306,7 @@ void g4_cuda_session_free(struct g4_cuda_session *s) {
     cudaSetDevice(s->device);
     if (s->stream) cudaStreamSynchronize(s->stream);
     if (s->h_tokens) cudaFreeHost(s->h_tokens);
+    if (s->h_step) cudaFreeHost(s->h_step);
     if (s->act_base) cudaFree(s->act_base);
     if (s->kv_base) cudaFree(s->kv_base);
     if (s->blas) cublasDestroy(s->blas);
@@ -311,8 +332,9 @@ static g4_status matmul(struct g4_cuda_session *s, float *out, const float *x,
     return linear(s, out, x, w, n, G4_CUDA_EPI_NONE, 0, NULL);
 }
 
-// Gemma4TextAttention.forward: reads s->h (n, hidden), writes s->t (n, hidden).
-static g4_status attention(struct g4_cuda_session *s, int il, int64_t pos0, int n) {
+// Gemma4TextAttention.forward: reads s->h (n, hidden), writes s->t (n, hidden). Positions come
+// from the device step state (s->step): nothing enqueued here depends on the position.
+static g4_status attention(struct g4_cuda_session *s, int il, int n) {
     const struct g4_config *c = s->cfg;
     const struct g4_layer *ly = &c->layer[il];
     const struct g4_cuda_layer *lw = &s->m->layer[il];
@@ -320,27 +342,36 @@ static g4_status attention(struct g4_cuda_session *s, int il, int64_t pos0, int 
     const int W = lw->qkv.rows;
     const float eps = c->rms_norm_eps;
     cudaStream_t st = s->stream;
-    // q | k | v = h @ [q_proj; k_proj; v_proj]^T, then q = RoPE(q_norm(q)) in place
+    // q | k | v = h @ [q_proj; k_proj; v_proj]^T
     G4_TRY(matmul(s, s->qkv, s->h, &lw->qkv, n));
-    G4_TRY(g4_cuda_head_norm_rope(s->qkv, W, s->qkv, W, lw->q_norm, n, nh, hd, ly->n_rope_pairs,
-                                  lw->rope_inv_freq, pos0, eps, st));
     const struct kv_slot *sl = &s->slot[ly->kv_slot];
     const int64_t row = (int64_t)nkv * hd;
-    float *new_k = sl->ring ? sl->stage_k : sl->k + pos0 * row;
-    float *new_v = sl->ring ? sl->stage_v : sl->v + pos0 * row;
+    // Rings: this step's rows go to staging (committed after the last layer); linear slots:
+    // in place at their positions.
+    float *new_k = sl->ring ? sl->stage_k : sl->k, *new_v = sl->ring ? sl->stage_v : sl->v;
+    const int at_pos = !sl->ring;
+    // q = RoPE(q_norm(q)) in place; k = RoPE(k_norm(k)), v = v_norm(v) into the slot's new
+    // rows: one launch for the three.
+    struct g4_cuda_rope_part parts[3] = {
+        {s->qkv, W, s->qkv, W, lw->q_norm, nh, ly->n_rope_pairs, 0, 0},
+    };
+    int n_parts = 1;
     if (ly->writes_kv) {
         const float *k = s->qkv + (int64_t)nh * hd;
         // k_eq_v: V is the k_proj output before k_norm and RoPE
         const float *v = ly->k_eq_v ? k : k + row;
-        G4_TRY(g4_cuda_head_norm_rope(new_k, row, k, W, lw->k_norm, n, nkv, hd, ly->n_rope_pairs,
-                                      lw->rope_inv_freq, pos0, eps, st));
-        G4_TRY(g4_cuda_head_norm_rope(new_v, row, v, W, NULL, n, nkv, hd, 0, NULL, pos0, eps, st));
+        parts[1] = (struct g4_cuda_rope_part){new_k, row, k, W, lw->k_norm, nkv, ly->n_rope_pairs, 0,
+                                             at_pos};
+        parts[2] = (struct g4_cuda_rope_part){new_v, row, v, W, NULL, nkv, 0, 0, at_pos};
+        n_parts = 3;
     }
+    G4_TRY(g4_cuda_head_norm_rope(parts, n_parts, n, hd, lw->rope_inv_freq, s->step, eps, st));
     // KV-shared layers read their donor's slot, written earlier in this same step.
-    const struct g4_cuda_kv_view view = {sl->k, sl->v, new_k, new_v, pos0, sl->capacity,
-                                         sl->ring, nkv, hd};
-    G4_TRY(g4_cuda_attention(s->att, (int64_t)nh * hd, s->qkv, W, &view, pos0, n, nh, ly->window,
-                             0, s->att_scratch, s->att_scratch_floats, st));
+    const struct g4_cuda_kv_view view = {sl->k, sl->v, sl->ring ? new_k : NULL,
+                                         sl->ring ? new_v : NULL, sl->capacity, sl->ring, false,
+                                         nkv, hd};
+    G4_TRY(g4_cuda_attention(s->att, (int64_t)nh * hd, s->qkv, W, &view, s->step, n, nh,
+                             ly->window, 0, &s->att_scr, st));
     return matmul(s, s->t, s->att, &lw->o_proj, n);
 }
 
@@ -384,6 +415,7 @@ static g4_status run(struct g4_cuda_session *s, int n, int64_t pos0, bool want_l
     const int H = c->hidden_size, L = c->num_hidden_layers, P = c->hidden_size_per_layer_input;
     const float eps = c->rms_norm_eps;
     cudaStream_t st = s->stream;
+    (void)pos0; // the position-dependent kernels read it from s->step
 
     // inputs_embeds = embed_tokens(ids) * sqrt(hidden)
     G4_TRY(g4_cuda_embed(s->x, m->embed.w, s->tokens, n, H, sqrtf((float)H), st));
@@ -400,7 +432,7 @@ static g4_status run(struct g4_cuda_session *s, int n, int64_t pos0, bool want_l
         const enum g4_cuda_out next_mode = next_norm ? G4_CUDA_OUT_NORM : G4_CUDA_OUT_NONE;
 
         // h = x + post_attention_layernorm(attn(input_layernorm(x))), then pre_ff_norm(h)
-        G4_TRY(attention(s, il, pos0, n));
+        G4_TRY(attention(s, il, n));
         G4_TRY(g4_cuda_add_rmsnorm(s->x, s->t, lw->post_attention_layernorm, 1.0f, s->h,
                                    lw->pre_feedforward_layernorm, G4_CUDA_OUT_NORM, n, H, eps, st));
 
@@ -447,9 +479,15 @@ g4_status g4_cuda_forward(struct g4_cuda_session *s, const int32_t *tokens, int 
     G4_CUDA_TRY(cudaSetDevice(s->device));
     cudaGetLastError(); // a stale error of earlier work on this thread is not ours to report
     memcpy(s->h_tokens, tokens, (size_t)n * sizeof(int32_t));
+    s->h_step->pos0 = pos0;
+    s->h_step->n_tokens = n;
+    s->h_step->pad = 0;
     g4_status st = G4_OK;
     cudaError_t err = cudaMemcpyAsync(s->tokens, s->h_tokens, (size_t)n * sizeof(int32_t),
                                       cudaMemcpyHostToDevice, s->stream);
+    if (err == cudaSuccess) // the step state the position-dependent kernels read
+        err = cudaMemcpyAsync(s->step, s->h_step, sizeof *s->h_step, cudaMemcpyHostToDevice,
+                              s->stream);
     if (err != cudaSuccess)
         st = g4_fail(G4_ERR_DEVICE, "cuda forward: token upload: %s", cudaGetErrorString(err));
     if (st == G4_OK) st = run(s, n, pos0, logits != NULL, all_logits);
@@ -462,7 +500,7 @@ g4_status g4_cuda_forward(struct g4_cuda_session *s, const int32_t *tokens, int 
     }
     // Last: the staged sliding-window rows go into their rings only once everything else of
     // the step is enqueued, so a step that fails above leaves the rings as they were.
-    if (st == G4_OK) st = g4_cuda_kv_commit(s->rings, s->n_rings, pos0, n, s->stream);
+    if (st == G4_OK) st = g4_cuda_kv_commit(s->rings, s->n_rings, s->step, n, s->stream);
     // Always drain the stream (the pinned token buffer is reused next call); asynchronous
     // faults of any kernel above surface here.
     err = cudaStreamSynchronize(s->stream);

@@ -151,18 +151,47 @@ g4_status g4_cuda_add_rmsnorm(float *x, const float *t, const float *w_t, float 
 g4_status g4_cuda_rmsnorm_sum2(float *a, const float *wa, const float *b, const float *wb,
                                int n_rows, int dim, float eps, cudaStream_t stream);
 
+// ---- the device step state ------------------------------------------------------------------
+// What changes from one forward to the next lives in device memory, one per session, written by
+// g4_cuda_forward with one small asynchronous copy from pinned memory before the step's kernels.
+// Kernels that depend on the position (RoPE, attention, the ring commit) read pos0 from it
+// rather than taking it as an argument, and none sizes its grid from the context length, so one
+// captured graph of a step serves every position. n_tokens is the step's token count; the
+// launchers still take n_tokens (it sizes their grids, and a graph is captured per token count)
+// and it must equal step->n_tokens.
+struct g4_cuda_step {
+    int64_t pos0;     // position of the step's first token
+    int32_t n_tokens; // tokens in the step
+    int32_t pad;
+};
+
 // ---- rope.cu ---------------------------------------------------------------------------------
 // Per-head RMSNorm then RoPE, as Gemma4TextAttention does for q (q_norm) and k (k_norm) before
-// apply_rotary_pos_emb, and for v (v_norm: w NULL, n_rope_pairs 0). src (n_tokens, n_heads,
-// head_dim) with src_stride floats between tokens; dst (n_tokens, n_heads, head_dim) with
-// dst_stride floats between tokens (dst may be src with the same stride). Token t is at
-// position pos0 + t; pairs (i, i + head_dim/2) with i < n_rope_pairs rotate by
-// pos * inv_freq[i] (a device table of n_rope_pairs floats, from g4_cuda_rope_inv_freq), the
-// others are the identity (proportional RoPE). head_dim even, <= G4_CUDA_MAX_HEAD_DIM.
-// CPU reference: g4_rmsnorm_cpu + g4_rope_cpu.
-g4_status g4_cuda_head_norm_rope(float *dst, int64_t dst_stride, const float *src, int64_t src_stride, const float *w,
-                                 int n_tokens, int n_heads, int head_dim, int n_rope_pairs,
-                                 const float *inv_freq, int64_t pos0, float eps,
+// apply_rotary_pos_emb, and for v (v_norm: w NULL, n_rope_pairs 0), for up to
+// G4_CUDA_ROPE_MAX_PARTS tensors in one launch (q, k and v of a layer: one kernel). Part i:
+// src (n_tokens, n_heads, head_dim) fp32 with src_stride floats between tokens; dst the same
+// shape with dst_stride elements between tokens, fp32 or (dst_bf16) bf16 rounded to nearest
+// even; dst may be src with the same stride (fp32). Token t is at position step->pos0 + t and
+// goes to dst row t, or with dst_at_pos to dst row step->pos0 + t (a linear K/V slot written in
+// place: no host pointer depends on the position);
+// pairs (i, i + head_dim/2) with i < n_rope_pairs rotate by pos * inv_freq[i] (a device table
+// from g4_cuda_rope_inv_freq, shared by the parts), the others are the identity (proportional
+// RoPE). head_dim even, <= G4_CUDA_MAX_HEAD_DIM. CPU reference: g4_rmsnorm_cpu + g4_rope_cpu.
+#define G4_CUDA_ROPE_MAX_PARTS 3
+struct g4_cuda_rope_part {
+    void *dst;          // fp32 or bf16 (dst_bf16)
+    int64_t dst_stride; // elements between tokens
+    const float *src;
+    int64_t src_stride; // floats between tokens
+    const float *w;     // (head_dim,) learned scale, or NULL
+    int n_heads;
+    int n_rope_pairs;   // 0: no rotation
+    int dst_bf16;
+    int dst_at_pos;     // dst row of token t: step->pos0 + t instead of t
+};
+g4_status g4_cuda_head_norm_rope(const struct g4_cuda_rope_part *parts, int n_parts,
+                                 int n_tokens, int head_dim, const float *inv_freq,
+                                 const struct g4_cuda_step *step, float eps,
                                  cudaStream_t stream);
 // Host: inv_freq[i] = 1 / theta^(2i / head_dim) / factor for i < n_rope_pairs, computed exactly
 // as the CPU engine's g4_rope_factor_cpu computes it (the device's powf differs by an ulp, which
@@ -170,43 +199,66 @@ g4_status g4_cuda_head_norm_rope(float *dst, int64_t dst_stride, const float *sr
 void g4_cuda_rope_inv_freq(float *inv_freq, int n_rope_pairs, int head_dim, float theta,
                            float factor);
 
-// ---- attention.cu ----------------------------------------------------------------------------
+// ---- attention.cu, attention_flash.cu --------------------------------------------------------
 // Where attention finds the K/V rows of one cache slot (the device twin of struct g4_kv_view):
-// rows of positions >= new_pos0 (this step's tokens) are new_k/new_v[p - new_pos0]; older
-// positions are k/v[ring ? p % capacity : p]. Row layout (n_kv_heads, head_dim) fp32.
+// rows of positions >= step->pos0 (this step's tokens) are new_k/new_v[p - pos0] when new_k is
+// not NULL (a ring's staging rows); every other row is k/v[ring ? p % capacity : p] (a linear
+// slot holds this step's rows in place). Row layout (n_kv_heads, head_dim), every row and
+// the staging rows of one element type: fp32, or bf16 (bf16 set: the K/V cache of the BF16
+// precision).
 struct g4_cuda_kv_view {
-    const float *k, *v;         // (capacity, n_kv_heads, head_dim)
-    const float *new_k, *new_v; // (n_tokens, n_kv_heads, head_dim)
-    int64_t new_pos0;
+    const void *k, *v;         // (capacity, n_kv_heads, head_dim)
+    const void *new_k, *new_v; // (n_tokens, n_kv_heads, head_dim)
     int capacity;
     bool ring;
+    bool bf16;
     int n_kv_heads, head_dim;
 };
-// eager_attention_forward for n_tokens queries at positions pos0 + t: scaling 1.0, causal, GQA
-// (query head h reads KV head h / (n_heads / n_kv_heads)), and for window > 0 the sliding mask
-// (key j visible iff pos - window < j <= pos). q (n_tokens, n_heads, head_dim) with q_stride
-// floats between tokens; out (n_tokens, n_heads, head_dim) with out_stride.
-// Online softmax over key tiles; the keys may be split across blocks (flash-decoding) when the
-// grid would be small: n_splits 0 chooses, n > 0 asks for at most n. Split partials go to
-// scratch, which needs n_splits * n_tokens * n_heads * (head_dim + 2) floats; the automatic
-// choice never exceeds scratch_floats. CPU reference: g4_attention_cpu.
+// Scratch of the split (flash-decoding) attention, owned by the caller (one per stream).
+// tickets must be zero before the first launch (cudaMemset once); every launch leaves them zero.
+struct g4_cuda_att_scratch {
+    int n_sm;           // multiprocessors of the device (cudaDevAttrMultiProcessorCount)
+    float *part;        // split partials
+    size_t part_floats;
+    unsigned *tickets;  // one counter per (query tile, KV head, merge group)
+    size_t n_tickets;
+};
+// Keys are split into this many ranges when the launcher chooses (n_splits 0): a function of
+// the grid and the SM count only, never of the context, so a captured graph stays valid.
+// Writes the scratch it needs (partial floats, tickets); 1 means no split.
+int g4_cuda_attention_splits(int n_sm, int n_tokens, int n_heads, int n_kv_heads, int head_dim,
+                             int n_splits, size_t *part_floats, size_t *n_tickets);
+// eager_attention_forward for n_tokens queries at positions step->pos0 + t: scaling 1.0,
+// causal, GQA (query head h reads KV head h / (n_heads / n_kv_heads)), and for window > 0 the
+// sliding mask (key j visible iff pos - window < j <= pos). q (n_tokens, n_heads, head_dim)
+// fp32 with q_stride floats between tokens; out (n_tokens, n_heads, head_dim) fp32 with
+// out_stride. fp32 K/V, or bf16 K/V up to G4_CUDA_DECODE_TOKENS tokens: the CUDA-core kernel
+// (attention.cu), exact fp32 arithmetic, keys split across blocks (n_splits 0: as
+// g4_cuda_attention_splits chooses; n > 0: exactly n ranges, some possibly empty) and merged by
+// the last block to finish. bf16 K/V with more tokens and head_dim % 16 == 0: the tensor-core
+// flash-attention kernel (attention_flash.cu; q and the probabilities rounded to bf16, fp32
+// accumulation and softmax). CPU reference: g4_attention_cpu.
+#define G4_CUDA_DECODE_TOKENS 8
 g4_status g4_cuda_attention(float *out, int64_t out_stride, const float *q, int64_t q_stride,
-                            const struct g4_cuda_kv_view *kv, int64_t pos0, int n_tokens,
-                            int n_heads, int window, int n_splits, float *scratch,
-                            size_t scratch_floats, cudaStream_t stream);
+                            const struct g4_cuda_kv_view *kv, const struct g4_cuda_step *step,
+                            int n_tokens, int n_heads, int window, int n_splits,
+                            const struct g4_cuda_att_scratch *scr, cudaStream_t stream);
 
 // ---- kv_cache.cu -----------------------------------------------------------------------------
-// One sliding slot's ring and the staging rows a step wrote (see core/kv_cache.h).
+// One sliding slot's ring and the staging rows a step wrote (see core/kv_cache.h); elements
+// are fp32 or bf16 (bf16 set), like the slot's cache.
 struct g4_cuda_ring {
-    float *k, *v;                   // (capacity, row)
-    const float *stage_k, *stage_v; // (n_batch, row)
+    void *k, *v;                   // (capacity, row)
+    const void *stage_k, *stage_v; // (n_batch, row)
     int capacity;
-    int row;                          // n_kv_heads * head_dim
+    int row;                       // n_kv_heads * head_dim
+    int bf16;
+    int pad;
 };
 // g4_kv_cache_commit for every ring at once: staged rows i in [max(0, n - capacity), n) go to
-// ring row (pos0 + i) % capacity. rings: device array of n_rings.
-g4_status g4_cuda_kv_commit(const struct g4_cuda_ring *rings, int n_rings, int64_t pos0,
-                            int n_tokens, cudaStream_t stream);
+// ring row (step->pos0 + i) % capacity. rings: device array of n_rings.
+g4_status g4_cuda_kv_commit(const struct g4_cuda_ring *rings, int n_rings,
+                            const struct g4_cuda_step *step, int n_tokens, cudaStream_t stream);
 
 // ---- mlp.cu ----------------------------------------------------------------------------------
 // Gated GELU of Gemma4TextMLP / Gemma4TextExperts: out (n_rows, dim) =
