@@ -504,6 +504,47 @@ static void test_unsupported_config(void **state) {
 }
 
 #ifdef G4EMU
+// Kernel launches of one decode step on the e2b fixture (PLE, KV sharing), counted by the
+// harness (g4emu_kernel_runs: kernels run, a cuBLAS GEMM counted as one), for the log and the
+// kernels/README.md table: 1 token (the GEMV path: one launch per product, gelu * up and the
+// PLE gate fused) in both precisions, and 9 tokens in FP32 (the GEMM path: split + GEMM + fold
+// per product and the separate gelu / PLE gate kernels, the launch pattern every step had before
+// the GEMV). A decode step must stay within 14 launches per layer + 10 (the GEMM path needs 26).
+static unsigned long long count_step(struct g4_session *s, const int32_t *tokens, int n, bool bf16,
+                                     float *logits) {
+    g4_session_reset(s);
+    s->bf16 = bf16;
+    step_ok(s, tokens, 20, logits, false); // not counted
+    assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+    const unsigned long long before = g4emu_kernel_runs();
+    step_ok(s, tokens + 20, n, logits, false);
+    return g4emu_kernel_runs() - before;
+}
+
+static void test_launch_count(void **state) {
+    (void)state;
+    struct g4_reference r;
+    assert_int_equal(g4_reference_read("e2b", &r), 0);
+    struct g4_model *m = load("e2b", G4_DEVICE_CUDA);
+    const int L = m->cfg.num_hidden_layers;
+    int writes = 0;
+    for (int il = 0; il < L; il++) writes += m->cfg.layer[il].writes_kv;
+    struct g4_session *s;
+    assert_int_equal(g4_session_init(&s, m, 0), G4_OK);
+    float *logits = malloc(sizeof(float) * m->cfg.vocab_size);
+    assert_non_null(logits);
+    const unsigned long long d32 = count_step(s, r.tokens, 1, false, logits);
+    const unsigned long long d16 = count_step(s, r.tokens, 1, true, logits);
+    const unsigned long long p9 = count_step(s, r.tokens, 9, false, logits);
+    printf("e2b fixture (%d layers, %d writing K/V): launches of a 1-token step %llu (FP32), "
+           "%llu (BF16), %.1f per layer; of a 9-token step (GEMM path) %llu, %.1f per layer\n",
+           L, writes, d32, d16, (double)d32 / L, p9, (double)p9 / L);
+    assert_true(d32 <= 14ull * L + 10 && d16 <= 14ull * L + 10);
+    g4_session_free(s);
+    g4_model_release(m);
+    free(logits), free(r.blob);
+}
+
 // A step that fails after its layers (the harness refuses the final softcap's launch) commits
 // none of its K/V rows: the session is where it was, and repeating the step gives the logits of
 // a session where it never failed. The sliding window (8) is shorter than the prefill, so a
@@ -655,6 +696,7 @@ int main(void) {
         cmocka_unit_test(test_random_model),
 #ifdef G4EMU
         cmocka_unit_test(test_failed_step_commits_nothing),
+        cmocka_unit_test(test_launch_count),
 #endif
     };
     return _cmocka_run_group_tests("tests", tests, g4_cuda_tests_select(tests, G4_COUNT(tests)),

@@ -247,6 +247,7 @@ struct CUgraphExec_st {
 namespace {
 std::set<const void *> graphs, graph_execs;
 unsigned long long graph_launches = 0;
+unsigned long long kernel_runs = 0; // kernels and cuBLAS GEMMs executed (g4emu_kernel_runs)
 
 capture *capturing(cudaStream_t s) {
     if (s == nullptr || s == cudaStreamLegacy || s == cudaStreamPerThread || !streams.count(s))
@@ -634,6 +635,7 @@ bool run_block() {
 }
 
 void run_launch(const launch_rec &L) {
+    kernel_runs++;
     ex.L = &L;
     ex.n = L.block.x * L.block.y * L.block.z;
     ex.fault = false;
@@ -1559,6 +1561,12 @@ cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
     return cudaSuccess;
 }
 
+unsigned long long g4emu_kernel_runs(void) {
+    guard g(mu);
+    flush();
+    return kernel_runs;
+}
+
 unsigned long long g4emu_graph_launches(void) {
     guard g(mu);
     return graph_launches;
@@ -1751,6 +1759,7 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa,
     // On the handle's stream: recorded into its capture when it captures (cuBLAS calls can be
     // captured; host-mode alpha and beta are read here, once, as cuBLAS does).
     cudaError_t qe = enqueue(h->stream, [=] {
+        kernel_runs++; // a GEMM is at least one kernel on the GPU
         double a_s = al, b_s = be;
         if (dev_scalars) {
             a_s = scale_double ? *(const double *)alpha : *(const float *)alpha;

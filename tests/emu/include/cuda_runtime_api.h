@@ -174,6 +174,9 @@ void g4emu_expect_faults(int on);
 // Refuses the next `count` kernel launches made from a file whose name ends with file_suffix
 // (cudaErrorLaunchOutOfResources, as a GPU refuses a launch): tests of error paths.
 void g4emu_fail_launches(const char *file_suffix, int count);
+// Kernels run so far (each kernel of a replayed graph too), counting a cuBLAS GEMM as one:
+// after a synchronization, the launch count of what ran in between.
+unsigned long long g4emu_kernel_runs(void);
 // Graph launches (cudaGraphLaunch) and operations recorded into graphs so far.
 unsigned long long g4emu_graph_launches(void);
 
