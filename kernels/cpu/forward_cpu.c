@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ggml_cpu.h"
 #include "kv_cache.h"
 #include "matmul_cpu.h"
 #include "mem.h"
 #include "ops_cpu.h"
 #include "quant_act.h"
+#include "quant_dot.h"
 #include "session.h"
 #include "threadpool.h"
 #include "vec_cpu.h"
@@ -47,6 +49,36 @@ struct cpu_state {
 };
 
 static struct cpu_state *state(struct g4_session *s) { return s->backend_state; }
+
+// Diagnostic probe (tests/real/dump_gemma4.c, not part of the ABI): when set, sees each
+// intermediate of the forward pass, named as llama.cpp's graph names it ("attn_norm", "Qcur", ...),
+// rows x cols floats for the n tokens of the step from position pos0. NULL in the library's use.
+void (*g4_forward_cpu_probe)(const char *name, int layer, int64_t pos0, const float *x, int rows,
+                             int64_t cols);
+#define PROBE(name, il, x, rows, cols) \
+    do { \
+        if (g4_forward_cpu_probe) g4_forward_cpu_probe(name, il, pos0, x, rows, cols); \
+    } while (0)
+
+// Precision bf16 on block-quantized weights (GGUF checkpoints) is llama.cpp's numerics: its
+// products (quant_dot.h) and, since the 8-bit activations of each product turn any other
+// difference of rounding into a larger one, its other operations too (ggml_cpu.h).
+static bool ggml_numerics(const struct g4_session *s) {
+    return s->bf16 && G4_DTYPE_IS_QUANT(s->model->w.layer[0].q_proj.dtype);
+}
+
+static void norm(const struct g4_session *s, float *out, const float *x, const float *w, int n_rows,
+                 int dim, float eps) {
+    if (ggml_numerics(s)) g4_ggml_cpu_rmsnorm(out, x, w, n_rows, dim, eps);
+    else g4_rmsnorm_cpu(out, x, w, n_rows, dim, eps);
+}
+
+static void rope(const struct g4_session *s, const struct g4_layer *ly, float *x, int n_heads, int64_t pos) {
+    if (ggml_numerics(s) && 2 * ly->n_rope_pairs == ly->head_dim && ly->head_dim <= G4_GGML_CPU_MAX_HEAD_DIM)
+        g4_ggml_cpu_rope(x, n_heads, ly->head_dim, ly->rope_theta, ly->rope_factor, pos);
+    else
+        g4_rope_factor_cpu(x, n_heads, ly->head_dim, ly->n_rope_pairs, ly->rope_theta, ly->rope_factor, pos);
+}
 
 static g4_status cpu_session_init(struct g4_session *s) {
     const struct g4_config *c = &s->model->cfg;
@@ -114,6 +146,18 @@ static size_t cpu_kv_bytes(const struct g4_session *s) {
 static void mm_in(struct g4_session *s, float *out, const float *x, struct g4_weight w, int n,
                   bool same_input) {
     struct cpu_state *cs = state(s);
+    if (ggml_numerics(s) && G4_DTYPE_IS_QUANT(w.dtype)) {
+        // llama.cpp's numerics: 8-bit rows and ggml's summation order at every n (quant_dot.h)
+        const int type = (int)g4_quant_act_type_for(w.dtype);
+        if (!same_input || cs->xq_src != x || cs->xq_type != type || cs->xq_n != n ||
+            cs->xq_cols != w.cols) {
+            g4_quant_act_rows((uint8_t *)cs->xs, (enum g4_quant_act_type)type, x, w.cols, n, w.cols);
+            cs->xq_src = x, cs->xq_type = type, cs->xq_n = n, cs->xq_cols = w.cols;
+        }
+        g4_quant_dot_ggml_matmul(out, (const uint8_t *)cs->xs, w.data, w.dtype, w.rows, w.cols, n,
+                                 g4_matmul_isa(), cs->pool);
+        return;
+    }
     if (s->bf16 && G4_DTYPE_IS_QUANT(w.dtype)) {
         const int type = (int)g4_quant_act_type_for(w.dtype);
         if (!same_input || cs->xq_src != x || cs->xq_type != type || cs->xq_n != n ||
@@ -159,7 +203,7 @@ static void per_layer_inputs(struct g4_session *s, const int32_t *tokens, int n)
     mm(s, cs->ple, cs->x, m->w.per_layer_model_projection, n);
     const float proj_scale = powf((float)c->hidden_size, -0.5f);
     for (size_t i = 0; i < (size_t)n * LP; i++) cs->ple[i] *= proj_scale;
-    g4_rmsnorm_cpu(cs->ple, cs->ple, m->w.per_layer_projection_norm, n * L, P, c->rms_norm_eps);
+    norm(s, cs->ple, cs->ple, m->w.per_layer_projection_norm, n * L, P, c->rms_norm_eps);
     // token part: embed_tokens_per_layer(ids) * sqrt(P); sum times 1/sqrt(2)
     const float tok_scale = sqrtf((float)P), mix = 0.70710678118654752f; // 2^-0.5
     const struct g4_weight tab = m->w.embed_tokens_per_layer;
@@ -184,7 +228,16 @@ struct attn_job {
     int n, nh, window, heads_per_unit;
     size_t qrow;
     float scale;          // cfg attn_scale
+    bool ggml;            // llama.cpp's attention numerics (ggml_cpu.h)
 };
+
+// llama.cpp's attention: ggml's CPU flash attention on an fp16 K/V cache (ggml_cpu.h). Without it
+// the 8-bit activations of the next product turn the fp32 softmax's differences (4.5e-4 RMS at
+// the first layer of Gemma 3 270M) into 4e-3 and greedy continuations part from llama.cpp's
+// (tests/real/README.md).
+static bool ggml_attention(const struct g4_session *s, const struct g4_layer *ly) {
+    return ggml_numerics(s) && ly->head_dim % 64 == 0 && ly->head_dim <= G4_GGML_CPU_MAX_HEAD_DIM;
+}
 
 static void attention_part(void *arg, int part, int n_parts) {
     const struct attn_job *j = arg;
@@ -193,7 +246,11 @@ static void attention_part(void *arg, int part, int n_parts) {
     float *scores = j->cs->scores + (size_t)part * j->cs->n_scores;
     for (int64_t u = units * part / n_parts; u < units * (part + 1) / n_parts; u++) {
         const int t = (int)(u / per_token), h = (int)(u % per_token) * j->heads_per_unit;
-        g4_attention_scaled_cpu(j->cs->att + t * j->qrow, j->cs->q + t * j->qrow, &j->view,
+        if (j->ggml)
+            g4_ggml_cpu_attention(j->cs->att + t * j->qrow, j->cs->q + t * j->qrow, &j->view, j->pos0 + t, j->nh,
+                         h, h + j->heads_per_unit, j->window, j->scale);
+        else
+            g4_attention_scaled_cpu(j->cs->att + t * j->qrow, j->cs->q + t * j->qrow, &j->view,
                                 j->pos0 + t, j->nh, h, h + j->heads_per_unit, j->window, j->scale,
                                 scores);
     }
@@ -211,10 +268,12 @@ static void attention(struct g4_session *s, int il, int64_t pos0, int n) {
 
     // q = RoPE(q_norm(q_proj(h)))   (transformers: q_norm before RoPE)
     mm(s, cs->q, cs->h, lw->q_proj, n);
-    g4_rmsnorm_cpu(cs->q, cs->q, lw->q_norm, n * nh, hd, c->rms_norm_eps);
+    PROBE("Qcur|MUL_MAT", il, cs->q, n, (int64_t)qrow);
+    norm(s, cs->q, cs->q, lw->q_norm, n * nh, hd, c->rms_norm_eps);
+    PROBE("Qcur_normed|MUL", il, cs->q, n, (int64_t)qrow);
     for (int t = 0; t < n; t++)
-        g4_rope_factor_cpu(cs->q + t * qrow, nh, hd, ly->n_rope_pairs, ly->rope_theta,
-                           ly->rope_factor, pos0 + t);
+        rope(s, ly, cs->q + t * qrow, nh, pos0 + t);
+    PROBE("Qcur|ROPE", il, cs->q, n, (int64_t)qrow);
 
     if (ly->writes_kv) {
         float *k = g4_kv_cache_new_k(&cs->kv, ly->kv_slot, pos0);
@@ -225,11 +284,18 @@ static void attention(struct g4_session *s, int il, int64_t pos0, int n) {
             memcpy(v, k, (size_t)n * kvrow * sizeof(float));
         else
             mm_again(s, v, cs->h, lw->v_proj, n);
-        g4_rmsnorm_cpu(k, k, lw->k_norm, n * nkv, hd, c->rms_norm_eps);
+        PROBE("Kcur|MUL_MAT", il, k, n, (int64_t)kvrow);
+        PROBE("Vcur|MUL_MAT", il, v, n, (int64_t)kvrow);
+        norm(s, k, k, lw->k_norm, n * nkv, hd, c->rms_norm_eps);
+        PROBE("Kcur_normed|MUL", il, k, n, (int64_t)kvrow);
         for (int t = 0; t < n; t++)
-            g4_rope_factor_cpu(k + t * kvrow, nkv, hd, ly->n_rope_pairs, ly->rope_theta,
-                               ly->rope_factor, pos0 + t);
-        if (c->v_norm) g4_rmsnorm_cpu(v, v, NULL, n * nkv, hd, c->rms_norm_eps); // no weight
+            rope(s, ly, k + t * kvrow, nkv, pos0 + t);
+        PROBE("Kcur|ROPE", il, k, n, (int64_t)kvrow);
+        if (c->v_norm) norm(s, v, v, NULL, n * nkv, hd, c->rms_norm_eps); // no weight
+        if (ggml_attention(s, ly)) { // ggml's f16 K/V cache
+            g4_ggml_cpu_round_f16(k, (int64_t)n * (int64_t)kvrow);
+            g4_ggml_cpu_round_f16(v, (int64_t)n * (int64_t)kvrow);
+        }
     }
     // KV-shared layers read their donor's slot, written earlier in this same step.
     // Heads per unit: a whole GQA group (each K/V row read once for all its heads) unless that
@@ -242,19 +308,27 @@ static void attention(struct g4_session *s, int il, int64_t pos0, int n) {
         per_unit = smaller;
     }
     struct attn_job job = {cs, g4_kv_cache_view(&cs->kv, ly->kv_slot, pos0), pos0, n, nh, ly->window,
-                           per_unit, qrow, c->attn_scale};
+                           per_unit, qrow, c->attn_scale, ggml_attention(s, ly)};
     g4_pool_run(n * nh >= 2 ? cs->pool : NULL, attention_part, &job);
+    PROBE("kqv_out|RESHAPE", il, cs->att, n, (int64_t)qrow);
     mm(s, cs->t, cs->att, lw->o_proj, n);
 }
 
 // Gemma4TextMLP: down(gelu_tanh(gate(x)) * up(x)); reads in (n, hidden), writes out.
 static void mlp(struct g4_session *s, const struct g4_layer_weights *lw, int I, const float *in,
-                float *out, int n) {
+                float *out, int n, int il, int64_t pos0) {
     struct cpu_state *cs = state(s);
     mm(s, cs->gate, in, lw->gate_proj, n);
     mm_again(s, cs->up, in, lw->up_proj, n);
-    g4_vec_gelu_mul(cs->gate, cs->up, (size_t)n * I);
+    PROBE("ffn_gate|MUL_MAT", il, cs->gate, n, I);
+    PROBE("ffn_up|MUL_MAT", il, cs->up, n, I);
+    if (ggml_numerics(s)) // ggml's GEGLU: an fp16 table of GELU
+        g4_ggml_cpu_geglu(cs->gate, cs->up, (size_t)n * I);
+    else
+        g4_vec_gelu_mul(cs->gate, cs->up, (size_t)n * I);
+    PROBE("ffn_geglu|GLU", il, cs->gate, n, I);
     mm(s, out, cs->gate, lw->down_proj, n);
+    PROBE("ffn_out|MUL_MAT", il, out, n, s->model->cfg.hidden_size);
 }
 
 // Gemma4TextRouter + Gemma4TextExperts for n tokens: router reads `resid`, experts read
@@ -267,7 +341,7 @@ static void moe(struct g4_session *s, const struct g4_layer_weights *lw, const f
     const struct g4_config *c = &s->model->cfg;
     struct cpu_state *cs = state(s);
     const int H = c->hidden_size, Im = c->moe_intermediate_size, K = c->top_k_experts;
-    g4_rmsnorm_cpu(cs->h2, resid, lw->pre_feedforward_layernorm_2, n, H, c->rms_norm_eps);
+    norm(s, cs->h2, resid, lw->pre_feedforward_layernorm_2, n, H, c->rms_norm_eps);
     for (int t = 0; t < n; t++)
         g4_moe_route_cpu(cs->ew + (size_t)t * K, cs->ei + (size_t)t * K, resid + (size_t)t * H,
                          lw->router_scale, lw->router_proj, lw->router_per_expert_scale, H,
@@ -307,36 +381,55 @@ static g4_status cpu_forward(struct g4_session *s, const int32_t *tokens, int n,
     const struct g4_weights *w = &m->w;
     struct cpu_state *cs = state(s);
     const int H = c->hidden_size, P = c->hidden_size_per_layer_input;
-    const size_t nH = (size_t)n * H;
     const int64_t pos0 = s->n_past;
     const float eps = c->rms_norm_eps;
 
     // inputs_embeds = embed_tokens(ids) * sqrt(hidden)  (fp32 scale: the fp32 reference path)
     const float embed_scale = sqrtf((float)H);
     for (int t = 0; t < n; t++) embed_row(cs->x + (size_t)t * H, w->embed_tokens, tokens[t], embed_scale);
+    PROBE("inp_scaled|SCALE", -1, cs->x, n, H);
     if (P) per_layer_inputs(s, tokens, n);
+    // the last layer past attention for the last row only (ggml numerics, Gemma 3's plain layers)
+    const bool trim = ggml_numerics(s) && logits && !all_logits && !P && !c->enable_moe_block;
+    bool trimmed = false;
 
     for (int il = 0; il < c->num_hidden_layers; il++) {
         const struct g4_layer *ly = &c->layer[il];
         const struct g4_layer_weights *lw = &w->layer[il];
 
         // h = x + post_attention_layernorm(attn(input_layernorm(x)))
-        g4_rmsnorm_cpu(cs->h, cs->x, lw->input_layernorm, n, H, eps);
+        norm(s, cs->h, cs->x, lw->input_layernorm, n, H, eps);
+        PROBE("attn_norm|MUL", il, cs->h, n, H);
         attention(s, il, pos0, n);
-        g4_rmsnorm_cpu(cs->t, cs->t, lw->post_attention_layernorm, n, H, eps);
-        for (size_t i = 0; i < nH; i++) cs->x[i] += cs->t[i];
+        PROBE("attn_out|MUL_MAT", il, cs->t, n, H);
+        // llama.cpp takes the last layer past its attention for the output rows only (the other
+        // rows' K/V are written); with its numerics that changes the products (a one-token batch,
+        // not ggml's tiled or 4-token kernels), so do the same for a last-token step
+        int nr = n;
+        if (trim && il == c->num_hidden_layers - 1 && n > 1) {
+            memmove(cs->x, cs->x + (size_t)(n - 1) * H, (size_t)H * sizeof(float));
+            memmove(cs->t, cs->t + (size_t)(n - 1) * H, (size_t)H * sizeof(float));
+            nr = 1, trimmed = true;
+        }
+        const size_t nrH = (size_t)nr * H;
+        norm(s, cs->t, cs->t, lw->post_attention_layernorm, nr, H, eps);
+        PROBE("attn_post_norm|MUL", il, cs->t, nr, H);
+        for (size_t i = 0; i < nrH; i++) cs->x[i] += cs->t[i];
+        PROBE("sa_out|ADD", il, cs->x, nr, H);
 
         // h = h + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(h)) [+ MoE])
-        g4_rmsnorm_cpu(cs->h, cs->x, lw->pre_feedforward_layernorm, n, H, eps);
-        mlp(s, lw, ly->intermediate_size, cs->h, cs->t, n);
+        norm(s, cs->h, cs->x, lw->pre_feedforward_layernorm, nr, H, eps);
+        PROBE("ffn_norm|MUL", il, cs->h, nr, H);
+        mlp(s, lw, ly->intermediate_size, cs->h, cs->t, nr, il, pos0);
         if (c->enable_moe_block) {
-            g4_rmsnorm_cpu(cs->t, cs->t, lw->post_feedforward_layernorm_1, n, H, eps);
+            norm(s, cs->t, cs->t, lw->post_feedforward_layernorm_1, nr, H, eps);
             moe(s, lw, cs->x, n);
-            g4_rmsnorm_cpu(cs->moe, cs->moe, lw->post_feedforward_layernorm_2, n, H, eps);
-            for (size_t i = 0; i < nH; i++) cs->t[i] += cs->moe[i];
+            norm(s, cs->moe, cs->moe, lw->post_feedforward_layernorm_2, nr, H, eps);
+            for (size_t i = 0; i < nrH; i++) cs->t[i] += cs->moe[i];
         }
-        g4_rmsnorm_cpu(cs->t, cs->t, lw->post_feedforward_layernorm, n, H, eps);
-        for (size_t i = 0; i < nH; i++) cs->x[i] += cs->t[i];
+        norm(s, cs->t, cs->t, lw->post_feedforward_layernorm, nr, H, eps);
+        PROBE("ffn_post_norm|MUL", il, cs->t, nr, H);
+        for (size_t i = 0; i < nrH; i++) cs->x[i] += cs->t[i];
 
         // PLE: h = h + post_per_layer_input_norm(proj(gelu(gate(h)) * per_layer_input[il]))
         if (P) {
@@ -347,17 +440,19 @@ static g4_status cpu_forward(struct g4_session *s, const int32_t *tokens, int n,
                 for (int i = 0; i < P; i++) cs->g[(size_t)t * P + i] *= pl[i];
             }
             mm(s, cs->t, cs->g, lw->per_layer_projection, n);
-            g4_rmsnorm_cpu(cs->t, cs->t, lw->post_per_layer_input_norm, n, H, eps);
-            for (size_t i = 0; i < nH; i++) cs->x[i] += cs->t[i];
+            norm(s, cs->t, cs->t, lw->post_per_layer_input_norm, nr, H, eps);
+            for (size_t i = 0; i < nrH; i++) cs->x[i] += cs->t[i];
         }
-        for (size_t i = 0; i < nH; i++) cs->x[i] *= lw->layer_scalar;
+        for (size_t i = 0; i < nrH; i++) cs->x[i] *= lw->layer_scalar;
+        PROBE("l_out|ADD", il, cs->x, nr, H);
     }
     g4_kv_cache_commit(&cs->kv, pos0, n);
 
     if (logits) {
         // final norm -> tied LM head -> softcap, for every token or only the last
         const int first = all_logits ? 0 : n - 1, n_out = n - first;
-        g4_rmsnorm_cpu(cs->h, cs->x + (size_t)first * H, w->norm, n_out, H, eps);
+        norm(s, cs->h, cs->x + (trimmed ? 0 : (size_t)first * H), w->norm, n_out, H, eps);
+        PROBE("result_norm|MUL", -1, cs->h, n_out, H);
         mm(s, logits, cs->h, w->lm_head, n_out);
         if (c->final_logit_softcapping > 0.0f)
             g4_vec_softcap(logits, (size_t)n_out * c->vocab_size, c->final_logit_softcapping);

@@ -4,10 +4,12 @@
 // 256-bit vectors except Q5_0 and Q6_K, which measured faster on 512-bit ones).
 #include "quant_dot.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "qblock.h"
 #include "quant_act.h"
+#include "threadpool.h"
 
 // --- portable C
 
@@ -122,6 +124,9 @@ static const g4_quant_dot_fn portable[] = {portable_q4_0, portable_q5_0, portabl
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
+#ifndef G4_Q6K_TILED_ACC
+#define G4_Q6K_TILED_ACC acc = acc + r * yd[b]
+#endif
 #define QD_CAT(a, b) a##b // two levels, so that a macro argument expands first
 #define QD_TARGET __attribute__((target("avx2,fma,f16c")))
 #define QD_VNNI 0
@@ -143,7 +148,64 @@ static const g4_quant_dot_fn avx2[] = {avx2_q4_0, avx2_q5_0, avx2_q8_0,
                                        avx2_q4_k, avx2_q5_k, avx2_q6_k};
 static const g4_quant_dot_fn vnni[] = {vnni_q4_0, vnni_q5_0, vnni_q8_0,
                                        vnni_q4_k, vnni_q5_k, vnni_q6_k};
+// ggml's order; Q5_K has none of its own here (its default kernel)
+static const g4_quant_dot_fn avx2_ggml[] = {avx2_g_q4_0, avx2_g_q5_0, avx2_g_q8_0,
+                                            avx2_g_q4_k, avx2_q5_k, avx2_g_q6_k};
+static const g4_quant_dot_fn vnni_ggml[] = {vnni_g_q4_0, vnni_g_q5_0, vnni_g_q8_0,
+                                            vnni_g_q4_k, vnni_q5_k, vnni_g_q6_k};
 #endif
+
+// The kernel for tokens ggml's repacked Q4_K gemm takes in fours (others: as one token).
+static g4_quant_dot_fn ggml_for_fours(enum g4_dtype dt, enum g4_isa isa) {
+#if defined(__x86_64__) || defined(__i386__)
+    (void)0;
+    if (dt == G4_DTYPE_Q4_K && isa >= G4_ISA_AVX512VNNI) return vnni_g_q4_k_pairs;
+    if (dt == G4_DTYPE_Q4_K && isa >= G4_ISA_AVX2) return avx2_g_q4_k_pairs;
+#endif
+    return g4_quant_dot_ggml_for(dt, isa);
+}
+
+g4_quant_dot_fn g4_quant_dot_ggml_for(enum g4_dtype dt, enum g4_isa isa) {
+    if (!G4_DTYPE_IS_QUANT(dt)) return NULL;
+    const int i = dt - G4_DTYPE_Q4_0;
+#if defined(__x86_64__) || defined(__i386__)
+    if (isa >= G4_ISA_AVX512VNNI) return vnni_ggml[i];
+    if (isa >= G4_ISA_AVX2) return avx2_ggml[i];
+#endif
+    (void)isa;
+    return portable[i];
+}
+
+struct ggml_mm_job {
+    float *out;
+    const uint8_t *xq, *w;
+    size_t row_bytes;
+    int64_t rows, k;
+    int n;
+    g4_quant_dot_fn dot, dot4, dot8;
+};
+
+static void ggml_mm_part(void *arg, int part, int n_parts) {
+    const struct ggml_mm_job *j = arg;
+    const int64_t r0 = j->rows * part / n_parts, r1 = j->rows * (part + 1) / n_parts;
+    if (r1 <= r0) return;
+    for (int t = 0; t < j->n; t++)
+        (j->dot8 ? j->dot8 : t < j->n - j->n % 4 ? j->dot4 : j->dot)(j->out + (size_t)t * (size_t)j->rows + r0, j->w + (size_t)r0 * j->row_bytes, j->row_bytes,
+               (int)(r1 - r0), j->xq + (size_t)t * (size_t)G4_QUANT_ACT_LD(j->k), j->k);
+}
+
+void g4_quant_dot_ggml_matmul(float *out, const uint8_t *xq, const void *w, enum g4_dtype dt,
+                              int64_t rows, int64_t k, int n, enum g4_isa isa, struct g4_pool *pool) {
+    struct ggml_mm_job job = {out, xq, w, g4_dtype_row_bytes(dt, k), rows, k, n,
+                              g4_quant_dot_ggml_for(dt, isa), ggml_for_fours(dt, isa), NULL};
+#if defined(__x86_64__) || defined(__i386__)
+    // ggml's tiled K-quant product takes batches of 8+ tokens on non-repacked K-quant matrices
+    if (dt == G4_DTYPE_Q6_K && n >= 8 && isa >= G4_ISA_AVX2)
+        job.dot8 = isa >= G4_ISA_AVX512VNNI ? vnni_g_q6_k_tiled : avx2_g_q6_k_tiled;
+#endif
+    if ((double)rows * (double)k * n < 1 << 15) pool = NULL;
+    g4_pool_run(pool, ggml_mm_part, &job);
+}
 
 g4_quant_dot_fn g4_quant_dot_for(enum g4_dtype dt, enum g4_isa isa) {
     if (!G4_DTYPE_IS_QUANT(dt)) return NULL;

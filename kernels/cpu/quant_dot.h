@@ -21,4 +21,17 @@ typedef void (*g4_quant_dot_fn)(float *out, const uint8_t *w, size_t row_bytes, 
 // below it); NULL for non-block dtypes.
 g4_quant_dot_fn g4_quant_dot_for(enum g4_dtype dt, enum g4_isa isa);
 
+// The kernel summing in ggml's own fp32 order (its x86 build: quant_dot_x86.inc), so that each
+// result equals ggml's bit for bit for Q4_0, Q5_0, Q8_0 (ggml_vec_dot / llamafile order), Q4_K
+// (its repacked q4_K_8x8 order) and Q6_K; Q5_K takes g4_quant_dot_for's kernel. Below AVX2 the
+// portable kernel (not ggml's order).
+g4_quant_dot_fn g4_quant_dot_ggml_for(enum g4_dtype dt, enum g4_isa isa);
+
+struct g4_pool;
+// out (n, rows) = w (rows, k) . xq (n quantized activation rows, G4_QUANT_ACT_LD(k) bytes apart)
+// with the g4_quant_dot_ggml_for kernel for every token (no fp32 tiles): llama.cpp's numerics
+// at any n. Rows split across the pool.
+void g4_quant_dot_ggml_matmul(float *out, const uint8_t *xq, const void *w, enum g4_dtype dt,
+                              int64_t rows, int64_t k, int n, enum g4_isa isa, struct g4_pool *pool);
+
 #endif
