@@ -311,16 +311,15 @@ GEMMA4_API gemma4_status gemma4_session_info(const gemma4_session *session, int3
 //     CPUs compute the same rounded products with fp32 instructions.
 //   - block-quantized weights (Q4_0, Q5_0, Q8_0: Q8_0 activations, 8 bits per 32 values with an
 //     fp16 scale; Q4_K, Q5_K, Q6_K: Q8_K activations, 8 bits per 256 values with an fp32 scale),
-//     multiplied with integer dot products (AVX2, AVX-512 VNNI or portable C; steps of 4 or more
-//     tokens use fp32 tiles on the same 8-bit values): each product is ggml's CPU product (the
-//     same 8-bit activations, equal up to fp32 summation order), and decoding needs less work
-//     per weight than FP32's. Logits differ from FP32 by a few percent RMS; on Gemma 3 270M
-//     Q4_K_M they are not closer to llama.cpp's than FP32's are (2-5% RMS both: llama.cpp's
-//     other operations round differently); greedy tokens agreed wherever llama.cpp's top two
-//     logits were > 0.5 apart (3 prompts, 72 steps). The MoE experts and router keep fp32
-//     activations.
+//     multiplied with integer dot products summed in ggml's fp32 order, and the model's other
+//     operations as ggml's CPU backend computes them (its flash attention on an fp16 K/V cache,
+//     RMSNorm, RoPE, fp16 GELU table): on Gemma 3 270M Q4_K_M every intermediate and logit equals
+//     llama.cpp's (llama-cpp-python 0.3.36, native build) bit for bit, and greedy continuations
+//     equal its own (tests/real/README.md; limits there: steps of 64+ tokens, CPUs without
+//     AVX512-FP16, Q5_K). Prompts run the integer products for every token (no fp32 tiles).
+//     The MoE experts and router keep fp32 activations.
 //   - F32 and F16 weights: unchanged (fp32 activations).
-//   The K/V cache stays fp32 (llama.cpp's is f16).
+//   Models without block-quantized weights keep the fp32 K/V cache and attention.
 // On CUDA (weights are bf16 on the device, see kernels/README.md): FP32 keeps every activation
 //   exact in the matrix products (fp32 multiply-adds in the decode kernels, an exact bf16 hi +
 //   lo split in the prompt GEMMs), the reference the GPU tests compare with. BF16 (the CUDA

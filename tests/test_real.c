@@ -6,16 +6,21 @@
 //     Gemma 4 vocabulary (llama.cpp's ggml-vocab-gemma-4.gguf, "gemma4": BPE with merges, found
 //     by scripts/real_model.sh --gemma4-vocab, or $G4_GEMMA4_VOCAB_GGUF) those of tokenize_gemma4.txt;
 //   - through the public ABI: each prompt of generate_gemma3.json tokenizes to llama.cpp's ids;
-//     the fast path (llama.cpp's numerics, REAL_FAST_PRECISION) and the exact path (fp32
-//     activations), fed llama.cpp's tokens, pick llama.cpp's argmax at every step where
-//     llama.cpp's top-2 logits are more than 0.5 apart, and over llama.cpp's top-10 logits of
-//     every step the mean |gemma4 - llama.cpp| stays within ~10% of what was measured when this
-//     test was written (fast 0.238 <= 0.265, exact 0.215 <= 0.24; a 5% error planted in the
-//     attention scale gives 0.294 and 0.249, caught only by these bounds). How far each path's free greedy
-//     continuation follows llama.cpp's is printed, not required: this model turns differences
-//     of rounding into logit changes of ~0.5 (llama.cpp itself moves its logits by up to 2.1,
-//     3-5% RMS, between its flash-attention and plain attention paths, or f16 and f32 K/V), so
-//     close calls (top-2 gaps of 0.02-0.4) go either way.
+//   - the fast path (REAL_FAST_PRECISION: llama.cpp's numerics) continues every prompt greedily
+//     as llama.cpp does: at least MIN_GREEDY of the 12 prompts (measured: 12 of 12, all 384
+//     tokens) must give llama.cpp's 32 tokens exactly, and teacher-forced on llama.cpp's tokens
+//     its logits over llama.cpp's top 10 of every step must stay within FAST_MEAN of llama.cpp's
+//     on average (measured 2.5e-6: the references keep 5 decimals; the fast path computes ggml's
+//     values bit for bit, see tests/real/README.md). Before that work (ggml's products only,
+//     every other operation gemma4's own fp32): 4 of 12 prompts (197 of 384 tokens), mean 0.238.
+//   - the exact path (fp32 activations), teacher-forced, picks llama.cpp's argmax at every step
+//     where llama.cpp's top-2 logits are more than 0.5 apart, and its mean |gemma4 - llama.cpp|
+//     over llama.cpp's top 10 stays within ~10% of what was measured when this test was written
+//     (0.215 <= 0.24; a 5% error planted in the attention scale gives 0.249); the fast path
+//     passes that argmax check too.
+// Planted bugs the fast path's checks catch (tests/real/README.md): ggml's GELU table without its
+// fused multiply-add (one fp16 entry in ~1e3 differs) and Q5_0 products summed in two
+// accumulators (fp32 order only).
 // CTest label "real". A missing model or vocabulary fails (it is installable), never skips.
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,7 +47,9 @@
 #ifndef REAL_FAST_PRECISION
 #define REAL_FAST_PRECISION GEMMA4_PRECISION_BF16
 #endif
-#define MARGIN 0.5f // top-2 gap above which the exact path must agree with llama.cpp
+#define MARGIN 0.5f      // top-2 gap above which both paths must agree with llama.cpp
+#define MIN_GREEDY 8      // prompts whose whole greedy continuation the fast path must reproduce
+#define FAST_MEAN 1e-4    // bound on the fast path's mean |logit - llama.cpp's| over its top 10
 
 static char model_path[4096];
 
@@ -235,7 +242,7 @@ static int greedy_agreement(gemma4_model *m, int64_t vocab, const struct prompt_
 // Teacher-forced on llama.cpp's continuation: at every step where llama.cpp's top-2 logits are
 // more than MARGIN apart, gemma4's argmax must be llama.cpp's. Also reports how far the free
 // greedy continuation follows llama.cpp's.
-static void check_path(int32_t precision, const char *name, double mean_max) {
+static void check_path(int32_t precision, const char *name, double mean_max, int min_greedy) {
     int64_t vocab;
     gemma4_model *m = load_model(&vocab);
     cJSON *root = load_refs();
@@ -274,19 +281,21 @@ static void check_path(int32_t precision, const char *name, double mean_max) {
                                  GEMMA4_OK);
         }
         gemma4_session_free(s);
-        if (precision != GEMMA4_PRECISION_FP32) { // informative, so only for the fast path
+        if (min_greedy > 0) {
             int agree = greedy_agreement(m, vocab, &r, precision, logits);
             followed += agree;
             whole += agree == r.n_gen;
         }
     }
     printf("  %s path: argmax equal to llama.cpp's at %d/%d steps with a top-2 gap > %.1f (%d steps in "
-           "all); |logit - llama.cpp's| over its top-k: mean %.4f (at most %.3f), max %.4f\n", name,
+           "all); |logit - llama.cpp's| over its top-k: mean %.2e (at most %.2e), max %.2e\n", name,
            checked - bad, checked, MARGIN, total, sum_err / (double)n_err, mean_max, max_err);
-    if (precision != GEMMA4_PRECISION_FP32)
-        printf("  %s path: free greedy continuation equal to llama.cpp's for %d/%d prompts (%d/%d "
-               "tokens before the first difference; not required, see the top of this file)\n",
-               name, whole, n_prompts, followed, total);
+    if (min_greedy > 0) {
+        printf("  %s path: free greedy continuation equal to llama.cpp's for %d/%d prompts (at least "
+               "%d; %d/%d tokens before the first difference)\n", name, whole, n_prompts, min_greedy,
+               followed, total);
+        assert_true(whole >= min_greedy);
+    }
     assert_true(n_prompts >= 8);
     assert_true(checked >= total / 2);
     assert_int_equal(bad, 0);
@@ -298,12 +307,12 @@ static void check_path(int32_t precision, const char *name, double mean_max) {
 
 static void test_fast_path_argmax_where_clear(void **state) {
     (void)state;
-    check_path(REAL_FAST_PRECISION, "fast", 0.265);
+    check_path(REAL_FAST_PRECISION, "fast", FAST_MEAN, MIN_GREEDY);
 }
 
 static void test_exact_path_argmax_where_clear(void **state) {
     (void)state;
-    check_path(GEMMA4_PRECISION_FP32, "exact", 0.24);
+    check_path(GEMMA4_PRECISION_FP32, "exact", 0.24, 0);
 }
 
 int main(void) {

@@ -185,13 +185,22 @@ struct ggml_mm_job {
     g4_quant_dot_fn dot, dot4, dot8;
 };
 
+// Rows split across the parts; 8-row tiles meet every token of a 64-token block (weights stay
+// in L1/L2 while the tokens pass), as matmul_cpu.c's q8 products do.
 static void ggml_mm_part(void *arg, int part, int n_parts) {
     const struct ggml_mm_job *j = arg;
     const int64_t r0 = j->rows * part / n_parts, r1 = j->rows * (part + 1) / n_parts;
-    if (r1 <= r0) return;
-    for (int t = 0; t < j->n; t++)
-        (j->dot8 ? j->dot8 : t < j->n - j->n % 4 ? j->dot4 : j->dot)(j->out + (size_t)t * (size_t)j->rows + r0, j->w + (size_t)r0 * j->row_bytes, j->row_bytes,
-               (int)(r1 - r0), j->xq + (size_t)t * (size_t)G4_QUANT_ACT_LD(j->k), j->k);
+    const size_t ldq = (size_t)G4_QUANT_ACT_LD(j->k);
+    for (int b0 = 0; b0 < j->n; b0 += 64) {
+        const int b1 = j->n - b0 < 64 ? j->n : b0 + 64;
+        for (int64_t r = r0; r < r1; r += 8) {
+            const int nr = r1 - r < 8 ? (int)(r1 - r) : 8;
+            for (int t = b0; t < b1; t++)
+                (j->dot8 ? j->dot8 : t < j->n - j->n % 4 ? j->dot4 : j->dot)(
+                    j->out + (size_t)t * (size_t)j->rows + r, j->w + (size_t)r * j->row_bytes, j->row_bytes,
+                    nr, j->xq + (size_t)t * ldq, j->k);
+        }
+    }
 }
 
 void g4_quant_dot_ggml_matmul(float *out, const uint8_t *xq, const void *w, enum g4_dtype dt,

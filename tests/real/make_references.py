@@ -11,7 +11,8 @@ Writes (committed; llama.cpp itself is not):
   tests/real/generate_gemma3.json   per prompt: llama.cpp's prompt ids (add_special, parse_special),
                                     its greedy continuation (N_GEN tokens, the argmax of each
                                     step's logits, fed back one token at a time) and the TOP_K
-                                    largest logits (id, value) at every step
+                                    largest logits (id, value) at every step, with the
+                                    settings that choose ggml's kernels
   tests/real/tokenize_gemma3.txt    llama_tokenize(text, add_special=True, parse_special=True)
   tests/real/tokenize_gemma4.txt    of many strings, on each vocabulary; one record per line,
                                     tab-separated: "E", the text's bytes in hex, the ids
@@ -103,6 +104,16 @@ def load(path, vocab_only):
                            n_threads=os.cpu_count(), logits_all=False, verbose=False)
 
 
+def cpu_flag(name):
+    """Whether /proc/cpuinfo lists the flag (llama.cpp's native build uses AVX512-FP16 in its
+    flash attention where the CPU has it, which changes the values)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(name in line.split() for line in f if line.startswith("flags"))
+    except OSError:
+        return None
+
+
 def sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -174,7 +185,12 @@ def write_generate(model_path, path):
     out = {"generator": "tests/real/make_references.py",
            "llama_cpp_python": llama_cpp.__version__,
            "model": os.path.basename(model_path), "model_sha256": sha256(model_path),
-           "n_ctx": cp.n_ctx, "type_k": cp.type_k, "flash_attn_type": cp.flash_attn_type,
+           "n_ctx": cp.n_ctx, "type_k": cp.type_k, "type_v": cp.type_v,
+           "flash_attn_type": cp.flash_attn_type,  # -1 auto: on for the CPU backend
+           # what else chooses ggml's kernels and so the numbers (tests/real/README.md)
+           "n_batch": cp.n_batch, "n_ubatch": cp.n_ubatch, "n_threads": cp.n_threads,
+           "GGML_CPU_TILED_MM": os.environ.get("GGML_CPU_TILED_MM", "unset (on)"),
+           "cpu_avx512fp16": cpu_flag("avx512_fp16"),
            "n_gen": N_GEN, "top_k": TOP_K, "prompts": []}
     for text in PROMPTS:
         L.llama_memory_clear(mem, True)
