@@ -316,7 +316,9 @@ GEMMA4_API gemma4_status gemma4_session_info(const gemma4_session *session, int3
 //     RMSNorm, RoPE, fp16 GELU table): on Gemma 3 270M Q4_K_M every intermediate and logit equals
 //     llama.cpp's (llama-cpp-python 0.3.36, native build) bit for bit, and greedy continuations
 //     equal its own (tests/real/README.md; limits there: steps of 64+ tokens, CPUs without
-//     AVX512-FP16, Q5_K). Prompts run the integer products for every token (no fp32 tiles).
+//     AVX512-FP16, Q5_K). Steps of under 64 tokens run the integer products for every token;
+//     longer ones (not bit-exact: llama.cpp then tiles its attention) the same 8-bit values on
+//     fp32 tiles.
 //     The MoE experts and router keep fp32 activations.
 //   - F32 and F16 weights: unchanged (fp32 activations).
 //   Models without block-quantized weights keep the fp32 K/V cache and attention.

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dtype.h"
+#include "matmul_cpu.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -72,16 +73,11 @@ FP16 static void mad_f16_native(uint16_t *acc, const float *v, int n, float vs) 
     }
 }
 
+// Within the instruction-set level the CPU engine runs at (g4_matmul_limit_isa caps it).
 static int has_fp16(void) {
-    static int cached = -1;
-    if (cached < 0) cached = __builtin_cpu_supports("avx512fp16") ? 1 : 0;
-    return cached;
+    return g4_matmul_isa() >= G4_ISA_AVX512 && __builtin_cpu_supports("avx512fp16");
 }
-static int has_avx512(void) {
-    static int cached = -1;
-    if (cached < 0) cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") ? 1 : 0;
-    return cached;
-}
+static int has_avx512(void) { return g4_matmul_isa() >= G4_ISA_AVX512; }
 #else
 static int has_fp16(void) { return 0; }
 static int has_avx512(void) { return 0; }
