@@ -38,6 +38,7 @@ int main(void) {
 #include "cuda_skip.h"
 #include "engine.h"
 
+#include "log.h"
 #include "model.h"
 #include "session.h"
 
@@ -503,6 +504,134 @@ static void test_unsupported_config(void **state) {
     g4_model_release(cpu);
 }
 
+// ---- the step driver: CUDA graphs and the device-side greedy pick ----------------------------
+static struct g4_cuda_session *cuda_of(struct g4_session *s) {
+    return (struct g4_cuda_session *)s->backend_state;
+}
+
+// Greedy sampling on the session; the device pick (no logits came back) must be what the CPU
+// sampler chooses from the same logits, fetched afterwards.
+static int32_t greedy_pick(struct g4_session *s) {
+    assert_true(s->has_logits && s->logits_on_device);
+    int32_t dev = -1, cpu = -2;
+    assert_int_equal(g4_session_sample(s, &dev), G4_OK);
+    assert_int_equal(g4_session_host_logits(s), G4_OK);
+    assert_false(s->logits_on_device);
+    cpu = g4_sampler_sample(&s->sampler, s->logits, s->history, (size_t)s->n_past);
+    assert_int_equal(dev, cpu);
+    return dev;
+}
+
+// Decode steps replayed from CUDA graphs equal the same steps enqueued one by one, bit for bit,
+// over a multi-step decode of the E2B fixture (PLE, KV sharing, sliding rings that wrap) in
+// both precisions: single-token steps returning logits, 3-token steps, and greedy steps that
+// leave the logits on the device (the pick equals the CPU sampler's greedy choice, and the
+// logits fetched afterwards equal the eager session's). The eager session never replays; the
+// graph session captures each step shape once and replays it at every later position.
+static void test_graph_decode(void **state) {
+    (void)state;
+    struct g4_reference r;
+    assert_int_equal(g4_reference_read("e2b", &r), 0);
+    struct g4_model *m = load("e2b", G4_DEVICE_CUDA);
+    const int V = m->cfg.vocab_size, P = 12, T = r.n_tokens;
+    float *le = malloc(sizeof(float) * 3 * V), *lg = malloc(sizeof(float) * 3 * V);
+    assert_non_null(le), assert_non_null(lg);
+    for (int prec = 0; prec < 2; prec++) {
+        struct g4_session *e, *g;
+        assert_int_equal(g4_session_init(&e, m, 64), G4_OK);
+        assert_int_equal(g4_session_init(&g, m, 64), G4_OK);
+        e->bf16 = g->bf16 = prec == 1;
+        assert_int_equal(g4_sampler_set(&e->sampler, 0.0f, 0, 1.0f, 0.0f, 1.0f, 64), G4_OK);
+        assert_int_equal(g4_sampler_set(&g->sampler, 0.0f, 0, 1.0f, 0.0f, 1.0f, 64), G4_OK);
+        g4_cuda_session_use_graphs(cuda_of(e), false);
+        step_ok(e, r.tokens, P, NULL, false);
+        step_ok(g, r.tokens, P, NULL, false);
+        int steps = 0;
+        // single tokens with logits, then 3-token steps with logits, up to the fixture's end
+        for (int t = P; t < T;) {
+            const int n = t < P + 14 || t + 3 > T ? 1 : 3;
+            step_ok(e, r.tokens + t, n, le, false);
+            step_ok(g, r.tokens + t, n, lg, false);
+            if (memcmp(le, lg, sizeof(float) * V) != 0) {
+                int i = 0;
+                while (le[i] == lg[i] || (le[i] != le[i] && lg[i] != lg[i])) i++;
+                print_error("%s: step at %d (%d tokens): graph logit %d = %.9g, eager %.9g\n",
+                            prec ? "bf16" : "fp32", t, n, i, lg[i], le[i]);
+                fail();
+            }
+            t += n, steps++;
+        }
+        // greedy steps: the logits stay on the device, the pick comes back
+        int32_t te = greedy_pick(e), tg = greedy_pick(g);
+        assert_int_equal(memcmp(e->logits, g->logits, sizeof(float) * V), 0);
+        for (int i = 0; i < 10; i++) {
+            assert_int_equal(te, tg);
+            step_ok(e, &te, 1, NULL, false);
+            step_ok(g, &tg, 1, NULL, false);
+            te = greedy_pick(e), tg = greedy_pick(g);
+            assert_int_equal(memcmp(e->logits, g->logits, sizeof(float) * V), 0);
+        }
+        const struct g4_cuda_graph_counts ce = g4_cuda_session_graph_counts(cuda_of(e));
+        const struct g4_cuda_graph_counts cg = g4_cuda_session_graph_counts(cuda_of(g));
+        printf("%s: %d logits steps + 10 greedy steps: graph session captured %llu, replayed %llu, "
+               "eager %llu; eager session eager %llu; bit-identical\n", prec ? "bf16" : "fp32",
+               steps, (unsigned long long)cg.captured, (unsigned long long)cg.replayed,
+               (unsigned long long)cg.eager, (unsigned long long)ce.eager);
+        assert_int_equal(ce.replayed, 0);
+        assert_int_equal(ce.captured, 0);
+        assert_int_equal(cg.captured, 3);        // 1 token + logits, 3 tokens + logits, greedy
+        assert_int_equal(cg.capture_failed, 0);
+        assert_int_equal(cg.replayed, (uint64_t)steps + 10 + 1); // + the greedy step after the loop
+        assert_int_equal(cg.eager, 1);           // the prompt
+        g4_session_free(e);
+        g4_session_free(g);
+    }
+    g4_model_release(m);
+    free(le), free(lg), free(r.blob);
+}
+
+// A NaN weight surfaces through the device path as the session's G4_ERR_FORMAT naming the same
+// logit id as the host check (logits copied back) names: row 17 of the LM head (tied to the
+// embedding; the prompt does not contain token 17) made NaN on the device.
+static void test_device_pick_nan(void **state) {
+    (void)state;
+    struct g4_reference r;
+    assert_int_equal(g4_reference_read("e2b", &r), 0);
+    struct g4_model *m = load("e2b", G4_DEVICE_CUDA);
+    const struct g4_cuda_model *cm = (const struct g4_cuda_model *)m->device_state;
+    const int H = cm->lm_head.cols, V = m->cfg.vocab_size;
+    for (int i = 0; i < 12; i++) assert_int_not_equal(r.tokens[i], 17);
+    uint16_t *nan_row = malloc(sizeof(uint16_t) * H);
+    float *logits = malloc(sizeof(float) * V);
+    assert_non_null(nan_row), assert_non_null(logits);
+    for (int i = 0; i < H; i++) nan_row[i] = 0x7FC0;
+    assert_int_equal(cudaMemcpy((uint16_t *)cm->lm_head.w + (size_t)17 * H, nan_row,
+                                sizeof(uint16_t) * H, cudaMemcpyHostToDevice), cudaSuccess);
+    char host_msg[512];
+    for (int path = 0; path < 3; path++) { // host check, device pick eager, device pick graph
+        struct g4_session *s;
+        assert_int_equal(g4_session_init(&s, m, 64), G4_OK);
+        assert_int_equal(g4_sampler_set(&s->sampler, 0.0f, 0, 1.0f, 0.0f, 1.0f, 64), G4_OK);
+        g4_cuda_session_use_graphs(cuda_of(s), path == 2);
+        g4_status st = g4_session_step(s, r.tokens, 11, path == 0 ? logits : NULL, false);
+        if (path == 0) snprintf(host_msg, sizeof host_msg, "%s", g4_last_error());
+        printf("NaN LM-head row, %s -> %s: %s\n",
+               path == 0 ? "host check" : path == 1 ? "device pick" : "device pick (graph)",
+               g4_status_name(st), g4_last_error());
+        assert_int_equal(st, G4_ERR_FORMAT);
+        assert_non_null(strstr(g4_last_error(), "non-finite logit (id 17)"));
+        if (path) assert_string_equal(g4_last_error(), host_msg);
+        assert_false(s->has_logits);
+        // a decode step on the graph path too
+        st = g4_session_step(s, r.tokens + 11, 1, NULL, false);
+        assert_int_equal(st, G4_ERR_FORMAT);
+        assert_non_null(strstr(g4_last_error(), "non-finite logit (id 17)"));
+        g4_session_free(s);
+    }
+    g4_model_release(m);
+    free(nan_row), free(logits), free(r.blob);
+}
+
 #ifdef G4EMU
 // Kernel launches of one decode step on the e2b fixture (PLE, KV sharing), counted by the
 // harness (g4emu_kernel_runs: kernels run, a cuBLAS GEMM counted as one), for the log and the
@@ -685,6 +814,69 @@ static void test_random_model(void **state) {
     }
 }
 
+#ifdef G4EMU
+struct log_capture {
+    char text[1024];
+    int n;
+};
+static void capture_log(int level, const char *msg, void *user) {
+    struct log_capture *c = user;
+    if (level <= G4_LOG_WARN && strstr(msg, "CUDA graph")) {
+        snprintf(c->text, sizeof c->text, "%s", msg);
+        c->n++;
+    }
+}
+
+// A capture that fails (the harness refuses a launch inside it) leaves the session usable: the
+// step runs eagerly with the same result as a session that never captured, the log says why,
+// and that step shape stays eager; another shape still captures.
+static void test_graph_capture_fails(void **state) {
+    (void)state;
+    struct g4_reference r;
+    assert_int_equal(g4_reference_read("e2b", &r), 0);
+    struct g4_model *m = load("e2b", G4_DEVICE_CUDA);
+    const int V = m->cfg.vocab_size, P = 12;
+    float *le = malloc(sizeof(float) * V), *lg = malloc(sizeof(float) * V);
+    assert_non_null(le), assert_non_null(lg);
+    struct g4_session *e, *g;
+    assert_int_equal(g4_session_init(&e, m, 64), G4_OK);
+    assert_int_equal(g4_session_init(&g, m, 64), G4_OK);
+    g4_cuda_session_use_graphs(cuda_of(e), false);
+    step_ok(e, r.tokens, P, NULL, false);
+    step_ok(g, r.tokens, P, NULL, false);
+    struct log_capture lc = {{0}, 0};
+    g4_log_set(capture_log, &lc);
+    for (int t = P; t < P + 4; t++) {
+        step_ok(e, r.tokens + t, 1, le, false);
+        // the next launch of rmsnorm.cu is refused: one inside the first capture
+        if (t == P) g4emu_fail_launches("rmsnorm.cu", 1);
+        step_ok(g, r.tokens + t, 1, lg, false);
+        assert_int_equal(memcmp(le, lg, sizeof(float) * V), 0);
+    }
+    g4_log_set(NULL, NULL);
+    struct g4_cuda_graph_counts c = g4_cuda_session_graph_counts(cuda_of(g));
+    printf("capture with a refused launch: log \"%s\"; captured %llu, failed %llu, eager %llu\n",
+           lc.text, (unsigned long long)c.captured, (unsigned long long)c.capture_failed,
+           (unsigned long long)c.eager);
+    assert_int_equal(lc.n, 1);
+    assert_non_null(strstr(lc.text, "cudaErrorLaunchOutOfResources"));
+    assert_int_equal(c.capture_failed, 1);
+    assert_int_equal(c.captured, 0);
+    assert_int_equal(c.eager, 1 + 4);
+    // the greedy shape captures and replays
+    step_ok(e, r.tokens + P + 4, 1, NULL, false);
+    step_ok(g, r.tokens + P + 4, 1, NULL, false);
+    c = g4_cuda_session_graph_counts(cuda_of(g));
+    assert_int_equal(c.captured, 1);
+    assert_int_equal(c.replayed, 1);
+    assert_int_equal(e->greedy_next, g->greedy_next);
+    g4_session_free(e);
+    g4_session_free(g);
+    g4_model_release(m);
+    free(le), free(lg), free(r.blob);
+}
+#endif
+
 int main(void) {
     if (g4_no_cuda_device()) return 77;
     struct CMUnitTest tests[] = {
@@ -694,9 +886,11 @@ int main(void) {
         cmocka_unit_test(test_bad_device), cmocka_unit_test(test_free_order),
         cmocka_unit_test(test_out_of_memory), cmocka_unit_test(test_unsupported_config),
         cmocka_unit_test(test_random_model),
+        cmocka_unit_test(test_graph_decode), cmocka_unit_test(test_device_pick_nan),
 #ifdef G4EMU
         cmocka_unit_test(test_failed_step_commits_nothing),
         cmocka_unit_test(test_launch_count),
+        cmocka_unit_test(test_graph_capture_fails),
 #endif
     };
     return _cmocka_run_group_tests("tests", tests, g4_cuda_tests_select(tests, G4_COUNT(tests)),

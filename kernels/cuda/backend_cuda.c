@@ -33,6 +33,16 @@ static g4_status cuda_forward(struct g4_session *s, const int32_t *tokens, int n
                            s->bf16 ? G4_CUDA_BF16 : G4_CUDA_FP32);
 }
 
+static g4_status cuda_forward_greedy(struct g4_session *s, const int32_t *tokens, int n,
+                                     int32_t *next, int32_t *nonfinite) {
+    return g4_cuda_forward_greedy(s->backend_state, tokens, n, s->n_past,
+                                  s->bf16 ? G4_CUDA_BF16 : G4_CUDA_FP32, next, nonfinite);
+}
+
+static g4_status cuda_fetch_logits(struct g4_session *s, float *logits) {
+    return g4_cuda_fetch_logits(s->backend_state, logits);
+}
+
 static size_t cuda_kv_bytes(const struct g4_session *s) {
     return g4_cuda_session_kv_bytes(s->backend_state);
 }
@@ -45,4 +55,6 @@ const struct g4_backend g4_backend_cuda = {
     .session_free = cuda_session_free,
     .forward = cuda_forward,
     .kv_bytes = cuda_kv_bytes,
+    .forward_greedy = cuda_forward_greedy,
+    .fetch_logits = cuda_fetch_logits,
 };

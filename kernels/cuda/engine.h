@@ -94,10 +94,29 @@ g4_status g4_cuda_session_init(struct g4_cuda_session **out, const struct g4_cud
 void g4_cuda_session_free(struct g4_cuda_session *s); // NULL fine
 // The backend forward (core/backend.h): tokens [0, n) at positions [pos0, pos0 + n), n <=
 // n_batch; logits NULL, or host (n, vocab) when all_logits, else (vocab,); prec the session's
-// precision (an unknown value is G4_ERR_INVALID_ARGUMENT). One stream sync.
+// precision (an unknown value is G4_ERR_INVALID_ARGUMENT). One stream sync per call, after the
+// results' copy; decode shapes replay a CUDA graph (see g4_cuda_session_use_graphs).
 g4_status g4_cuda_forward(struct g4_cuda_session *s, const int32_t *tokens, int n, int64_t pos0,
                           float *logits, bool all_logits, enum g4_cuda_precision prec);
+// The greedy forward (core/backend.h forward_greedy): as g4_cuda_forward with the last
+// position's logits left on the device; *next their argmax, *nonfinite the lowest id of a
+// NaN/Inf logit or -1. 8 bytes come back instead of vocab floats.
+g4_status g4_cuda_forward_greedy(struct g4_cuda_session *s, const int32_t *tokens, int n,
+                                 int64_t pos0, enum g4_cuda_precision prec, int32_t *next,
+                                 int32_t *nonfinite);
+// The last g4_cuda_forward_greedy's logits (vocab,) to the host (valid until the next forward).
+g4_status g4_cuda_fetch_logits(struct g4_cuda_session *s, float *logits);
 size_t g4_cuda_session_kv_bytes(const struct g4_cuda_session *s);
+
+// CUDA graphs (kernels/README.md): steps of up to 8 tokens that do not return every position's
+// logits replay a graph captured on first use per (precision, output, token count). On by
+// default; off runs every step eagerly (the tests' reference). Counts are for tests and logs.
+struct g4_cuda_graph_counts {
+    uint64_t captured, capture_failed; // graphs made / capture attempts that fell back
+    uint64_t replayed, eager;          // steps run as a graph replay / enqueued one by one
+};
+void g4_cuda_session_use_graphs(struct g4_cuda_session *s, bool on);
+struct g4_cuda_graph_counts g4_cuda_session_graph_counts(const struct g4_cuda_session *s);
 
 #ifdef __cplusplus
 }

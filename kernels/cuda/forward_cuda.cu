@@ -11,14 +11,42 @@
 // synchronization is one cudaStreamSynchronize at the end of each forward, after the logits
 // copy.
 #include <math.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda_check.h"
 #include "engine.h"
 
+extern "C" {
+#include "log.h"
+}
+
 #define ALIGN 256
 #define FOLD_TOKENS 8         // GEMMs of up to 8 tokens read their weights once (gemm.cu)
+
+#define GRAPH_MAX_TOKENS 8 // steps of up to this many tokens replay a graph (decode)
+
+// What a step leaves for the host.
+enum step_out {
+    OUT_NONE = 0,   // nothing (a prompt chunk)
+    OUT_LAST = 1,   // the last position's logits row, through s->h_logits
+    OUT_GREEDY = 2, // its argmax and lowest non-finite id (s->io->pick); the row stays on the device
+    OUT_ALL = 3,    // every position's logits, straight into the caller's buffer (never a graph)
+};
+#define N_GRAPH_OUT 3
+
+// Device step state and token ids, contiguous so that one copy uploads both, then the pick.
+struct step_io {
+    struct g4_cuda_step step;
+    int32_t pick[2]; // greedy token, lowest non-finite id (-1: all finite)
+    int32_t pad[2];
+    int32_t tokens[1]; // (n_batch,)
+};
+static size_t step_io_bytes(int n_batch) {
+    return offsetof(struct step_io, tokens) + (size_t)n_batch * sizeof(int32_t);
+}
 
 struct kv_slot {
     float *k, *v;             // (capacity, n_kv_heads, head_dim)
@@ -42,7 +70,7 @@ struct g4_cuda_session {
     struct kv_slot slot[G4_MAX_LAYERS];
     // Activations: one allocation carved below. B = n_batch.
     void *act_base;
-    int32_t *tokens;          // (B,)
+    int32_t *tokens;          // (B,) in io
     float *x, *t;             // (B, hidden) residual stream, sub-block output
     float *h;                 // (B, hidden) normed input of the next GEMM
     float *qkv;               // (B, max qkv width) q | k | v projections
@@ -50,7 +78,7 @@ struct g4_cuda_session {
     float *gu;                // (B, 2 * max intermediate) gate | up
     float *act;               // (B, max intermediate) gelu(gate) * up
     struct g4_cuda_att_scratch att_scr; // split-attention partials and merge tickets
-    struct g4_cuda_step *step; // the step state the position-dependent kernels read
+    struct g4_cuda_step *step; // in io: the step state the position-dependent kernels read
     struct g4_cuda_gemm_scratch gemm; // x split (2B, max GEMM cols) and fold rows
     struct g4_cuda_gemv_scratch gemv; // split-K partials and counters of the decode GEMV
     bool bf16_act;            // this forward's precision is G4_CUDA_BF16 (matrix products)
@@ -69,8 +97,17 @@ struct g4_cuda_session {
     float *logits;            // (B, vocab)
     struct g4_cuda_ring *rings; // (n_rings,) device table for the commit
     int n_rings;
-    int32_t *h_tokens;        // (B,) pinned host staging for the token upload
-    struct g4_cuda_step *h_step; // pinned host staging of *step
+    // The step driver's traffic (g4_cuda_forward): one upload of the step state and the token
+    // ids, one download of the greedy pick or the last logits row, both through pinned memory.
+    struct step_io *io;       // device: step, tokens (B,), pick
+    struct step_io *h_io;     // pinned host twin
+    float *h_logits;          // (vocab,) pinned: the last position's logits
+    // Decode steps as CUDA graphs, one per (precision, output, token count), made on first use.
+    cudaGraphExec_t graph[2][N_GRAPH_OUT][GRAPH_MAX_TOKENS];
+    bool graph_failed[2][N_GRAPH_OUT][GRAPH_MAX_TOKENS]; // capture failed: eager from then on
+    const void *graph_kv_base; // the K/V allocation the graphs were captured with
+    bool graphs_off;           // g4_cuda_session_use_graphs(s, false)
+    struct g4_cuda_graph_counts counts;
 };
 
 static size_t align_up(size_t x) { return (x + ALIGN - 1) / ALIGN * ALIGN; }
@@ -167,7 +204,6 @@ static g4_status act_init(struct g4_cuda_session *s) {
     s->gemm.out2_floats = 2 * fold_tokens * max_rows;
     const size_t f = sizeof(float), b = sizeof(g4_bf16), i4 = sizeof(int32_t);
     struct { void **ptr; size_t bytes; } parts[] = {
-        {(void **)&s->tokens, B * i4},
         {(void **)&s->x, B * H * f},
         {(void **)&s->t, B * H * f},
         {(void **)&s->h, B * H * f},
@@ -177,7 +213,6 @@ static g4_status act_init(struct g4_cuda_session *s) {
         {(void **)&s->act, B * max_i * f},
         {(void **)&s->att_scr.part, s->att_scr.part_floats * f},
         {(void **)&s->att_scr.tickets, s->att_scr.n_tickets * sizeof(unsigned)},
-        {(void **)&s->step, sizeof(struct g4_cuda_step)},
         {(void **)&s->gemm.x_split, s->gemm.x_split_elems * b},
         {(void **)&s->gemm.out2, s->gemm.out2_floats * f},
         {(void **)&s->gemv.partial, G4_CUDA_GEMV_PARTIAL_FLOATS * f},
@@ -238,9 +273,29 @@ static g4_status act_init(struct g4_cuda_session *s) {
     if (s->att_scr.n_tickets)
         G4_CUDA_TRY(cudaMemsetAsync(s->att_scr.tickets, 0, s->att_scr.n_tickets * sizeof(unsigned),
                                     s->stream));
-    G4_CUDA_TRY(cudaMallocHost((void **)&s->h_tokens, B * i4));
-    G4_CUDA_TRY(cudaMallocHost((void **)&s->h_step, sizeof *s->h_step));
     return G4_OK;
+}
+
+// The step driver's buffers: the device step state + token ids (+ pick), and their pinned twins.
+static g4_status io_init(struct g4_cuda_session *s) {
+    const size_t bytes = step_io_bytes(s->n_batch);
+    G4_TRY(device_alloc((void **)&s->io, bytes, s->device, "step state"));
+    s->tokens = s->io->tokens;
+    s->step = &s->io->step;
+    G4_CUDA_TRY(cudaMallocHost((void **)&s->h_io, bytes));
+    G4_CUDA_TRY(cudaMallocHost((void **)&s->h_logits, (size_t)s->cfg->vocab_size * sizeof(float)));
+    return G4_OK;
+}
+
+static void graphs_clear(struct g4_cuda_session *s) {
+    for (int p = 0; p < 2; p++)
+        for (int o = 0; o < N_GRAPH_OUT; o++)
+            for (int n = 0; n < GRAPH_MAX_TOKENS; n++) {
+                if (s->graph[p][o][n]) cudaGraphExecDestroy(s->graph[p][o][n]);
+                s->graph[p][o][n] = NULL;
+                s->graph_failed[p][o][n] = false;
+            }
+    s->graph_kv_base = NULL;
 }
 
 // On a (nearly) full device, stream and cuBLAS handle creation fail with codes that do not say
@@ -293,6 +348,7 @@ g4_status g4_cuda_session_init(struct g4_cuda_session **out, const struct g4_cud
         st = g4_fail(G4_ERR_DEVICE, "cuda session: cublasSetStream: %s", cublasGetStatusString(bst));
     if (st == G4_OK) st = kv_init(s);
     if (st == G4_OK) st = act_init(s);
+    if (st == G4_OK) st = io_init(s);
     if (st != G4_OK) {
         g4_cuda_session_free(s);
         return st;
@@ -305,8 +361,10 @@ void g4_cuda_session_free(struct g4_cuda_session *s) {
     if (!s) return;
     cudaSetDevice(s->device);
     if (s->stream) cudaStreamSynchronize(s->stream);
-    if (s->h_tokens) cudaFreeHost(s->h_tokens);
-    if (s->h_step) cudaFreeHost(s->h_step);
+    graphs_clear(s);
+    if (s->h_io) cudaFreeHost(s->h_io);
+    if (s->h_logits) cudaFreeHost(s->h_logits);
+    if (s->io) cudaFree(s->io);
     if (s->act_base) cudaFree(s->act_base);
     if (s->kv_base) cudaFree(s->kv_base);
     if (s->blas) cublasDestroy(s->blas);
@@ -468,8 +526,72 @@ static g4_status run(struct g4_cuda_session *s, int n, int64_t pos0, bool want_l
     return G4_OK;
 }
 
-g4_status g4_cuda_forward(struct g4_cuda_session *s, const int32_t *tokens, int n, int64_t pos0,
-                          float *logits, bool all_logits, enum g4_cuda_precision prec) {
+// Everything of one step after the upload, enqueued on s->stream (or recorded, while it
+// captures): the layers, what the host gets back, and last the ring commit (a step that fails
+// before it leaves the rings as they were). Nothing here synchronizes, allocates or reads a
+// host value that changes from step to step: positions come from s->io->step.
+static g4_status enqueue_step(struct g4_cuda_session *s, int n, int64_t pos0,
+                              enum step_out out, float *all_logits) {
+    const size_t V = (size_t)s->cfg->vocab_size;
+    G4_TRY(run(s, n, pos0, out != OUT_NONE, out == OUT_ALL));
+    cudaError_t err = cudaSuccess;
+    if (out == OUT_GREEDY) {
+        G4_TRY(g4_cuda_argmax(&s->io->pick[0], &s->io->pick[1], s->logits, 1, (int)V, s->stream));
+        err = cudaMemcpyAsync(s->h_io->pick, s->io->pick, sizeof s->io->pick,
+                              cudaMemcpyDeviceToHost, s->stream);
+    } else if (out == OUT_LAST) {
+        err = cudaMemcpyAsync(s->h_logits, s->logits, V * sizeof(float), cudaMemcpyDeviceToHost,
+                              s->stream);
+    } else if (out == OUT_ALL) {
+        err = cudaMemcpyAsync(all_logits, s->logits, (size_t)n * V * sizeof(float),
+                              cudaMemcpyDeviceToHost, s->stream);
+    }
+    if (err != cudaSuccess)
+        return g4_fail(G4_ERR_DEVICE, "cuda forward: result copy: %s", cudaGetErrorString(err));
+    return g4_cuda_kv_commit(s->rings, s->n_rings, s->step, n, s->stream);
+}
+
+// Captures enqueue_step as a graph; NULL (and the reason in the log) when the capture fails,
+// which leaves the stream and the session as they were: nothing of the step has run.
+static cudaGraphExec_t capture_step(struct g4_cuda_session *s, int n, int64_t pos0,
+                                    enum step_out out) {
+    cudaError_t err = cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal);
+    g4_status st = G4_OK;
+    char why[256] = "";
+    if (err != cudaSuccess) {
+        snprintf(why, sizeof why, "cudaStreamBeginCapture: %s", cudaGetErrorName(err));
+    } else {
+        st = enqueue_step(s, n, pos0, out, NULL);
+        if (st != G4_OK) snprintf(why, sizeof why, "%s", g4_last_error());
+        cudaGraph_t graph = NULL;
+        err = cudaStreamEndCapture(s->stream, &graph); // ends it whatever happened inside
+        if (st == G4_OK && err != cudaSuccess)
+            snprintf(why, sizeof why, "cudaStreamEndCapture: %s", cudaGetErrorName(err));
+        cudaGraphExec_t exec = NULL;
+        if (st == G4_OK && err == cudaSuccess) {
+            err = cudaGraphInstantiate(&exec, graph, 0);
+            if (err != cudaSuccess) {
+                exec = NULL;
+                snprintf(why, sizeof why, "cudaGraphInstantiate: %s", cudaGetErrorName(err));
+            }
+        }
+        if (graph) cudaGraphDestroy(graph);
+        if (exec) {
+            s->counts.captured++;
+            return exec;
+        }
+    }
+    cudaGetLastError(); // the capture's errors must not fail the eager step that follows
+    s->counts.capture_failed++;
+    g4_log(G4_LOG_WARN, "cuda: capturing the %d-token step as a CUDA graph failed (%s); "
+           "this step shape runs eagerly in this session", n, why);
+    return NULL;
+}
+
+// One step: upload (step state + tokens), the step's work (a graph replay for decode shapes,
+// else enqueued), one stream synchronization, then the results to the host.
+static g4_status forward_step(struct g4_cuda_session *s, const int32_t *tokens, int n, int64_t pos0,
+                              enum g4_cuda_precision prec, enum step_out out, float *logits) {
     if (prec != G4_CUDA_FP32 && prec != G4_CUDA_BF16)
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda forward: unknown precision %d", (int)prec);
     s->bf16_act = prec == G4_CUDA_BF16;
@@ -478,34 +600,77 @@ g4_status g4_cuda_forward(struct g4_cuda_session *s, const int32_t *tokens, int 
                        n, (long long)pos0, s->n_batch, (long long)s->n_ctx);
     G4_CUDA_TRY(cudaSetDevice(s->device));
     cudaGetLastError(); // a stale error of earlier work on this thread is not ours to report
-    memcpy(s->h_tokens, tokens, (size_t)n * sizeof(int32_t));
-    s->h_step->pos0 = pos0;
-    s->h_step->n_tokens = n;
-    s->h_step->pad = 0;
-    g4_status st = G4_OK;
-    cudaError_t err = cudaMemcpyAsync(s->tokens, s->h_tokens, (size_t)n * sizeof(int32_t),
-                                      cudaMemcpyHostToDevice, s->stream);
-    if (err == cudaSuccess) // the step state the position-dependent kernels read
-        err = cudaMemcpyAsync(s->step, s->h_step, sizeof *s->h_step, cudaMemcpyHostToDevice,
-                              s->stream);
-    if (err != cudaSuccess)
-        st = g4_fail(G4_ERR_DEVICE, "cuda forward: token upload: %s", cudaGetErrorString(err));
-    if (st == G4_OK) st = run(s, n, pos0, logits != NULL, all_logits);
-    if (st == G4_OK && logits) {
-        const size_t rows = all_logits ? (size_t)n : 1;
-        err = cudaMemcpyAsync(logits, s->logits, rows * s->cfg->vocab_size * sizeof(float),
-                              cudaMemcpyDeviceToHost, s->stream);
-        if (err != cudaSuccess)
-            st = g4_fail(G4_ERR_DEVICE, "cuda forward: logits copy: %s", cudaGetErrorString(err));
+
+    // A graph bakes in every device pointer: a re-made K/V cache makes them all stale.
+    if (s->graph_kv_base && s->graph_kv_base != s->kv_base) graphs_clear(s);
+    cudaGraphExec_t exec = NULL;
+    if (!s->graphs_off && out != OUT_ALL && n <= GRAPH_MAX_TOKENS) {
+        cudaGraphExec_t *slot = &s->graph[prec][out][n - 1];
+        bool *failed = &s->graph_failed[prec][out][n - 1];
+        if (!*slot && !*failed) {
+            *slot = capture_step(s, n, pos0, out);
+            *failed = !*slot;
+            if (*slot) s->graph_kv_base = s->kv_base;
+        }
+        exec = *slot;
     }
-    // Last: the staged sliding-window rows go into their rings only once everything else of
-    // the step is enqueued, so a step that fails above leaves the rings as they were.
-    if (st == G4_OK) st = g4_cuda_kv_commit(s->rings, s->n_rings, s->step, n, s->stream);
-    // Always drain the stream (the pinned token buffer is reused next call); asynchronous
-    // faults of any kernel above surface here.
+
+    s->h_io->step.pos0 = pos0;
+    s->h_io->step.n_tokens = n;
+    s->h_io->step.pad = 0;
+    memcpy(s->h_io->tokens, tokens, (size_t)n * sizeof(int32_t));
+    g4_status st = G4_OK;
+    cudaError_t err = cudaMemcpyAsync(s->io, s->h_io, step_io_bytes(n), cudaMemcpyHostToDevice,
+                                      s->stream);
+    if (err != cudaSuccess)
+        st = g4_fail(G4_ERR_DEVICE, "cuda forward: step upload: %s", cudaGetErrorString(err));
+    if (st == G4_OK && exec) {
+        err = cudaGraphLaunch(exec, s->stream);
+        if (err != cudaSuccess)
+            st = g4_fail(G4_ERR_DEVICE, "cuda forward: cudaGraphLaunch: %s (%s)",
+                         cudaGetErrorString(err), cudaGetErrorName(err));
+        else s->counts.replayed++;
+    } else if (st == G4_OK) {
+        st = enqueue_step(s, n, pos0, out, logits);
+        s->counts.eager++;
+    }
+    // Always drain the stream (the pinned buffers are reused next call); asynchronous faults of
+    // any kernel above surface here.
     err = cudaStreamSynchronize(s->stream);
     if (st == G4_OK && err != cudaSuccess)
         st = g4_fail(G4_ERR_DEVICE, "cuda forward: %s (%s)", cudaGetErrorString(err),
                      cudaGetErrorName(err));
+    if (st == G4_OK && out == OUT_LAST)
+        memcpy(logits, s->h_logits, (size_t)s->cfg->vocab_size * sizeof(float));
     return st;
+}
+
+g4_status g4_cuda_forward(struct g4_cuda_session *s, const int32_t *tokens, int n, int64_t pos0,
+                          float *logits, bool all_logits, enum g4_cuda_precision prec) {
+    const enum step_out out = !logits ? OUT_NONE : all_logits ? OUT_ALL : OUT_LAST;
+    return forward_step(s, tokens, n, pos0, prec, out, logits);
+}
+
+g4_status g4_cuda_forward_greedy(struct g4_cuda_session *s, const int32_t *tokens, int n,
+                                 int64_t pos0, enum g4_cuda_precision prec, int32_t *next,
+                                 int32_t *nonfinite) {
+    G4_TRY(forward_step(s, tokens, n, pos0, prec, OUT_GREEDY, NULL));
+    *next = s->h_io->pick[0];
+    *nonfinite = s->h_io->pick[1];
+    return G4_OK;
+}
+
+g4_status g4_cuda_fetch_logits(struct g4_cuda_session *s, float *logits) {
+    G4_CUDA_TRY(cudaSetDevice(s->device));
+    G4_CUDA_TRY(cudaMemcpyAsync(s->h_logits, s->logits, (size_t)s->cfg->vocab_size * sizeof(float),
+                                cudaMemcpyDeviceToHost, s->stream));
+    G4_CUDA_TRY(cudaStreamSynchronize(s->stream));
+    memcpy(logits, s->h_logits, (size_t)s->cfg->vocab_size * sizeof(float));
+    return G4_OK;
+}
+
+void g4_cuda_session_use_graphs(struct g4_cuda_session *s, bool on) { s->graphs_off = !on; }
+
+struct g4_cuda_graph_counts g4_cuda_session_graph_counts(const struct g4_cuda_session *s) {
+    return s->counts;
 }
