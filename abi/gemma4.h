@@ -352,8 +352,11 @@ GEMMA4_API gemma4_status gemma4_session_set_repetition_penalty(gemma4_session *s
                                                                float penalty, int32_t last_n);
 // Seeds the sampler's RNG: the same seed, settings and context give the same tokens.
 GEMMA4_API gemma4_status gemma4_session_set_seed(gemma4_session *session, uint64_t seed);
-// Samples the next token from the logits of the last step (does not append it).
-// Errors: INVALID_ARGUMENT (no step has produced logits yet).
+// Samples the next token from the logits of the last step (does not append it). On the CUDA
+// engine a greedy sampler (temperature 0, no repetition penalty) takes the argmax computed on
+// the device when the step was run without a logits buffer; any other setting copies the logits
+// back first and samples on the CPU, so the same seed gives the same tokens on both engines.
+// Errors: INVALID_ARGUMENT (no step has produced logits yet), DEVICE (the copy failed).
 GEMMA4_API gemma4_status gemma4_session_sample(gemma4_session *session,
                                                int32_t *token /* out */);
 
