@@ -124,9 +124,6 @@ static const g4_quant_dot_fn portable[] = {portable_q4_0, portable_q5_0, portabl
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
-#ifndef G4_Q6K_TILED_ACC
-#define G4_Q6K_TILED_ACC acc = acc + r * yd[b]
-#endif
 #define QD_CAT(a, b) a##b // two levels, so that a macro argument expands first
 #define QD_TARGET __attribute__((target("avx2,fma,f16c")))
 #define QD_VNNI 0
