@@ -18,9 +18,12 @@
 //     over llama.cpp's top 10 stays within ~10% of what was measured when this test was written
 //     (0.215 <= 0.24; a 5% error planted in the attention scale gives 0.249); the fast path
 //     passes that argmax check too.
-// Planted bugs the fast path's checks catch (tests/real/README.md): ggml's GELU table without its
-// fused multiply-add (one fp16 entry in ~1e3 differs) and Q5_0 products summed in two
-// accumulators (fp32 order only).
+// Planted bugs the fast path's checks catch: the attention's values summed in fp32 arithmetic
+// (ggml's F32C form instead of this CPU's fp16 FMAs: mean 0.242, 8 of 12 prompts) and Q5_0
+// products summed in two accumulators (fp32 order only: mean 0.229, 4 of 12); ggml's GELU table
+// without its fused multiply-add (1 of 63488 entries) passes: no prompt here meets that entry
+// where it matters. On a CPU without AVX512-FP16 (the references' CPU has it) the fast path is
+// held to the bounds of before (llama.cpp itself computes other values there).
 // CTest label "real". A missing model or vocabulary fails (it is installable), never skips.
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +35,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,6 +311,23 @@ static void check_path(int32_t precision, const char *name, double mean_max, int
 
 static void test_fast_path_argmax_where_clear(void **state) {
     (void)state;
+    // The references come from a CPU with AVX512-FP16 (generate_gemma3.json: cpu_avx512fp16),
+    // where llama.cpp's attention accumulates in fp16 arithmetic; elsewhere llama.cpp itself
+    // computes other values (fp32 arithmetic stored as fp16), and so does gemma4: held there to
+    // the bounds measured before the bit-exact work (mean 0.238, 4 of 12 prompts).
+    cJSON *root = load_refs();
+    const bool refs_fp16 = cJSON_IsTrue(cJSON_GetObjectItem(root, "cpu_avx512fp16"));
+    cJSON_Delete(root);
+#if defined(__x86_64__) || defined(__i386__)
+    const bool cpu_fp16 = __builtin_cpu_supports("avx512fp16");
+#else
+    const bool cpu_fp16 = false;
+#endif
+    if (refs_fp16 && !cpu_fp16) {
+        printf("  this CPU has no AVX512-FP16 (the references' had): llama.cpp's bounds of before\n");
+        check_path(REAL_FAST_PRECISION, "fast", 0.265, 4);
+        return;
+    }
     check_path(REAL_FAST_PRECISION, "fast", FAST_MEAN, MIN_GREEDY);
 }
 
