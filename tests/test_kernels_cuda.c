@@ -1293,6 +1293,46 @@ static void test_moe_decode(void **state) {
         free(ex), free(roff), free(rorder), free(slot), free(wgu), free(wd), free(h2), free(wts);
         free(act), free(gota), free(ref), free(got);
     }
+#ifdef G4EMU
+    // Launches of one MoE block (g4_cuda_moe_route + g4_cuda_moe_experts, as moe() in
+    // forward_cuda.cu calls them) with 26B-A4B's hidden, moe_intermediate and top-k (16 experts
+    // instead of 128: the count does not depend on it; zero inputs: only the count matters).
+    {
+        const int H = 2816, Im = 704, E = 16, K = 8, NMAX = 9;
+        struct dbuf b[13];
+        float *x = dnew(&b[0], (size_t)NMAX * H * 4), *w2 = dnew(&b[1], (size_t)H * 4);
+        float *scale = dnew(&b[2], (size_t)H * 4), *proj = dnew(&b[3], (size_t)E * H * 4);
+        float *pes = dnew(&b[4], (size_t)E * 4), *wts = dnew(&b[5], (size_t)NMAX * K * 4);
+        int32_t *ex = dnew(&b[6], (size_t)NMAX * K * 4), *off = dnew(&b[7], (size_t)(E + 1) * 4);
+        int32_t *ord = dnew(&b[8], (size_t)NMAX * K * 4), *slot = dnew(&b[9], (size_t)NMAX * K * 4);
+        float *h2 = dnew(&b[10], (size_t)NMAX * H * 4);
+        const size_t scr = g4_cuda_moe_route_scratch_floats(NMAX, H, E);
+        float *scratch = dnew(&b[11], scr * 4);
+        float *buf = dnew(&b[12], (size_t)NMAX * K * (Im + H) * 4 + (size_t)NMAX * H * 4);
+        struct dbuf bw[2];
+        uint16_t *wgu = dnew(&bw[0], (size_t)E * 2 * Im * H * 2), *wd = dnew(&bw[1], (size_t)E * H * Im * 2);
+        for (int i = 0; i < 13; i++) assert_int_equal(cudaMemset(b[i].p, 0, b[i].bytes), cudaSuccess);
+        for (int i = 0; i < 2; i++) assert_int_equal(cudaMemset(bw[i].p, 0, bw[i].bytes), cudaSuccess);
+        unsigned long long count[2];
+        const int ns[2] = {1, NMAX};
+        for (int c = 0; c < 2; c++) {
+            const int n = ns[c];
+            float *act = buf, *y = buf + (size_t)n * K * Im, *out = y + (size_t)n * K * H;
+            assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+            const unsigned long long before = g4emu_kernel_runs();
+            expect_ok(g4_cuda_moe_route(wts, ex, off, ord, slot, h2, w2, x, scale, proj, pes, n, H,
+                                        E, K, 1e-6f, scratch, scr, NULL));
+            expect_ok(g4_cuda_moe_experts(out, h2, wts, ex, off, ord, slot, wgu, wd, n, H, Im, E, K,
+                                          false, act, y, NULL));
+            count[c] = g4emu_kernel_runs() - before;
+        }
+        printf("MoE block launches (hidden 2816, moe_intermediate 704, top-8): decode (1 token) "
+               "%llu, prefill (9 tokens) %llu\n", count[0], count[1]);
+        assert_true(count[0] == 5 && count[1] == 7);
+        for (int i = 0; i < 13; i++) dfree(&b[i]);
+        dfree(&bw[0]), dfree(&bw[1]);
+    }
+#endif
     // outside the GEMV path (9 tokens; hidden 65): a clear error, nothing launched
     assert_int_equal(g4_cuda_moe_gemv_down(NULL, NULL, NULL, NULL, NULL, NULL, 9, 8, NULL, 64,
                                            32, false, NULL),
