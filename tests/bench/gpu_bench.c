@@ -7,9 +7,12 @@
 // Per model and precision: prompt tok/s (a prompt of P tokens from position 0, in chunks of
 // --batch tokens, the last chunk's logits copied to the host), decode tok/s at a context c (the
 // context filled with untimed prompt steps, then --warmup untimed and --steps timed one-token
-// steps at positions c + warmup ..., each returning its logits to the host; the median step),
-// and GPU memory used (cudaMemGetInfo before the model and after the session). Each step is
-// timed on the host clock around g4_cuda_forward, which returns once the step's logits are in
+// steps at positions c + warmup ...; the median step), and GPU memory used (cudaMemGetInfo before
+// the model and after the session). Decode steps are greedy decoding through
+// g4_cuda_forward_greedy (the device's argmax fed back as the next token, 8 bytes to the host:
+// what the library does for greedy sampling); --decode-logits returns each step's logits to the
+// host instead (g4_cuda_forward, what other samplers need); --no-logits returns nothing. Each
+// step is timed on the host clock around the engine call, which returns once its results are in
 // host memory (its one stream synchronization): the latency a caller sees. The session's stream
 // is the engine's own, so CUDA events are used where the benchmark owns the stream: the read
 // bandwidth and the cuBLAS GEMM below.
@@ -27,7 +30,7 @@
 //   gpu_bench [--models e2b,e4b,26b-a4b,31b|CONFIG.json,...] [--contexts 128,4096,32768]
 //             [--prompts 512,4096] [--precisions bf16,fp32] [--steps N] [--warmup N] [--reps N]
 //             [--batch N] [--bw-mib N] [--gemm-tokens N] [--time-budget S] [--json FILE]
-//             [--no-logits] [--seed N] [--quick] [--bytes-only TB/s[,TB/s]]
+//             [--decode-logits|--no-logits] [--seed N] [--quick] [--bytes-only TB/s[,TB/s]]
 //
 // --quick: 16 steps, 2 warm-up steps, 1 prompt repetition, 3 ceiling repetitions. --bytes-only:
 // no device; prints the bytes per decode token and the limits they give at the bandwidths named
@@ -65,6 +68,7 @@ struct opts {
     double time_budget;
     const char *json;
     bool logits;
+    bool greedy; // decode through g4_cuda_forward_greedy (argmax on the device, fed back)
     uint64_t seed;
     double bytes_only[2];
     int n_bytes_only;
@@ -124,7 +128,8 @@ static void usage(void) {
     printf("usage: gpu_bench [--models e2b,e4b,26b-a4b,31b|CONFIG.json,...] [--contexts 128,4096,32768]\n"
            "                 [--prompts 512,4096] [--precisions bf16,fp32] [--steps N] [--warmup N]\n"
            "                 [--reps N] [--batch N] [--bw-mib N] [--gemm-tokens N] [--time-budget S]\n"
-           "                 [--json FILE] [--no-logits] [--seed N] [--quick] [--bytes-only TB/s[,TB/s]]\n");
+           "                 [--json FILE] [--decode-logits|--no-logits] [--seed N] [--quick]\n"
+           "                 [--bytes-only TB/s[,TB/s]]\n");
 }
 
 static void parse_args(struct opts *o, int argc, char **argv) {
@@ -135,7 +140,7 @@ static void parse_args(struct opts *o, int argc, char **argv) {
     o->n_prompts = parse_ints("512,4096", o->prompts);
     o->precs[0] = G4_CUDA_BF16, o->precs[1] = G4_CUDA_FP32, o->n_precs = 2;
     o->steps = 64, o->warmup = 4, o->reps = 3, o->ceiling_reps = 10, o->batch = 512;
-    o->gemm_tokens = 4096, o->logits = true, o->seed = 1;
+    o->gemm_tokens = 4096, o->logits = true, o->greedy = true, o->seed = 1;
     for (int i = 1; i < argc; i++) // --quick sets defaults that the other options override
         if (!strcmp(argv[i], "--quick")) o->steps = 16, o->warmup = 2, o->reps = 1, o->ceiling_reps = 3;
     for (int i = 1; i < argc; i++) {
@@ -165,7 +170,8 @@ static void parse_args(struct opts *o, int argc, char **argv) {
         else if (!strcmp(a, "--time-budget")) { NEED_VALUE(); o->time_budget = atof(v); }
         else if (!strcmp(a, "--json")) { NEED_VALUE(); o->json = v; }
         else if (!strcmp(a, "--seed")) { NEED_VALUE(); o->seed = (uint64_t)atoll(v); }
-        else if (!strcmp(a, "--no-logits")) o->logits = false;
+        else if (!strcmp(a, "--no-logits")) o->logits = false, o->greedy = false;
+        else if (!strcmp(a, "--decode-logits")) o->greedy = false;
         else if (!strcmp(a, "--quick")) continue;
         else if (!strcmp(a, "--bytes-only")) {
             NEED_VALUE();
@@ -604,10 +610,21 @@ static bool bench_decode(struct run *r, int64_t ctx) {
     double t[4096];
     const int steps = o->steps < 4096 ? o->steps : 4096;
     int64_t pos = ctx;
+    int32_t tok = r->toks[pos];
+    bool greedy_finite = true;
     for (int i = -o->warmup; i < steps; i++, pos++) {
         const double t0 = now_s();
-        if (g4_cuda_forward(r->s, r->toks + pos, 1, pos, o->logits ? r->logits : NULL, false,
-                            r->prec) != G4_OK) {
+        g4_status st;
+        if (o->greedy) { // greedy decoding: the device's argmax is the next input
+            int32_t next = 0, nonfinite = -1;
+            st = g4_cuda_forward_greedy(r->s, &tok, 1, pos, r->prec, &next, &nonfinite);
+            tok = next;
+            greedy_finite = greedy_finite && nonfinite < 0;
+        } else {
+            st = g4_cuda_forward(r->s, r->toks + pos, 1, pos, o->logits ? r->logits : NULL,
+                                 false, r->prec);
+        }
+        if (st != G4_OK) {
             r->filled = 0;
             row_error(r, "decode", ctx);
             return false;
@@ -848,16 +865,19 @@ int main(int argc, char **argv) {
         printf("read bandwidth: %.3f TB/s (%zu MiB buffer, 16-byte loads, %d blocks x %d threads, "
                "median of %d)\n", dev.bw / 1e12, dev.bw_buffer / MIB, dev.bw_blocks,
                G4_BENCH_READ_THREADS, o.ceiling_reps);
-        printf("timing: decode = median of %d one-token steps after %d warm-up steps (logits %s); "
+        printf("timing: decode = median of %d one-token steps after %d warm-up steps (%s); "
                "prompt = median of %d runs, chunks of %d tokens\n", o.steps, o.warmup,
-               o.logits ? "to the host" : "not copied", o.reps, o.batch);
+               o.greedy ? "greedy: the device's argmax fed back, 8 bytes to the host"
+                        : o.logits ? "logits to the host" : "logits not copied",
+               o.reps, o.batch);
         fflush(stdout);
         if (json_out)
             fprintf(json_out, "{\"type\":\"device\",\"name\":\"%s\",\"driver\":\"%s\",\"cuda_driver\":%d,"
                               "\"sms\":%d,\"l2\":%zu,\"total\":%zu,\"bw\":%.6g,\"bw_buffer\":%zu,"
-                              "\"steps\":%d,\"warmup\":%d,\"reps\":%d,\"batch\":%d,\"logits\":%s}\n",
+                              "\"steps\":%d,\"warmup\":%d,\"reps\":%d,\"batch\":%d,\"logits\":%s,\"greedy\":%s}\n",
                     dev.name, dev.driver, dev.driver_api, dev.sms, dev.l2, dev.total, dev.bw,
-                    dev.bw_buffer, o.steps, o.warmup, o.reps, o.batch, o.logits ? "true" : "false");
+                    dev.bw_buffer, o.steps, o.warmup, o.reps, o.batch, o.logits ? "true" : "false",
+                    o.greedy ? "true" : "false");
     }
     for (int i = 0; i < o.n_models; i++) bench_model(o.models[i], &o, &dev);
     if (json_out) fclose(json_out);
