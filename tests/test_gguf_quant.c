@@ -209,13 +209,15 @@ static void test_k256_exact_path(void **state) {
 // ---- the quantized files, fast path: llama.cpp's logits ---------------------------------------
 
 // Bounds on |fast path - llama.cpp| over every logit of the 79 rows, per file (QUANTS' order),
-// at every kernel level: measured when this test was written (printed below) with ~25% headroom.
-// Measured (max / mean): q8_0 portable 1.106 / 0.0491, AVX2 0.809 / 0.0492, AVX-512 0.643 /
-// 0.0420; q4_k_m 1.003 / 0.0577 on every level. The levels differ only in fp32 summation order
-// (the exact path's logits move by ~1e-5), but a last-bit change can flip the rounding of an 8-bit
-// activation, which this model amplifies. The exact path on the same rows is 1.61 / 0.0796
-// (q8_0) and 1.59 / 0.0811 (q4_k_m) from llama.cpp, beyond the mean bounds.
-static const double MAX_ABS[] = {1.40, 1.25}, MEAN_ABS[] = {0.062, 0.072};
+// at every kernel level: measured (printed below) with ~25% headroom, after the fast path took
+// llama.cpp's CPU numerics (ggml's flash attention on an f16 K/V cache, its products). Measured
+// (max / mean): q8_0 0.460 / 0.0239 portable and AVX2, 0.199 / 0.0188 AVX-512; q4_k_m 0.503 /
+// 0.0277 portable and AVX2, 0.220 / 0.0236 AVX-512 (before that change: up to 1.106 / 0.0492 and
+// 1.003 / 0.0577). Not bit for bit as on Gemma 3 270M: some Gemma 4 operation still rounds
+// differently. The levels differ in fp32 summation order and attention kernels, and a last-bit
+// change can flip the rounding of an 8-bit activation, which this model amplifies. The exact
+// path on the same rows is 1.61 / 0.0796 (q8_0) and 1.59 / 0.0811 (q4_k_m) from llama.cpp.
+static const double MAX_ABS[] = {0.58, 0.63}, MEAN_ABS[] = {0.030, 0.035};
 
 // |fast path - llama.cpp| over every logit of llama.cpp's rows; prints and checks one kernel level.
 static void check_fast(struct g4_model *m, const struct g4_reference *r, int n_prompt, size_t q) {
