@@ -15,6 +15,10 @@ struct g4_session;
 
 struct g4_backend {
     const char *name;
+    // Most tokens one forward runs (a session's n_batch, capped by its context); 0: the core's
+    // default (128, the CPU engine's). CUDA takes 512: a prompt step of at least 512 tokens
+    // keeps the tensor cores busy.
+    int n_batch;
     // Per-model device state (weights upload); may be NULL for the CPU.
     g4_status (*model_init)(struct g4_model *m);
     void (*model_free)(struct g4_model *m);

@@ -21,7 +21,8 @@ g4_status g4_session_init(struct g4_session **out, struct g4_model *m, int64_t n
     g4_model_retain(m);
     s->model = m;
     s->n_ctx = n_ctx;
-    s->n_batch = n_ctx < DEFAULT_N_BATCH ? (int)n_ctx : DEFAULT_N_BATCH;
+    const int nb = m->backend->n_batch > 0 ? m->backend->n_batch : DEFAULT_N_BATCH;
+    s->n_batch = n_ctx < nb ? (int)n_ctx : nb;
     atomic_init(&s->cancel_requests, 0);
     atomic_init(&s->busy, false);
     s->finish_reason = -1;

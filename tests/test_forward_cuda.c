@@ -878,6 +878,70 @@ static void test_graph_capture_fails(void **state) {
 }
 #endif
 
+// Contract 2 of the precisions (engine.h, g4_cuda_session_kv_policy): with bf16 K/V in BF16,
+// a BF16 forward at position 0 re-makes the fp32 cache in bf16 (half the bytes); an FP32
+// forward on a session holding bf16 tokens fails ("reset the session first") and changes
+// nothing, so the session continues exactly like one that never saw it; after a reset an FP32
+// forward re-makes the cache in fp32 and equals a fresh FP32 session bit for bit. Accuracy of
+// bf16 K/V against fp32 K/V (both BF16): printed, bounded at 0.2 (the fixture's measured
+// K/V-rounding effect is 0.05, kernels/README.md).
+static void test_kv_dtype(void **state) {
+    (void)state;
+    struct g4_reference r;
+    assert_int_equal(g4_reference_read("e2b", &r), 0);
+    struct g4_model *m = load("e2b", G4_DEVICE_CUDA);
+    const int V = m->cfg.vocab_size, P = 12, N = 3;
+    float *want = malloc(sizeof(float) * N * V), *got = malloc(sizeof(float) * N * V);
+    float *f32 = malloc(sizeof(float) * N * V);
+    assert_non_null(want), assert_non_null(got), assert_non_null(f32);
+    struct g4_session *a, *b, *c;
+    assert_int_equal(g4_session_init(&a, m, 64), G4_OK);
+    assert_int_equal(g4_session_init(&b, m, 64), G4_OK);
+    assert_int_equal(g4_session_init(&c, m, 64), G4_OK);
+    const size_t fp32_bytes = g4_cuda_session_kv_bytes(a->backend_state);
+    g4_cuda_session_kv_policy(a->backend_state, true);
+    g4_cuda_session_kv_policy(b->backend_state, true);
+    a->bf16 = b->bf16 = c->bf16 = true; // c: BF16 with fp32 K/V (the default policy)
+    step_ok(a, r.tokens, P, NULL, false);
+    const size_t bf16_bytes = g4_cuda_session_kv_bytes(a->backend_state);
+    printf("K/V bytes: fp32 %zu, bf16 %zu\n", fp32_bytes, bf16_bytes);
+    assert_int_equal(bf16_bytes * 2, fp32_bytes);
+    step_ok(a, r.tokens + P, N, want, true);
+    step_ok(c, r.tokens, P, NULL, false);
+    step_ok(c, r.tokens + P, N, f32, true);
+    assert_int_equal(g4_cuda_session_kv_bytes(c->backend_state), fp32_bytes);
+    const double d = g4_compare_rel(want, f32, (size_t)N * V, 0.2, "e2b BF16, bf16 K/V vs fp32 K/V");
+    assert_true(d <= 0.2 && d > 0.0); // the rounding happens, and stays bounded
+
+    step_ok(b, r.tokens, P, NULL, false);
+    b->bf16 = false; // FP32 wants fp32 K/V: the session holds bf16 rows
+    g4_status st = g4_session_step(b, r.tokens + P, N, got, true);
+    printf("FP32 step on a bf16 K/V session -> %s: %s\n", g4_status_name(st), g4_last_error());
+    assert_int_equal(st, G4_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(g4_last_error(), "reset the session first"));
+    assert_int_equal(b->n_past, P);
+    assert_int_equal(g4_cuda_session_kv_bytes(b->backend_state), bf16_bytes);
+    b->bf16 = true;
+    step_ok(b, r.tokens + P, N, got, true);
+    assert_true(g4_compare_rel(got, want, (size_t)N * V, 0.0, "bf16 K/V after a refused FP32 step") == 0.0);
+
+    g4_session_reset(b); // empty again: FP32 re-makes the cache in fp32
+    b->bf16 = false;
+    step_ok(b, r.tokens, P + N, NULL, false);
+    assert_int_equal(g4_cuda_session_kv_bytes(b->backend_state), fp32_bytes);
+    g4_session_reset(b);
+    step_ok(b, r.tokens, P, NULL, false);
+    step_ok(b, r.tokens + P, N, got, true);
+    c->bf16 = false;
+    g4_session_reset(c);
+    step_ok(c, r.tokens, P, NULL, false);
+    step_ok(c, r.tokens + P, N, f32, true);
+    assert_true(g4_compare_rel(got, f32, (size_t)N * V, 0.0, "FP32 after a re-made cache") == 0.0);
+    g4_session_free(a), g4_session_free(b), g4_session_free(c);
+    g4_model_release(m);
+    free(want), free(got), free(f32), free(r.blob);
+}
+
 int main(void) {
     if (g4_no_cuda_device()) return 77;
     struct CMUnitTest tests[] = {
@@ -886,7 +950,7 @@ int main(void) {
         cmocka_unit_test(test_dense31b),   cmocka_unit_test(test_multimodal),
         cmocka_unit_test(test_bad_device), cmocka_unit_test(test_free_order),
         cmocka_unit_test(test_out_of_memory), cmocka_unit_test(test_unsupported_config),
-        cmocka_unit_test(test_random_model),
+        cmocka_unit_test(test_random_model), cmocka_unit_test(test_kv_dtype),
         cmocka_unit_test(test_graph_decode), cmocka_unit_test(test_device_pick_nan),
 #ifdef G4EMU
         cmocka_unit_test(test_failed_step_commits_nothing),

@@ -605,6 +605,87 @@ static void test_head_norm_rope(void **state) {
     assert_non_null(strstr(g4_last_error(), "head_dim 514"));
 }
 
+// q, k and v of one layer in one launch (the forward's call): q in place in a fused qkv row,
+// k and v into a linear K/V slot at rows pos0 + t (dst_at_pos), in fp32 or bf16. bf16 outputs
+// are compared with the fp32 CPU reference within one bf16 rounding (2^-8 of the largest
+// element: the device's fp32 value may round to the other neighbour at a tie-near point).
+static void test_qkv_norm_rope(void **state) {
+    (void)state;
+    const int nh = 8, nkv = 2, hd = 256, pairs = 64;
+    const float eps = 1e-6f, theta = 1e4f;
+    for (int n = 1; n <= 9; n += 8)
+        for (int b16 = 0; b16 < 2; b16++) {
+            const int64_t pos0 = 37, W = (int64_t)(nh + 2 * nkv) * hd, row = (int64_t)nkv * hd;
+            const int64_t cap = pos0 + n + 3;
+            float *src = xmalloc((size_t)n * W * 4), *wq = xmalloc(hd * 4), *wk = xmalloc(hd * 4);
+            fill_f32(src, (size_t)n * W, 3.0f), fill_f32(wq, hd, 1.5f), fill_f32(wk, hd, 1.5f);
+            float *ref = xmalloc((size_t)n * W * 4);
+            memcpy(ref, src, (size_t)n * W * 4);
+            for (int t = 0; t < n; t++) {
+                float *r = ref + (size_t)t * W;
+                g4_rmsnorm_cpu(r, r, wq, nh, hd, eps);
+                g4_rope_cpu(r, nh, hd, pairs, theta, pos0 + t);
+                g4_rmsnorm_cpu(r + nh * hd, r + nh * hd, wk, nkv, hd, eps);
+                g4_rope_cpu(r + nh * hd, nkv, hd, pairs, theta, pos0 + t);
+                g4_rmsnorm_cpu(r + nh * hd + row, r + nh * hd + row, NULL, nkv, hd, eps);
+            }
+            float freq[G4_CUDA_MAX_HEAD_DIM / 2];
+            g4_cuda_rope_inv_freq(freq, pairs, hd, theta, 1.0f);
+            struct dbuf ds, dwq, dwk, df, dk, dv, dst;
+            float *s_d = dput(&ds, src, (size_t)n * W * 4);
+            dput(&dwq, wq, hd * 4), dput(&dwk, wk, hd * 4), dput(&df, freq, sizeof freq);
+            const size_t esz = b16 ? 2 : 4;
+            dnew(&dk, (size_t)cap * row * esz), dnew(&dv, (size_t)cap * row * esz);
+            const struct g4_cuda_rope_part parts[3] = {
+                {s_d, W, s_d, W, dwq.p, nh, pairs, 0, 0},
+                {dk.p, row, s_d + nh * hd, W, dwk.p, nkv, pairs, b16, 1},
+                {dv.p, row, s_d + nh * hd + row, W, NULL, nkv, 0, b16, 1},
+            };
+            expect_ok(g4_cuda_head_norm_rope(parts, 3, n, hd, df.p, dstep(&dst, pos0, n), eps, NULL));
+            float *got = xmalloc((size_t)n * W * 4), *gq = xmalloc((size_t)n * nh * hd * 4);
+            float *rq = xmalloc((size_t)n * nh * hd * 4), *gkv = xmalloc((size_t)n * row * 4),
+                  *rkv = xmalloc((size_t)n * row * 4);
+            unsigned char *hkv = xmalloc((size_t)cap * row * esz);
+            dget(got, &ds);
+            for (int t = 0; t < n; t++) {
+                memcpy(gq + (size_t)t * nh * hd, got + (size_t)t * W, (size_t)nh * hd * 4);
+                memcpy(rq + (size_t)t * nh * hd, ref + (size_t)t * W, (size_t)nh * hd * 4);
+            }
+            char what[96];
+            snprintf(what, sizeof what, "qkv_norm_rope n=%d q in place", n);
+            expect_close(gq, rq, (size_t)n * nh * hd, TOL_ROPE, what);
+            for (int kv = 0; kv < 2; kv++) {
+                dget(hkv, kv ? &dv : &dk);
+                for (int t = 0; t < n; t++)
+                    for (int64_t i = 0; i < row; i++) {
+                        const size_t at = (size_t)(pos0 + t) * row + (size_t)i;
+                        float v;
+                        if (b16) {
+                            uint16_t h;
+                            memcpy(&h, hkv + at * 2, 2);
+                            v = from_bf16(h);
+                        } else {
+                            memcpy(&v, hkv + at * 4, 4);
+                        }
+                        gkv[(size_t)t * row + i] = v;
+                        rkv[(size_t)t * row + i] = ref[(size_t)t * W + nh * hd + kv * row + i];
+                    }
+                snprintf(what, sizeof what, "qkv_norm_rope n=%d %c at rows pos0+t %s", n, "KV"[kv],
+                         b16 ? "bf16" : "fp32");
+                expect_close(gkv, rkv, (size_t)n * row, b16 ? 1.0 / 256 : TOL_ROPE, what);
+                // rows outside [pos0, pos0 + n) stay poisoned: nothing else was written
+                for (int64_t r = 0; r < cap; r++) {
+                    if (r >= pos0 && r < pos0 + n) continue;
+                    for (size_t bI = 0; bI < (size_t)row * esz; bI++)
+                        assert_int_equal(hkv[(size_t)r * row * esz + bI], 0xFF);
+                }
+            }
+            dfree(&ds), dfree(&dwq), dfree(&dwk), dfree(&df), dfree(&dk), dfree(&dv), dfree(&dst);
+            free(src), free(wq), free(wk), free(ref), free(got), free(gq), free(rq), free(gkv);
+            free(rkv), free(hkv);
+        }
+}
+
 // ---- attention.cu ----------------------------------------------------------------------------
 struct att_case {
     int n, heads, kv_heads, hd;
@@ -613,7 +694,8 @@ struct att_case {
     int capacity; // ring capacity (== window) or 0 for a linear slot of pos0 + n rows
     int splits;   // 0: automatic
     const char *what;
-    int misalign; // K/V device bases this many floats past a 16-byte boundary
+    int misalign; // K/V device bases this many elements past a 16-byte boundary
+    int bf16;     // K/V cache and staging in bf16 (the BF16 precision's cache)
 };
 
 static void run_attention(const struct att_case *ac) {
@@ -634,6 +716,10 @@ static void run_attention(const struct att_case *ac) {
     fill_f32(kn, nnew, 1.0f);
     fill_f32(vn, nnew, 1.0f);
     fill_f32(q, (size_t)n * qrow, qs);
+    if (ac->bf16) // the reference reads the values the bf16 cache holds
+        for (size_t i = 0; i < ncache; i++) kc[i] = from_bf16(to_bf16(kc[i])), vc[i] = from_bf16(to_bf16(vc[i]));
+    if (ac->bf16)
+        for (size_t i = 0; i < nnew; i++) kn[i] = from_bf16(to_bf16(kn[i])), vn[i] = from_bf16(to_bf16(vn[i]));
     if (!ring) { // a linear slot holds the new rows in place at pos0
         memcpy(kc + (size_t)pos0 * row, kn, nnew * 4);
         memcpy(vc + (size_t)pos0 * row, vn, nnew * 4);
@@ -645,15 +731,24 @@ static void run_attention(const struct att_case *ac) {
                          ac->window, scores);
 
     struct dbuf dkc, dvc, dkn, dvn, dq, dout;
-    const size_t mis = (size_t)ac->misalign;
-    float *kcd = (float *)dnew(&dkc, (ncache + mis) * 4) + mis;
-    float *vcd = (float *)dnew(&dvc, (ncache + mis) * 4) + mis;
-    float *knd = (float *)dnew(&dkn, (nnew + mis) * 4) + mis;
-    float *vnd = (float *)dnew(&dvn, (nnew + mis) * 4) + mis;
-    assert_int_equal(cudaMemcpy(kcd, kc, ncache * 4, cudaMemcpyHostToDevice), cudaSuccess);
-    assert_int_equal(cudaMemcpy(vcd, vc, ncache * 4, cudaMemcpyHostToDevice), cudaSuccess);
-    assert_int_equal(cudaMemcpy(knd, kn, nnew * 4, cudaMemcpyHostToDevice), cudaSuccess);
-    assert_int_equal(cudaMemcpy(vnd, vn, nnew * 4, cudaMemcpyHostToDevice), cudaSuccess);
+    const size_t mis = (size_t)ac->misalign, esz = ac->bf16 ? 2 : 4;
+    unsigned char *kcd = (unsigned char *)dnew(&dkc, (ncache + mis) * esz) + mis * esz;
+    unsigned char *vcd = (unsigned char *)dnew(&dvc, (ncache + mis) * esz) + mis * esz;
+    unsigned char *knd = (unsigned char *)dnew(&dkn, (nnew + mis) * esz) + mis * esz;
+    unsigned char *vnd = (unsigned char *)dnew(&dvn, (nnew + mis) * esz) + mis * esz;
+    const float *hsrc[4] = {kc, vc, kn, vn};
+    unsigned char *ddst[4] = {kcd, vcd, knd, vnd};
+    for (int b = 0; b < 4; b++) {
+        const size_t ne = b < 2 ? ncache : nnew;
+        if (ac->bf16) {
+            uint16_t *h16 = xmalloc(ne * 2);
+            for (size_t i = 0; i < ne; i++) h16[i] = to_bf16(hsrc[b][i]); // exact: already rounded
+            assert_int_equal(cudaMemcpy(ddst[b], h16, ne * 2, cudaMemcpyHostToDevice), cudaSuccess);
+            free(h16);
+        } else {
+            assert_int_equal(cudaMemcpy(ddst[b], hsrc[b], ne * 4, cudaMemcpyHostToDevice), cudaSuccess);
+        }
+    }
     dput(&dq, q, (size_t)n * qrow * 4);
     dnew(&dout, (size_t)n * qrow * 4);
     struct dbuf dst, dpart, dtick;
@@ -667,7 +762,7 @@ static void run_attention(const struct att_case *ac) {
     assert_int_equal(cudaMemset(scr.tickets, 0, scr.n_tickets * sizeof(unsigned)), cudaSuccess);
     // A linear slot holds the step's rows in place (no staging view), as the forward passes it.
     struct g4_cuda_kv_view dview = {kcd, vcd, ring ? knd : NULL, ring ? vnd : NULL, (int)cap,
-                                    ring, false, nkv, hd};
+                                    ring, ac->bf16 != 0, nkv, hd};
     expect_ok(g4_cuda_attention(dout.p, qrow, dq.p, qrow, &dview, dst.p, n, nh, ac->window,
                                 ac->splits, &scr, NULL));
     // The last block of each merge resets its ticket: a second launch (a graph replay) finds
@@ -677,10 +772,11 @@ static void run_attention(const struct att_case *ac) {
     for (size_t i = 0; i < scr.n_tickets; i++) assert_int_equal(tick[i], 0);
     free(tick);
     dget(got, &dout);
-    char what[160];
-    snprintf(what, sizeof what, "attention %s: n=%d h=%d/%d hd=%d pos0=%lld W=%d cap=%lld split=%d%s",
+    char what[200], al[64] = "";
+    if (mis) snprintf(al, sizeof al, " K/V bases %zu-byte aligned", (mis * esz) & (~(mis * esz) + 1));
+    snprintf(what, sizeof what, "attention %s: n=%d h=%d/%d hd=%d pos0=%lld W=%d cap=%lld split=%d%s%s",
              ac->what, n, nh, nkv, hd, (long long)pos0, ac->window, (long long)cap, splits,
-             mis ? (mis % 2 ? " K/V 4-byte aligned" : " K/V 8-byte aligned") : "");
+             ac->bf16 ? " bf16 K/V" : "", al);
     expect_close(got, ref, (size_t)n * qrow, TOL_FP32, what);
     dfree(&dkc), dfree(&dvc), dfree(&dkn), dfree(&dvn), dfree(&dq), dfree(&dout);
     dfree(&dst), dfree(&dpart), dfree(&dtick);
@@ -690,28 +786,41 @@ static void run_attention(const struct att_case *ac) {
 static void test_attention(void **state) {
     (void)state;
     static const struct att_case cases[] = {
-        {1, 8, 1, 512, 700, 0, 0, 0, "decode, full, hd 512, group 8", 0},
-        {1, 8, 1, 512, 700, 0, 0, 5, "decode, full, hd 512, 5 splits", 0},
-        {1, 16, 2, 512, 3000, 0, 0, 0, "decode, long context", 0},
-        {130, 4, 2, 256, 0, 0, 0, 0, "prefill from 0, full", 0},
-        {33, 16, 2, 256, 40, 0, 0, 3, "prefill chunk, group 8, 3 splits", 0},
-        {1, 4, 2, 256, 63, 64, 64, 0, "ring, pos W-1", 0},
-        {1, 4, 2, 256, 64, 64, 64, 0, "ring, pos W", 0},
-        {1, 4, 2, 256, 65, 64, 64, 0, "ring, pos W+1", 0},
-        {1, 4, 2, 256, 200, 64, 64, 4, "ring wrapped, 4 splits", 0},
-        {70, 4, 2, 256, 100, 64, 64, 0, "ring, chunk longer than the window", 0},
-        {7, 4, 2, 512, 13, 8, 8, 0, "ring, hd 512, tiny window", 0},
-        {7, 4, 2, 16, 13, 8, 8, 0, "fixture shapes, sliding", 0},
-        {130, 4, 1, 32, 5, 0, 0, 0, "fixture shapes, full", 0},
-        {7, 6, 3, 30, 20, 9, 9, 2, "hd 30 (8-byte tile loads), 2 splits", 0},
-        {9, 2, 2, 6, 3, 0, 0, 0, "hd 6, no GQA", 0},
-        {20, 4, 2, 256, 30, 512, 0, 0, "window larger than the context, linear slot", 0},
-        {9, 8, 2, 64, 40, 0, 0, 0, "hd 64, group 4", 0},
-        {5, 8, 4, 128, 300, 128, 128, 0, "hd 128, ring", 0},
-        {1, 8, 1, 128, 2000, 0, 0, 0, "decode, hd 128, long context", 0},
-        {7, 4, 2, 64, 13, 8, 8, 0, "misaligned K/V bases", 1},
-        {9, 8, 2, 128, 40, 0, 0, 2, "misaligned K/V bases", 2},
-        {1, 4, 2, 30, 70, 0, 0, 0, "misaligned K/V bases", 1},
+        {1, 8, 1, 512, 700, 0, 0, 0, "decode, full, hd 512, group 8", 0, 0},
+        {1, 8, 1, 512, 700, 0, 0, 5, "decode, full, hd 512, 5 splits", 0, 0},
+        {1, 16, 2, 512, 3000, 0, 0, 0, "decode, long context", 0, 0},
+        {130, 4, 2, 256, 0, 0, 0, 0, "prefill from 0, full", 0, 0},
+        {33, 16, 2, 256, 40, 0, 0, 3, "prefill chunk, group 8, 3 splits", 0, 0},
+        {1, 4, 2, 256, 63, 64, 64, 0, "ring, pos W-1", 0, 0},
+        {1, 4, 2, 256, 64, 64, 64, 0, "ring, pos W", 0, 0},
+        {1, 4, 2, 256, 65, 64, 64, 0, "ring, pos W+1", 0, 0},
+        {1, 4, 2, 256, 200, 64, 64, 4, "ring wrapped, 4 splits", 0, 0},
+        {70, 4, 2, 256, 100, 64, 64, 0, "ring, chunk longer than the window", 0, 0},
+        {7, 4, 2, 512, 13, 8, 8, 0, "ring, hd 512, tiny window", 0, 0},
+        {7, 4, 2, 16, 13, 8, 8, 0, "fixture shapes, sliding", 0, 0},
+        {130, 4, 1, 32, 5, 0, 0, 0, "fixture shapes, full", 0, 0},
+        {7, 6, 3, 30, 20, 9, 9, 2, "hd 30 (8-byte tile loads), 2 splits", 0, 0},
+        {9, 2, 2, 6, 3, 0, 0, 0, "hd 6, no GQA", 0, 0},
+        {20, 4, 2, 256, 30, 512, 0, 0, "window larger than the context, linear slot", 0, 0},
+        {9, 8, 2, 64, 40, 0, 0, 0, "hd 64, group 4", 0, 0},
+        {5, 8, 4, 128, 300, 128, 128, 0, "hd 128, ring", 0, 0},
+        {1, 8, 1, 128, 2000, 0, 0, 0, "decode, hd 128, long context", 0, 0},
+        {7, 4, 2, 64, 13, 8, 8, 0, "misaligned K/V bases", 1, 0},
+        {9, 8, 2, 128, 40, 0, 0, 2, "misaligned K/V bases", 2, 0},
+        {1, 4, 2, 30, 70, 0, 0, 0, "misaligned K/V bases", 1, 0},
+        // bf16 K/V (BF16 precision), decode sizes: 16-byte loads of 8 elements, narrower where
+        // the bases or head_dim do not allow it; the reference reads the same rounded values,
+        // so the tolerance stays fp32's
+        {1, 8, 1, 512, 700, 0, 0, 0, "bf16, decode hd 512, group 8", 0, 1},
+        {1, 8, 1, 256, 3000, 0, 0, 0, "bf16, decode hd 256, long context", 0, 1},
+        {8, 8, 1, 256, 90, 64, 64, 0, "bf16, 8 tokens, ring wrapped", 0, 1},
+        {3, 4, 2, 512, 5, 0, 0, 0, "bf16, short context: most splits empty", 0, 1},
+        {1, 8, 1, 512, 6, 0, 0, 7, "bf16, 7 splits, 7 keys", 0, 1},
+        {5, 4, 2, 16, 13, 8, 8, 0, "bf16, fixture shapes, sliding", 0, 1},
+        {2, 4, 2, 64, 40, 0, 0, 0, "bf16, 4-byte-aligned bases", 1, 1},
+        {2, 4, 2, 64, 40, 16, 16, 0, "bf16, 8-byte-aligned bases", 2, 1},
+        {1, 4, 2, 30, 33, 0, 0, 0, "bf16, hd 30, 4-byte loads", 0, 1},
+        {1, 2, 1, 6, 9, 4, 4, 0, "bf16, hd 6, 2-byte-aligned bases", 3, 1},
     };
     for (size_t c = 0; c < G4_COUNT(cases); c++) run_attention(&cases[c]);
 
@@ -728,6 +837,9 @@ static void test_kv_commit(void **state) {
                                                             {100, 70}, {127, 1}, {1000, 130}};
     static const struct { int capacity, row; } rings[] = {{8, 32}, {64, 512}, {1024, 6}};
     const int n_rings = (int)G4_COUNT(rings), n_batch = 130;
+    // bf16 rings: the commit copies bytes, so a bf16 row of 2R elements is the CPU's fp32 row of
+    // R floats
+    for (int b16 = 0; b16 < 2; b16++)
     for (size_t si = 0; si < G4_COUNT(steps); si++) {
         const int64_t pos0 = steps[si].pos0;
         const int n = steps[si].n;
@@ -753,8 +865,8 @@ static void test_kv_commit(void **state) {
             hr[r].stage_k = dput(&dsk[r], sl->stage_k, ns * 4);
             hr[r].stage_v = dput(&dsv[r], sl->stage_v, ns * 4);
             hr[r].capacity = rings[r].capacity;
-            hr[r].row = rings[r].row;
-            hr[r].bf16 = 0;
+            hr[r].row = b16 ? 2 * rings[r].row : rings[r].row;
+            hr[r].bf16 = b16;
             hr[r].pad = 0;
         }
         dput(&dr, hr, sizeof hr);
@@ -766,8 +878,8 @@ static void test_kv_commit(void **state) {
             char what[96];
             for (int kvi = 0; kvi < 2; kvi++) {
                 dget(gotf, kvi ? &dv[r] : &dk[r]);
-                snprintf(what, sizeof what, "kv_commit %c pos0=%lld n=%d cap=%d row=%d", "KV"[kvi],
-                         (long long)pos0, n, rings[r].capacity, rings[r].row);
+                snprintf(what, sizeof what, "kv_commit %c pos0=%lld n=%d cap=%d row=%d%s", "KV"[kvi],
+                         (long long)pos0, n, rings[r].capacity, hr[r].row, b16 ? " bf16" : "");
                 expect_exact(gotf, kvi ? kv.slot[r].v : kv.slot[r].k, nc, what);
             }
             free(gotf);
@@ -1568,7 +1680,7 @@ int main(void) {
         cmocka_unit_test(test_matmul),        cmocka_unit_test(test_gemv),
         cmocka_unit_test(test_gemv_epilogue), cmocka_unit_test(test_embed),
         cmocka_unit_test(test_ple_combine),   cmocka_unit_test(test_rmsnorm),
-        cmocka_unit_test(test_head_norm_rope), cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_head_norm_rope), cmocka_unit_test(test_qkv_norm_rope), cmocka_unit_test(test_attention),
         cmocka_unit_test(test_kv_commit),     cmocka_unit_test(test_gelu),
         cmocka_unit_test(test_moe_route),     cmocka_unit_test(test_moe_grouped),
         cmocka_unit_test(test_moe_decode),

@@ -49,6 +49,7 @@ static size_t cuda_kv_bytes(const struct g4_session *s) {
 
 const struct g4_backend g4_backend_cuda = {
     .name = "cuda",
+    .n_batch = 512,
     .model_init = cuda_model_init,
     .model_free = cuda_model_free,
     .session_init = cuda_session_init,

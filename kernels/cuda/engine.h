@@ -107,6 +107,17 @@ g4_status g4_cuda_forward_greedy(struct g4_cuda_session *s, const int32_t *token
 // The last g4_cuda_forward_greedy's logits (vocab,) to the host (valid until the next forward).
 g4_status g4_cuda_fetch_logits(struct g4_cuda_session *s, float *logits);
 size_t g4_cuda_session_kv_bytes(const struct g4_cuda_session *s);
+// K/V dtype. A session holds one: fp32 at creation and in FP32; in BF16 bf16 when the session's
+// policy says so (default G4_CUDA_KV_BF16_IN_BF16), else fp32. A forward whose precision wants
+// the other dtype re-makes the cache (free, then allocate: bf16 takes half the bytes, which
+// g4_cuda_session_kv_bytes then reports) when pos0 == 0, and fails with G4_ERR_INVALID_ARGUMENT
+// "... reset the session first", changing nothing, when the session holds tokens.
+// Why the default is off: on the golden fixtures (tiny random models that amplify rounding)
+// bf16 K/V moves the moe fixture's BF16 logits 0.25 (max |diff| / max |ref|) from
+// transformers' bf16-Linear-input reference (reference_bf16act.bin), which has fp32 K/V, and
+// the median position 4.1e-2 from the CPU engine's BF16 (test_bf16_precision's bound: 1e-2).
+#define G4_CUDA_KV_BF16_IN_BF16 false
+void g4_cuda_session_kv_policy(struct g4_cuda_session *s, bool bf16_kv_in_bf16);
 
 // CUDA graphs (kernels/README.md): steps of up to 8 tokens that do not return every position's
 // logits replay a graph captured on first use per (precision, output, token count). On by

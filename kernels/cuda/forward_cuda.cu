@@ -49,8 +49,8 @@ static size_t step_io_bytes(int n_batch) {
 }
 
 struct kv_slot {
-    float *k, *v;             // (capacity, n_kv_heads, head_dim)
-    float *stage_k, *stage_v; // (n_batch, n_kv_heads, head_dim); ring slots only
+    void *k, *v;             // (capacity, n_kv_heads, head_dim) of the session's K/V dtype
+    void *stage_k, *stage_v; // (n_batch, n_kv_heads, head_dim); ring slots only
     int capacity;
     bool ring;
     int n_kv_heads, head_dim;
@@ -64,7 +64,10 @@ struct g4_cuda_session {
     cublasHandle_t blas;
     int64_t n_ctx;
     int n_batch;
-    // K/V: one allocation, slots first (kv_bytes), then the staging rows of ring slots.
+    // K/V: one allocation, slots first (kv_bytes), then the staging rows of ring slots; fp32,
+    // or bf16 (kv_bf16) for the BF16 precision.
+    bool kv_bf16;
+    bool kv_bf16_in_bf16;     // the BF16 precision keeps K/V in bf16 (g4_cuda_session_kv_policy)
     void *kv_base;
     size_t kv_bytes;
     struct kv_slot slot[G4_MAX_LAYERS];
@@ -130,10 +133,13 @@ static g4_status device_alloc(void **out, size_t bytes, int device, const char *
                    bytes, device, free_b, total_b, cudaGetErrorString(err));
 }
 
-// Slot table and one K/V allocation, as g4_kv_cache_init lays out the CPU cache.
-static g4_status kv_init(struct g4_cuda_session *s) {
+// Slot table and one K/V allocation, as g4_kv_cache_init lays out the CPU cache, in fp32 or
+// (bf16) bf16 elements.
+static g4_status kv_init(struct g4_cuda_session *s, bool bf16) {
     const struct g4_config *c = s->cfg;
+    const size_t esz = bf16 ? sizeof(g4_bf16) : sizeof(float);
     size_t cache = 0, stage = 0;
+    s->n_rings = 0;
     for (int i = 0; i < c->n_kv_slots; i++) {
         const struct g4_kv_slot_info *si = &c->slot[i];
         struct kv_slot *sl = &s->slot[i];
@@ -141,28 +147,77 @@ static g4_status kv_init(struct g4_cuda_session *s) {
         sl->capacity = sl->ring ? si->window : (int)s->n_ctx;
         sl->n_kv_heads = si->n_kv_heads;
         sl->head_dim = si->head_dim;
-        const size_t row = (size_t)si->n_kv_heads * si->head_dim * sizeof(float);
+        const size_t row = (size_t)si->n_kv_heads * si->head_dim * esz;
         cache += 2 * align_up(row * (size_t)sl->capacity);
         if (sl->ring) stage += 2 * align_up(row * (size_t)s->n_batch);
     }
-    s->kv_bytes = cache;
     G4_TRY(device_alloc(&s->kv_base, cache + stage, s->device, "K/V cache"));
+    s->kv_bytes = cache;
+    s->kv_bf16 = bf16;
     char *p = (char *)s->kv_base, *q = p + cache;
     for (int i = 0; i < c->n_kv_slots; i++) {
         struct kv_slot *sl = &s->slot[i];
-        const size_t row = (size_t)sl->n_kv_heads * sl->head_dim * sizeof(float);
-        sl->k = (float *)p;
+        const size_t row = (size_t)sl->n_kv_heads * sl->head_dim * esz;
+        sl->k = p;
         p += align_up(row * (size_t)sl->capacity);
-        sl->v = (float *)p;
+        sl->v = p;
         p += align_up(row * (size_t)sl->capacity);
+        sl->stage_k = sl->stage_v = NULL;
         if (!sl->ring) continue;
-        sl->stage_k = (float *)q;
+        sl->stage_k = q;
         q += align_up(row * (size_t)s->n_batch);
-        sl->stage_v = (float *)q;
+        sl->stage_v = q;
         q += align_up(row * (size_t)s->n_batch);
         s->n_rings++;
     }
     return G4_OK;
+}
+
+// The commit's ring table (device), after every (re)allocation of the K/V cache.
+static g4_status rings_upload(struct g4_cuda_session *s) {
+    if (!s->n_rings) return G4_OK;
+    struct g4_cuda_ring h_rings[G4_MAX_LAYERS];
+    int n = 0;
+    for (int i = 0; i < s->cfg->n_kv_slots; i++) {
+        const struct kv_slot *sl = &s->slot[i];
+        if (!sl->ring) continue;
+        h_rings[n].k = sl->k;
+        h_rings[n].v = sl->v;
+        h_rings[n].stage_k = sl->stage_k;
+        h_rings[n].stage_v = sl->stage_v;
+        h_rings[n].capacity = sl->capacity;
+        h_rings[n].row = sl->n_kv_heads * sl->head_dim;
+        h_rings[n].bf16 = s->kv_bf16;
+        h_rings[n].pad = 0;
+        n++;
+    }
+    // on the session's stream, so the next forward finds it there (the pageable source is
+    // staged before the call returns)
+    G4_CUDA_TRY(cudaMemcpyAsync(s->rings, h_rings, (size_t)n * sizeof *h_rings,
+                                cudaMemcpyHostToDevice, s->stream));
+    return G4_OK;
+}
+
+// Contract 2 of the precisions: the K/V cache holds bf16 in BF16 and fp32 in FP32. A forward
+// whose precision wants the other dtype re-makes the cache (free, then allocate the new size:
+// bf16 needs half) while the session is empty; with tokens in it that is an error and nothing
+// changes. Re-making moves every slot pointer: anything captured with the old ones is stale.
+static g4_status kv_match(struct g4_cuda_session *s, bool bf16, int64_t pos0) {
+    if (s->kv_base && s->kv_bf16 == bf16) return G4_OK;
+    if (pos0 > 0)
+        return g4_fail(G4_ERR_INVALID_ARGUMENT,
+                       "cuda forward: the session's K/V cache holds %lld positions in %s and this "
+                       "step's precision keeps K/V in %s: reset the session first",
+                       (long long)pos0, s->kv_bf16 ? "bf16" : "fp32", bf16 ? "bf16" : "fp32");
+    G4_CUDA_TRY(cudaStreamSynchronize(s->stream)); // nothing in flight reads the old cache
+    if (s->kv_base) cudaFree(s->kv_base);
+    s->kv_base = NULL;
+    s->kv_bytes = 0;
+    // Captured graphs hold the old slot pointers (a new allocation may even reuse the base
+    // address with another layout): forward_step drops them when graph_kv_base differs.
+    if (s->graph_kv_base) s->graph_kv_base = (const void *)&s->graph_kv_base;
+    G4_TRY(kv_init(s, bf16)); // on failure kv_base stays NULL: the next forward tries again
+    return rings_upload(s);
 }
 
 // Activation arena: sizes first, one allocation, then carve (llm.c's malloc_and_point).
@@ -241,28 +296,7 @@ static g4_status act_init(struct g4_cuda_session *s) {
         *parts[i].ptr = parts[i].bytes ? p : NULL;
         p += align_up(parts[i].bytes);
     }
-    // The commit's ring table never changes: upload it once.
-    if (s->n_rings) {
-        struct g4_cuda_ring h_rings[G4_MAX_LAYERS];
-        int n = 0;
-        for (int i = 0; i < c->n_kv_slots; i++) {
-            const struct kv_slot *sl = &s->slot[i];
-            if (!sl->ring) continue;
-            h_rings[n].k = sl->k;
-            h_rings[n].v = sl->v;
-            h_rings[n].stage_k = sl->stage_k;
-            h_rings[n].stage_v = sl->stage_v;
-            h_rings[n].capacity = sl->capacity;
-            h_rings[n].row = sl->n_kv_heads * sl->head_dim;
-            h_rings[n].bf16 = 0;
-            h_rings[n].pad = 0;
-            n++;
-        }
-        // on the session's stream, so the first forward finds it there (the pageable source
-        // is staged before the call returns)
-        G4_CUDA_TRY(cudaMemcpyAsync(s->rings, h_rings, (size_t)n * sizeof *h_rings,
-                                    cudaMemcpyHostToDevice, s->stream));
-    }
+    G4_TRY(rings_upload(s));
     // The GEMV's split-K counters start at zero; every launch leaves them zero.
     s->gemv.partial_floats = G4_CUDA_GEMV_PARTIAL_FLOATS;
     s->gemv.n_counters = G4_CUDA_GEMV_COUNTERS;
@@ -328,6 +362,7 @@ g4_status g4_cuda_session_init(struct g4_cuda_session **out, const struct g4_cud
     s->device = m->device;
     s->n_ctx = n_ctx;
     s->n_batch = n_batch;
+    s->kv_bf16_in_bf16 = G4_CUDA_KV_BF16_IN_BF16;
     g4_status st = G4_OK;
     cudaGetLastError(); // a stale error of earlier work on this thread is not ours to report
     cudaError_t err = cudaSetDevice(s->device);
@@ -346,7 +381,7 @@ g4_status g4_cuda_session_init(struct g4_cuda_session **out, const struct g4_cud
     }
     if (st == G4_OK && (bst = cublasSetStream(s->blas, s->stream)) != CUBLAS_STATUS_SUCCESS)
         st = g4_fail(G4_ERR_DEVICE, "cuda session: cublasSetStream: %s", cublasGetStatusString(bst));
-    if (st == G4_OK) st = kv_init(s);
+    if (st == G4_OK) st = kv_init(s, false); // fp32 until a BF16 forward re-makes it
     if (st == G4_OK) st = act_init(s);
     if (st == G4_OK) st = io_init(s);
     if (st != G4_OK) {
@@ -374,6 +409,10 @@ void g4_cuda_session_free(struct g4_cuda_session *s) {
 }
 
 size_t g4_cuda_session_kv_bytes(const struct g4_cuda_session *s) { return s->kv_bytes; }
+
+void g4_cuda_session_kv_policy(struct g4_cuda_session *s, bool bf16_kv_in_bf16) {
+    s->kv_bf16_in_bf16 = bf16_kv_in_bf16;
+}
 
 // The session's linear layer (g4_cuda_linear: the GEMV up to 8 tokens, cuBLAS above) in this
 // forward's precision, with an optional fused epilogue (tmp: the GEMM path's pre-epilogue rows).
@@ -406,8 +445,8 @@ static g4_status attention(struct g4_cuda_session *s, int il, int n) {
     const int64_t row = (int64_t)nkv * hd;
     // Rings: this step's rows go to staging (committed after the last layer); linear slots:
     // in place at their positions.
-    float *new_k = sl->ring ? sl->stage_k : sl->k, *new_v = sl->ring ? sl->stage_v : sl->v;
-    const int at_pos = !sl->ring;
+    void *new_k = sl->ring ? sl->stage_k : sl->k, *new_v = sl->ring ? sl->stage_v : sl->v;
+    const int at_pos = !sl->ring, kv16 = s->kv_bf16;
     // q = RoPE(q_norm(q)) in place; k = RoPE(k_norm(k)), v = v_norm(v) into the slot's new
     // rows: one launch for the three.
     struct g4_cuda_rope_part parts[3] = {
@@ -418,16 +457,16 @@ static g4_status attention(struct g4_cuda_session *s, int il, int n) {
         const float *k = s->qkv + (int64_t)nh * hd;
         // k_eq_v: V is the k_proj output before k_norm and RoPE
         const float *v = ly->k_eq_v ? k : k + row;
-        parts[1] = (struct g4_cuda_rope_part){new_k, row, k, W, lw->k_norm, nkv, ly->n_rope_pairs, 0,
+        parts[1] = (struct g4_cuda_rope_part){new_k, row, k, W, lw->k_norm, nkv, ly->n_rope_pairs, kv16,
                                              at_pos};
-        parts[2] = (struct g4_cuda_rope_part){new_v, row, v, W, NULL, nkv, 0, 0, at_pos};
+        parts[2] = (struct g4_cuda_rope_part){new_v, row, v, W, NULL, nkv, 0, kv16, at_pos};
         n_parts = 3;
     }
     G4_TRY(g4_cuda_head_norm_rope(parts, n_parts, n, hd, lw->rope_inv_freq, s->step, eps, st));
     // KV-shared layers read their donor's slot, written earlier in this same step.
     const struct g4_cuda_kv_view view = {sl->k, sl->v, sl->ring ? new_k : NULL,
-                                         sl->ring ? new_v : NULL, sl->capacity, sl->ring, false,
-                                         nkv, hd};
+                                         sl->ring ? new_v : NULL, sl->capacity, sl->ring,
+                                         s->kv_bf16, nkv, hd};
     G4_TRY(g4_cuda_attention(s->att, (int64_t)nh * hd, s->qkv, W, &view, s->step, n, nh,
                              ly->window, 0, &s->att_scr, st));
     return matmul(s, s->t, s->att, &lw->o_proj, n);
@@ -594,12 +633,14 @@ static g4_status forward_step(struct g4_cuda_session *s, const int32_t *tokens, 
                               enum g4_cuda_precision prec, enum step_out out, float *logits) {
     if (prec != G4_CUDA_FP32 && prec != G4_CUDA_BF16)
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda forward: unknown precision %d", (int)prec);
-    s->bf16_act = prec == G4_CUDA_BF16;
     if (n < 1 || n > s->n_batch || pos0 < 0 || pos0 + n > s->n_ctx)
         return g4_fail(G4_ERR_INVALID_ARGUMENT, "cuda forward: %d tokens at %lld (batch %d, ctx %lld)",
                        n, (long long)pos0, s->n_batch, (long long)s->n_ctx);
     G4_CUDA_TRY(cudaSetDevice(s->device));
     cudaGetLastError(); // a stale error of earlier work on this thread is not ours to report
+    // The K/V dtype of this precision (contract 2): re-made while empty, else refused.
+    G4_TRY(kv_match(s, prec == G4_CUDA_BF16 && s->kv_bf16_in_bf16, pos0));
+    s->bf16_act = prec == G4_CUDA_BF16;
 
     // A graph bakes in every device pointer: a re-made K/V cache makes them all stale.
     if (s->graph_kv_base && s->graph_kv_base != s->kv_base) graphs_clear(s);
