@@ -7,7 +7,7 @@
 // bf16 tensors are passed as g4_bf16 (the raw bits) so that C can include this header.
 // Matrices are row-major; "(n, dim)" means n rows of dim elements, row stride dim unless a
 // *_stride argument says otherwise. Numerics: weights are bf16; activations and all arithmetic
-// are fp32. The matrix products take a bf16_act flag (GEMMA4_PRECISION_BF16): false, each fp32
+// are fp32; the K/V cache is fp32 or bf16 (g4_cuda_kv_view.bf16, struct g4_cuda_ring.bf16). The matrix products take a bf16_act flag (GEMMA4_PRECISION_BF16): false, each fp32
 // activation enters exactly (the GEMV multiplies it in fp32, the GEMM as an exact bf16 hi + lo
 // split, see gemm.cu); true, it is rounded to bf16 first (fp32 accumulation either way). Every
 // CPU reference named below is in kernels/cpu/ops_cpu.h.
@@ -199,7 +199,7 @@ g4_status g4_cuda_head_norm_rope(const struct g4_cuda_rope_part *parts, int n_pa
 void g4_cuda_rope_inv_freq(float *inv_freq, int n_rope_pairs, int head_dim, float theta,
                            float factor);
 
-// ---- attention.cu, attention_flash.cu --------------------------------------------------------
+// ---- attention.cu -----------------------------------------------------------------------
 // Where attention finds the K/V rows of one cache slot (the device twin of struct g4_kv_view):
 // rows of positions >= step->pos0 (this step's tokens) are new_k/new_v[p - pos0] when new_k is
 // not NULL (a ring's staging rows); every other row is k/v[ring ? p % capacity : p] (a linear
@@ -232,13 +232,11 @@ int g4_cuda_attention_splits(int n_sm, int n_tokens, int n_heads, int n_kv_heads
 // causal, GQA (query head h reads KV head h / (n_heads / n_kv_heads)), and for window > 0 the
 // sliding mask (key j visible iff pos - window < j <= pos). q (n_tokens, n_heads, head_dim)
 // fp32 with q_stride floats between tokens; out (n_tokens, n_heads, head_dim) fp32 with
-// out_stride. fp32 K/V, or bf16 K/V up to G4_CUDA_DECODE_TOKENS tokens: the CUDA-core kernel
-// (attention.cu), exact fp32 arithmetic, keys split across blocks (n_splits 0: as
+// out_stride. fp32 or bf16 K/V (converted to fp32 on load), fp32 arithmetic, on CUDA cores
+// (attention.cu) for every token count; keys split across blocks (n_splits 0: as
 // g4_cuda_attention_splits chooses; n > 0: exactly n ranges, some possibly empty) and merged by
-// the last block to finish. bf16 K/V with more tokens and head_dim % 16 == 0: the tensor-core
-// flash-attention kernel (attention_flash.cu; q and the probabilities rounded to bf16, fp32
-// accumulation and softmax). CPU reference: g4_attention_cpu.
-#define G4_CUDA_DECODE_TOKENS 8
+// the last block to finish. (A tensor-core flash kernel for long BF16 prefills is not written
+// yet.) CPU reference: g4_attention_cpu.
 g4_status g4_cuda_attention(float *out, int64_t out_stride, const float *q, int64_t q_stride,
                             const struct g4_cuda_kv_view *kv, const struct g4_cuda_step *step,
                             int n_tokens, int n_heads, int window, int n_splits,
