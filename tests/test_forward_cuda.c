@@ -723,6 +723,24 @@ static void same_mat(const struct g4_cuda_model *a, const struct g4_cuda_mat *ma
     assert_int_equal(ma->cols, mb->cols);
 }
 
+// Every tensor of one layer: its matrices and its vectors (fp32 or bf16 pointers), in a fixed
+// order, so two models' layers can be compared field by field.
+enum { N_LAYER_MATS = 6, N_LAYER_VECS = 16 };
+static void layer_tensors(const struct g4_cuda_layer *l, const struct g4_cuda_mat *mats[N_LAYER_MATS],
+                          const void *vecs[N_LAYER_VECS]) {
+    const struct g4_cuda_mat *m[N_LAYER_MATS] = {&l->qkv,  &l->o_proj,   &l->gate_up,
+                                                 &l->down, &l->ple_gate, &l->ple_proj};
+    const void *v[N_LAYER_VECS] = {l->input_layernorm, l->post_attention_layernorm,
+                                   l->pre_feedforward_layernorm, l->post_feedforward_layernorm,
+                                   l->q_norm, l->k_norm, l->rope_inv_freq,
+                                   l->post_per_layer_input_norm, l->router_proj, l->router_scale,
+                                   l->router_per_expert_scale, l->experts_gate_up, l->experts_down,
+                                   l->post_feedforward_layernorm_1, l->post_feedforward_layernorm_2,
+                                   l->pre_feedforward_layernorm_2};
+    memcpy(mats, m, sizeof m);
+    memcpy(vecs, v, sizeof v);
+}
+
 static void test_random_model(void **state) {
     (void)state;
     static const char *fixtures[] = {"e2b", "moe", "dense31b"};
@@ -741,28 +759,12 @@ static void test_random_model(void **state) {
         assert_int_equal(off(a, a->norm), off(b, b->norm));
         for (int il = 0; il < c->num_hidden_layers; il++) {
             const struct g4_cuda_layer *la = &a->layer[il], *lb = &b->layer[il];
-            const struct g4_cuda_mat *mats_a[] = {&la->qkv, &la->o_proj, &la->gate_up, &la->down,
-                                                  &la->ple_gate, &la->ple_proj};
-            const struct g4_cuda_mat *mats_b[] = {&lb->qkv, &lb->o_proj, &lb->gate_up, &lb->down,
-                                                  &lb->ple_gate, &lb->ple_proj};
-            for (size_t i = 0; i < G4_COUNT(mats_a); i++) same_mat(a, mats_a[i], b, mats_b[i]);
-            const void *vec_a[] = {la->input_layernorm, la->post_attention_layernorm,
-                                   la->pre_feedforward_layernorm, la->post_feedforward_layernorm,
-                                   la->q_norm, la->k_norm, la->rope_inv_freq,
-                                   la->post_per_layer_input_norm, la->router_proj,
-                                   la->router_scale, la->router_per_expert_scale,
-                                   la->experts_gate_up, la->experts_down,
-                                   la->post_feedforward_layernorm_1,
-                                   la->post_feedforward_layernorm_2, la->pre_feedforward_layernorm_2};
-            const void *vec_b[] = {lb->input_layernorm, lb->post_attention_layernorm,
-                                   lb->pre_feedforward_layernorm, lb->post_feedforward_layernorm,
-                                   lb->q_norm, lb->k_norm, lb->rope_inv_freq,
-                                   lb->post_per_layer_input_norm, lb->router_proj,
-                                   lb->router_scale, lb->router_per_expert_scale,
-                                   lb->experts_gate_up, lb->experts_down,
-                                   lb->post_feedforward_layernorm_1,
-                                   lb->post_feedforward_layernorm_2, lb->pre_feedforward_layernorm_2};
-            for (size_t i = 0; i < G4_COUNT(vec_a); i++)
+            const struct g4_cuda_mat *mats_a[N_LAYER_MATS], *mats_b[N_LAYER_MATS];
+            const void *vec_a[N_LAYER_VECS], *vec_b[N_LAYER_VECS];
+            layer_tensors(la, mats_a, vec_a);
+            layer_tensors(lb, mats_b, vec_b);
+            for (int i = 0; i < N_LAYER_MATS; i++) same_mat(a, mats_a[i], b, mats_b[i]);
+            for (int i = 0; i < N_LAYER_VECS; i++)
                 assert_int_equal(off(a, vec_a[i]), off(b, vec_b[i]));
         }
         // values of the random model
