@@ -19,6 +19,7 @@
 #include "quant_act.h"
 #include "quant_dequant.h"
 #include "quant_dot.h"
+#include "quant_rows8.h"
 #include "safetensors.h"
 #include "session.h"
 #include "threadpool.h"
@@ -318,6 +319,55 @@ static void test_quant_act(void **state) {
     free(q);
 }
 
+// The 8-row decode kernels (quant_rows8.h) against the one-row kernels in ggml's order, bit for
+// bit, for every row count 1..8 and several widths, on random blocks and on activations that
+// reach the 8-bit extremes (every integer partial sum at its largest).
+static void test_rows8_bit_exact(void **state) {
+    (void)state;
+    const enum g4_isa isa = g4_matmul_isa();
+    static const int64_t widths[] = {256, 512, 1536, 2304};
+    int kernels = 0;
+    for (size_t ti = 0; ti < sizeof quant_types / sizeof *quant_types; ti++) {
+        const enum g4_dtype dt = quant_types[ti];
+        const g4_quant_dot_fn fast = g4_quant_rows8_for(dt, isa), ref = g4_quant_dot_ggml_for(dt, isa);
+        if (!fast) continue;
+        kernels++;
+        for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++) {
+            const int64_t k = widths[wi];
+            const size_t rb = g4_dtype_row_bytes(dt, k);
+            uint8_t *w = random_quant(dt, 8, k);
+            float *x = malloc((size_t)k * sizeof *x);
+            uint8_t *xq = malloc((size_t)G4_QUANT_ACT_LD(k));
+            for (int pass = 0; pass < 3; pass++) {
+                for (int64_t i = 0; i < k; i++)
+                    x[i] = pass == 0 ? frand() : pass == 1 ? (i & 1 ? -1.0f : 1.0f) : (frand() < -0.9f ? 50.0f : frand());
+                if (pass == 1) // every weight quant at its largest too: worst-case integer sums
+                    for (size_t b = 0; b < rb * 8 / g4_dtype_block_bytes(dt); b++) {
+                        uint8_t *p = w + b * g4_dtype_block_bytes(dt);
+                        if (dt == G4_DTYPE_Q8_0) memset(p + 2, 0x7F, 32);
+                        if (dt == G4_DTYPE_Q4_K) memset(p + G4_QBLOCK_Q4_K_QS, 0xFF, 128);
+                        if (dt == G4_DTYPE_Q4_K) memset(p + G4_QBLOCK_K_SCALES, 0xFF, 12);
+                    }
+                g4_quant_act_rows(xq, g4_quant_act_type_for(dt), x, k, 1, k);
+                for (int nr = 1; nr <= 8; nr++) {
+                    float a[8], b[8];
+                    memset(a, 0xA5, sizeof a), memset(b, 0x5A, sizeof b);
+                    fast(a, w, rb, nr, xq, k);
+                    ref(b, w, rb, nr, xq, k);
+                    for (int r = 0; r < nr; r++) {
+                        if (memcmp(&a[r], &b[r], sizeof(float)))
+                            fail_msg("%s k %lld nr %d pass %d row %d: %.9g vs ggml order %.9g",
+                                     g4_dtype_name(dt), (long long)k, nr, pass, r, a[r], b[r]);
+                    }
+                    for (int r = nr; r < 8; r++) assert_memory_equal(&a[r], &(uint32_t){0xA5A5A5A5u}, 4);
+                }
+            }
+            free(w), free(x), free(xq);
+        }
+    }
+    if (!kernels) print_message("rows8: no 8-row kernel at ISA %s (needs AVX-512 VNNI): nothing compared\n", g4_isa_name(isa));
+}
+
 // g4_matmul_cpu_q8act at every ISA level (integer dot products up to 3 tokens, the fp32 tiles on
 // the 8-bit values from 4) against a double product of the dequantized weights and the
 // dequantized 8-bit activations (so the integer sums are checked exactly, independently of the
@@ -594,6 +644,7 @@ int main(void) {
         cmocka_unit_test(test_f16_round),
         cmocka_unit_test(test_matmul_exact),
         cmocka_unit_test(test_quant_act),
+        cmocka_unit_test(test_rows8_bit_exact),
         cmocka_unit_test(test_matmul_fast),
         cmocka_unit_test(test_forward_quantized),
         cmocka_unit_test(test_bind_quantized),

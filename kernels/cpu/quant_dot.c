@@ -9,6 +9,7 @@
 
 #include "qblock.h"
 #include "quant_act.h"
+#include "quant_rows8.h"
 #include "threadpool.h"
 
 // --- portable C
@@ -202,8 +203,11 @@ static void ggml_mm_part(void *arg, int part, int n_parts) {
 
 void g4_quant_dot_ggml_matmul(float *out, const uint8_t *xq, const void *w, enum g4_dtype dt,
                               int64_t rows, int64_t k, int n, enum g4_isa isa, struct g4_pool *pool) {
+    const g4_quant_dot_fn rows8 = g4_quant_rows8_for(dt, isa);
     struct ggml_mm_job job = {out, xq, w, g4_dtype_row_bytes(dt, k), rows, k, n,
-                              g4_quant_dot_ggml_for(dt, isa), ggml_for_fours(dt, isa), NULL};
+                              rows8 ? rows8 : g4_quant_dot_ggml_for(dt, isa), ggml_for_fours(dt, isa),
+                              NULL};
+    if (dt != G4_DTYPE_Q4_K) job.dot4 = job.dot; // one order for every token count
 #if defined(__x86_64__) || defined(__i386__)
     // ggml's tiled K-quant product takes batches of 8+ tokens on non-repacked K-quant matrices
     if (dt == G4_DTYPE_Q6_K && n >= 8 && isa >= G4_ISA_AVX2)
