@@ -347,6 +347,8 @@ static void test_rows8_bit_exact(void **state) {
                         if (dt == G4_DTYPE_Q8_0) memset(p + 2, 0x7F, 32);
                         if (dt == G4_DTYPE_Q4_K) memset(p + G4_QBLOCK_Q4_K_QS, 0xFF, 128);
                         if (dt == G4_DTYPE_Q4_K) memset(p + G4_QBLOCK_K_SCALES, 0xFF, 12);
+                        if (dt == G4_DTYPE_Q6_K) memset(p, 0xFF, G4_QBLOCK_Q6_K_SCALES);
+                        if (dt == G4_DTYPE_Q6_K) memset(p + G4_QBLOCK_Q6_K_SCALES, 0x7F, 16);
                     }
                 g4_quant_act_rows(xq, g4_quant_act_type_for(dt), x, k, 1, k);
                 for (int nr = 1; nr <= 8; nr++) {
