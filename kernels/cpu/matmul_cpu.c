@@ -31,6 +31,7 @@
 #include "quant_act.h"
 #include "quant_dequant.h"
 #include "quant_dot.h"
+#include "quant_amx.h"
 #include "quant_gemv.h"
 
 enum { MR = 4, KC = 2048, TB = 96, GEMV_MAX_K = 3072 };
@@ -837,7 +838,7 @@ void g4_matmul_allow_amx(bool allow) { amx_allowed = allow; }
 static bool use_amx(void) {
 #ifdef HAVE_AMX
     static _Atomic int cached = -1;
-    if (cached < 0) cached = g4_matmul_isa() == G4_ISA_AVX512BF16 && amx_supported();
+    if (cached < 0) cached = cpu_isa() == G4_ISA_AVX512BF16 && amx_supported(); // not the limit of the moment
     return cached == 1 && amx_allowed && g4_matmul_isa() == G4_ISA_AVX512BF16;
 #else
     return false;
@@ -1069,6 +1070,7 @@ struct quant_job {
     enum g4_quant_act_type type;
     int n;
     int64_t k;
+    bool int_rows; // 8-bit rows (quant_act.h); else the values q * d as floats
 };
 
 // From this many tokens on, the 8-bit activations go through the exact path's fp32 tiles as the
@@ -1081,7 +1083,7 @@ static void quantize_part(void *arg, int part, int n_parts) {
     const struct quant_job *j = arg;
     const int t0 = (int)((int64_t)j->n * part / n_parts), t1 = (int)((int64_t)j->n * (part + 1) / n_parts);
     if (t1 <= t0) return;
-    if (j->n >= Q8_FP32_MIN_TOKENS)
+    if (!j->int_rows)
         g4_quant_act_round_rows((float *)j->xq + (size_t)t0 * j->k, j->type, j->x + (size_t)t0 * j->k,
                                 j->k, t1 - t0, j->k);
     else
@@ -1089,11 +1091,20 @@ static void quantize_part(void *arg, int part, int n_parts) {
                           j->x + (size_t)t0 * j->k, j->k, t1 - t0, j->k);
 }
 
+// With AMX-INT8 (quant_amx.h) the prompt's 8-bit rows go through tiles: packed after the rows.
+static uint8_t *amx_packed(const void *xq, struct g4_weight w, int n_tokens) {
+    const uintptr_t end = (uintptr_t)xq + (size_t)n_tokens * (size_t)G4_QUANT_ACT_LD(w.cols);
+    return (uint8_t *)((end + 63) & ~(uintptr_t)63);
+}
+
 void g4_matmul_quantize(void *xq, const float *x, struct g4_weight w, int n_tokens,
                         struct g4_pool *pool) {
-    struct quant_job job = {xq, x, g4_quant_act_type_for(w.dtype), n_tokens, w.cols};
+    struct quant_job job = {xq, x, g4_quant_act_type_for(w.dtype), n_tokens, w.cols, true};
     if (job.type == G4_QUANT_ACT_NONE || n_tokens <= 0) return;
+    job.int_rows = n_tokens < Q8_FP32_MIN_TOKENS || g4_quant_amx_usable(w.dtype, w.cols, n_tokens);
     g4_pool_run(n_tokens >= 8 ? pool : NULL, quantize_part, &job);
+    if (n_tokens >= Q8_FP32_MIN_TOKENS && job.int_rows)
+        g4_quant_amx_pack(amx_packed(xq, w, n_tokens), xq, w.dtype, w.cols, n_tokens, pool);
 }
 
 enum { QR = 8, QTB = 64 }; // rows per tile (their weights stay in L1/L2), tokens per block
@@ -1137,6 +1148,10 @@ void g4_matmul_cpu_q8(float *out, const void *xq, struct g4_weight w, int n_toke
     if (n_tokens <= 0 || w.rows <= 0) return;
     if (w.cols <= 0) {
         memset(out, 0, (size_t)n_tokens * w.rows * sizeof(float));
+        return;
+    }
+    if (g4_quant_amx_usable(w.dtype, w.cols, n_tokens)) {
+        g4_quant_amx_matmul(out, amx_packed(xq, w, n_tokens), w.data, w.dtype, w.rows, w.cols, n_tokens, pool);
         return;
     }
     if (n_tokens >= Q8_FP32_MIN_TOKENS) {

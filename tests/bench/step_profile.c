@@ -6,6 +6,8 @@
 // LM head (plus the final softcap and the logits copy). Prints a table of ms per step and share.
 //
 //   step_profile MODEL --ids FILE [--threads N] [--ctx 128] [--steps 16] [--precision fp32|bf16]
+//                [--prompt P]
+// --prompt P: profile prompt steps instead: --steps steps of P tokens, each on an empty cache.
 #define _POSIX_C_SOURCE 200809L
 
 #include <stdint.h>
@@ -63,12 +65,13 @@ static int read_ids(const char *path, int32_t *ids, int cap) {
 
 int main(int argc, char **argv) {
     const char *model = NULL, *ids_path = NULL;
-    int threads = 2, ctx = 128, steps = 16, precision = GEMMA4_PRECISION_FP32;
+    int threads = 2, ctx = 128, steps = 16, prompt = 0, precision = GEMMA4_PRECISION_FP32;
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "--ids") && a + 1 < argc) ids_path = argv[++a];
         else if (!strcmp(argv[a], "--threads") && a + 1 < argc) threads = atoi(argv[++a]);
         else if (!strcmp(argv[a], "--ctx") && a + 1 < argc) ctx = atoi(argv[++a]);
         else if (!strcmp(argv[a], "--steps") && a + 1 < argc) steps = atoi(argv[++a]);
+        else if (!strcmp(argv[a], "--prompt") && a + 1 < argc) prompt = atoi(argv[++a]);
         else if (!strcmp(argv[a], "--precision") && a + 1 < argc)
             precision = strcmp(argv[++a], "bf16") ? GEMMA4_PRECISION_FP32 : GEMMA4_PRECISION_BF16;
         else if (!model) model = argv[a];
@@ -84,6 +87,7 @@ int main(int argc, char **argv) {
     }
     static int32_t ids[1 << 16];
     const int n_ids = read_ids(ids_path, ids, 1 << 16);
+    if (prompt > 0) ctx = prompt;
     if (n_ids < ctx) {
         fprintf(stderr, "step_profile: %s has %d ids, --ctx needs %d\n", ids_path, n_ids, ctx);
         return 1;
@@ -102,6 +106,7 @@ int main(int argc, char **argv) {
     double total = 0.0;
     for (int i = -2; i < steps && !rc; i++) { // two untimed steps warm the caches
         const int32_t t = ids[(ctx + i + 2) % n_ids];
+        if (prompt > 0) rc = gemma4_session_truncate(s, 0);
         if (i == 0) {
             memset(ops, 0, sizeof ops);
             n_ops = 0;
@@ -110,7 +115,8 @@ int main(int argc, char **argv) {
         g4_forward_cpu_probe = probe;
         const double t0 = now_s();
         last = t0;
-        rc = gemma4_session_step(s, &t, 1, logits, (size_t)vocab, NULL);
+        if (!rc) rc = prompt > 0 ? gemma4_session_step(s, ids, (size_t)prompt, logits, (size_t)vocab, NULL)
+                                 : gemma4_session_step(s, &t, 1, logits, (size_t)vocab, NULL);
         const double t1 = now_s();
         charge("(lm head, logits)", t1);
         g4_forward_cpu_probe = NULL;
@@ -123,7 +129,7 @@ int main(int argc, char **argv) {
     printf("| op (charged from the previous probe) | ms / step | share |\n|---|---:|---:|\n");
     for (int i = 0; i < n_ops; i++)
         printf("| %s | %.3f | %.1f%% |\n", ops[i].name, 1e3 * ops[i].s / steps, 100.0 * ops[i].s / total);
-    printf("| **step** | %.3f | %.2f tok/s |\n", 1e3 * total / steps, steps / total);
+    printf("| **step** | %.3f | %.2f tok/s |\n", 1e3 * total / steps, steps * (prompt > 0 ? prompt : 1) / total);
     free(logits);
     gemma4_session_free(s);
     gemma4_model_free(m);
