@@ -6,7 +6,10 @@
 //     double result once to fp16) and, with the engine limited to AVX2, ggml's F32Cx16 form;
 //   - the ggml-order dot kernels give the same bits at the AVX2 and AVX-512 VNNI levels (one
 //     summation order), and stay within 1e-5 relative of g4_quant_dot_for's kernels (the same
-//     integer sums in another fp32 order).
+//     integer sums in another fp32 order);
+//   - g4_ggml_cpu_geglu's 16-wide form gives the bits of its one-at-a-time form (called with n = 1)
+//     on every fp16 value (infinities and NaNs too), values between them (the rounding), the +-10
+//     edges.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -176,10 +179,39 @@ static void test_ggml_order_dots(void **state) {
     free(xq);
 }
 
+// The vector geglu (n >= 16 takes it where the CPU has AVX-512) against the scalar one (n = 1).
+static void test_geglu_vector(void **state) {
+    (void)state;
+    enum { N = 65536 + 8192 + 7 };
+    float *x = malloc(N * sizeof(float)), *y = malloc(N * sizeof(float)), *g = malloc(N * sizeof(float));
+    const float edges[] = {-10.0f, 10.0f, nextafterf(-10.0f, 0.0f), nextafterf(10.0f, 0.0f),
+                           nextafterf(-10.0f, -20.0f), nextafterf(10.0f, 20.0f), INFINITY, -INFINITY,
+                           NAN, 0.0f, -0.0f, 65504.0f, 70000.0f, -1e-8f, 3e-5f};
+    const int ne = (int)(sizeof edges / sizeof *edges);
+    for (int i = 0; i < N; i++) {
+        if (i < ne) x[i] = edges[i];
+        else if (i < ne + 65536) x[i] = g4_f16_to_f32((uint16_t)(i - ne)); // every fp16 value
+        else x[i] = 24.0f * frand();                                     // between them, past +-10
+        g[i] = frand() * 4.0f;
+    }
+    memcpy(y, x, N * sizeof(float));
+    g4_ggml_cpu_geglu(x, g, N);
+    for (int i = 0; i < N; i++) g4_ggml_cpu_geglu(&y[i], &g[i], 1);
+    for (int i = 0; i < N; i++) {
+        if (isnan(y[i])) assert_true(isnan(x[i]));
+        else if (memcmp(&x[i], &y[i], sizeof(float)) != 0)
+            fail_msg("geglu lane %d: vector %.9g vs scalar %.9g", i, (double)x[i], (double)y[i]);
+    }
+    free(x);
+    free(y);
+    free(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_ggml_order_dots),
+        cmocka_unit_test(test_geglu_vector),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
