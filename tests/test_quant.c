@@ -325,7 +325,7 @@ static void test_quant_act(void **state) {
 static void test_rows8_bit_exact(void **state) {
     (void)state;
     const enum g4_isa isa = g4_matmul_isa();
-    static const int64_t widths[] = {256, 512, 1536, 2304};
+    static const int64_t widths[] = {256, 512, 1536, 2304, 32, 96, 1184}; // the last 3: 32-blocks only
     int kernels = 0;
     for (size_t ti = 0; ti < sizeof quant_types / sizeof *quant_types; ti++) {
         const enum g4_dtype dt = quant_types[ti];
@@ -334,17 +334,25 @@ static void test_rows8_bit_exact(void **state) {
         kernels++;
         for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++) {
             const int64_t k = widths[wi];
+            if (k % 256 && g4_dtype_block(dt) != 32) continue;
             const size_t rb = g4_dtype_row_bytes(dt, k);
             uint8_t *w = random_quant(dt, 8, k);
             float *x = malloc((size_t)k * sizeof *x);
             uint8_t *xq = malloc((size_t)G4_QUANT_ACT_LD(k));
-            for (int pass = 0; pass < 3; pass++) {
+            for (int pass = 0; pass < 4; pass++) {
                 for (int64_t i = 0; i < k; i++)
-                    x[i] = pass == 0 ? frand() : pass == 1 ? (i & 1 ? -1.0f : 1.0f) : (frand() < -0.9f ? 50.0f : frand());
+                    x[i] = pass == 0 ? frand() : pass & 1 ? (i & 1 ? -1.0f : 1.0f) : (frand() < -0.9f ? 50.0f : frand());
+                if (pass == 3) // the most negative quants: Q8_0 -128, Q4_0 -8, Q5_0 -16
+                    for (size_t b = 0; b < rb * 8 / g4_dtype_block_bytes(dt); b++) {
+                        uint8_t *p = w + b * g4_dtype_block_bytes(dt);
+                        if (dt == G4_DTYPE_Q8_0) memset(p + 2, 0x80, 32);
+                        if (dt == G4_DTYPE_Q4_0 || dt == G4_DTYPE_Q5_0) memset(p + 2, 0, g4_dtype_block_bytes(dt) - 2);
+                    }
                 if (pass == 1) // every weight quant at its largest too: worst-case integer sums
                     for (size_t b = 0; b < rb * 8 / g4_dtype_block_bytes(dt); b++) {
                         uint8_t *p = w + b * g4_dtype_block_bytes(dt);
                         if (dt == G4_DTYPE_Q8_0) memset(p + 2, 0x7F, 32);
+                        if (dt == G4_DTYPE_Q4_0 || dt == G4_DTYPE_Q5_0) memset(p + 2, 0xFF, g4_dtype_block_bytes(dt) - 2);
                         if (dt == G4_DTYPE_Q4_K) memset(p + G4_QBLOCK_Q4_K_QS, 0xFF, 128);
                         if (dt == G4_DTYPE_Q4_K) memset(p + G4_QBLOCK_K_SCALES, 0xFF, 12);
                         if (dt == G4_DTYPE_Q6_K) memset(p, 0xFF, G4_QBLOCK_Q6_K_SCALES);
